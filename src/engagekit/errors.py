@@ -1,0 +1,48 @@
+"""Exceptions a user can act on.
+
+Each subclasses a built-in, so ``except ValueError`` still works for callers who do not
+know engagekit, and each message names what is wrong, where, and what to do. The CLI turns
+them into one clear message and an exit code; anything else reaching the CLI is a bug.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "ContractError", "DataReadError", "EngagekitError"]
+
+
+class EngagekitError(Exception):
+    """Base class of the errors engagekit raises on purpose."""
+
+    #: exit code the CLI uses for this kind of error
+    exit_code: int = 1
+
+
+class ConfigError(EngagekitError, ValueError):
+    """A configuration file or value is not what engagekit expects."""
+
+    exit_code = 2
+
+
+class DataReadError(EngagekitError, ValueError):
+    """An input cannot be read as a table at all (missing, empty, binary, not a table,
+    wrong encoding, a required column absent)."""
+
+    exit_code = 2
+
+
+class ContractError(EngagekitError, ValueError):
+    """Data was read but breaks the encounter contract.
+
+    Parameters
+    ----------
+    message : str
+        One sentence summarising the problems.
+    report : ValidationReport, optional
+        The full report with every problem found, for callers that want the table.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, report=None):
+        super().__init__(message)
+        self.report = report
