@@ -7,7 +7,13 @@ them into one clear message and an exit code; anything else reaching the CLI is 
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ContractError", "DataReadError", "EngagekitError"]
+__all__ = [
+    "ConfigError",
+    "ContractError",
+    "DataReadError",
+    "EngagekitError",
+    "OutputError",
+]
 
 
 class EngagekitError(Exception):
@@ -46,3 +52,9 @@ class ContractError(EngagekitError, ValueError):
     def __init__(self, message: str, report=None):
         super().__init__(message)
         self.report = report
+
+
+class OutputError(EngagekitError, OSError):
+    """A result cannot be written where the user asked."""
+
+    exit_code = 2

@@ -1,0 +1,29 @@
+"""Write result tables to CSV or Parquet, chosen by the file extension."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import OutputError
+
+__all__ = ["write_table"]
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` to ``path``: Parquet for ``.parquet``/``.pq``, else CSV.
+
+    Dates are written as ISO dates and missing values as empty cells.
+    """
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_csv(path, index=False, date_format="%Y-%m-%d")
+    except OSError as e:
+        raise OutputError(f"cannot write {str(path)!r}: {e.strerror or e}") from e
+    return path

@@ -1,0 +1,29 @@
+"""Validation: does an encounter table meet the data contract?
+
+The contract (``data_schema/encounters.schema.json``, made concrete by the config) is
+checked in full with pandera's lazy validation, so every problem of every row is reported
+at once, with its data row number, encounter, column, value and the rule it breaks.
+Nothing is dropped silently: :func:`split_by_validity` returns the good and the offending
+rows, which together are the whole input.
+"""
+
+from .contract import ContractField, EncounterContract, encounter_contract
+from .report import PROBLEM_COLUMNS, ValidationReport
+from .validate import (
+    check_encounters,
+    coerce_encounters,
+    split_by_validity,
+    validate_encounters,
+)
+
+__all__ = [
+    "PROBLEM_COLUMNS",
+    "ContractField",
+    "EncounterContract",
+    "ValidationReport",
+    "check_encounters",
+    "coerce_encounters",
+    "encounter_contract",
+    "split_by_validity",
+    "validate_encounters",
+]
