@@ -1,0 +1,72 @@
+"""Shared helpers of the benchmark scripts: timing, machine facts, JSON results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
+    """Run ``fn`` ``repeats`` times; wall-clock seconds of each run and the last result."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def timed_command(cmd: list[str], repeats: int) -> tuple[list[float], int]:
+    times, code = [], 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        code = subprocess.run(cmd, capture_output=True, check=False).returncode
+        times.append(time.perf_counter() - start)
+    return times, code
+
+
+def summary(times: list[float]) -> dict[str, Any]:
+    return {
+        "median_s": round(statistics.median(times), 3),
+        "min_s": round(min(times), 3),
+        "max_s": round(max(times), 3),
+        "runs_s": [round(t, 3) for t in times],
+    }
+
+
+def peak_rss_mb() -> float:
+    # ru_maxrss is in kilobytes on Linux
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "engagekit": version("engagekit"),
+        "pandas": version("pandas"),
+        "pandera": version("pandera"),
+        "pyarrow": version("pyarrow"),
+    }
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+    return path
