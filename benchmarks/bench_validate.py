@@ -24,9 +24,13 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import peak_rss_mb, summary, timed, timed_command, write_result  # noqa: E402
-
-from engagekit import read_encounters, simulate_encounters, validate_encounters, write_table
+from _common import peak_rss_mb, summary, timed, timed_command, write_result
+from engagekit import (
+    read_encounters,
+    simulate_encounters,
+    validate_encounters,
+    write_table,
+)
 
 
 def main() -> None:
@@ -62,9 +66,7 @@ def main() -> None:
             "read_encounters": summary(read),
             "validate_encounters": summary(check),
             "cli_validate": summary(cli),
-            "cli_over_baseline": round(
-                summary(cli)["median_s"] / summary(baseline)["median_s"], 2
-            ),
+            "cli_over_baseline": round(summary(cli)["median_s"] / summary(baseline)["median_s"], 2),
             "target_s": 30,
             "peak_rss_mb_in_process": peak_rss_mb(),
         }

@@ -18,11 +18,13 @@ from ._resources import default_config_path
 from .errors import ConfigError
 
 __all__ = [
+    "OUTCOME_NAMES",
     "Attribute",
     "Config",
     "Outcome",
     "RatingScale",
     "Treatment",
+    "config_from_dict",
     "load_config",
 ]
 
@@ -40,8 +42,7 @@ def _check_outcome_keys(mapping: dict[str, Any], where: str) -> None:
     unknown = sorted(set(mapping) - set(OUTCOME_NAMES))
     if unknown:
         raise ValueError(
-            f"{where} names unknown outcome(s) {unknown}; expected keys among "
-            f"{list(OUTCOME_NAMES)}"
+            f"{where} names unknown outcome(s) {unknown}; expected keys among {list(OUTCOME_NAMES)}"
         )
 
 
@@ -70,9 +71,7 @@ class Attribute(_Strict):
     label: str
     description: str
     suggestion: str
-    simulated: PerOutcome = Field(
-        default_factory=lambda: {"attended_next": 0.15, "adherent": 0.15}
-    )
+    simulated: PerOutcome = Field(default_factory=lambda: {"attended_next": 0.15, "adherent": 0.15})
 
     @model_validator(mode="after")
     def _outcomes(self) -> Attribute:
@@ -102,17 +101,14 @@ class TreatmentSimulation(_Strict):
     roles: dict[str, Annotated[float, Field(gt=0.0)]] = Field(
         default_factory=lambda: {"practitioner": 1.0}
     )
-    intercept: PerOutcome = Field(
-        default_factory=lambda: {"attended_next": 3.0, "adherent": 0.6}
-    )
+    intercept: PerOutcome = Field(default_factory=lambda: {"attended_next": 3.0, "adherent": 0.6})
 
     @model_validator(mode="after")
     def _check(self) -> TreatmentSimulation:
         lo, hi = self.planned_sessions
         if not 1 <= lo <= hi:
             raise ValueError(
-                f"planned_sessions must be [low, high] with 1 <= low <= high, "
-                f"found {[lo, hi]}"
+                f"planned_sessions must be [low, high] with 1 <= low <= high, found {[lo, hi]}"
             )
         _check_outcome_keys(self.intercept, "intercept")
         return self
@@ -182,9 +178,7 @@ class CategoricalSimulation(_Strict):
         for outcome, by_level in self.effect.items():
             unknown = sorted(set(by_level) - set(self.shares))
             if unknown:
-                raise ValueError(
-                    f"effect.{outcome} names categories {unknown} that have no share"
-                )
+                raise ValueError(f"effect.{outcome} names categories {unknown} that have no share")
         return self
 
 
@@ -272,8 +266,8 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         elif e["type"] == "missing":
             msg = "required key is missing"
         found = e.get("input")
-        shown = "" if e["type"] in ("missing",) or isinstance(found, dict) else (
-            f" (found {found!r})"
+        shown = (
+            "" if e["type"] in ("missing",) or isinstance(found, dict) else (f" (found {found!r})")
         )
         lines.append(f"  - {loc}: {msg}{shown}")
     return "\n".join(lines)

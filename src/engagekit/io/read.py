@@ -67,8 +67,7 @@ def read_encounters(
     else:
         if table is not None or query is not None:
             raise DataReadError(
-                "--table and --query are for database URLs; "
-                f"{str(source)!r} is a file path"
+                f"--table and --query are for database URLs; {str(source)!r} is a file path"
             )
         frame = _read_file(Path(source), missing_values, encoding)
     if frame.shape[1] == 0:
@@ -161,9 +160,7 @@ def _read_csv(
     return frame
 
 
-def _check_header(
-    path: Path, name: str, sep: str, encoding: str, columns: list[str]
-) -> None:
+def _check_header(path: Path, name: str, sep: str, encoding: str, columns: list[str]) -> None:
     # pandas renames a repeated header "x" to "x.1" silently; read the raw header to
     # refuse it instead, since two columns claiming one name cannot both be right.
     import pandas.io.common as pio
@@ -186,9 +183,7 @@ def _check_header(
             for i, c in enumerate(columns)
             if str(c).strip() == "" or str(c).startswith("Unnamed: ")
         )
-        raise DataReadError(
-            f"{name}: header column {position} has no name; every column needs one"
-        )
+        raise DataReadError(f"{name}: header column {position} has no name; every column needs one")
 
 
 def _read_parquet(path: Path, name: str) -> pd.DataFrame:

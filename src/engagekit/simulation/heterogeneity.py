@@ -74,8 +74,7 @@ class Heterogeneity:
             extra = float(self.extra_log_odds)
         except (TypeError, ValueError) as e:
             raise ConfigError(
-                f"heterogeneity extra_log_odds must be a number, found "
-                f"{self.extra_log_odds!r}"
+                f"heterogeneity extra_log_odds must be a number, found {self.extra_log_odds!r}"
             ) from e
         if not math.isfinite(extra):
             raise ConfigError(
@@ -156,9 +155,7 @@ def _check_choice(
         )
 
 
-def _check_against_config(
-    heterogeneity: Sequence[Heterogeneity], config: Config
-) -> None:
+def _check_against_config(heterogeneity: Sequence[Heterogeneity], config: Config) -> None:
     """Refuse heterogeneities built by hand that name what the config does not have."""
     for h in heterogeneity:
         if not isinstance(h, Heterogeneity):

@@ -26,7 +26,8 @@ decision-making).
 
 **Ratings** (``simulation.rating``). Patient effects ``g_i ~ N(0, patient_sd^2)`` and
 ``h_ia ~ N(0, patient_attribute_sd^2)``; a session swing shared by the attributes,
-``s_i1 ~ N(0, session_sd^2)``, ``s_it = rho s_i,t-1 + sqrt(1 - rho^2) N(0, session_sd^2)``;
+``s_i1 ~ N(0, session_sd^2)``,
+``s_it = rho s_i,t-1 + sqrt(1 - rho^2) N(0, session_sd^2)`` (``rho = session_rho``);
 item noise ``e_iat ~ N(0, noise_sd^2)``. The latent rating on 1-5 is
 
 .. math::
@@ -51,9 +52,9 @@ whole questionnaire is empty with ``missing_form_rate``.
 
 where a missing ``r_at`` contributes 0, ``ref = lo + (reference - 1) u``, ``beta`` is
 ``attributes.items[*].simulated`` (per default-scale point), ``extra`` comes from
-:class:`~engagekit.simulation.Heterogeneity` (per configured-scale point), ``m_t`` is the
-number of empty ratings, ``d_at = r_at - r_a,t-1`` when both are recorded and 0 otherwise
-(0 at ``t = 1``), the age-band effect is 0 for bands not listed, and
+:class:`~engagekit.simulation.Heterogeneity` (per configured-scale point), ``m_t`` is
+the number of empty ratings, ``d_at = r_at - r_a,t-1`` when both are recorded and 0
+otherwise (0 at ``t = 1``), the age-band effect is 0 for bands not listed, and
 ``b_i ~ N(0, patient_frailty_sd^2)`` is shared by both outcomes. An outcome key missing
 from an effect map (``simulated``, ``rating_change``, ...) means no effect; intercepts
 are required. With the default ``patient_frailty_sd: 0`` the true probability is the
@@ -71,11 +72,12 @@ more), never less than one day. At each encounter ``A ~ Bernoulli(p_attended_nex
   ``missing_adherence_rate``; a missed session (``A = 0``) ends the episode.
 
 Random numbers come from streams spawned from ``numpy.random.default_rng(seed)``, one
-for patients and practitioners, one for ratings and one for visits, and every per-session
-draw is made for every patient whether or not they are still in treatment. So with the
-same seed and number of patients, changing an effect (say, adding a heterogeneity)
-changes the outcomes and which rows exist but not the patients, practitioners, ratings
-or uniform draws behind them: comparisons between scenarios share common random numbers.
+for patients and practitioners, one for ratings and one for visits, and every
+per-session draw is made for every patient whether or not they are still in treatment.
+So with the same seed and number of patients, changing an effect (say, adding a
+heterogeneity) changes the outcomes and which rows exist but not the patients,
+practitioners, ratings or uniform draws behind them: comparisons between scenarios share
+common random numbers.
 """
 
 from __future__ import annotations
@@ -181,8 +183,9 @@ def simulate_encounters(
         The settings (``attributes``, ``treatments``, ``simulation``); the defaults when
         omitted.
     heterogeneity : sequence of Heterogeneity, default ()
-        Extra attribute effects in one treatment (see :func:`parse_heterogeneity`);
-        several entries for the same attribute, treatment and outcome add up.
+        Extra attribute effects in one treatment (see :func:`parse_heterogeneity`); a
+        single Heterogeneity is taken as a sequence of one. Several entries for the same
+        attribute, treatment and outcome add up.
     progress : callable, optional
         Called as ``progress(done, total)`` after each session step and once more when
         the tables are built, for a progress bar.
@@ -203,15 +206,28 @@ def simulate_encounters(
         ``n_patients`` is not a whole number >= 1; a heterogeneity names an attribute or
         treatment the config lacks; the config's simulation settings cannot be simulated
         (intercept missing an outcome, enrolment running past the cut-off, a bad
-        ``start_date``, a scale without two whole numbers).
+        ``start_date``, a scale without two whole numbers). ``heterogeneity`` is a
+        string rather than parsed specs.
 
     Examples
     --------
     >>> data = simulate_encounters(50, seed=1)
-    >>> data.encounters.groupby("patient_id")["session_number"].min().eq(1).all()
-    np.True_
-    >>> bool((data.truth["encounter_id"] == data.encounters["encounter_id"]).all())
-    True
+    >>> list(data.encounters.columns[:4])
+    ['patient_id', 'encounter_id', 'session_number', 'encounter_date']
+    >>> data.encounters["patient_id"].nunique()
+    50
+    >>> list(data.truth.columns)
+    ['encounter_id', 'p_attended_next', 'p_adherent']
+
+    Active listening mattering more in online CBT:
+
+    >>> from engagekit.simulation import parse_heterogeneity
+    >>> cfg = load_config()
+    >>> het = [parse_heterogeneity("active_listening:cbt_online:0.5", cfg)]
+    >>> data = simulate_encounters(50, seed=1, config=cfg, heterogeneity=het)
+
+    A refusal:
+
     >>> simulate_encounters(0)
     Traceback (most recent call last):
     ...
@@ -225,6 +241,13 @@ def simulate_encounters(
         raise ConfigError(f"n_patients must be a whole number >= 1, found {n_patients!r}")
     n_patients = int(n_patients)
     cfg = load_config() if config is None else config
+    if isinstance(heterogeneity, str):
+        raise ConfigError(
+            f"heterogeneity must be a sequence of Heterogeneity objects, found the string "
+            f"{heterogeneity!r}; turn it into one with parse_heterogeneity(spec, config)"
+        )
+    if isinstance(heterogeneity, Heterogeneity):
+        heterogeneity = (heterogeneity,)
     heterogeneity = tuple(heterogeneity)
     _check_against_config(heterogeneity, cfg)
     model = _build_model(cfg, heterogeneity)
@@ -234,8 +257,6 @@ def simulate_encounters(
     n_steps = int(model.planned_high.max())
     total = n_steps + 1
     steps = _run_sessions(patients, model, cfg, rng_ratings, rng_visits, n_steps, progress)
-    if progress is not None:
-        progress(n_steps, total)
     data = _assemble(patients, steps, model)
     if progress is not None:
         progress(total, total)
@@ -249,8 +270,8 @@ def _build_model(cfg: Config, heterogeneity: Sequence[Heterogeneity]) -> _Model:
     rating_min, rating_max = math.ceil(lo), math.floor(hi)
     if rating_max <= rating_min:
         raise ConfigError(
-            f"attributes.scale [{lo:g}, {hi:g}] holds fewer than two whole numbers; the "
-            "simulator records whole-number ratings, so widen the scale"
+            f"attributes.scale [{lo:g}, {hi:g}] holds fewer than two whole numbers; "
+            "the simulator records whole-number ratings, so widen the scale"
         )
     if sim.enrolment_days > sim.cutoff_days:
         raise ConfigError(
@@ -267,7 +288,7 @@ def _build_model(cfg: Config, heterogeneity: Sequence[Heterogeneity]) -> _Model:
         ) from e
 
     treatments = [t.simulated for t in cfg.treatments]
-    n_treat, n_attr = len(treatments), len(cfg.attributes.items)
+    n_treat = len(treatments)
     intercept = np.empty((len(OUTCOME_NAMES), n_treat))
     for j, (t, ts) in enumerate(zip(cfg.treatments, treatments, strict=True)):
         for o, outcome in enumerate(OUTCOME_NAMES):
@@ -305,16 +326,12 @@ def _build_model(cfg: Config, heterogeneity: Sequence[Heterogeneity]) -> _Model:
         planned_low=np.array([ts.planned_sessions[0] for ts in treatments]),
         planned_high=np.array([ts.planned_sessions[1] for ts in treatments]),
         interval_days=interval,
-        jitter_days=np.where(
-            interval >= _MONTHLY_FROM_DAYS, _JITTER_MONTHLY, _JITTER_WEEKLY
-        ),
+        jitter_days=np.where(interval >= _MONTHLY_FROM_DAYS, _JITTER_MONTHLY, _JITTER_WEEKLY),
         roles=[(list(ts.roles), _normalise(list(ts.roles.values()))) for ts in treatments],
         intercept=intercept,
         coef=coef,
         missing_rating=np.array([effects.missing_rating.get(o, 0.0) for o in OUTCOME_NAMES]),
-        rating_change=np.array(
-            [effects.rating_change.get(o, 0.0) / u for o in OUTCOME_NAMES]
-        ),
+        rating_change=np.array([effects.rating_change.get(o, 0.0) / u for o in OUTCOME_NAMES]),
         log_session=np.array([effects.log_session.get(o, 0.0) for o in OUTCOME_NAMES]),
         age_bands=age_bands,
         age_share=_normalise(list(age.shares.values())),
@@ -354,9 +371,7 @@ class _Patients:
     practitioner_attribute: np.ndarray  # (P, K) q_pa
 
 
-def _draw_patients(
-    n: int, model: _Model, cfg: Config, rng: np.random.Generator
-) -> _Patients:
+def _draw_patients(n: int, model: _Model, cfg: Config, rng: np.random.Generator) -> _Patients:
     sim, rs = cfg.simulation, cfg.simulation.rating
     n_treat, n_attr = len(model.treatment_names), len(model.attribute_names)
     treatment = rng.choice(n_treat, size=n, p=model.treatment_share)
@@ -366,9 +381,7 @@ def _draw_patients(
     # Every patient's first session must fall within the data; _build_model refused
     # settings that would break this.
     assert first_day.max() <= model.cutoff_days
-    planned = rng.integers(
-        model.planned_low[treatment], model.planned_high[treatment] + 1
-    )
+    planned = rng.integers(model.planned_low[treatment], model.planned_high[treatment] + 1)
 
     per_treatment = np.bincount(treatment, minlength=n_treat)
     n_prac = np.maximum(2, -(-per_treatment // sim.patients_per_practitioner))
@@ -468,9 +481,9 @@ def _run_sessions(
                 model.rating_min,
                 model.rating_max,
             )
-            empty = (u_item[i] < sim.missing_rating_rate) | (
-                u_form[i] < sim.missing_form_rate
-            )[:, None]
+            empty = (u_item[i] < sim.missing_rating_rate) | (u_form[i] < sim.missing_form_rate)[
+                :, None
+            ]
             ratings[empty] = np.nan
 
             centred = np.where(empty, 0.0, ratings - model.ref)
@@ -545,9 +558,7 @@ def _assemble(patients: _Patients, steps: list[_Step], model: _Model) -> Simulat
     p_width = max(_PATIENT_ID_DIGITS, len(str(n_patients)))
     patient_ids = [f"P{k:0{p_width}d}" for k in range(1, n_patients + 1)]
     e_width = max(_ENCOUNTER_ID_DIGITS, len(str(n_rows)))
-    encounter_id = pd.array(
-        [f"E{k:0{e_width}d}" for k in range(1, n_rows + 1)], dtype="str"
-    )
+    encounter_id = pd.array([f"E{k:0{e_width}d}" for k in range(1, n_rows + 1)], dtype="str")
     encounters = {
         "patient_id": _strings(patient_ids, patient),
         "encounter_id": encounter_id,
@@ -557,9 +568,7 @@ def _assemble(patients: _Patients, steps: list[_Step], model: _Model) -> Simulat
         ),
         "treatment": _strings(model.treatment_names, patients.treatment[patient]),
         "practitioner_id": _strings(patients.practitioner_ids, prac),
-        "practitioner_role": _strings(
-            patients.role_names, patients.practitioner_role[prac]
-        ),
+        "practitioner_role": _strings(patients.role_names, patients.practitioner_role[prac]),
     }
     for k, name in enumerate(model.attribute_names):
         encounters[name] = np.ascontiguousarray(ratings[:, k])
@@ -570,9 +579,7 @@ def _assemble(patients: _Patients, steps: list[_Step], model: _Model) -> Simulat
         encounters[outcome] = pd.arrays.IntegerArray(np.maximum(code, 0), code < 0)
     truth = {"encounter_id": encounter_id}
     for outcome in OUTCOME_NAMES:
-        truth[f"p_{outcome}"] = np.concatenate([getattr(s, f"p_{outcome}") for s in steps])[
-            order
-        ]
+        truth[f"p_{outcome}"] = np.concatenate([getattr(s, f"p_{outcome}") for s in steps])[order]
     return SimulatedData(pd.DataFrame(encounters), pd.DataFrame(truth))
 
 

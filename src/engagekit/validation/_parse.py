@@ -30,9 +30,7 @@ def as_number(s: pd.Series) -> pd.Series:
         text = pc.utf8_trim_whitespace(_arrow_text(s))
         ok = pc.match_substring_regex(text, _NUMBER)
         values = pc.cast(pc.if_else(ok, text, None), pa.float64())
-        out = pd.Series(
-            values.to_numpy(zero_copy_only=False), index=s.index, dtype="float64"
-        )
+        out = pd.Series(values.to_numpy(zero_copy_only=False), index=s.index, dtype="float64")
     return out.where(np.isfinite(out))
 
 

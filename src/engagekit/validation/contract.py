@@ -126,11 +126,7 @@ def encounter_contract(config: Config) -> EncounterContract:
                     )
                 )
         elif base.role == "treatment":
-            fields.append(
-                ContractField(
-                    **{**base.__dict__, "enum": tuple(config.treatment_names)}
-                )
-            )
+            fields.append(ContractField(**{**base.__dict__, "enum": tuple(config.treatment_names)}))
         else:
             fields.append(base)
     return EncounterContract(

@@ -130,9 +130,7 @@ def _rule_unique(f: ContractField) -> pa.Check | None:
 
 
 def _parser(f: ContractField):
-    return {"integer": as_number, "number": as_number, "date": as_date}.get(
-        f.type, as_text
-    )
+    return {"integer": as_number, "number": as_number, "date": as_date}.get(f.type, as_text)
 
 
 def _unique_key_check(contract: EncounterContract, key: tuple[str, ...]) -> pa.Check:
@@ -233,7 +231,5 @@ def build_schema(contract: EncounterContract, columns: list[str]) -> ContractSch
             table_columns[table[-1].name] = f.name
     for check in table:
         messages[(table_columns[check.name], check.name)] = check.rule_text
-    schema = pa.DataFrameSchema(
-        schema_columns, checks=table, strict=False, ordered=False
-    )
+    schema = pa.DataFrameSchema(schema_columns, checks=table, strict=False, ordered=False)
     return ContractSchema(schema=schema, messages=messages, table_checks=table_columns)

@@ -51,12 +51,13 @@ def _other_rows(index: pd.Index, keys: pd.Series) -> pd.Series:
     """For each failing row, the other rows sharing its key, as '3, 9' text."""
     rows = pd.Series(index + 1, index=index)
     groups = rows.groupby(keys.values, sort=False).agg(list)
+
     def others(i: int, k) -> str:
         peers = [r for r in groups[k] if r != i + 1]
         text = ", ".join(str(r) for r in peers[:_MAX_OTHER_ROWS])
         return text + (" ..." if len(peers) > _MAX_OTHER_ROWS else "")
-    return pd.Series([others(i, k) for i, k in zip(index, keys.values, strict=True)],
-                     index=index)
+
+    return pd.Series([others(i, k) for i, k in zip(index, keys.values, strict=True)], index=index)
 
 
 def _problems(
@@ -78,9 +79,7 @@ def _problems(
     check_name = cases["check"].astype(str)
     table_level = check_name.isin(list(built.table_checks))
     # a table-level check is reported by pandera once per column; keep its own column
-    keep = ~table_level | (
-        cases["column"].astype(str) == check_name.map(built.table_checks)
-    )
+    keep = ~table_level | (cases["column"].astype(str) == check_name.map(built.table_checks))
     cases = cases[keep]
     messages = built.messages
     index = pd.Index(cases["index"].astype("int64"))
@@ -88,8 +87,7 @@ def _problems(
     checks = check_name[keep].to_numpy()
     rules = [messages.get((c, k), k) for c, k in zip(columns, checks, strict=True)]
     values = [
-        frame.at[i, c] if c in frame.columns else None
-        for i, c in zip(index, columns, strict=True)
+        frame.at[i, c] if c in frame.columns else None for i, c in zip(index, columns, strict=True)
     ]
     encounter = (
         as_text(frame["encounter_id"]).reindex(index).to_numpy()
@@ -114,9 +112,7 @@ def _problems(
     return out.drop(columns="_col_order").reset_index(drop=True)
 
 
-def _add_peers(
-    frame: pd.DataFrame, contract: EncounterContract, out: pd.DataFrame
-) -> pd.DataFrame:
+def _add_peers(frame: pd.DataFrame, contract: EncounterContract, out: pd.DataFrame) -> pd.DataFrame:
     """Say which other rows a duplicate clashes with, so the user can fix either."""
     for check in out["check"].unique():
         at = out["check"] == check
@@ -128,8 +124,9 @@ def _add_peers(
                 peers = _other_rows(rows, as_text(frame[column]).reindex(rows))
                 out.loc[sel, "detail"] = "also on row(s) " + peers.to_numpy()
         elif check.startswith("unique_within_"):
-            key = next(k for k in contract.unique_keys
-                       if "unique_within_" + "_".join(k[:-1]) == check)
+            key = next(
+                k for k in contract.unique_keys if "unique_within_" + "_".join(k[:-1]) == check
+            )
             keys = pd.Series(
                 list(zip(*(as_text(frame[c]).reindex(idx) for c in key), strict=True)),
                 index=idx,
@@ -139,9 +136,7 @@ def _add_peers(
     return out
 
 
-def validate_encounters(
-    frame: pd.DataFrame, config: Config | None = None
-) -> ValidationReport:
+def validate_encounters(frame: pd.DataFrame, config: Config | None = None) -> ValidationReport:
     """Check an encounter table against every rule of the contract, all at once.
 
     Parameters
@@ -172,8 +167,9 @@ def validate_encounters(
     >>> report = validate_encounters(table)
     >>> report.valid, report.n_bad_rows
     (False, 2)
-    >>> report.problems[["row", "column", "value"]].to_string(index=False)
-    '  row         column value\\n    1 session_number     1\\n    2 session_number     1\\n    2      treatment  yoga\\n    2        empathy     9'
+    >>> report.problems[["row", "column", "value"]].values.tolist()
+    [[1, 'session_number', '1'], [2, 'session_number', '1'], [2, 'treatment', 'yoga'],
+     [2, 'empathy', '9']]
     """
     _, contract = _resolve(config)
     frame = frame.reset_index(drop=True)

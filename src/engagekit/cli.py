@@ -1,0 +1,365 @@
+"""The ``engagekit`` command: a thin layer over the library.
+
+Each command parses its options, calls library functions and prints. Expected errors
+(bad config, unreadable data, data breaking the contract) end with one clear message and
+an exit code; a traceback would mean a bug, and even then the user gets a one-line
+message unless ENGAGEKIT_DEBUG=1 asks for the traceback.
+
+Exit codes: 0 success, 1 the data breaks the contract, 2 the input or config cannot be
+used at all (or the command line is wrong), 70 an internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .config import Config, load_config
+from .errors import EngagekitError
+
+app = typer.Typer(
+    name="engagekit",
+    help=(
+        "Predict re-attendance and adherence in depression treatment from patients' "
+        "session-by-session ratings of their practitioner."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_INTERNAL = 70
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config; its top-level blocks replace the defaults (configs/default.yaml).",
+        dir_okay=False,
+    ),
+]
+
+
+def _config(path: Path | None) -> Config:
+    return load_config(path)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"engagekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """engagekit: practitioner qualities, re-attendance and adherence."""
+
+
+# --------------------------------------------------------------------------- validate
+def _problem_table(problems, limit: int) -> Table:
+    table = Table(title=None, show_lines=False, header_style="bold")
+    for col in ("row", "encounter_id", "column", "value", "rule"):
+        table.add_column(col, overflow="fold")
+    for r in problems.head(limit).itertuples(index=False):
+        rule = r.rule + (f" ({r.detail})" if r.detail else "")
+        table.add_row(
+            str(r.row),
+            "" if pd.isna(r.encounter_id) else str(r.encounter_id),
+            r.column,
+            "(empty)" if pd.isna(r.value) else repr(r.value),
+            rule,
+        )
+    return table
+
+
+def _summary_table(report) -> Table:
+    table = Table(header_style="bold")
+    for col in ("column", "rule", "problems", "first rows"):
+        table.add_column(col, overflow="fold")
+    for r in report.summary().itertuples(index=False):
+        table.add_row(r.column, r.rule, f"{r.n_problems:,}", r.first_rows)
+    return table
+
+
+@app.command()
+def validate(
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="Encounter table: a CSV or Parquet file, or a SQLAlchemy URL "
+            "(sqlite:///service.db) with --table or --query."
+        ),
+    ],
+    config: ConfigOption = None,
+    quarantine: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the offending rows, exactly as read, to this CSV or Parquet "
+            "file (with their data row number)."
+        ),
+    ] = None,
+    good: Annotated[
+        Path | None,
+        typer.Option(help="Write the rows that broke no rule to this CSV or Parquet file."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the full report as JSON on stdout.")
+    ] = False,
+    table: Annotated[
+        str | None, typer.Option(help="Database table to read (default: encounters).")
+    ] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query to read instead of a table.")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of a CSV file.")] = "utf-8",
+    max_problems: Annotated[
+        int, typer.Option(help="Problems listed on screen; --json lists all.", min=0)
+    ] = 50,
+) -> None:
+    """Check an encounter table against the data contract.
+
+    Every problem is reported at once: data row number (the first row below the header
+    is row 1), encounter_id, column, value and the rule it breaks. Exit 0 when the table
+    is valid, 1 when it breaks the contract, 2 when it cannot be read at all (missing,
+    empty, binary, not a table, a required column absent). With --quarantine the
+    offending rows are written out and the command says how many rows are good and how
+    many were quarantined; good + quarantined = all rows, always.
+    """
+    from .io import read_encounters, write_table
+    from .validation import split_by_validity, validate_encounters
+
+    cfg = _config(config)
+    with err.status("Reading and checking the encounter table…"):
+        frame = read_encounters(data, table=table, query=query, encoding=encoding)
+        report = validate_encounters(frame, cfg)
+    bad_frame = None
+    if quarantine is not None or good is not None:
+        good_frame, bad_frame = split_by_validity(frame, report)
+        if quarantine is not None:
+            write_table(bad_frame, quarantine)
+        if good is not None:
+            write_table(good_frame, good)
+    if as_json:
+        payload = report.to_dict()
+        if quarantine is not None:
+            payload["quarantine"] = str(quarantine)
+        print(json.dumps(payload, indent=2))
+    else:
+        _print_report(report, max_problems)
+        if quarantine is not None:
+            out.print(
+                f"{report.n_good_rows:,} rows good, {report.n_bad_rows:,} quarantined "
+                f"to {str(quarantine)!r} ({report.n_rows:,} rows read)."
+            )
+        if good is not None:
+            out.print(f"{report.n_good_rows:,} good rows written to {str(good)!r}.")
+    raise typer.Exit(0 if report.valid else 1)
+
+
+def _print_report(report, max_problems: int) -> None:
+    if report.valid:
+        out.print(f"[green]Valid:[/green] {report.n_rows:,} rows meet the encounter contract.")
+        return
+    out.print(
+        f"[red]Invalid:[/red] {len(report.problems):,} problem(s) in "
+        f"{report.n_bad_rows:,} of {report.n_rows:,} rows."
+    )
+    out.print(_summary_table(report))
+    if max_problems:
+        out.print(_problem_table(report.problems, max_problems))
+        hidden = len(report.problems) - max_problems
+        if hidden > 0:
+            out.print(f"… and {hidden:,} more; --json lists every problem.")
+
+
+# --------------------------------------------------------------------------- simulate
+@app.command()
+def simulate(
+    out_file: Annotated[
+        Path,
+        typer.Option("--out", help="Where to write the encounters (CSV or Parquet)."),
+    ],
+    patients: Annotated[int, typer.Option("--patients", help="Number of patients.", min=1)] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same file.")] = 0,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write each encounter's true outcome probabilities "
+            "(p_attended_next, p_adherent) to this file."
+        ),
+    ] = None,
+    heterogeneity: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--heterogeneity",
+            help="ATTRIBUTE:TREATMENT:EXTRA_LOG_ODDS_PER_POINT[:OUTCOME]; the attribute's "
+            "effect in that treatment differs by EXTRA per rating point (both outcomes "
+            "unless OUTCOME is given). Repeatable.",
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Simulate a service's encounter data with known ground truth.
+
+    Realistic episodes for every configured treatment: ratings correlated within patient
+    over time and by practitioner, missing ratings, re-attendance and adherence drawn from
+    probabilities that depend on the ratings, the treatment, the session number and the
+    change in ratings. An episode ends after a missed session, at its planned end or at
+    the data cut-off; then the last encounter's attended_next is empty.
+    """
+    from .io import write_table
+    from .simulation import parse_heterogeneity
+
+    cfg = _config(config)
+    effects = [parse_heterogeneity(spec, cfg) for spec in heterogeneity or []]
+    data = _simulate_with_progress(patients, seed, cfg, effects)
+    write_table(data.encounters, out_file)
+    if truth is not None:
+        write_table(data.truth, truth)
+    out.print(
+        f"Simulated {data.encounters['patient_id'].nunique():,} patients, "
+        f"{len(data.encounters):,} encounters → {str(out_file)!r}"
+        + (f"; truth → {str(truth)!r}" if truth is not None else "")
+    )
+
+
+def _simulate_with_progress(patients: int, seed: int, cfg: Config, effects=()):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .simulation import simulate_encounters
+
+    with Progress(
+        TextColumn("Simulating"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("simulate", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return simulate_encounters(
+            patients, seed=seed, config=cfg, heterogeneity=effects, progress=progress
+        )
+
+
+# --------------------------------------------------------------------------- demo
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's files.")] = Path(
+        "engagekit-demo"
+    ),
+    patients: Annotated[int, typer.Option(help="Patients to simulate.", min=1)] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 2026,
+    config: ConfigOption = None,
+) -> None:
+    """Run the main job on the embedded default data (a simulated service).
+
+    Simulates a service's encounter export, checks it against the data contract and
+    summarises it: patients, encounters and sessions per patient by treatment, outcome
+    rates and missing ratings. Leaves encounters.csv, truth.csv, validation.json and
+    summary.json in the --out folder.
+    """
+    from .io import read_encounters, write_table
+    from .summary import summarize_encounters
+    from .validation import coerce_encounters, validate_encounters
+
+    cfg = _config(config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = _simulate_with_progress(patients, seed, cfg)
+    enc_path = write_table(data.encounters, out_dir / "encounters.csv")
+    write_table(data.truth, out_dir / "truth.csv")
+    out.print(
+        f"[bold]1. Simulated[/bold] {len(data.encounters):,} encounters of "
+        f"{patients:,} patients → {enc_path!s}"
+    )
+    # read the export back as any service file would be, so the demo checks the file
+    raw = read_encounters(enc_path)
+    report = validate_encounters(raw, cfg)
+    (out_dir / "validation.json").write_text(json.dumps(report.to_dict(), indent=2))
+    out.print("[bold]2. Validated[/bold] against the encounter contract: ", end="")
+    _print_report(report, max_problems=10)
+    if not report.valid:
+        raise typer.Exit(1)
+    summary = summarize_encounters(coerce_encounters(raw, cfg), cfg)
+    (out_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
+    out.print("[bold]3. Summary[/bold]")
+    _print_summary(summary)
+    out.print(f"Files are in {str(out_dir)!r}.")
+
+
+def _pct(x: float) -> str:
+    return "–" if x != x else f"{100 * x:.1f}%"
+
+
+def _print_summary(summary) -> None:
+    t = Table(header_style="bold")
+    for col in (
+        "treatment",
+        "patients",
+        "encounters",
+        "sessions/patient (mean, median, max)",
+        "did not attend next",
+        "adherent",
+    ):
+        t.add_column(col, justify="left" if col == "treatment" else "right")
+    for r in summary.by_treatment.itertuples(index=False):
+        t.add_row(
+            r.treatment,
+            f"{r.patients:,}",
+            f"{r.encounters:,}",
+            f"{r.sessions_mean:.1f}, {r.sessions_median:g}, {r.sessions_max}",
+            _pct(r.not_attended_next),
+            _pct(r.adherent),
+        )
+    out.print(t)
+    m = Table(header_style="bold")
+    m.add_column("attribute")
+    m.add_column("ratings missing", justify="right")
+    for r in summary.missing_ratings.itertuples(index=False):
+        m.add_row(r.attribute, f"{r.missing:,} ({_pct(r.share_missing)})")
+    out.print(m)
+
+
+# --------------------------------------------------------------------------- entry
+def main() -> None:
+    """Console entry point: run the app, turning expected errors into exit codes."""
+    try:
+        # standalone mode: usage errors print the usage and exit 2, Exit is sys.exit
+        app()
+    except EngagekitError as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as e:
+        if os.environ.get("ENGAGEKIT_DEBUG"):
+            raise
+        err.print(
+            f"[red]internal error[/red] ({type(e).__name__}): {e}\n"
+            "This is a bug in engagekit; rerun with ENGAGEKIT_DEBUG=1 for the traceback "
+            "and report it.",
+            highlight=False,
+        )
+        sys.exit(EXIT_INTERNAL)

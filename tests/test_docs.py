@@ -1,0 +1,22 @@
+"""The examples in public docstrings run and print what they say."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "engagekit.config",
+    "engagekit.summary",
+    "engagekit.validation.validate",
+    "engagekit.simulation.simulator",
+    "engagekit.simulation.heterogeneity",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0
