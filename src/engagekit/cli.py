@@ -38,8 +38,9 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-out = Console()
-err = Console(stderr=True)
+# Rich assumes 80 columns when output is piped; tables of treatment names need more.
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 EXIT_INTERNAL = 70
 
@@ -318,9 +319,10 @@ def _print_summary(summary) -> None:
         "treatment",
         "patients",
         "encounters",
-        "sessions/patient (mean, median, max)",
-        "did not attend next",
-        "adherent",
+        "sessions/patient\nmean (max)",
+        "missed next\n(encounters)",
+        "dropped out\n(patients)",
+        "adherent\n(encounters)",
     ):
         t.add_column(col, justify="left" if col == "treatment" else "right")
     for r in summary.by_treatment.itertuples(index=False):
@@ -328,8 +330,9 @@ def _print_summary(summary) -> None:
             r.treatment,
             f"{r.patients:,}",
             f"{r.encounters:,}",
-            f"{r.sessions_mean:.1f}, {r.sessions_median:g}, {r.sessions_max}",
+            f"{r.sessions_mean:.1f} ({r.sessions_max})",
             _pct(r.not_attended_next),
+            _pct(r.dropped_out),
             _pct(r.adherent),
         )
     out.print(t)

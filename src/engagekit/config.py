@@ -301,22 +301,32 @@ def config_from_dict(data: dict[str, Any], source: str = "(in memory)") -> Confi
     """
     merged = _read_yaml(default_config_path())
     merged.update(data)
-    if _nan_anywhere(merged):
-        raise ConfigError(f"the config {source} contains NaN; give a number")
+    nan_at = _nan_path(merged)
+    if nan_at is not None:
+        raise ConfigError(
+            f"the config {source} is not valid:\n  - {nan_at}: give a number, found NaN"
+        )
     try:
         return Config.model_validate(merged)
     except ValidationError as e:
         raise ConfigError(_format_validation_error(e, source)) from e
 
 
-def _nan_anywhere(obj: Any) -> bool:
-    if isinstance(obj, float):
-        return math.isnan(obj)
+def _nan_path(obj: Any, path: str = "") -> str | None:
+    """Dotted key path of the first NaN in a parsed YAML document, or None."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return path or "(top level)"
     if isinstance(obj, dict):
-        return any(_nan_anywhere(v) for v in obj.values())
-    if isinstance(obj, list | tuple):
-        return any(_nan_anywhere(v) for v in obj)
-    return False
+        items = obj.items()
+    elif isinstance(obj, list | tuple):
+        items = enumerate(obj)
+    else:
+        return None
+    for key, value in items:
+        found = _nan_path(value, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def load_config(path: str | Path | None = None) -> Config:

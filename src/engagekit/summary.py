@@ -24,8 +24,9 @@ class EncounterSummary:
         One row per configured treatment (and one ``all`` row): patients, encounters,
         sessions per patient (mean, median, max), the share of encounters after which
         the patient did not attend the next session (``not_attended_next``, among
-        encounters where it is known), the adherence rate, and how many encounters had
-        no outcome recorded.
+        encounters where it is known), the share of patients whose last encounter was
+        followed by a missed session (``dropped_out``), the adherence rate, and how many
+        encounters had no outcome recorded.
     missing_ratings : pandas.DataFrame
         One row per attribute: encounters with that rating empty, and their share.
     """
@@ -61,6 +62,11 @@ def _block(frame: pd.DataFrame, label: str) -> dict[str, Any]:
         "sessions_median": float(sessions.median()) if sessions.size else np.nan,
         "sessions_max": int(sessions.max()) if sessions.size else 0,
     }
+    if "attended_next" in frame.columns and "session_number" in frame.columns:
+        # an episode that ends with a missed session is a dropout
+        last = frame.sort_values("session_number").groupby("patient_id", sort=False).tail(1)
+        ended_missed = (last["attended_next"] == 0).fillna(False)
+        row["dropped_out"] = float(ended_missed.mean()) if len(last) else np.nan
     for outcome, rate_name, good in (
         ("attended_next", "not_attended_next", 0),
         ("adherent", "adherent", 1),

@@ -107,6 +107,11 @@ def _read_file(path: Path, missing_values: Sequence[str], encoding: str) -> pd.D
         return _read_parquet(path, name)
     if not compressed:
         _check_text(head, name, encoding)
+    else:
+        try:
+            "".encode(encoding)
+        except LookupError as e:
+            raise DataReadError(f"{name}: unknown text encoding {encoding!r}") from e
     sep = "\t" if ".tsv" in suffixes else ","
     return _read_csv(path, name, sep, missing_values, encoding)
 
@@ -121,69 +126,93 @@ def _check_text(head: bytes, name: str, encoding: str) -> None:
         head.decode(encoding)
     except UnicodeDecodeError as e:
         # a multi-byte character cut at the sniff boundary is not an error
-        if e.start < len(head) - 4:
+        if len(head) < _SNIFF_BYTES or e.start < len(head) - 4:
             raise DataReadError(
                 f"{name} is not {encoding} text (byte 0x{head[e.start]:02x} at "
                 f"position {e.start}); re-save it as UTF-8 or pass --encoding"
             ) from e
     except LookupError as e:
-        raise DataReadError(f"unknown text encoding {encoding!r}") from e
+        raise DataReadError(f"{name}: unknown text encoding {encoding!r}") from e
 
 
-def _read_csv(
-    path: Path, name: str, sep: str, missing_values: Sequence[str], encoding: str
-) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(
-            path,
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            na_values=list(missing_values),
-            encoding="utf-8-sig" if encoding.lower().replace("-", "") == "utf8" else encoding,
-            skipinitialspace=False,
-            low_memory=False,
-        )
-    except pd.errors.EmptyDataError as e:
-        raise DataReadError(f"{name} has no header row and no data") from e
-    except pd.errors.ParserError as e:
-        detail = str(e).strip().splitlines()[-1]
-        raise DataReadError(f"{name} is not a well-formed CSV table: {detail}") from e
-    except UnicodeDecodeError as e:
-        raise DataReadError(
-            f"{name} is not {encoding} text ({e.reason} at byte {e.start}); "
-            "re-save it as UTF-8 or pass --encoding"
-        ) from e
-    except (OSError, ValueError) as e:
-        raise DataReadError(f"{name} cannot be read as CSV: {e}") from e
-    _check_header(path, name, sep, encoding, list(frame.columns))
-    return frame
-
-
-def _check_header(path: Path, name: str, sep: str, encoding: str, columns: list[str]) -> None:
-    # pandas renames a repeated header "x" to "x.1" silently; read the raw header to
-    # refuse it instead, since two columns claiming one name cannot both be right.
+def _read_header(path: Path, name: str, sep: str, encoding: str) -> list[str]:
+    """The header's column names as written, refusing repeated or empty names."""
     import pandas.io.common as pio
 
-    enc = "utf-8-sig" if encoding.lower().replace("-", "") == "utf8" else encoding
-    with pio.get_handle(path, "r", encoding=enc, compression="infer") as handles:
-        first = handles.handle.readline()
-    header = next(csv.reader(_io.StringIO(first), delimiter=sep), [])
+    try:
+        with pio.get_handle(path, "r", encoding=encoding, compression="infer") as handles:
+            first = handles.handle.readline()
+    except (OSError, EOFError) as e:
+        raise DataReadError(f"{name} cannot be read as CSV: {e}") from e
+    except UnicodeDecodeError as e:
+        raise DataReadError(
+            f"{name} is not {encoding} text; re-save it as UTF-8 or pass --encoding"
+        ) from e
+    header = next(csv.reader(_io.StringIO(first.lstrip("\ufeff")), delimiter=sep), [])
+    if not header:
+        raise DataReadError(f"{name} has no header row")
     seen: set[str] = set()
-    for col in header:
+    for position, col in enumerate(header, start=1):
+        if col.strip() == "":
+            raise DataReadError(
+                f"{name}: header column {position} has no name; every column needs one"
+            )
         if col in seen:
             raise DataReadError(
                 f"{name}: column {col!r} appears more than once in the header; "
                 "rename or remove the repeated column"
             )
         seen.add(col)
-    if any(str(c).strip() == "" or str(c).startswith("Unnamed: ") for c in columns):
-        position = next(
-            i + 1
-            for i, c in enumerate(columns)
-            if str(c).strip() == "" or str(c).startswith("Unnamed: ")
+    return header
+
+
+def _read_csv(
+    path: Path, name: str, sep: str, missing_values: Sequence[str], encoding: str
+) -> pd.DataFrame:
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    header = _read_header(path, name, sep, encoding)
+    ragged: list[tuple[int | None, int, int]] = []
+
+    def note_ragged(row) -> str:
+        ragged.append((row.number, row.expected_columns, row.actual_columns))
+        return "skip"
+
+    try:
+        # Arrow's reader refuses rows with too few fields (pandas pads them silently);
+        # one thread, so that it can tell the line number of a bad row.
+        table = pa_csv.read_csv(
+            pa.input_stream(str(path), compression="detect"),
+            read_options=pa_csv.ReadOptions(use_threads=False, encoding=encoding),
+            parse_options=pa_csv.ParseOptions(delimiter=sep, invalid_row_handler=note_ragged),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={c: pa.string() for c in header},
+                null_values=list(missing_values),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
         )
-        raise DataReadError(f"{name}: header column {position} has no name; every column needs one")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        if "UTF8" in str(e) or "utf8" in str(e).lower():
+            raise DataReadError(
+                f"{name} is not {encoding} text; re-save it as UTF-8 or pass --encoding"
+            ) from e
+        # Arrow quotes the offending row; keep only its own words, not patient data
+        detail = str(e).split(":")[0]
+        raise DataReadError(f"{name} is not a well-formed CSV table ({detail})") from e
+    except (OSError, ValueError, LookupError) as e:
+        raise DataReadError(f"{name} cannot be read as CSV: {e}") from e
+    if ragged:
+        lines = ", ".join(
+            f"line {n if n is not None else '?'} has {got} fields" for n, _, got in ragged[:5]
+        )
+        more = f" (and {len(ragged) - 5} more)" if len(ragged) > 5 else ""
+        raise DataReadError(
+            f"{name} is not a well-formed CSV table: the header has {ragged[0][1]} "
+            f"columns but {lines}{more}; fix the separators or quoting of those lines"
+        )
+    return table.to_pandas()
 
 
 def _read_parquet(path: Path, name: str) -> pd.DataFrame:
@@ -198,7 +227,8 @@ def _read_sql(url: str, *, table: str | None, query: str | None) -> pd.DataFrame
 
     name = _name(url)
     if table is not None and query is not None:
-        raise DataReadError("give either --table or --query, not both")
+        raise DataReadError(f"{name}: give either --table or --query, not both")
+    _refuse_missing_sqlite_file(url, name)
     try:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as e:
@@ -219,8 +249,29 @@ def _read_sql(url: str, *, table: str | None, query: str | None) -> pd.DataFrame
             return pd.read_sql_table(table, conn)
     except DataReadError:
         raise
-    except sa.exc.SQLAlchemyError as e:
-        detail = str(getattr(e, "orig", None) or e).splitlines()[0]
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as e:
+        # pandas wraps a failed query in its own DatabaseError
+        cause = getattr(e, "orig", None) or e.__cause__ or e
+        detail = str(cause).splitlines()[0]
         raise DataReadError(f"cannot read from {name}: {detail}") from e
     finally:
         engine.dispose()
+
+
+def _refuse_missing_sqlite_file(url: str, name: str) -> None:
+    """SQLite creates a missing database file on connect; a typo should not."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return  # create_engine reports a malformed URL
+    database = parsed.database
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and database
+        and database != ":memory:"
+        and not database.startswith("file:")
+        and not Path(database).exists()
+    ):
+        raise DataReadError(f"{name}: the database file {database!r} does not exist")

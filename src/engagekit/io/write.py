@@ -17,9 +17,8 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     Dates are written as ISO dates and missing values as empty cells.
     """
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix.lower() in {".parquet", ".pq"}:
             frame.to_parquet(path, index=False)
         else:

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype
 
 # a finite decimal number as people write it: 4, 4.0, .5, -1, 1e3 (not inf, nan, 0x10)
+_DATE = r"^\d{4}-\d{2}-\d{2}$"
 _NUMBER = r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$"
 
 
@@ -38,8 +39,12 @@ def as_date(s: pd.Series) -> pd.Series:
     """Dates of ``s`` (datetime64); NaT where missing or not an ISO 8601 date."""
     if is_datetime64_any_dtype(s):
         return s
-    text = s.astype("string").str.strip()
-    return pd.to_datetime(text, format="ISO8601", errors="coerce")
+    text = pc.utf8_trim_whitespace(_arrow_text(s))
+    # only the calendar date the contract asks for: not "2025-01" or "20250106"
+    ok = pc.match_substring_regex(text, _DATE)
+    kept = pc.if_else(ok, text, None).to_numpy(zero_copy_only=False)
+    text = pd.Series(kept, index=s.index, dtype="string")
+    return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
 
 
 def as_text(s: pd.Series) -> pd.Series:

@@ -1,0 +1,104 @@
+"""Small, hand-checkable encounter tables for the tests of reading and validation.
+
+The tables are built here, not by the simulator, so that the validation tests do not
+depend on it: every cell is text, as a CSV export is read by
+:func:`engagekit.read_encounters`, and missing cells are ``NaN``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ATTRIBUTES = (
+    "approachability",
+    "empathy",
+    "support",
+    "active_listening",
+    "decision_making",
+    "self_kindness",
+)
+OUTCOMES = ("attended_next", "adherent")
+TREATMENTS = (
+    "antidepressants",
+    "cbt_face_to_face",
+    "cbt_online",
+    "facilitated_physical_activity",
+    "listening_visits",
+    "usual_care",
+)
+COLUMNS = (
+    "patient_id",
+    "encounter_id",
+    "session_number",
+    "encounter_date",
+    "treatment",
+    "practitioner_id",
+    "practitioner_role",
+    *ATTRIBUTES,
+    "age_band",
+    "gender",
+    *OUTCOMES,
+)
+_ROLES = ("gp", "cbt_therapist", "psychologist", "health_visitor")
+_AGE_BANDS = ("18-29", "30-39", "40-49", "50-59", "60+")
+_GENDERS = ("female", "male", "non_binary")
+_RATINGS = ("1", "2", "3", "3.5", "4", "4.5", "5")
+
+
+def valid_encounter_rows(n_patients: int = 3, sessions: int = 3, seed: int = 0) -> pd.DataFrame:
+    """A valid raw encounter table: ``n_patients`` patients with ``sessions`` each.
+
+    Rows are ordered by patient, then session. Patient ``k`` (0-based) is ``"P{k+1:03d}"``
+    and its session ``s`` is on row ``k * sessions + s`` (data rows count from 1) with
+    encounter id ``"E{k+1:03d}-{s}"`` and date 2025-01-06 + ``k`` days + 7 days per
+    session. Every value is a string; nothing is missing. The last session of a patient
+    has ``attended_next`` "0", earlier ones "1".
+    """
+    rng = random.Random(seed)
+    start = dt.date(2025, 1, 6)
+    rows = []
+    for k in range(n_patients):
+        treatment = TREATMENTS[k % len(TREATMENTS)]
+        role = rng.choice(_ROLES)
+        practitioner = f"PR{rng.randint(1, 9)}"
+        age_band, gender = rng.choice(_AGE_BANDS), rng.choice(_GENDERS)
+        for s in range(1, sessions + 1):
+            row = {
+                "patient_id": f"P{k + 1:03d}",
+                "encounter_id": f"E{k + 1:03d}-{s}",
+                "session_number": str(s),
+                "encounter_date": (start + dt.timedelta(days=k + 7 * (s - 1))).isoformat(),
+                "treatment": treatment,
+                "practitioner_id": practitioner,
+                "practitioner_role": role,
+                **{a: rng.choice(_RATINGS) for a in ATTRIBUTES},
+                "age_band": age_band,
+                "gender": gender,
+                "attended_next": "1" if s < sessions else "0",
+                "adherent": rng.choice(("0", "1")),
+            }
+            rows.append(row)
+    return pd.DataFrame(rows, columns=list(COLUMNS), dtype=object)
+
+
+def write_csv(frame: pd.DataFrame, path: Path, sep: str = ",") -> Path:
+    """Write ``frame`` as a service would export it: no index, missing as empty cells."""
+    frame.to_csv(path, index=False, sep=sep)
+    return path
+
+
+def read_raw_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV back with every cell as text exactly as written ('' for empty)."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def with_cell(frame: pd.DataFrame, row: int, column: str, value: object) -> pd.DataFrame:
+    """A copy of ``frame`` with data row ``row`` (1-based) of ``column`` set to ``value``."""
+    out = frame.copy()
+    out.loc[row - 1, column] = np.nan if value is None else value
+    return out
