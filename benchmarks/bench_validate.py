@@ -42,9 +42,10 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="engagekit-bench-"))
     try:
-        # about 6.7 encounters per simulated patient at the default settings; top up
-        patients = max(1, args.rows // 6)
+        # about 5.4 encounters per simulated patient at the default settings
+        patients = max(1, args.rows // 5)
         encounters = simulate_encounters(patients, seed=args.seed).encounters
+        assert len(encounters) >= args.rows, "simulate more patients per row"
         encounters = encounters.head(args.rows)
         path = write_table(encounters, workdir / "encounters.csv")
         print(f"{len(encounters):,} rows, {path.stat().st_size / 1e6:.0f} MB CSV")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from _factories import COLUMNS, read_raw_csv, valid_encounter_rows, with_cell, write_csv
+from _factories import ATTRIBUTES, COLUMNS, read_raw_csv, valid_encounter_rows, with_cell, write_csv
 from engagekit import read_encounters, validate_encounters
 
 ENGAGEKIT = shutil.which("engagekit") or str(Path(sys.executable).parent / "engagekit")
@@ -281,3 +281,21 @@ def test_demo_leaves_its_four_files(tmp_path):
     assert summary["n_encounters"] == len(encounters)
     assert summary["by_treatment"][-1]["treatment"] == "all"
     assert len(pd.read_csv(folder / "truth.csv")) == len(encounters)
+
+
+@pytest.mark.parametrize(
+    ("dropped", "note"),
+    [
+        ([], None),
+        (["empathy"], "some configured rating columns are not in the table (absent: empathy)"),
+        (list(ATTRIBUTES), "none of the configured rating columns is in the table"),
+    ],
+)
+def test_validate_notes_absent_rating_columns(tmp_path, dropped, note):
+    path = write_csv(valid_encounter_rows(3, 2).drop(columns=dropped), tmp_path / "r.csv")
+    result = run("validate", path, cwd=tmp_path)
+    assert result.returncode == 0
+    if note is None:
+        assert "Note:" not in result.stdout
+    else:
+        assert note in result.stdout

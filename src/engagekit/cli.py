@@ -163,7 +163,7 @@ def validate(
             payload["quarantine"] = str(quarantine)
         print(json.dumps(payload, indent=2))
     else:
-        _print_report(report, max_problems)
+        _print_report(report, max_problems, cfg.attribute_names)
         if quarantine is not None:
             out.print(
                 f"{report.n_good_rows:,} rows good, {report.n_bad_rows:,} quarantined "
@@ -174,7 +174,19 @@ def validate(
     raise typer.Exit(0 if report.valid else 1)
 
 
-def _print_report(report, max_problems: int) -> None:
+def _print_report(report, max_problems: int, attributes: list[str]) -> None:
+    absent = [c for c in attributes if c in report.absent_columns]
+    if absent:
+        every = len(absent) == len(attributes)
+        what = (
+            "none of the configured rating columns is in the table"
+            if every
+            else "some configured rating columns are not in the table"
+        )
+        out.print(
+            f"[yellow]Note:[/yellow] {what} (absent: {', '.join(absent)})."
+            + (" Does --config match the service's instrument?" if every else "")
+        )
     if report.valid:
         out.print(f"[green]Valid:[/green] {report.n_rows:,} rows meet the encounter contract.")
         return
@@ -299,7 +311,7 @@ def demo(
     report = validate_encounters(raw, cfg)
     (out_dir / "validation.json").write_text(json.dumps(report.to_dict(), indent=2))
     out.print("[bold]2. Validated[/bold] against the encounter contract: ", end="")
-    _print_report(report, max_problems=10)
+    _print_report(report, max_problems=10, attributes=cfg.attribute_names)
     if not report.valid:
         raise typer.Exit(1)
     summary = summarize_encounters(coerce_encounters(raw, cfg), cfg)

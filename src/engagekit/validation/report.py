@@ -30,11 +30,16 @@ class ValidationReport:
         Rows in the table checked.
     bad_rows : numpy.ndarray
         Sorted 0-based positions of the rows with at least one problem.
+    absent_columns : tuple of str
+        Optional contract columns the table does not have (allowed, but a model cannot
+        use what is not there: e.g. every rating column absent usually means the
+        config does not match the service's instrument).
     """
 
     problems: pd.DataFrame
     n_rows: int
     bad_rows: np.ndarray
+    absent_columns: tuple[str, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -87,6 +92,7 @@ class ValidationReport:
             "n_good_rows": self.n_good_rows,
             "n_bad_rows": self.n_bad_rows,
             "n_problems": len(self.problems),
+            "absent_columns": list(self.absent_columns),
             "summary": self.summary().to_dict(orient="records"),
             "problems": records,
         }

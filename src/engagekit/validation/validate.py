@@ -179,7 +179,10 @@ def validate_encounters(frame: pd.DataFrame, config: Config | None = None) -> Va
     cases = _failure_cases(frame, built)
     problems = _problems(frame, contract, built, cases)
     bad_rows = np.unique(problems["row"].to_numpy(dtype="int64") - 1)
-    return ValidationReport(problems=problems, n_rows=len(frame), bad_rows=bad_rows)
+    absent = tuple(name for name in contract.names if name not in frame.columns)
+    return ValidationReport(
+        problems=problems, n_rows=len(frame), bad_rows=bad_rows, absent_columns=absent
+    )
 
 
 def split_by_validity(
