@@ -8,27 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from _factories import ATTRIBUTES, TREATMENTS
 from engagekit import ConfigError, load_config
 from engagekit.config import config_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 
-DEFAULT_ATTRIBUTES = [
-    "approachability",
-    "empathy",
-    "support",
-    "active_listening",
-    "decision_making",
-    "self_kindness",
-]
-DEFAULT_TREATMENTS = [
-    "antidepressants",
-    "cbt_face_to_face",
-    "cbt_online",
-    "facilitated_physical_activity",
-    "listening_visits",
-    "usual_care",
-]
+DEFAULT_ATTRIBUTES = list(ATTRIBUTES)
+DEFAULT_TREATMENTS = list(TREATMENTS)
 
 ITEM = "{name: warmth, label: Warmth, description: feels warm, suggestion: be warm}"
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _factories import ATTRIBUTES
 from engagekit import summarize_encounters
 from engagekit.config import config_from_dict
 
@@ -83,14 +84,7 @@ def test_every_configured_treatment_is_listed_in_order_then_all():
 
 def test_missing_ratings_per_attribute():
     m = summarize_encounters(_hand_table()).missing_ratings.set_index("attribute")
-    assert m.index.tolist() == [
-        "approachability",
-        "empathy",
-        "support",
-        "active_listening",
-        "decision_making",
-        "self_kindness",
-    ]
+    assert m.index.tolist() == list(ATTRIBUTES)
     assert m.loc["approachability", "missing"] == 0
     assert m.loc["empathy", "missing"] == 2
     assert m.loc["empathy", "share_missing"] == pytest.approx(1 / 3)
