@@ -25,6 +25,7 @@ from rich.table import Table
 from . import __version__
 from .config import Config, load_config
 from .errors import EngagekitError
+from .io import write_json
 
 app = typer.Typer(
     name="engagekit",
@@ -309,13 +310,13 @@ def demo(
     # read the export back as any service file would be, so the demo checks the file
     raw = read_encounters(enc_path)
     report = validate_encounters(raw, cfg)
-    (out_dir / "validation.json").write_text(json.dumps(report.to_dict(), indent=2))
+    write_json(report.to_dict(), out_dir / "validation.json")
     out.print("[bold]2. Validated[/bold] against the encounter contract: ", end="")
     _print_report(report, max_problems=10, attributes=cfg.attribute_names)
     if not report.valid:
         raise typer.Exit(1)
     summary = summarize_encounters(coerce_encounters(raw, cfg), cfg)
-    (out_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
+    write_json(summary.to_dict(), out_dir / "summary.json")
     out.print("[bold]3. Summary[/bold]")
     _print_summary(summary)
     out.print(f"Files are in {str(out_dir)!r}.")
@@ -354,6 +355,239 @@ def _print_summary(summary) -> None:
     for r in summary.missing_ratings.itertuples(index=False):
         m.add_row(r.attribute, f"{r.missing:,} ({_pct(r.share_missing)})")
     out.print(m)
+
+
+# --------------------------------------------------------------------------- models
+TargetOption = Annotated[
+    str,
+    typer.Option(
+        "--target",
+        help="Outcome to predict: attended_next (re-attendance) or adherent (adherence).",
+    ),
+]
+
+
+def _check_target(target: str) -> None:
+    from .config import OUTCOME_NAMES
+
+    if target not in OUTCOME_NAMES:
+        raise typer.BadParameter(
+            f"{target!r} is not an outcome; choose one of {', '.join(OUTCOME_NAMES)}",
+            param_hint="--target",
+        )
+
+
+def _read_valid(data: str, cfg: Config, table: str | None, query: str | None):
+    """Read and check a table; on contract problems print the report and exit 1."""
+    from .io import read_encounters
+    from .validation import coerce_encounters, validate_encounters
+
+    with err.status("Reading and checking the encounter table…"):
+        raw = read_encounters(data, table=table, query=query)
+        report = validate_encounters(raw, cfg)
+    if not report.valid:
+        out.print("The encounter table breaks the data contract; nothing was modelled.")
+        _print_report(report, max_problems=50, attributes=cfg.attribute_names)
+        raise typer.Exit(1)
+    return coerce_encounters(raw, cfg)
+
+
+def _metric_table(metrics: dict) -> Table:
+    t = Table(header_style="bold")
+    for col in ("metric", "value", "95% CI"):
+        t.add_column(col, justify="left" if col == "metric" else "right")
+    for name in (
+        "auroc",
+        "auprc",
+        "brier",
+        "log_loss",
+        "calibration_intercept",
+        "calibration_slope",
+    ):
+        value = metrics.get(name)
+        low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+        ci = "–" if low is None or high is None else f"{low:.3f} to {high:.3f}"
+        t.add_row(name, "–" if value is None else f"{value:.3f}", ci)
+    return t
+
+
+def _model_with_progress(fn, *args, **kwargs):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=total)
+            bar.update(tasks[step], completed=done, total=total)
+
+        return fn(*args, progress=progress, **kwargs)
+
+
+@app.command()
+def train(
+    data: Annotated[str, typer.Argument(help="Encounter table (CSV, Parquet or database URL).")],
+    target: TargetOption,
+    out_dir: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="auto (the kind with the lower cross-validated log loss), logistic or gbm."
+        ),
+    ] = "auto",
+    folds: Annotated[int, typer.Option(help="Patient-grouped CV folds.", min=2)] = 5,
+    bootstrap: Annotated[
+        int, typer.Option(help="Patient-bootstrap replicates for the 95% CIs.", min=0)
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Train and validate a model of re-attendance or adherence.
+
+    Validates the table first (refusing data that breaks the contract), leaves out rows
+    whose outcome is empty (and says how many), cross-validates grouped by patient,
+    calibrates inside the training data, and writes the model (secure skops format),
+    manifest.json and metrics.json (with patient-bootstrap 95% CIs, per treatment and
+    per subgroup) to --out.
+    """
+    from .io.model_store import data_fingerprint, save_model
+    from .models import train_model
+
+    _check_target(target)
+    if model not in ("auto", "logistic", "gbm"):
+        raise typer.BadParameter("choose auto, logistic or gbm", param_hint="--model")
+    cfg = _config(config)
+    encounters = _read_valid(data, cfg, table, query)
+    result = _model_with_progress(
+        train_model, encounters, target, model, cfg, n_splits=folds, seed=seed, n_boot=bootstrap
+    )
+    metrics = {**result.metrics, "selection": result.selection}
+    save_model(
+        result.model,
+        out_dir,
+        {
+            "target": target,
+            "kind": result.model.kind,
+            "features": result.model.feature_names,
+            "config": cfg.model_dump(mode="json"),
+            "training_data_sha256": data_fingerprint(encounters),
+            "n_encounters": metrics.get("n_encounters"),
+            "n_patients": metrics.get("n_patients"),
+            "recalibration": {
+                "applied": result.model.recalibration.applied,
+                "intercept": result.model.recalibration.intercept,
+                "slope": result.model.recalibration.slope,
+            },
+            "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))},
+        },
+    )
+    write_json(metrics, out_dir / "metrics.json")
+    out.print(
+        f"[bold]{target}[/bold]: {result.model.kind} model chosen "
+        f"(cross-validated log loss: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in result.selection["cv_log_loss"].items())
+        + ")"
+    )
+    out.print(
+        f"{metrics['n_encounters']:,} encounters of {metrics['n_patients']:,} patients; "
+        f"{metrics['n_excluded_missing_outcome']:,} left out (no {target} recorded)."
+    )
+    out.print(_metric_table(metrics))
+    out.print(f"Model and metrics written to {str(out_dir)!r}.")
+
+
+def _load(model_dir: Path):
+    import warnings
+
+    from .config import config_from_dict
+    from .io.model_store import ModelVersionWarning, load_model
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ModelVersionWarning)
+        model, manifest = load_model(model_dir)
+    for w in caught:
+        err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
+    cfg = config_from_dict(manifest["config"], source=f"of the model {str(model_dir)!r}")
+    return model, manifest, cfg
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory written by train.")],
+    data: Annotated[str, typer.Argument(help="Encounters to score (CSV, Parquet, database URL).")],
+    out_file: Annotated[Path, typer.Option("--out", help="Predictions file (CSV or Parquet).")],
+    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+) -> None:
+    """Score every encounter: encounter_id, patient_id and p_<target>.
+
+    Every row gets a probability, including rows whose outcome is empty; each is
+    computed from that session and the patient's earlier sessions in DATA only. The
+    model is refused if its file was altered or holds anything engagekit did not write.
+    """
+    from .io import write_table
+
+    model, _manifest, cfg = _load(model_dir)
+    encounters = _read_valid(data, cfg, table, query)
+    p = model.predict_proba(encounters)
+    column = f"p_{model.target}"
+    frame = pd.DataFrame(
+        {
+            "encounter_id": encounters["encounter_id"],
+            "patient_id": encounters["patient_id"],
+            column: p,
+        }
+    )
+    write_table(frame, out_file)
+    out.print(f"{len(frame):,} encounters scored → {str(out_file)!r} ({column}).")
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory written by train.")],
+    data: Annotated[str, typer.Argument(help="New labelled encounters.")],
+    out_file: Annotated[Path, typer.Option("--out", help="metrics JSON to write.")],
+    bootstrap: Annotated[
+        int, typer.Option(help="Patient-bootstrap replicates for the 95% CIs.", min=0)
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+) -> None:
+    """External validation: the trained model's metrics on new labelled data."""
+    from .evaluation import evaluate_predictions
+    from .models import labelled_rows
+
+    model, _manifest, cfg = _load(model_dir)
+    encounters = _read_valid(data, cfg, table, query)
+    labelled = labelled_rows(encounters, model.target)
+    p = model.predict_proba(encounters)[labelled]
+    rows = encounters[labelled]
+    by_columns = ["treatment", *[c for c in cfg.subgroups if c in rows.columns]]
+    metrics = evaluate_predictions(
+        rows[model.target].to_numpy(dtype="float64"),
+        p,
+        rows["patient_id"].to_numpy(),
+        by=rows[by_columns].astype("string").fillna("(missing)"),
+        n_boot=bootstrap,
+        seed=seed,
+    )
+    metrics["n_excluded_missing_outcome"] = int((~labelled).sum())
+    metrics["target"] = model.target
+    metrics["model"] = model.kind
+    write_json(metrics, out_file)
+    out.print(_metric_table(metrics))
+    out.print(f"Metrics written to {str(out_file)!r}.")
 
 
 # --------------------------------------------------------------------------- entry

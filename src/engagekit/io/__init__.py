@@ -5,6 +5,6 @@ through SQLAlchemy; results go to CSV or Parquet by file extension.
 """
 
 from .read import is_database_url, read_encounters
-from .write import write_table
+from .write import write_json, write_table
 
-__all__ = ["is_database_url", "read_encounters", "write_table"]
+__all__ = ["is_database_url", "read_encounters", "write_json", "write_table"]

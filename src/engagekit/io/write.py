@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from ..errors import OutputError
 
-__all__ = ["write_table"]
+__all__ = ["write_json", "write_table"]
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
@@ -23,6 +25,17 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
             frame.to_parquet(path, index=False)
         else:
             frame.to_csv(path, index=False, date_format="%Y-%m-%d")
+    except OSError as e:
+        raise OutputError(f"cannot write {str(path)!r}: {e.strerror or e}") from e
+    return path
+
+
+def write_json(payload: Any, path: str | Path) -> Path:
+    """Write a JSON document (results, metrics) with its folder created if needed."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=2) + "\n")
     except OSError as e:
         raise OutputError(f"cannot write {str(path)!r}: {e.strerror or e}") from e
     return path

@@ -1,0 +1,85 @@
+"""A fitted engagement model: features, estimator and recalibration for one outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from .calibration import LogitRecalibration
+from .estimators import add_interactions, logistic_coefficients
+
+__all__ = ["EngagementModel"]
+
+
+@dataclass
+class EngagementModel:
+    """Predicts the probability that ``target`` is 1 for each encounter.
+
+    Attributes
+    ----------
+    target : str
+        ``attended_next`` or ``adherent``.
+    kind : str
+        ``logistic`` or ``gbm``.
+    features : EncounterFeatures
+        Fitted feature transformer (history features per patient, no later sessions).
+    estimator : sklearn estimator
+        Fitted on the feature matrix.
+    recalibration : LogitRecalibration
+        Applied to the estimator's log-odds margin.
+    interaction_attributes, interaction_treatments : tuple of str
+        Attribute × treatment terms added for the logistic model (empty for trees).
+    """
+
+    target: str
+    kind: str
+    features: Any
+    estimator: Any
+    recalibration: LogitRecalibration = field(default_factory=LogitRecalibration)
+    interaction_attributes: tuple[str, ...] = ()
+    interaction_treatments: tuple[str, ...] = ()
+
+    def design(self, encounters: pd.DataFrame) -> pd.DataFrame:
+        """The feature matrix the estimator sees, one row per encounter."""
+        X = self.features.transform(encounters)
+        if self.interaction_attributes:
+            X = add_interactions(
+                X,
+                self.interaction_attributes,
+                self.interaction_treatments,
+                self.features.imputation_,
+            )
+        return X
+
+    @property
+    def feature_names(self) -> list[str]:
+        names = list(self.features.feature_names_)
+        for attribute in self.interaction_attributes:
+            names += [f"{attribute}:treatment={t}" for t in self.interaction_treatments[1:]]
+        return names
+
+    def margin(self, encounters: pd.DataFrame) -> np.ndarray:
+        """The estimator's log-odds before recalibration."""
+        return self.estimator.decision_function(self.design(encounters).to_numpy())
+
+    def logit(self, encounters: pd.DataFrame) -> np.ndarray:
+        """Calibrated log-odds that the target is 1."""
+        return self.recalibration(self.margin(encounters))
+
+    def predict_proba(self, encounters: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability that the target is 1, for every row of ``encounters``.
+
+        Rows are scored from their own session and the patient's earlier sessions in
+        ``encounters`` only; rows whose outcome is empty are scored too.
+        """
+        return expit(self.logit(encounters))
+
+    def coefficients(self) -> pd.DataFrame:
+        """Logistic model terms on the features' scale (log-odds per unit, odds ratio)."""
+        if self.kind != "logistic":
+            raise ValueError(f"a {self.kind!r} model has no coefficients; use explanations")
+        return logistic_coefficients(self.estimator, self.feature_names)
