@@ -11,6 +11,8 @@ MODULES = [
     "engagekit.validation.validate",
     "engagekit.simulation.simulator",
     "engagekit.simulation.heterogeneity",
+    "engagekit.features.history",
+    "engagekit.features.transformer",
 ]
 
 

@@ -19,6 +19,7 @@ from .errors import (
     EngagekitError,
     OutputError,
 )
+from .features import EncounterFeatures
 from .io import read_encounters, write_table
 from .simulation import (
     Heterogeneity,
@@ -46,6 +47,7 @@ __all__ = [
     "ConfigError",
     "ContractError",
     "DataReadError",
+    "EncounterFeatures",
     "EncounterSummary",
     "EngagekitError",
     "Heterogeneity",
