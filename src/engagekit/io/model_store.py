@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+import zipfile
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -57,6 +58,8 @@ TRUSTED_TYPES = [
     "numpy.random._generator.Generator",
     "numpy.random._pcg64.PCG64",
     "numpy.random.mtrand.RandomState",
+    "numpy.uint64",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
     "sklearn._loss.link.Interval",
     "sklearn._loss.link.LogitLink",
     "sklearn._loss.loss.HalfBinomialLoss",
@@ -66,6 +69,7 @@ TRUSTED_TYPES = [
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.pipeline.Pipeline",
     "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.preprocessing._label.LabelEncoder",
 ]
 
 
@@ -95,6 +99,38 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
 
 def _versions() -> dict[str, str]:
     return {name: version(name) for name in _LIBRARIES}
+
+
+def _types_in(path: Path) -> set[str]:
+    """Every type and function a skops file refers to, read from its JSON schema only.
+
+    skops' own ``get_untrusted_types`` leaves out the types skops trusts by default (any
+    scikit-learn estimator), so it cannot tell an engagekit model from another object;
+    this lists everything, without turning any of it into objects.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError) as e:
+        raise UntrustedModelError(f"{str(path)!r} is not a readable skops file: {e}") from e
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "__module__" in node and "__class__" in node:
+                found.add(f"{node['__module__']}.{node['__class__']}")
+            content = node.get("content")
+            if node.get("__loader__") in ("FunctionNode", "TypeNode", "MethodNode") and (
+                isinstance(content, dict)
+            ):
+                module = content.get("module_path", "")
+                name = content.get("function") or content.get("name") or ""
+                found.add(f"{module}.{name}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 
 def save_model(model: Any, directory: str | Path, manifest: dict[str, Any]) -> Path:
@@ -177,11 +213,8 @@ def load_model(directory: str | Path) -> tuple[Any, dict[str, Any]]:
             f"{str(path)!r} does not match the hash in its manifest: the model file was "
             "altered after it was saved; refusing to load it"
         )
-    try:
-        untrusted = sio.get_untrusted_types(file=path)
-    except Exception as e:  # a corrupt archive fails in many ways
-        raise UntrustedModelError(f"{str(path)!r} is not a readable skops file: {e}") from e
-    foreign = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    found = _types_in(path)
+    foreign = sorted(found - set(TRUSTED_TYPES))
     if foreign:
         raise UntrustedModelError(
             f"{str(path)!r} holds types engagekit does not trust ({', '.join(foreign)}); "
@@ -198,5 +231,5 @@ def load_model(directory: str | Path) -> tuple[Any, dict[str, Any]]:
             ModelVersionWarning,
             stacklevel=2,
         )
-    model = sio.load(path, trusted=[t for t in untrusted if t in TRUSTED_TYPES])
+    model = sio.load(path, trusted=sorted(found))
     return model, manifest

@@ -6,7 +6,8 @@
 - Calibration is corrected inside each training set only: a random 15% of its patients
   is held out, the model is fitted on the rest (the trees stop early on the held-out
   patients), and a logistic recalibration of the margin is fitted on the held-out
-  patients if a likelihood-ratio test finds the calibration off.
+  patients if a likelihood-ratio test finds the calibration off. The logistic model is
+  then refitted on all patients (the trees keep their early-stopped fit).
 - ``auto`` picks the kind with the lower cross-validated log loss.
 """
 
@@ -113,6 +114,10 @@ def fit_model(
         model.recalibration = fit_logit_recalibration(margin, y[cal_rows])
     else:
         model.recalibration = LogitRecalibration()
+    if kind == "logistic" and cal_rows.any():
+        # The held-out patients have done their job (judging calibration); a logistic
+        # fit is cheap and stable, so refit it on every labelled row and keep the map.
+        model.estimator.fit(X[labelled], y[labelled])
     return model
 
 

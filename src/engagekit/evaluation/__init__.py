@@ -1,0 +1,33 @@
+"""Evaluation: how well predicted probabilities match what patients then did.
+
+A model gives, for every encounter, the probability that the patient attends the next
+session (or adheres to treatment). Evaluating it means comparing those probabilities
+with the outcomes that followed: discrimination (AUROC, average precision), accuracy
+(Brier score, log loss), calibration (intercept, slope and the calibration curve) and
+clinical usefulness (the decision curve's net benefit). Because one patient contributes
+many encounters, uncertainty comes from a patient-level (cluster) bootstrap, and every
+metric is also reported per treatment and subgroup.
+
+:func:`evaluate_predictions` builds the whole metrics block engagekit writes to
+``metrics.json``; the pieces it is made of are public too.
+"""
+
+from .bootstrap import cluster_bootstrap
+from .metrics import (
+    POINT_METRICS,
+    calibration_curve,
+    decision_curve,
+    evaluate_predictions,
+    point_metrics,
+    undefined_metrics,
+)
+
+__all__ = [
+    "POINT_METRICS",
+    "calibration_curve",
+    "cluster_bootstrap",
+    "decision_curve",
+    "evaluate_predictions",
+    "point_metrics",
+    "undefined_metrics",
+]

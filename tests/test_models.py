@@ -1,0 +1,103 @@
+"""Models: patient-grouped validation, calibration inside training data, honest scores."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from engagekit import ContractError, load_config, simulate_encounters
+from engagekit.models import cross_validate, fit_model, train_model
+
+
+@pytest.fixture(scope="module")
+def service():
+    """A simulated service and its truth: 3,000 patients to train, 1,500 others to test."""
+    return simulate_encounters(3000, seed=11), simulate_encounters(1500, seed=12)
+
+
+def _auroc(frame, p, target):
+    known = frame[target].notna().to_numpy()
+    return roc_auc_score(frame.loc[known, target].astype(int), p[known])
+
+
+@pytest.mark.parametrize("kind", ["logistic", "gbm"])
+@pytest.mark.parametrize("target", ["attended_next", "adherent"])
+def test_held_out_auroc_is_close_to_the_oracle(service, kind, target):
+    train, test = service
+    model = fit_model(train.encounters, target, kind, seed=0)
+    p = model.predict_proba(test.encounters)
+    oracle = _auroc(test.encounters, test.truth[f"p_{target}"].to_numpy(), target)
+    got = _auroc(test.encounters, p, target)
+    # 3,000 training patients (~700 events): within 5% of the Bayes limit; the 0.5%
+    # target at 20,000 patients is measured in benchmarks/bench_models.py
+    assert got >= 0.95 * oracle, (got, oracle)
+
+
+def test_every_row_is_scored_including_rows_without_an_outcome(service):
+    train, test = service
+    model = fit_model(train.encounters, "attended_next", "logistic")
+    p = model.predict_proba(test.encounters)
+    assert p.shape == (len(test.encounters),)
+    assert np.all((p > 0) & (p < 1))
+    assert test.encounters["attended_next"].isna().any()
+
+
+def test_a_later_session_cannot_change_an_earlier_prediction(service):
+    train, test = service
+    model = fit_model(train.encounters, "attended_next", "gbm")
+    enc = test.encounters
+    first = enc.groupby("patient_id").head(1).index
+    before = model.predict_proba(enc)[first]
+    later = enc.drop(index=first).copy()
+    later.loc[:, load_config().attribute_names] = 1.0
+    changed = pd.concat([enc.loc[first], later]).sort_index()
+    after = model.predict_proba(changed)[first]
+    assert np.array_equal(before, after)
+
+
+def test_cross_validation_predicts_each_labelled_row_once(service):
+    train, _ = service
+    enc = train.encounters
+    cv = cross_validate(enc, "adherent", "logistic", n_splits=3, seed=1)
+    labelled = enc["adherent"].notna()
+    assert cv.predictions.index.equals(enc.index[labelled])
+    assert cv.predictions.notna().all()
+    assert sum(d["test_encounters_scored"] for d in cv.details) == labelled.sum()
+    assert sum(d["test_patients"] for d in cv.details) == enc["patient_id"].nunique()
+
+
+def test_train_model_reports_metrics_and_exclusions(service):
+    train, _ = service
+    small = train.encounters[train.encounters["patient_id"] <= "P0001200"]
+    result = train_model(small, "attended_next", "auto", n_splits=3, n_boot=20)
+    m = result.metrics
+    assert result.selection["chosen"] in ("logistic", "gbm")
+    assert set(result.selection["cv_log_loss"]) == {"logistic", "gbm"}
+    assert m["n_excluded_missing_outcome"] == int(small["attended_next"].isna().sum())
+    for name in ("auroc", "auprc", "brier", "log_loss", "calibration_intercept"):
+        assert m[f"{name}_ci_low"] <= m[name] <= m[f"{name}_ci_high"]
+    # 1,200 patients, ~250 events: some overfitting shows as a slope below 1
+    assert 0.6 <= m["calibration_slope"] <= 1.4
+
+
+def test_the_logistic_model_reports_attribute_by_treatment_terms(service):
+    train, _ = service
+    model = fit_model(train.encounters, "attended_next", "logistic")
+    terms = model.coefficients().set_index("term")
+    assert "active_listening:treatment=cbt_online" in terms.index
+    # the simulator's truth: better-rated listening, more re-attendance
+    assert terms.loc["active_listening", "coefficient"] > 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda e: e.drop(columns="adherent"), "no 'adherent' column"),
+        (lambda e: e.assign(adherent=pd.array([pd.NA] * len(e), dtype="Int8")), "no encounter"),
+        (lambda e: e.assign(adherent=pd.array([1] * len(e), dtype="Int8")), "same value"),
+    ],
+)
+def test_an_outcome_that_cannot_be_modelled_is_refused(service, change, message):
+    train, _ = service
+    with pytest.raises(ContractError, match=message):
+        fit_model(change(train.encounters), "adherent", "logistic")
