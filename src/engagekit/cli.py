@@ -76,6 +76,28 @@ def _root(
     """engagekit: practitioner qualities, re-attendance and adherence."""
 
 
+def _with_progress(fn, *args, **kwargs):
+    """Call ``fn(*args, progress=..., **kwargs)`` with a bar per named step on stderr."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=total)
+            bar.update(tasks[step], completed=done, total=total)
+
+        return fn(*args, progress=progress, **kwargs)
+
+
 # --------------------------------------------------------------------------- validate
 def _problem_table(problems, limit: int) -> Table:
     table = Table(title=None, show_lines=False, header_style="bold")
@@ -255,26 +277,18 @@ def simulate(
 
 
 def _simulate_with_progress(patients: int, seed: int, cfg: Config, effects=()):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .simulation import simulate_encounters
 
-    with Progress(
-        TextColumn("Simulating"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("simulate", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    def run(progress):
         return simulate_encounters(
-            patients, seed=seed, config=cfg, heterogeneity=effects, progress=progress
+            patients,
+            seed=seed,
+            config=cfg,
+            heterogeneity=effects,
+            progress=lambda done, total: progress("Simulating", done, total),
         )
+
+    return _with_progress(run)
 
 
 # --------------------------------------------------------------------------- demo
@@ -396,40 +410,14 @@ def _metric_table(metrics: dict) -> Table:
     t = Table(header_style="bold")
     for col in ("metric", "value", "95% CI"):
         t.add_column(col, justify="left" if col == "metric" else "right")
-    for name in (
-        "auroc",
-        "auprc",
-        "brier",
-        "log_loss",
-        "calibration_intercept",
-        "calibration_slope",
-    ):
+    from .evaluation import POINT_METRICS
+
+    for name in POINT_METRICS[:6]:  # the scores; prevalence and n are not estimates
         value = metrics.get(name)
         low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
         ci = "–" if low is None or high is None else f"{low:.3f} to {high:.3f}"
         t.add_row(name, "–" if value is None else f"{value:.3f}", ci)
     return t
-
-
-def _model_with_progress(fn, *args, **kwargs):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(step: str, done: int, total: int) -> None:
-            if step not in tasks:
-                tasks[step] = bar.add_task(step, total=total)
-            bar.update(tasks[step], completed=done, total=total)
-
-        return fn(*args, progress=progress, **kwargs)
 
 
 @app.command()
@@ -468,7 +456,7 @@ def train(
         raise typer.BadParameter("choose auto, logistic or gbm", param_hint="--model")
     cfg = _config(config)
     encounters = _read_valid(data, cfg, table, query)
-    result = _model_with_progress(
+    result = _with_progress(
         train_model, encounters, target, model, cfg, n_splits=folds, seed=seed, n_boot=bootstrap
     )
     metrics = {**result.metrics, "selection": result.selection}
