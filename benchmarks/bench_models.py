@@ -103,7 +103,7 @@ def cost(rows, seed):
     )
     baseline = time.perf_counter() - start
     start = time.perf_counter()
-    result = train_model(enc, "attended_next", "auto", n_splits=5, seed=seed)
+    result = train_model(enc, "attended_next", "auto", n_splits=5, seed=seed, n_jobs=-1)
     elapsed = time.perf_counter() - start
     out = {
         "encounters": len(enc),

@@ -5,39 +5,15 @@ config. A traceback on stderr is always a bug."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from _cli import assert_no_traceback, run
 from _factories import ATTRIBUTES, COLUMNS, read_raw_csv, valid_encounter_rows, with_cell, write_csv
 from engagekit import read_encounters, validate_encounters
-
-ENGAGEKIT = shutil.which("engagekit") or str(Path(sys.executable).parent / "engagekit")
-
-
-def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
-    env.pop("ENGAGEKIT_DEBUG", None)
-    return subprocess.run(
-        [ENGAGEKIT, *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def assert_no_traceback(result: subprocess.CompletedProcess) -> None:
-    assert "Traceback" not in result.stderr, result.stderr
-    assert "Traceback" not in result.stdout, result.stdout
-
 
 # --------------------------------------------------------------------------- the ten problems
 

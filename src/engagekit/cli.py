@@ -24,7 +24,7 @@ from rich.table import Table
 
 from . import __version__
 from .config import Config, load_config
-from .errors import EngagekitError
+from .errors import ContractError, EngagekitError
 from .io import write_json
 
 app = typer.Typer(
@@ -400,14 +400,14 @@ def _read_valid(data: str, cfg: Config, table: str | None, query: str | None):
         raw = read_encounters(data, table=table, query=query)
         report = validate_encounters(raw, cfg)
     if not report.valid:
-        out.print("The encounter table breaks the data contract; nothing was modelled.")
+        out.print("The encounter table breaks the data contract; nothing was computed or written.")
         _print_report(report, max_problems=50, attributes=cfg.attribute_names)
         raise typer.Exit(1)
     return coerce_encounters(raw, cfg)
 
 
-def _metric_table(metrics: dict) -> Table:
-    t = Table(header_style="bold")
+def _metric_table(metrics: dict, title: str | None = None) -> Table:
+    t = Table(title=title, header_style="bold")
     for col in ("metric", "value", "95% CI"):
         t.add_column(col, justify="left" if col == "metric" else "right")
     from .evaluation import POINT_METRICS
@@ -436,6 +436,13 @@ def train(
         int, typer.Option(help="Patient-bootstrap replicates for the 95% CIs.", min=0)
     ] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    temporal_split: Annotated[
+        str | None,
+        typer.Option(
+            help="YYYY-MM-DD: train and cross-validate on encounters before this day, "
+            "and also validate the model on those from this day on.",
+        ),
+    ] = None,
     table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
     query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
     config: ConfigOption = None,
@@ -457,7 +464,16 @@ def train(
     cfg = _config(config)
     encounters = _read_valid(data, cfg, table, query)
     result = _with_progress(
-        train_model, encounters, target, model, cfg, n_splits=folds, seed=seed, n_boot=bootstrap
+        train_model,
+        encounters,
+        target,
+        model,
+        cfg,
+        n_splits=folds,
+        seed=seed,
+        n_boot=bootstrap,
+        n_jobs=-1,
+        temporal_split=temporal_split,
     )
     metrics = {**result.metrics, "selection": result.selection}
     save_model(
@@ -471,6 +487,7 @@ def train(
             "training_data_sha256": data_fingerprint(encounters),
             "n_encounters": metrics.get("n_encounters"),
             "n_patients": metrics.get("n_patients"),
+            "tuning": result.model.tuning,
             "recalibration": {
                 "applied": result.model.recalibration.applied,
                 "intercept": result.model.recalibration.intercept,
@@ -490,7 +507,16 @@ def train(
         f"{metrics['n_encounters']:,} encounters of {metrics['n_patients']:,} patients; "
         f"{metrics['n_excluded_missing_outcome']:,} left out (no {target} recorded)."
     )
-    out.print(_metric_table(metrics))
+    out.print(_metric_table(metrics, "patient-grouped cross-validation"))
+    temporal = metrics.get("temporal_validation")
+    if temporal is not None:
+        out.print(
+            _metric_table(
+                temporal,
+                f"temporal validation: {temporal['n_encounters']:,} encounters from "
+                f"{temporal['split_date']} on",
+            )
+        )
     out.print(f"Model and metrics written to {str(out_dir)!r}.")
 
 
@@ -552,29 +578,27 @@ def evaluate(
     table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
     query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
 ) -> None:
-    """External validation: the trained model's metrics on new labelled data."""
-    from .evaluation import evaluate_predictions
-    from .models import labelled_rows
+    """External validation: the trained model's metrics on new labelled data.
+
+    Rows whose outcome is empty are scored for their history but left out of the metrics
+    (and counted); the CIs resample patients.
+    """
+    from .models import evaluate_model_predictions, labelled_rows
 
     model, _manifest, cfg = _load(model_dir)
     encounters = _read_valid(data, cfg, table, query)
     labelled = labelled_rows(encounters, model.target)
+    if not labelled.any():
+        raise ContractError(f"no encounter in {data!r} has {model.target!r} recorded")
     p = model.predict_proba(encounters)[labelled]
-    rows = encounters[labelled]
-    by_columns = ["treatment", *[c for c in cfg.subgroups if c in rows.columns]]
-    metrics = evaluate_predictions(
-        rows[model.target].to_numpy(dtype="float64"),
-        p,
-        rows["patient_id"].to_numpy(),
-        by=rows[by_columns].astype("string").fillna("(missing)"),
-        n_boot=bootstrap,
-        seed=seed,
+    metrics = evaluate_model_predictions(
+        encounters[labelled], model.target, p, cfg, n_boot=bootstrap, seed=seed, n_jobs=-1
     )
     metrics["n_excluded_missing_outcome"] = int((~labelled).sum())
     metrics["target"] = model.target
     metrics["model"] = model.kind
     write_json(metrics, out_file)
-    out.print(_metric_table(metrics))
+    out.print(_metric_table(metrics, "external validation"))
     out.print(f"Metrics written to {str(out_file)!r}.")
 
 
@@ -585,7 +609,7 @@ def main() -> None:
         # standalone mode: usage errors print the usage and exit 2, Exit is sys.exit
         app()
     except EngagekitError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
+        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")

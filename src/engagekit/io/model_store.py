@@ -50,6 +50,7 @@ TRUSTED_TYPES = [
     "builtins.tuple",
     "engagekit.features.transformer.EncounterFeatures",
     "engagekit.models.calibration.LogitRecalibration",
+    "engagekit.models.estimators.ColumnWeights",
     "engagekit.models.model.EngagementModel",
     "numpy.dtype",
     "numpy.float64",

@@ -33,6 +33,8 @@ class EngagementModel:
         Applied to the estimator's log-odds margin.
     interaction_attributes, interaction_treatments : tuple of str
         Attribute × treatment terms added for the logistic model (empty for trees).
+    tuning : dict
+        Hyperparameters chosen on held-out training patients, and how (logistic only).
     """
 
     target: str
@@ -42,6 +44,7 @@ class EngagementModel:
     recalibration: LogitRecalibration = field(default_factory=LogitRecalibration)
     interaction_attributes: tuple[str, ...] = ()
     interaction_treatments: tuple[str, ...] = ()
+    tuning: dict[str, Any] = field(default_factory=dict)
 
     def design(self, encounters: pd.DataFrame) -> pd.DataFrame:
         """The feature matrix the estimator sees, one row per encounter."""

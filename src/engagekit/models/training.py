@@ -7,12 +7,18 @@
   is held out, the model is fitted on the rest (the trees stop early on the held-out
   patients), and a logistic recalibration of the margin is fitted on the held-out
   patients if a likelihood-ratio test finds the calibration off. The logistic model is
-  then refitted on all patients (the trees keep their early-stopped fit).
+  then refitted on all patients (the trees keep their early-stopped fit). The same
+  held-out patients choose the logistic model's penalty (see
+  :mod:`engagekit.models.estimators`), so tuning never sees a test fold.
 - ``auto`` picks the kind with the lower cross-validated log loss.
+- Optionally, a temporal split: everything above happens on the encounters dated before
+  the split date, and the final model is then scored on the encounters from that date
+  on (their features still use the patient's earlier sessions, as they would in use).
 """
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +31,14 @@ from ..config import Config, load_config
 from ..errors import ContractError
 from ..features import EncounterFeatures
 from .calibration import LogitRecalibration, fit_logit_recalibration
-from .estimators import MODEL_KINDS, make_estimator
+from .estimators import LOGISTIC_GRID, MODEL_KINDS, make_estimator, penalty_weights
 from .model import EngagementModel
 
 __all__ = [
     "CrossValidation",
     "TrainingResult",
     "cross_validate",
+    "evaluate_model_predictions",
     "fit_model",
     "labelled_rows",
     "train_model",
@@ -39,6 +46,10 @@ __all__ = [
 
 _CALIBRATION_SHARE = 0.15
 _MIN_CALIBRATION_PATIENTS = 30
+# The logistic model's penalty is tuned on at most about this many labelled rows (a
+# random set of patients): the choice settles long before a million rows.
+_TUNING_ROWS = 200_000
+_DEFAULT_LOGISTIC = {"C": 0.003, "interaction_weight": 0.3}
 
 
 def labelled_rows(encounters: pd.DataFrame, target: str) -> np.ndarray:
@@ -103,11 +114,21 @@ def fit_model(
     )
     X = model.design(encounters).to_numpy()
     y = y_all.astype("float64")
-    if kind == "gbm" and cal_rows.any():
+    if kind == "logistic":
+        if cal_rows.any():
+            model.tuning = _tune_logistic(X, y, fit_rows, cal_rows, patients, model, seed)
+        else:
+            model.tuning = {**_DEFAULT_LOGISTIC, "chosen_by": "default (too few patients)"}
+        model.estimator = make_estimator(
+            "logistic",
+            C=model.tuning["C"],
+            weights=penalty_weights(model.feature_names, model.tuning["interaction_weight"]),
+        )
+        model.estimator.fit(X[fit_rows], y[fit_rows])
+    elif cal_rows.any():
         model.estimator.fit(X[fit_rows], y[fit_rows], X_val=X[cal_rows], y_val=y[cal_rows])
     else:
-        if kind == "gbm":
-            model.estimator.set_params(early_stopping=False, max_iter=100)
+        model.estimator.set_params(early_stopping=False, max_iter=100)
         model.estimator.fit(X[fit_rows], y[fit_rows])
     if cal_rows.any():
         margin = model.estimator.decision_function(X[cal_rows])
@@ -119,6 +140,48 @@ def fit_model(
         # fit is cheap and stable, so refit it on every labelled row and keep the map.
         model.estimator.fit(X[labelled], y[labelled])
     return model
+
+
+def _tune_logistic(
+    X: np.ndarray,
+    y: np.ndarray,
+    fit_rows: np.ndarray,
+    cal_rows: np.ndarray,
+    patients: np.ndarray,
+    model: EngagementModel,
+    seed: int,
+) -> dict[str, Any]:
+    """The ``(C, interaction weight)`` of :data:`LOGISTIC_GRID` with the lowest log loss
+    on the held-out patients, each candidate fitted on the other training patients (a
+    random subset of them above ``_TUNING_ROWS`` rows)."""
+    rows = fit_rows
+    if fit_rows.sum() > _TUNING_ROWS:
+        candidates = np.unique(patients[fit_rows])
+        share = _TUNING_ROWS / fit_rows.sum()
+        rng = np.random.default_rng(seed + 1)
+        keep = rng.choice(candidates, size=int(len(candidates) * share), replace=False)
+        rows = fit_rows & np.isin(patients, keep)
+    losses = []
+    for C, interaction_weight in LOGISTIC_GRID:
+        estimator = make_estimator(
+            "logistic", C=C, weights=penalty_weights(model.feature_names, interaction_weight)
+        )
+        estimator.fit(X[rows], y[rows])
+        p = estimator.predict_proba(X[cal_rows])[:, 1]
+        losses.append(float(log_loss(y[cal_rows], p, labels=[0, 1])))
+    best = int(np.argmin(losses))
+    C, interaction_weight = LOGISTIC_GRID[best]
+    return {
+        "C": C,
+        "interaction_weight": interaction_weight,
+        "chosen_by": "lowest log loss on the held-out training patients",
+        "tuning_rows": int(rows.sum()),
+        "held_out_rows": int(cal_rows.sum()),
+        "grid_log_loss": [
+            {"C": c, "interaction_weight": w, "log_loss": loss}
+            for (c, w), loss in zip(LOGISTIC_GRID, losses, strict=True)
+        ],
+    }
 
 
 @dataclass
@@ -228,6 +291,86 @@ class TrainingResult:
     cross_validation: CrossValidation
 
 
+def evaluate_model_predictions(
+    rows: pd.DataFrame,
+    target: str,
+    p: np.ndarray,
+    config: Config,
+    n_boot: int = 1000,
+    seed: int = 0,
+    n_jobs: int = 1,
+) -> dict[str, Any]:
+    """Metrics of ``p`` against ``rows[target]``, overall, per treatment and per subgroup.
+
+    ``rows`` are labelled encounters; the bootstrap resamples their patients.
+    """
+    from ..evaluation import evaluate_predictions
+
+    by_columns = ["treatment", *[c for c in config.subgroups if c in rows.columns]]
+    return evaluate_predictions(
+        rows[target].to_numpy(dtype="float64"),
+        p,
+        rows["patient_id"].to_numpy(),
+        by=rows[by_columns].astype("string").fillna("(missing)"),
+        n_boot=n_boot,
+        seed=seed,
+        n_jobs=n_jobs,
+    )
+
+
+def _split_by_date(
+    encounters: pd.DataFrame, target: str, split: datetime.date | str
+) -> tuple[pd.DataFrame, pd.DataFrame, datetime.date]:
+    """(encounters before ``split``, all encounters, the split day), or a clear error."""
+    try:
+        day = pd.Timestamp(split).date() if isinstance(split, str) else split
+    except ValueError:
+        raise ContractError(
+            f"the temporal split date {split!r} is not a date; write it as YYYY-MM-DD"
+        ) from None
+    dates = pd.to_datetime(encounters["encounter_date"]).dt.date
+    before = (dates < day).to_numpy()
+    labelled = labelled_rows(encounters, target)
+    n_before, n_after = int((before & labelled).sum()), int((~before & labelled).sum())
+    if n_before == 0 or n_after == 0:
+        first, last = dates.min(), dates.max()
+        raise ContractError(
+            f"the temporal split {day} leaves {n_before:,} labelled encounters before it and "
+            f"{n_after:,} from it on; the encounters run from {first} to {last}, so choose "
+            "a day between them"
+        )
+    return encounters[before].reset_index(drop=True), encounters, day
+
+
+def _temporal_metrics(
+    model: EngagementModel,
+    before: pd.DataFrame,
+    everything: pd.DataFrame,
+    day: datetime.date,
+    config: Config,
+    n_boot: int,
+    seed: int,
+    n_jobs: int,
+) -> dict[str, Any]:
+    """The pre-split model scored on the encounters from ``day`` on."""
+    target = model.target
+    dates = pd.to_datetime(everything["encounter_date"]).dt.date
+    after = (dates >= day).to_numpy()
+    # features need each patient's earlier sessions, so score the whole table
+    p = model.predict_proba(everything)
+    scored = after & labelled_rows(everything, target)
+    metrics = evaluate_model_predictions(
+        everything[scored], target, p[scored], config, n_boot=n_boot, seed=seed, n_jobs=n_jobs
+    )
+    metrics["split_date"] = day.isoformat()
+    metrics["n_training_encounters"] = int(labelled_rows(before, target).sum())
+    metrics["n_excluded_missing_outcome"] = int((after & ~labelled_rows(everything, target)).sum())
+    metrics["patients_also_in_training"] = int(
+        np.isin(everything.loc[scored, "patient_id"].unique(), before["patient_id"].unique()).sum()
+    )
+    return metrics
+
+
 def _patient_subset(encounters: pd.DataFrame, target: str, rows: int, seed: int) -> pd.DataFrame:
     labelled = labelled_rows(encounters, target)
     share = rows / max(1, labelled.sum())
@@ -246,6 +389,8 @@ def train_model(
     seed: int = 0,
     n_boot: int = 1000,
     progress=None,
+    n_jobs: int = 1,
+    temporal_split: datetime.date | str | None = None,
 ) -> TrainingResult:
     """Choose, validate and fit a model of ``target``.
 
@@ -264,15 +409,23 @@ def train_model(
         Patient-bootstrap replicates for the metrics' 95% CIs.
     progress : callable, optional
         ``progress(step_description, done, total)``.
+    n_jobs : int
+        Threads for the bootstrap CIs (-1: all cores). The CIs do not depend on it.
+    temporal_split : date or "YYYY-MM-DD", optional
+        Train, cross-validate and select on encounters dated before this day; score the
+        final model on those from this day on, and put their metrics under
+        ``metrics["temporal_validation"]``. The final model is then the one fitted before
+        the split, so the temporal metrics are honest.
 
     Returns
     -------
     TrainingResult
     """
-    from ..evaluation import evaluate_predictions
-
     config = config if config is not None else load_config()
     encounters = encounters.reset_index(drop=True)
+    everything = None
+    if temporal_split is not None:
+        encounters, everything, split_day = _split_by_date(encounters, target, temporal_split)
     labelled = labelled_rows(encounters, target)
     kinds = list(MODEL_KINDS) if model == "auto" else [model]
     if model != "auto" and model not in MODEL_KINDS:
@@ -308,14 +461,8 @@ def train_model(
     cv = results[chosen]
 
     rows = encounters.loc[cv.predictions.index]
-    by_columns = ["treatment", *[c for c in config.subgroups if c in rows.columns]]
-    metrics = evaluate_predictions(
-        rows[target].to_numpy(dtype="float64"),
-        cv.predictions.to_numpy(),
-        rows["patient_id"].to_numpy(),
-        by=rows[by_columns].astype("string").fillna("(missing)"),
-        n_boot=n_boot,
-        seed=seed,
+    metrics = evaluate_model_predictions(
+        rows, target, cv.predictions.to_numpy(), config, n_boot=n_boot, seed=seed, n_jobs=n_jobs
     )
     metrics["n_excluded_missing_outcome"] = int((~labelled).sum())
     metrics["cv_folds"] = n_splits
@@ -326,4 +473,8 @@ def train_model(
     final = fit_model(encounters, target, chosen, config, seed=seed)
     if progress is not None:
         progress("fit final model", 1, 1)
+    if everything is not None:
+        metrics["temporal_validation"] = _temporal_metrics(
+            final, encounters, everything, split_day, config, n_boot, seed, n_jobs
+        )
     return TrainingResult(model=final, metrics=metrics, selection=selection, cross_validation=cv)

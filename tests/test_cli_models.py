@@ -1,0 +1,218 @@
+"""The model commands as a user runs them: ``train``, ``predict`` and ``evaluate``.
+
+One small simulated service is trained once per module (a logistic model, 3 folds, a
+few bootstrap replicates, to keep it quick); each test then uses the model directory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from _cli import assert_no_traceback, run
+from _factories import valid_encounter_rows, with_cell, write_csv
+
+METRIC_NAMES = ("auroc", "auprc", "brier", "log_loss", "calibration_intercept", "calibration_slope")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory) -> Path:
+    """A directory with ``train.csv`` and ``test.csv`` (other patients) simulated."""
+    tmp = tmp_path_factory.mktemp("service")
+    for name, patients, seed in (("train", 600, 1), ("test", 300, 2)):
+        result = run(
+            "simulate", "--patients", patients, "--seed", seed, "--out", f"{name}.csv", cwd=tmp
+        )
+        assert result.returncode == 0, result.stderr
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def trained(service) -> tuple[Path, object]:
+    """``(model directory, the finished train command)``."""
+    result = run(
+        "train",
+        "train.csv",
+        "--target",
+        "adherent",
+        "--model",
+        "logistic",
+        "--folds",
+        "3",
+        "--bootstrap",
+        "30",
+        "--out",
+        "model",
+        cwd=service,
+    )
+    return service / "model", result
+
+
+def _copy_model(trained, tmp_path: Path) -> Path:
+    model_dir, result = trained
+    assert result.returncode == 0, result.stderr
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    return copy
+
+
+def test_train_writes_metrics_with_cis_counts_and_groups(trained, service):
+    model_dir, result = trained
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    for name in METRIC_NAMES:
+        low, value, high = (metrics[f"{name}_ci_low"], metrics[name], metrics[f"{name}_ci_high"])
+        assert low <= value <= high, name
+    train = pd.read_csv(service / "train.csv")
+    recorded = int(train["adherent"].notna().sum())
+    assert metrics["n_encounters"] == recorded
+    assert metrics["n_patients"] == train.loc[train["adherent"].notna(), "patient_id"].nunique()
+    assert metrics["n_excluded_missing_outcome"] == len(train) - recorded
+    assert metrics["n_excluded_missing_outcome"] > 0  # the simulator leaves some empty
+    assert 0.55 < metrics["auroc"] < 0.85
+    # the same metrics for every treatment and subgroup level
+    assert {key for key in metrics if key.startswith("by_")} == {
+        "by_treatment",
+        "by_age_band",
+        "by_gender",
+    }
+    assert set(metrics["by_treatment"]) == set(train["treatment"].unique())
+    for block in metrics["by_treatment"].values():
+        assert block["auroc_ci_low"] <= block["auroc"] <= block["auroc_ci_high"]
+    # the summary on screen reports what was left out and the metric table
+    assert f"{metrics['n_excluded_missing_outcome']:,} left out" in result.stdout
+    assert "auroc" in result.stdout and "calibration_slope" in result.stdout
+
+
+def test_manifest_records_what_a_reviewer_needs(trained):
+    model_dir, result = trained
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    for key in ("target", "features", "config", "training_data_sha256", "metrics"):
+        assert manifest[key], key
+    assert manifest["target"] == "adherent"
+    assert "scikit-learn" in json.dumps(manifest)
+
+
+def test_predict_scores_every_row_including_empty_outcomes(trained, service, tmp_path):
+    model_dir = _copy_model(trained, tmp_path)
+    result = run("predict", model_dir, service / "test.csv", "--out", "pred.parquet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    test = pd.read_csv(service / "test.csv")
+    pred = pd.read_parquet(tmp_path / "pred.parquet")
+    assert list(pred.columns) == ["encounter_id", "patient_id", "p_adherent"]
+    assert pred["encounter_id"].tolist() == test["encounter_id"].tolist()
+    assert pred["p_adherent"].between(0, 1).all()
+    assert pred["p_adherent"].notna().all()
+    assert test["adherent"].isna().any()  # so rows with an empty outcome were scored
+
+
+def test_predict_refuses_a_tampered_model(trained, service, tmp_path):
+    model_dir = _copy_model(trained, tmp_path)
+    with open(model_dir / "model.skops", "ab") as handle:
+        handle.write(b"\0")
+    result = run("predict", model_dir, service / "test.csv", "--out", "pred.csv", cwd=tmp_path)
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    assert "does not match the hash in its manifest" in result.stderr
+    assert not (tmp_path / "pred.csv").exists()
+
+
+def test_predict_on_data_breaking_the_contract_shows_the_report(trained, tmp_path):
+    model_dir = _copy_model(trained, tmp_path)
+    table = with_cell(valid_encounter_rows(4, 3), 5, "empathy", "9")
+    bad = write_csv(table, tmp_path / "bad.csv")
+    result = run("predict", model_dir, bad, "--out", "pred.csv", cwd=tmp_path)
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    assert "breaks the data contract" in result.stdout
+    assert "empathy" in result.stdout and "must be between 1 and 5" in result.stdout
+    assert not (tmp_path / "pred.csv").exists()
+
+
+def test_evaluate_on_new_patients_writes_the_same_metrics(trained, service, tmp_path):
+    model_dir = _copy_model(trained, tmp_path)
+    result = run(
+        "evaluate",
+        model_dir,
+        service / "test.csv",
+        "--out",
+        "ext.json",
+        "--bootstrap",
+        "30",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    metrics = json.loads((tmp_path / "ext.json").read_text())
+    trained_metrics = json.loads((model_dir / "metrics.json").read_text())
+    for name in METRIC_NAMES:
+        assert metrics[f"{name}_ci_low"] <= metrics[name] <= metrics[f"{name}_ci_high"]
+    test = pd.read_csv(service / "test.csv")
+    assert metrics["n_encounters"] == int(test["adherent"].notna().sum())
+    assert metrics["n_excluded_missing_outcome"] == int(test["adherent"].isna().sum())
+    assert set(metrics["by_treatment"]) == set(trained_metrics["by_treatment"])
+    assert set(metrics["by_gender"]) == set(trained_metrics["by_gender"])
+    # new patients from the same simulated service: similar discrimination
+    assert abs(metrics["auroc"] - trained_metrics["auroc"]) < 0.08
+
+
+def test_train_with_a_temporal_split_validates_on_later_encounters(service, tmp_path):
+    train = pd.read_csv(service / "train.csv")
+    split = pd.to_datetime(train["encounter_date"]).quantile(0.7).date().isoformat()
+    result = run(
+        "train",
+        service / "train.csv",
+        "--target",
+        "attended_next",
+        "--model",
+        "logistic",
+        "--folds",
+        "3",
+        "--bootstrap",
+        "20",
+        "--temporal-split",
+        split,
+        "--out",
+        "m",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    temporal = metrics["temporal_validation"]
+    dates = pd.to_datetime(train["encounter_date"]).dt.date.astype(str)
+    before, after = dates < split, dates >= split
+    known = train["attended_next"].notna()
+    assert metrics["n_encounters"] == int((before & known).sum())
+    assert temporal["n_encounters"] == int((after & known).sum())
+    assert temporal["split_date"] == split
+    assert temporal["auroc_ci_low"] <= temporal["auroc"] <= temporal["auroc_ci_high"]
+    assert "temporal validation" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("split", "message"),
+    [("1999-01-01", "choose a day between them"), ("not-a-date", "is not a date")],
+)
+def test_a_temporal_split_outside_the_data_is_refused(service, tmp_path, split, message):
+    result = run(
+        "train",
+        service / "train.csv",
+        "--target",
+        "adherent",
+        "--temporal-split",
+        split,
+        "--out",
+        "m",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    assert message in result.stderr
