@@ -602,6 +602,107 @@ def evaluate(
     out.print(f"Metrics written to {str(out_file)!r}.")
 
 
+@app.command()
+def heterogeneity(
+    data: Annotated[str, typer.Argument(help="Encounter table (CSV, Parquet or database URL).")],
+    target: TargetOption,
+    out_file: Annotated[Path, typer.Option("--out", help="Result JSON to write.")],
+    margin: Annotated[
+        float | None,
+        typer.Option(
+            help="Equivalence margin, log-odds per rating point (default from the config: "
+            "log(1.25) = 0.223).",
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="Clusters: patient (default) or practitioner.")
+    ] = None,
+    working_correlation: Annotated[
+        str | None,
+        typer.Option(help="independence (default) or exchangeable (checked for convergence)."),
+    ] = None,
+    test: Annotated[
+        str | None, typer.Option(help="Joint test of treatment differences: wald or score.")
+    ] = None,
+    adjustment: Annotated[
+        str | None, typer.Option(help="Across attributes: holm (default) or fdr_bh.")
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Forest plot to write (.png, .svg or .pdf).")
+    ] = None,
+    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Does each quality's effect differ by treatment? GEE test, equivalence, verdicts.
+
+    For every attribute: a joint test that its effect is the same in every treatment
+    (bias-reduced robust covariance, Holm-adjusted), a TOST equivalence test of every
+    between-treatment difference against --margin, per-treatment odds ratios per rating
+    point with 95% CIs, average marginal effects, and a verdict: differs, equivalent or
+    inconclusive.
+    """
+    from .heterogeneity import heterogeneity_analysis
+
+    _check_target(target)
+    choices = {
+        "--cluster": (cluster, ("patient", "practitioner")),
+        "--working-correlation": (working_correlation, ("independence", "exchangeable")),
+        "--test": (test, ("wald", "score")),
+        "--adjustment": (adjustment, ("holm", "fdr_bh")),
+    }
+    for hint, (value, allowed) in choices.items():
+        if value is not None and value not in allowed:
+            raise typer.BadParameter(f"choose {' or '.join(allowed)}", param_hint=hint)
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise typer.BadParameter(
+            "the plot file must end in .png, .svg or .pdf", param_hint="--plot"
+        )
+    cfg = _config(config)
+    encounters = _read_valid(data, cfg, table, query)
+    with err.status("fitting the GEE …"):
+        result = heterogeneity_analysis(
+            encounters,
+            target,
+            cfg,
+            margin=margin,
+            cluster=cluster,
+            working_correlation=working_correlation,
+            test=test,
+            adjustment=adjustment,
+        )
+    write_json(result, out_file)
+    if plot is not None:
+        from .heterogeneity.plot import forest_plot
+
+        forest_plot(result, plot)
+    method = result["method"]
+    t = Table(
+        title=f"Does the effect on {target} differ by treatment? "
+        f"({result['n_patients']:,} patients, {result['n_encounters']:,} encounters)",
+        header_style="bold",
+    )
+    for col in ("attribute", "p", "adjusted p", "verdict", "odds ratio per point by treatment"):
+        t.add_column(col, justify="right" if "p" == col.split()[-1] else "left")
+    for a in result["attributes"]:
+        ors = ", ".join(f"{r['treatment']} {r['odds_ratio']:.2f}" for r in a["by_treatment"])
+        t.add_row(
+            a["attribute"], f"{a['p_value']:.3g}", f"{a['p_adjusted']:.3g}", a["verdict"], ors
+        )
+    out.print(t)
+    for a in result["attributes"]:
+        out.print(f"- {a['sentence']}", highlight=False)
+    excluded = sum(v for k, v in result.items() if k.startswith("n_excluded"))
+    out.print(
+        f"GEE ({method['working_correlation']} working correlation, clusters: "
+        f"{method['cluster']}s, {method['cov_type']} covariance, margin "
+        f"{method['margin']:.3f}); {excluded:,} encounters left out for missing values "
+        f"(counts in the JSON). Result written to {str(out_file)!r}"
+        + (f", forest plot to {str(plot)!r}." if plot is not None else "."),
+        highlight=False,
+    )
+
+
 # --------------------------------------------------------------------------- entry
 def main() -> None:
     """Console entry point: run the app, turning expected errors into exit codes."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -206,6 +206,17 @@ class SimulationSettings(_Strict):
     )
 
 
+class HeterogeneitySettings(_Strict):
+    """How the cross-treatment analysis (``engagekit heterogeneity``) tests and decides."""
+
+    margin: Annotated[float, Field(gt=0)] = 0.22314355131420976  # log(1.25)
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    adjustment: Literal["holm", "fdr_bh"] = "holm"
+    test: Literal["wald", "score"] = "wald"
+    cluster: Literal["patient", "practitioner"] = "patient"
+    working_correlation: Literal["independence", "exchangeable"] = "independence"
+
+
 class Config(_Strict):
     """A validated engagekit configuration.
 
@@ -220,6 +231,7 @@ class Config(_Strict):
     covariates: list[str] = Field(default_factory=list)
     subgroups: list[str] = Field(default_factory=list)
     simulation: SimulationSettings = Field(default_factory=SimulationSettings)
+    heterogeneity: HeterogeneitySettings = Field(default_factory=HeterogeneitySettings)
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

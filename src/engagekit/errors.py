@@ -8,6 +8,7 @@ them into one clear message and an exit code; anything else reaching the CLI is 
 from __future__ import annotations
 
 __all__ = [
+    "AnalysisError",
     "ConfigError",
     "ContractError",
     "DataReadError",
@@ -58,3 +59,10 @@ class OutputError(EngagekitError, OSError):
     """A result cannot be written where the user asked."""
 
     exit_code = 2
+
+
+class AnalysisError(EngagekitError, RuntimeError):
+    """A statistical analysis ran but gives no result that can be trusted (the model did
+    not converge, or the data cannot identify what was asked); it says what to change."""
+
+    exit_code = 3

@@ -1,0 +1,415 @@
+"""Does each practitioner quality's effect differ by treatment? The cross-treatment test.
+
+The model is a GEE logistic regression of the outcome on the treatment, the configured
+covariates and, for every attribute, one slope per treatment (the attribute's rating,
+centred at the middle of the scale, times the treatment's indicator). That is the
+attribute × treatment interaction model written so that each treatment's effect is one
+coefficient. Clusters are patients (or practitioners); the working correlation is
+independence by default; the covariance is the Mancl–DeRouen bias-reduced sandwich.
+
+For each attribute:
+
+- **difference test**: the joint test that its slopes are equal in every treatment
+  (K - 1 degrees of freedom), a Wald test referred to an F distribution with the number
+  of clusters minus the number of coefficients as denominator degrees of freedom (a
+  small-sample reference that, with the bias-reduced covariance, holds its size from
+  about a hundred patients; see ``benchmarks/``), or the GEE score test;
+- p-values adjusted across attributes (Holm by default, Benjamini–Hochberg optional);
+- **equivalence test** (TOST as an intersection–union test): the slopes are equivalent
+  when the 90% CI of every between-treatment difference lies inside ±margin;
+- the **verdict**: ``differs`` when the adjusted test rejects and equivalence is not
+  shown, ``equivalent`` when it is shown (a difference smaller than the margin, however
+  significant, does not matter by the user's own definition), ``inconclusive`` otherwise;
+- per treatment, the odds ratio per rating point with its 95% CI and the average
+  marginal effect on the probability scale (a difference in log-odds is not one in
+  probabilities), with a delta-method 95% CI.
+"""
+
+from __future__ import annotations
+
+import math
+from importlib.metadata import version
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.special import expit
+from statsmodels.stats.multitest import multipletests
+
+from ..config import Config, load_config
+from ..errors import AnalysisError, ContractError
+from .gee import GeeFit, fit_gee
+
+__all__ = ["heterogeneity_analysis", "slope_name"]
+
+_CLUSTER_COLUMNS = {"patient": "patient_id", "practitioner": "practitioner_id"}
+_ADJUSTMENT_NAMES = {"holm": "Holm", "fdr_bh": "Benjamini–Hochberg"}
+
+
+def slope_name(attribute: str, treatment: str) -> str:
+    """Name of the design column holding ``attribute``'s slope in ``treatment``."""
+    return f"{attribute}@{treatment}"
+
+
+# --------------------------------------------------------------------------- data
+def _analysis_rows(
+    encounters: pd.DataFrame, target: str, config: Config, cluster_column: str
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Complete cases for the model, and how many rows each reason left out."""
+    needed = ["treatment", cluster_column, target, *config.attribute_names, *config.covariates]
+    absent = [c for c in needed if c not in encounters.columns]
+    if absent:
+        raise ContractError(
+            f"the heterogeneity analysis needs the column(s) {absent}, which the table lacks"
+        )
+    outcome = encounters[target].notna()
+    rated = encounters[config.attribute_names].notna().all(axis=1)
+    covariates = encounters[config.covariates].notna().all(axis=1)
+    cluster = encounters[cluster_column].notna()
+    keep = outcome & rated & covariates & cluster
+    excluded = {
+        "n_excluded_missing_outcome": int((~outcome).sum()),
+        "n_excluded_missing_rating": int((outcome & ~rated).sum()),
+        "n_excluded_missing_covariate": int((outcome & rated & ~covariates).sum()),
+        "n_excluded_missing_cluster": int((outcome & rated & covariates & ~cluster).sum()),
+    }
+    return encounters[keep.to_numpy()].reset_index(drop=True), excluded
+
+
+def _design(rows: pd.DataFrame, config: Config, treatments: list[str]) -> pd.DataFrame:
+    """Constant, treatment and covariate indicators, and one slope per attribute per
+    treatment (ratings centred at the middle of the scale)."""
+    scale = config.attributes.scale
+    centre = (scale.min + scale.max) / 2
+    columns: dict[str, np.ndarray] = {"const": np.ones(len(rows))}
+    treatment = rows["treatment"].astype(str).to_numpy()
+    indicator = {t: (treatment == t).astype(float) for t in treatments}
+    for t in treatments[1:]:
+        columns[f"treatment={t}"] = indicator[t]
+    for covariate in config.covariates:
+        values = rows[covariate].astype(str).to_numpy()
+        for level in sorted(set(values))[1:]:
+            columns[f"{covariate}={level}"] = (values == level).astype(float)
+    for attribute in config.attribute_names:
+        centred = rows[attribute].to_numpy(dtype=float) - centre
+        for t in treatments:
+            columns[slope_name(attribute, t)] = centred * indicator[t]
+    return pd.DataFrame(columns)
+
+
+def _check_estimable(rows: pd.DataFrame, target: str, treatments: list[str]) -> None:
+    y = rows[target].to_numpy(dtype=float)
+    treatment = rows["treatment"].astype(str).to_numpy()
+    for t in treatments:
+        values = np.unique(y[treatment == t])
+        if len(values) < 2:
+            raise AnalysisError(
+                f"every analysed encounter in treatment {t!r} has {target} = "
+                f"{int(values[0])}, so its effects cannot be estimated; leave that "
+                "treatment out of the data or the config"
+            )
+
+
+# --------------------------------------------------------------------------- tests
+def _wald(estimate: np.ndarray, cov: np.ndarray, R: np.ndarray, df_denom: int) -> dict:
+    difference = R @ estimate
+    middle = R @ cov @ R.T
+    statistic = float(difference @ np.linalg.solve(middle, difference))
+    q = R.shape[0]
+    return {
+        "statistic": statistic / q,
+        "df": [q, df_denom],
+        "p_value": float(stats.f.sf(statistic / q, q, df_denom)),
+    }
+
+
+def _score_test(
+    fit: GeeFit, design: pd.DataFrame, y: np.ndarray, groups: np.ndarray, slopes: list[str]
+) -> dict:
+    """GEE score test of equal slopes: the restricted model has one common slope."""
+    restricted = design.drop(columns=slopes)
+    restricted["__common"] = design[slopes].sum(axis=1)
+    sub = fit_gee(y, restricted, groups, working_correlation=fit.working_correlation)
+    full = fit.result.model  # both fits order their rows by cluster the same way
+    out = full.compare_score_test(sub.result)
+    return {
+        "statistic": float(out["statistic"]),
+        "df": [int(out["df"])],
+        "p_value": float(out["p-value"]),
+    }
+
+
+def _contrasts(
+    treatments: list[str], estimate: np.ndarray, cov: np.ndarray, margin: float, alpha: float
+) -> list[dict[str, Any]]:
+    """Every between-treatment difference of slopes with its (1 - 2 alpha) CI and TOST."""
+    z = stats.norm.ppf(1 - alpha)
+    out = []
+    for i, j in combinations(range(len(treatments)), 2):
+        difference = float(estimate[j] - estimate[i])
+        se = math.sqrt(max(cov[i, i] + cov[j, j] - 2 * cov[i, j], 0.0))
+        p_lower = stats.norm.sf((difference + margin) / se)  # H0: difference <= -margin
+        p_upper = stats.norm.cdf((difference - margin) / se)  # H0: difference >= margin
+        out.append(
+            {
+                "treatment_a": treatments[i],
+                "treatment_b": treatments[j],
+                "difference": difference,
+                "ci_low": difference - z * se,
+                "ci_high": difference + z * se,
+                "tost_p_value": float(max(p_lower, p_upper)),
+                "inside_margin": bool(
+                    -margin < difference - z * se and difference + z * se < margin
+                ),
+            }
+        )
+    return out
+
+
+def _marginal_effects(
+    fit: GeeFit, design: pd.DataFrame, treatments: list[str], attribute: str, treatment_of_row
+) -> list[dict[str, float]]:
+    """Average marginal effect per rating point in each treatment, delta-method 95% CI."""
+    params = fit.params.to_numpy()
+    cov = fit.cov.to_numpy()
+    X = design.to_numpy()
+    p = expit(X @ params)
+    z = stats.norm.ppf(0.975)
+    out = []
+    for t in treatments:
+        rows = treatment_of_row == t
+        k = design.columns.get_loc(slope_name(attribute, t))
+        beta = params[k]
+        w = p[rows] * (1 - p[rows])
+        ame = float(beta * w.mean())
+        gradient = beta * ((w * (1 - 2 * p[rows]))[:, None] * X[rows]).mean(axis=0)
+        gradient[k] += w.mean()
+        se = math.sqrt(max(float(gradient @ cov @ gradient), 0.0))
+        out.append({"ame": ame, "ame_ci_low": ame - z * se, "ame_ci_high": ame + z * se})
+    return out
+
+
+# --------------------------------------------------------------------------- verdict
+def _verdict(
+    label: str,
+    outcome: str,
+    p_adjusted: float,
+    equivalent: bool,
+    alpha: float,
+    adjustment: str,
+    by_treatment: list[dict[str, Any]],
+    contrasts: list[dict[str, Any]],
+    margin: float,
+) -> tuple[str, str]:
+    rejected = p_adjusted < alpha
+    factor = math.exp(margin)
+    if equivalent:
+        extra = " A difference was detected, but it is smaller than the margin." if rejected else ""
+        return "equivalent", (
+            f"The effect of {label.lower()} on {outcome} is the same in every treatment to "
+            f"within the margin: each between-treatment difference in its odds ratio per "
+            f"rating point is within ×/÷{factor:.2f} (90% CIs).{extra}"
+        )
+    if rejected:
+        high = max(by_treatment, key=lambda r: r["log_odds"])
+        low = min(by_treatment, key=lambda r: r["log_odds"])
+        return "differs", (
+            f"The effect of {label.lower()} on {outcome} differs by treatment "
+            f"({_ADJUSTMENT_NAMES[adjustment]}-adjusted p = {p_adjusted:.3g}): strongest in "
+            f"{high['treatment']} (odds ratio {high['odds_ratio']:.2f} per point), weakest in "
+            f"{low['treatment']} ({low['odds_ratio']:.2f})."
+        )
+    widest = max(contrasts, key=lambda c: max(abs(c["ci_low"]), abs(c["ci_high"])))
+    return "inconclusive", (
+        f"The data show neither that the effect of {label.lower()} on {outcome} differs by "
+        f"treatment (adjusted p = {p_adjusted:.3g}) nor that it is the same: the 90% CI of "
+        f"the difference between {widest['treatment_a']} and {widest['treatment_b']} "
+        f"({widest['ci_low']:+.2f} to {widest['ci_high']:+.2f} log-odds per point) reaches "
+        f"beyond ±{margin:.2f}. More patients would settle it."
+    )
+
+
+# --------------------------------------------------------------------------- main
+def heterogeneity_analysis(
+    encounters: pd.DataFrame,
+    target: str,
+    config: Config | None = None,
+    *,
+    margin: float | None = None,
+    cluster: str | None = None,
+    working_correlation: str | None = None,
+    test: str | None = None,
+    adjustment: str | None = None,
+    alpha: float | None = None,
+) -> dict[str, Any]:
+    """Test, for every attribute, whether its effect on ``target`` differs by treatment.
+
+    Parameters
+    ----------
+    encounters : pandas.DataFrame
+        Typed, valid encounters (see :func:`engagekit.check_encounters`).
+    target : {"attended_next", "adherent"}
+    config : Config, optional
+        Attributes, treatments, covariates, and the defaults of every option below
+        (its ``heterogeneity`` block).
+    margin : float, optional
+        Equivalence margin on the log-odds-per-rating-point scale.
+    cluster : {"patient", "practitioner"}, optional
+    working_correlation : {"independence", "exchangeable"}, optional
+    test : {"wald", "score"}, optional
+    adjustment : {"holm", "fdr_bh"}, optional
+    alpha : float, optional
+        Level of the difference test; the equivalence test uses 90% CIs at 0.05.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``target``, ``n_encounters``, ``n_patients``, ``n_clusters``, the
+        exclusion counts, ``method`` (how it was done, versions and data hash) and
+        ``attributes``: per attribute ``p_value``, ``p_adjusted``, ``verdict``,
+        ``sentence``, ``equivalence``, ``contrasts`` and ``by_treatment`` (``treatment``,
+        ``log_odds``, ``odds_ratio``, ``ci_low``, ``ci_high``, ``ame`` …).
+
+    Raises
+    ------
+    ContractError
+        A needed column is absent, or too few treatments remain.
+    AnalysisError
+        The GEE did not converge, or a treatment has one outcome value only.
+    """
+    from ..io.model_store import data_fingerprint
+
+    config = config if config is not None else load_config()
+    settings = config.heterogeneity
+    margin = settings.margin if margin is None else float(margin)
+    cluster = cluster or settings.cluster
+    working_correlation = working_correlation or settings.working_correlation
+    test = test or settings.test
+    adjustment = adjustment or settings.adjustment
+    alpha = settings.alpha if alpha is None else float(alpha)
+    if target not in config.outcome_names:
+        raise ContractError(f"unknown target {target!r}; expected one of {config.outcome_names}")
+    if margin <= 0:
+        raise ContractError(f"the equivalence margin must be positive; got {margin}")
+    cluster_column = _CLUSTER_COLUMNS[cluster]
+
+    rows, excluded = _analysis_rows(encounters, target, config, cluster_column)
+    present = set(rows["treatment"].astype(str))
+    treatments = [t for t in config.treatment_names if t in present]
+    if len(treatments) < 2:
+        raise ContractError(
+            f"{len(treatments)} treatment(s) have analysable encounters; comparing effects "
+            "across treatments needs at least two"
+        )
+    _check_estimable(rows, target, treatments)
+    design = _design(rows, config, treatments)
+    y = rows[target].to_numpy(dtype=float)
+    groups = rows[cluster_column].astype(str).to_numpy()
+    n_clusters = len(np.unique(groups))
+    if n_clusters <= design.shape[1]:
+        raise AnalysisError(
+            f"{n_clusters} {cluster}s for {design.shape[1]} coefficients: the robust "
+            "covariance needs many more clusters than coefficients; analyse more patients"
+        )
+    fit = fit_gee(y, design, groups, working_correlation=working_correlation)
+    df_denom = n_clusters - design.shape[1]
+    treatment_of_row = rows["treatment"].astype(str).to_numpy()
+
+    results = []
+    raw_p = []
+    for attribute in config.attribute_names:
+        slopes = [slope_name(attribute, t) for t in treatments]
+        estimate = fit.params[slopes].to_numpy()
+        cov = fit.cov.loc[slopes, slopes].to_numpy()
+        R = np.hstack([-np.ones((len(slopes) - 1, 1)), np.eye(len(slopes) - 1)])
+        if test == "score":
+            tested = _score_test(fit, design, y, groups, slopes)
+        else:
+            tested = _wald(estimate, cov, R, df_denom)
+        raw_p.append(tested["p_value"])
+        se = np.sqrt(np.diag(cov))
+        z = stats.norm.ppf(0.975)
+        effects = _marginal_effects(fit, design, treatments, attribute, treatment_of_row)
+        by_treatment = [
+            {
+                "treatment": t,
+                "log_odds": float(b),
+                "se": float(s),
+                "odds_ratio": math.exp(b),
+                "ci_low": math.exp(b - z * s),
+                "ci_high": math.exp(b + z * s),
+                "n_encounters": int((treatment_of_row == t).sum()),
+                **effect,
+            }
+            for t, b, s, effect in zip(treatments, estimate, se, effects, strict=True)
+        ]
+        contrasts = _contrasts(treatments, estimate, cov, margin, alpha=0.05)
+        results.append(
+            {
+                "attribute": attribute,
+                "label": config.attribute(attribute).label,
+                "test": {"kind": test, **tested},
+                "p_value": tested["p_value"],
+                "common_log_odds": float(estimate.mean()),
+                "by_treatment": by_treatment,
+                "contrasts": contrasts,
+                "equivalence": {
+                    "equivalent": all(c["inside_margin"] for c in contrasts),
+                    "p_value": max(c["tost_p_value"] for c in contrasts),
+                    "largest_abs_difference": max(abs(c["difference"]) for c in contrasts),
+                },
+            }
+        )
+    adjusted = multipletests(raw_p, alpha=alpha, method=adjustment)[1]
+    outcome_words = {"attended_next": "re-attendance", "adherent": "adherence"}.get(target, target)
+    for result, p_adj in zip(results, adjusted, strict=True):
+        result["p_adjusted"] = float(p_adj)
+        result["verdict"], result["sentence"] = _verdict(
+            result["label"],
+            outcome_words,
+            float(p_adj),
+            result["equivalence"]["equivalent"],
+            alpha,
+            adjustment,
+            result["by_treatment"],
+            result["contrasts"],
+            margin,
+        )
+    return {
+        "target": target,
+        "n_encounters": len(rows),
+        "n_patients": int(rows["patient_id"].nunique()),
+        "n_clusters": n_clusters,
+        **excluded,
+        "treatments": treatments,
+        "reference_treatment": treatments[0],
+        "method": {
+            "model": "GEE logistic regression; one slope per attribute per treatment",
+            "terms": list(design.columns),
+            "rating_centre": (config.attributes.scale.min + config.attributes.scale.max) / 2,
+            "covariates": list(config.covariates),
+            "cluster": cluster,
+            "working_correlation": working_correlation,
+            "working_correlation_estimate": fit.dependence,
+            "cov_type": "bias_reduced (Mancl–DeRouen)",
+            "test": test,
+            "reference_distribution": (
+                f"F({len(treatments) - 1}, {df_denom}): clusters minus coefficients"
+                if test == "wald"
+                else f"chi-square({len(treatments) - 1})"
+            ),
+            "adjustment": adjustment,
+            "alpha": alpha,
+            "margin": margin,
+            "margin_odds_ratio": math.exp(margin),
+            "equivalence": "TOST: every between-treatment difference's 90% CI inside ±margin",
+            "converged": True,
+            "iterations": fit.iterations,
+            "notes": fit.notes,
+            "versions": {lib: version(lib) for lib in ("engagekit", "statsmodels", "numpy")},
+            "data_sha256": data_fingerprint(rows),
+        },
+        "attributes": results,
+    }

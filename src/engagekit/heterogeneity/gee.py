@@ -1,0 +1,173 @@
+"""A thin, checked wrapper of statsmodels' GEE.
+
+statsmodels warns, rather than fails, when a GEE stops at its iteration limit or meets a
+singular matrix, and still returns estimates. engagekit never uses such a fit: every
+warning raised while fitting is caught, and any sign of non-convergence becomes an
+:class:`~engagekit.errors.AnalysisError` that names the fix.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+from ..errors import AnalysisError
+
+__all__ = ["GeeFit", "fit_gee"]
+
+_FAMILIES = {"binomial": sm.families.Binomial, "gaussian": sm.families.Gaussian}
+_STRUCTURES = {
+    "independence": sm.cov_struct.Independence,
+    "exchangeable": sm.cov_struct.Exchangeable,
+}
+
+
+# statsmodels stops when the norm of the GEE score falls below ``ctol`` (1e-6), but it
+# also reports "converged" after too few iterations to update the estimates for the
+# last working-correlation update (or none at all); so the score is checked again at
+# the estimates it returns, with this tolerance.
+_RECHECK_TOL = 1e-4
+
+
+def _estimating_equation_norm(model) -> float:
+    """Norm of the GEE score at the model's current estimates and working correlation."""
+    _, score = model._update_mean_params()  # the quantity statsmodels' own stop rule uses
+    return float("inf") if score is None else float(np.sqrt(np.sum(np.square(score))))
+
+
+@dataclass
+class GeeFit:
+    """A converged GEE fit.
+
+    Attributes
+    ----------
+    params : pandas.Series
+        Coefficients by term name.
+    cov : pandas.DataFrame
+        Covariance of ``params`` of the requested ``cov_type``.
+    bse_robust, bse_naive : pandas.Series
+        Robust (sandwich) and model-based standard errors, whatever ``cov_type`` was.
+    cov_type, working_correlation : str
+    dependence : float or None
+        The exchangeable working correlation; None under independence.
+    n_obs, n_clusters, iterations : int
+    notes : list of str
+        Harmless warnings met while fitting (for the record).
+    result : statsmodels GEEResults
+    """
+
+    params: pd.Series
+    cov: pd.DataFrame
+    bse_robust: pd.Series
+    bse_naive: pd.Series
+    cov_type: str
+    working_correlation: str
+    dependence: float | None
+    n_obs: int
+    n_clusters: int
+    iterations: int
+    notes: list[str] = field(default_factory=list)
+    result: Any = None
+
+
+def fit_gee(
+    endog: Any,
+    exog: pd.DataFrame,
+    groups: Any,
+    family: Literal["binomial", "gaussian"] = "binomial",
+    working_correlation: Literal["independence", "exchangeable"] = "independence",
+    cov_type: Literal["robust", "naive", "bias_reduced"] = "bias_reduced",
+    maxiter: int = 100,
+) -> GeeFit:
+    """Fit a GEE and refuse a fit that did not converge.
+
+    Parameters
+    ----------
+    endog : array-like
+        Outcome, one value per row.
+    exog : pandas.DataFrame
+        Design matrix with named columns (include a constant column yourself).
+    groups : array-like
+        Cluster of each row; rows of a cluster need not be adjacent.
+    family : {"binomial", "gaussian"}
+        Binomial has its scale fixed at 1; gaussian estimates it.
+    working_correlation : {"independence", "exchangeable"}
+    cov_type : {"robust", "naive", "bias_reduced"}
+        ``bias_reduced`` is the Mancl–DeRouen small-sample corrected sandwich.
+    maxiter : int
+
+    Raises
+    ------
+    AnalysisError
+        If the fit stopped at its iteration limit, met a singular matrix or gave
+        non-finite estimates or standard errors.
+    """
+    groups = np.asarray(groups)
+    order = np.argsort(groups, kind="stable")  # statsmodels wants clusters together
+    y = np.asarray(endog, dtype=float)[order]
+    X = exog.iloc[order]
+    model = sm.GEE(
+        y,
+        X,
+        groups=groups[order],
+        family=_FAMILIES[family](),
+        cov_struct=_STRUCTURES[working_correlation](),
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = model.fit(maxiter=maxiter, cov_type=cov_type)
+    problems = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    notes = [str(w.message) for w in caught if not issubclass(w.category, ConvergenceWarning)]
+    hint = (
+        " The exchangeable working correlation often fails on data like these; "
+        "use the independence working correlation (the default), which is also the "
+        "safer choice with ratings that change from session to session."
+        if working_correlation == "exchangeable"
+        else " Check for a treatment or category with very few patients or with only one "
+        "outcome value, and leave it out or merge it."
+    )
+    if result is not None and not problems and result.converged:
+        residual = _estimating_equation_norm(model)
+        if not residual < _RECHECK_TOL:
+            problems.append(
+                f"the estimating equations are not solved at the returned estimates "
+                f"(score norm {residual:.2g})"
+            )
+    if result is None or problems or not result.converged:
+        why = "; ".join(problems) or "the estimates were still moving at the iteration limit"
+        raise AnalysisError(f"the GEE ({working_correlation}) did not converge: {why}.{hint}")
+    params = pd.Series(np.asarray(result.params), index=exog.columns)
+    cov = pd.DataFrame(np.asarray(result.cov_params()), index=exog.columns, columns=exog.columns)
+    variances = np.concatenate(
+        [np.diag(cov), np.diag(result.cov_robust), np.diag(result.cov_naive)]
+    )
+    if not (np.isfinite(params).all() and np.isfinite(variances).all() and (variances > 0).all()):
+        raise AnalysisError(
+            f"the GEE ({working_correlation}) gave non-finite estimates or a covariance "
+            "that is not positive (the data cannot identify every coefficient)." + hint
+        )
+    robust = pd.Series(np.sqrt(np.diag(result.cov_robust)), index=exog.columns)
+    naive = pd.Series(np.sqrt(np.diag(result.cov_naive)), index=exog.columns)
+    dependence = None
+    if working_correlation == "exchangeable":
+        dependence = float(np.asarray(result.cov_struct.dep_params).ravel()[0])
+    return GeeFit(
+        params=params,
+        cov=cov,
+        bse_robust=robust,
+        bse_naive=naive,
+        cov_type=cov_type,
+        working_correlation=working_correlation,
+        dependence=dependence,
+        n_obs=len(y),
+        n_clusters=len(np.unique(groups)),
+        iterations=len(result.fit_history["params"]),
+        notes=notes,
+        result=result,
+    )

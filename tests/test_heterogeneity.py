@@ -1,0 +1,233 @@
+"""The cross-treatment analysis, checked against the simulator's known truth."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from scipy.special import expit
+from statsmodels.stats.multitest import multipletests
+
+from _cli import assert_no_traceback, run
+from engagekit.config import load_config
+from engagekit.errors import AnalysisError, ContractError
+from engagekit.heterogeneity import fit_gee, heterogeneity_analysis, slope_name
+from engagekit.heterogeneity.analysis import _design
+from engagekit.simulation import parse_heterogeneity, simulate_encounters
+
+CONFIG = load_config()
+DEVIATING = ("active_listening", "cbt_online")
+
+
+@pytest.fixture(scope="module")
+def deviating() -> tuple[pd.DataFrame, dict]:
+    """4,000 patients; online CBT's active-listening effect on adherence is +0.5 log-odds
+    per point larger than elsewhere (the issue's acceptance setting)."""
+    spec = parse_heterogeneity(f"{DEVIATING[0]}:{DEVIATING[1]}:0.5:adherent", CONFIG)
+    encounters = simulate_encounters(4000, seed=11, heterogeneity=[spec]).encounters
+    return encounters, heterogeneity_analysis(encounters, "adherent", CONFIG)
+
+
+@pytest.fixture(scope="module")
+def null_result() -> tuple[pd.DataFrame, dict]:
+    encounters = simulate_encounters(1500, seed=12).encounters
+    return encounters, heterogeneity_analysis(encounters, "adherent", CONFIG)
+
+
+def _by_name(result: dict) -> dict[str, dict]:
+    return {a["attribute"]: a for a in result["attributes"]}
+
+
+def test_the_deviating_attribute_differs_and_no_other_is_flagged(deviating):
+    _, result = deviating
+    attributes = _by_name(result)
+    attribute, treatment = DEVIATING
+    assert attributes[attribute]["verdict"] == "differs"
+    assert attributes[attribute]["p_adjusted"] < 0.05
+    by_treatment = attributes[attribute]["by_treatment"]
+    largest = max(by_treatment, key=lambda r: r["odds_ratio"])
+    assert largest["treatment"] == treatment
+    for name, a in attributes.items():
+        if name != attribute:
+            assert a["verdict"] != "differs", (name, a["p_adjusted"])
+    # the estimate recovers the truth: common slope + 0.5 in online CBT
+    slopes = {r["treatment"]: r["log_odds"] for r in by_treatment}
+    others = np.mean([v for t, v in slopes.items() if t != treatment])
+    assert slopes[treatment] - others == pytest.approx(0.5, abs=0.15)
+    assert treatment in attributes[attribute]["sentence"]
+
+
+def test_with_no_heterogeneity_nothing_differs(null_result):
+    _, result = null_result
+    for a in result["attributes"]:
+        assert a["verdict"] in ("equivalent", "inconclusive"), (a["attribute"], a["p_adjusted"])
+
+
+def test_the_result_has_the_documented_fields(null_result):
+    encounters, result = null_result
+    for key in ("target", "n_encounters", "n_patients", "method", "attributes"):
+        assert key in result
+    for key in ("cov_type", "working_correlation", "margin", "versions", "data_sha256"):
+        assert key in result["method"]
+    assert result["method"]["cov_type"].startswith("bias_reduced")
+    first = result["attributes"][0]
+    for key in ("attribute", "p_value", "p_adjusted", "verdict", "by_treatment"):
+        assert key in first
+    for key in ("treatment", "odds_ratio", "ci_low", "ci_high", "ame"):
+        assert key in first["by_treatment"][0]
+    assert [r["treatment"] for r in first["by_treatment"]] == CONFIG.treatment_names
+    json.dumps(result, allow_nan=False)  # JSON-ready
+    # every row is accounted for: analysed or counted under one reason
+    excluded = sum(v for k, v in result.items() if k.startswith("n_excluded"))
+    assert result["n_encounters"] + excluded == len(encounters)
+    assert result["n_excluded_missing_outcome"] == int(encounters["adherent"].isna().sum())
+
+
+def test_holm_adjustment_and_verdict_rules(null_result):
+    _, result = null_result
+    raw = [a["p_value"] for a in result["attributes"]]
+    expected = multipletests(raw, method="holm")[1]
+    assert [a["p_adjusted"] for a in result["attributes"]] == pytest.approx(list(expected))
+    margin = result["method"]["margin"]
+    assert margin == pytest.approx(math.log(1.25))
+    for a in result["attributes"]:
+        inside = all(-margin < c["ci_low"] and c["ci_high"] < margin for c in a["contrasts"])
+        assert a["equivalence"]["equivalent"] == inside
+        expected_verdict = (
+            "equivalent" if inside else "differs" if a["p_adjusted"] < 0.05 else "inconclusive"
+        )
+        assert a["verdict"] == expected_verdict
+        assert len(a["contrasts"]) == 15  # every pair of six treatments
+
+
+def test_odds_ratios_match_a_direct_statsmodels_fit(null_result):
+    encounters, result = null_result
+    rows = encounters.dropna(subset=["adherent", *CONFIG.attribute_names, "age_band"])
+    design = _design(rows.reset_index(drop=True), CONFIG, CONFIG.treatment_names)
+    order = np.argsort(rows["patient_id"].to_numpy(), kind="stable")
+    model = sm.GEE(
+        rows["adherent"].to_numpy(float)[order],
+        design.iloc[order],
+        groups=rows["patient_id"].to_numpy()[order],
+        family=sm.families.Binomial(),
+    ).fit(cov_type="bias_reduced")
+    params = pd.Series(np.asarray(model.params), index=design.columns)
+    se = pd.Series(np.sqrt(np.diag(model.cov_robust_bc)), index=design.columns)
+    for a in result["attributes"]:
+        for r in a["by_treatment"]:
+            name = slope_name(a["attribute"], r["treatment"])
+            assert r["log_odds"] == pytest.approx(params[name], abs=1e-8)
+            assert r["ci_low"] == pytest.approx(math.exp(params[name] - 1.959964 * se[name]))
+
+
+def test_average_marginal_effect_is_the_derivative_of_the_mean_probability(null_result):
+    encounters, result = null_result
+    rows = encounters.dropna(subset=["adherent", *CONFIG.attribute_names, "age_band"])
+    rows = rows.reset_index(drop=True)
+    attribute = "support"
+    params = pd.Series(
+        {
+            slope_name(a["attribute"], r["treatment"]): r["log_odds"]
+            for a in result["attributes"]
+            for r in a["by_treatment"]
+        }
+    )
+    design = _design(rows, CONFIG, CONFIG.treatment_names)
+    # the other coefficients are not in the result; refit them the same way
+    fit = fit_gee(rows["adherent"].to_numpy(float), design, rows["patient_id"].to_numpy())
+    assert fit.params[params.index].to_numpy() == pytest.approx(params.to_numpy(), abs=1e-8)
+    h = 1e-5
+    for r in _by_name(result)[attribute]["by_treatment"]:
+        in_treatment = (rows["treatment"] == r["treatment"]).to_numpy()
+        moved = rows.copy()
+        moved.loc[in_treatment, attribute] = moved.loc[in_treatment, attribute] + h
+        up = expit(_design(moved, CONFIG, CONFIG.treatment_names).to_numpy() @ fit.params)
+        base = expit(design.to_numpy() @ fit.params)
+        numeric = (up[in_treatment] - base[in_treatment]).mean() / h
+        assert r["ame"] == pytest.approx(numeric, rel=1e-4)
+        assert r["ame_ci_low"] < r["ame"] < r["ame_ci_high"]
+
+
+def test_a_fit_that_does_not_converge_is_refused():
+    encounters = simulate_encounters(300, seed=3).encounters.dropna(subset=["adherent"])
+    design = pd.DataFrame(
+        {"const": 1.0, "support": encounters["support"].fillna(3).to_numpy(float)}
+    )
+    with pytest.raises(AnalysisError, match="did not converge"):
+        fit_gee(
+            encounters["adherent"].to_numpy(float),
+            design,
+            encounters["patient_id"].to_numpy(),
+            working_correlation="exchangeable",
+            maxiter=1,
+        )
+
+
+def test_practitioner_clusters_need_the_column(null_result):
+    encounters, _ = null_result
+    with pytest.raises(ContractError, match="practitioner_id"):
+        heterogeneity_analysis(
+            encounters.drop(columns="practitioner_id"), "adherent", CONFIG, cluster="practitioner"
+        )
+
+
+def test_practitioner_clusters_give_fewer_clusters(null_result):
+    encounters, result = null_result
+    by_practitioner = heterogeneity_analysis(encounters, "adherent", CONFIG, cluster="practitioner")
+    assert by_practitioner["n_clusters"] == encounters["practitioner_id"].nunique()
+    assert by_practitioner["n_clusters"] < result["n_clusters"]
+    # same point estimates (independence working correlation), other standard errors
+    a, b = result["attributes"][0]["by_treatment"][0], by_practitioner["attributes"][0][
+        "by_treatment"
+    ][0]
+    assert a["log_odds"] == pytest.approx(b["log_odds"])
+    assert a["ci_low"] != pytest.approx(b["ci_low"])
+
+
+def test_the_score_test_agrees_with_the_wald_test_in_large_samples(null_result):
+    encounters, result = null_result
+    score = heterogeneity_analysis(encounters, "adherent", CONFIG, test="score")
+    for w, s in zip(result["attributes"], score["attributes"], strict=True):
+        assert s["test"]["kind"] == "score"
+        assert 0 <= s["p_value"] <= 1
+        # both tests of the same hypothesis on 1,500 patients: same conclusion at 5%
+        assert (w["p_value"] < 0.05) == (s["p_value"] < 0.05) or abs(
+            w["p_value"] - s["p_value"]
+        ) < 0.05
+
+
+def test_one_treatment_only_is_refused(null_result):
+    encounters, _ = null_result
+    only = encounters[encounters["treatment"] == "cbt_online"]
+    with pytest.raises(ContractError, match="at least two"):
+        heterogeneity_analysis(only, "adherent", CONFIG)
+
+
+def test_cli_writes_the_json_and_the_forest_plot(tmp_path):
+    simulated = run("simulate", "--patients", 600, "--seed", 5, "--out", "e.csv", cwd=tmp_path)
+    assert simulated.returncode == 0, simulated.stderr
+    result = run(
+        "heterogeneity", "e.csv", "--target", "adherent", "--out", "h.json",
+        "--plot", "forest.png", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    saved = json.loads((tmp_path / "h.json").read_text())
+    assert saved["target"] == "adherent" and len(saved["attributes"]) == 6
+    assert (tmp_path / "forest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for a in saved["attributes"]:
+        assert a["attribute"] in result.stdout
+
+
+def test_cli_rejects_a_bad_choice(tmp_path):
+    result = run(
+        "heterogeneity", "e.csv", "--target", "adherent", "--out", "h.json",
+        "--working-correlation", "ar1", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    assert "independence or exchangeable" in result.stderr
