@@ -33,10 +33,12 @@ from sklearn.metrics import roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mb, write_result
 from engagekit import simulate_encounters
+from engagekit.config import load_config
 from engagekit.evaluation import point_metrics
 from engagekit.models import fit_model, train_model
 
 ENCOUNTERS_PER_PATIENT = 5.3
+CONFIG = load_config()  # read once: the run is immune to edits of the config file
 
 
 def _held_out(model, test, target):
@@ -62,7 +64,7 @@ def discrimination(sizes, seed):
         for target in ("attended_next", "adherent"):
             for kind in ("logistic", "gbm"):
                 start = time.perf_counter()
-                model = fit_model(train.encounters, target, kind, seed=seed)
+                model = fit_model(train.encounters, target, kind, CONFIG, seed=seed)
                 row = {
                     "train_encounters": len(train.encounters),
                     "target": target,
@@ -80,7 +82,7 @@ def acceptance(seed):
     test = simulate_encounters(5000, seed=seed + 11)
     out = {}
     for target in ("attended_next", "adherent"):
-        result = train_model(train.encounters, target, "auto", n_boot=200, seed=seed)
+        result = train_model(train.encounters, target, "auto", CONFIG, n_boot=200, seed=seed)
         out[target] = {
             "chosen": result.selection["chosen"],
             "cv_log_loss": result.selection["cv_log_loss"],
@@ -103,7 +105,7 @@ def cost(rows, seed):
     )
     baseline = time.perf_counter() - start
     start = time.perf_counter()
-    result = train_model(enc, "attended_next", "auto", n_splits=5, seed=seed, n_jobs=-1)
+    result = train_model(enc, "attended_next", "auto", CONFIG, n_splits=5, seed=seed, n_jobs=-1)
     elapsed = time.perf_counter() - start
     out = {
         "encounters": len(enc),

@@ -627,6 +627,13 @@ def heterogeneity(
     adjustment: Annotated[
         str | None, typer.Option(help="Across attributes: holm (default) or fdr_bh.")
     ] = None,
+    cov_type: Annotated[
+        str | None,
+        typer.Option(
+            help="Small-sample corrected robust covariance: kauermann_carroll (default) or "
+            "bias_reduced (Mancl-DeRouen)."
+        ),
+    ] = None,
     plot: Annotated[
         Path | None, typer.Option(help="Forest plot to write (.png, .svg or .pdf).")
     ] = None,
@@ -637,7 +644,7 @@ def heterogeneity(
     """Does each quality's effect differ by treatment? GEE test, equivalence, verdicts.
 
     For every attribute: a joint test that its effect is the same in every treatment
-    (bias-reduced robust covariance, Holm-adjusted), a TOST equivalence test of every
+    (small-sample corrected robust covariance, Holm-adjusted), a TOST equivalence test of every
     between-treatment difference against --margin, per-treatment odds ratios per rating
     point with 95% CIs, average marginal effects, and a verdict: differs, equivalent or
     inconclusive.
@@ -650,6 +657,7 @@ def heterogeneity(
         "--working-correlation": (working_correlation, ("independence", "exchangeable")),
         "--test": (test, ("wald", "score")),
         "--adjustment": (adjustment, ("holm", "fdr_bh")),
+        "--cov-type": (cov_type, ("kauermann_carroll", "bias_reduced")),
     }
     for hint, (value, allowed) in choices.items():
         if value is not None and value not in allowed:
@@ -670,6 +678,7 @@ def heterogeneity(
             working_correlation=working_correlation,
             test=test,
             adjustment=adjustment,
+            cov_type=cov_type,
         )
     write_json(result, out_file)
     if plot is not None:

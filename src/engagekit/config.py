@@ -215,6 +215,7 @@ class HeterogeneitySettings(_Strict):
     test: Literal["wald", "score"] = "wald"
     cluster: Literal["patient", "practitioner"] = "patient"
     working_correlation: Literal["independence", "exchangeable"] = "independence"
+    cov_type: Literal["kauermann_carroll", "bias_reduced"] = "kauermann_carroll"
 
 
 class Config(_Strict):

@@ -5,15 +5,17 @@ covariates and, for every attribute, one slope per treatment (the attribute's ra
 centred at the middle of the scale, times the treatment's indicator). That is the
 attribute × treatment interaction model written so that each treatment's effect is one
 coefficient. Clusters are patients (or practitioners); the working correlation is
-independence by default; the covariance is the Mancl–DeRouen bias-reduced sandwich.
+independence by default; the covariance is a small-sample corrected sandwich:
+Kauermann–Carroll by default, Mancl–DeRouen (``bias_reduced``) as an option.
 
 For each attribute:
 
 - **difference test**: the joint test that its slopes are equal in every treatment
-  (K - 1 degrees of freedom), a Wald test referred to an F distribution with the number
-  of clusters minus the number of coefficients as denominator degrees of freedom (a
-  small-sample reference that, with the bias-reduced covariance, holds its size from
-  about a hundred patients; see ``benchmarks/``), or the GEE score test;
+  (K - 1 degrees of freedom): a Wald test with the corrected covariance, referred to a
+  chi-square distribution, or the GEE score test. The validity study in ``benchmarks/``
+  shows why Kauermann–Carroll is the default: with 120 patients and the default
+  48-coefficient model the plain sandwich rejects a true null about 17% of the time at a
+  nominal 5%, Mancl–DeRouen under 1%, Kauermann–Carroll close to 5%;
 - p-values adjusted across attributes (Holm by default, Benjamini–Hochberg optional);
 - **equivalence test** (TOST as an intersection–union test): the slopes are equivalent
   when the 90% CI of every between-treatment difference lies inside ±margin;
@@ -113,16 +115,11 @@ def _check_estimable(rows: pd.DataFrame, target: str, treatments: list[str]) -> 
 
 
 # --------------------------------------------------------------------------- tests
-def _wald(estimate: np.ndarray, cov: np.ndarray, R: np.ndarray, df_denom: int) -> dict:
+def _wald(estimate: np.ndarray, cov: np.ndarray, R: np.ndarray) -> dict:
     difference = R @ estimate
-    middle = R @ cov @ R.T
-    statistic = float(difference @ np.linalg.solve(middle, difference))
+    statistic = float(difference @ np.linalg.solve(R @ cov @ R.T, difference))
     q = R.shape[0]
-    return {
-        "statistic": statistic / q,
-        "df": [q, df_denom],
-        "p_value": float(stats.f.sf(statistic / q, q, df_denom)),
-    }
+    return {"statistic": statistic, "df": [q], "p_value": float(stats.chi2.sf(statistic, q))}
 
 
 def _score_test(
@@ -131,7 +128,9 @@ def _score_test(
     """GEE score test of equal slopes: the restricted model has one common slope."""
     restricted = design.drop(columns=slopes)
     restricted["__common"] = design[slopes].sum(axis=1)
-    sub = fit_gee(y, restricted, groups, working_correlation=fit.working_correlation)
+    sub = fit_gee(
+        y, restricted, groups, working_correlation=fit.working_correlation, cov_type="robust"
+    )
     full = fit.result.model  # both fits order their rows by cluster the same way
     out = full.compare_score_test(sub.result)
     return {
@@ -243,6 +242,7 @@ def heterogeneity_analysis(
     test: str | None = None,
     adjustment: str | None = None,
     alpha: float | None = None,
+    cov_type: str | None = None,
 ) -> dict[str, Any]:
     """Test, for every attribute, whether its effect on ``target`` differs by treatment.
 
@@ -262,6 +262,8 @@ def heterogeneity_analysis(
     adjustment : {"holm", "fdr_bh"}, optional
     alpha : float, optional
         Level of the difference test; the equivalence test uses 90% CIs at 0.05.
+    cov_type : {"kauermann_carroll", "bias_reduced"}, optional
+        Small-sample correction of the robust covariance.
 
     Returns
     -------
@@ -289,6 +291,7 @@ def heterogeneity_analysis(
     test = test or settings.test
     adjustment = adjustment or settings.adjustment
     alpha = settings.alpha if alpha is None else float(alpha)
+    cov_type = cov_type or settings.cov_type
     if target not in config.outcome_names:
         raise ContractError(f"unknown target {target!r}; expected one of {config.outcome_names}")
     if margin <= 0:
@@ -313,8 +316,7 @@ def heterogeneity_analysis(
             f"{n_clusters} {cluster}s for {design.shape[1]} coefficients: the robust "
             "covariance needs many more clusters than coefficients; analyse more patients"
         )
-    fit = fit_gee(y, design, groups, working_correlation=working_correlation)
-    df_denom = n_clusters - design.shape[1]
+    fit = fit_gee(y, design, groups, working_correlation=working_correlation, cov_type=cov_type)
     treatment_of_row = rows["treatment"].astype(str).to_numpy()
 
     results = []
@@ -327,7 +329,7 @@ def heterogeneity_analysis(
         if test == "score":
             tested = _score_test(fit, design, y, groups, slopes)
         else:
-            tested = _wald(estimate, cov, R, df_denom)
+            tested = _wald(estimate, cov, R)
         raw_p.append(tested["p_value"])
         se = np.sqrt(np.diag(cov))
         z = stats.norm.ppf(0.975)
@@ -393,13 +395,9 @@ def heterogeneity_analysis(
             "cluster": cluster,
             "working_correlation": working_correlation,
             "working_correlation_estimate": fit.dependence,
-            "cov_type": "bias_reduced (Mancl–DeRouen)",
+            "cov_type": cov_type,
             "test": test,
-            "reference_distribution": (
-                f"F({len(treatments) - 1}, {df_denom}): clusters minus coefficients"
-                if test == "wald"
-                else f"chi-square({len(treatments) - 1})"
-            ),
+            "reference_distribution": f"chi-square({len(treatments) - 1})",
             "adjustment": adjustment,
             "alpha": alpha,
             "margin": margin,

@@ -1,4 +1,4 @@
-"""A thin, checked wrapper of statsmodels' GEE.
+"""A thin, checked wrapper of statsmodels' GEE, with the Kauermann–Carroll covariance.
 
 statsmodels warns, rather than fails, when a GEE stops at its iteration limit or meets a
 singular matrix, and still returns estimates. engagekit never uses such a fit: every
@@ -19,7 +19,12 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from ..errors import AnalysisError
 
-__all__ = ["GeeFit", "fit_gee"]
+__all__ = ["COV_TYPES", "GeeFit", "fit_gee", "kauermann_carroll_cov"]
+
+#: Covariances :func:`fit_gee` offers: statsmodels' three, and the Kauermann–Carroll
+#: small-sample corrected sandwich (engagekit's default for tests; see
+#: :func:`kauermann_carroll_cov`).
+COV_TYPES = ("kauermann_carroll", "bias_reduced", "robust", "naive")
 
 _FAMILIES = {"binomial": sm.families.Binomial, "gaussian": sm.families.Gaussian}
 _STRUCTURES = {
@@ -82,7 +87,9 @@ def fit_gee(
     groups: Any,
     family: Literal["binomial", "gaussian"] = "binomial",
     working_correlation: Literal["independence", "exchangeable"] = "independence",
-    cov_type: Literal["robust", "naive", "bias_reduced"] = "bias_reduced",
+    cov_type: Literal["kauermann_carroll", "bias_reduced", "robust", "naive"] = (
+        "kauermann_carroll"
+    ),
     maxiter: int = 100,
 ) -> GeeFit:
     """Fit a GEE and refuse a fit that did not converge.
@@ -98,8 +105,9 @@ def fit_gee(
     family : {"binomial", "gaussian"}
         Binomial has its scale fixed at 1; gaussian estimates it.
     working_correlation : {"independence", "exchangeable"}
-    cov_type : {"robust", "naive", "bias_reduced"}
-        ``bias_reduced`` is the Mancl–DeRouen small-sample corrected sandwich.
+    cov_type : {"kauermann_carroll", "bias_reduced", "robust", "naive"}
+        ``kauermann_carroll`` and ``bias_reduced`` (Mancl–DeRouen) are small-sample
+        corrected sandwiches; ``robust`` is the plain sandwich, ``naive`` model-based.
     maxiter : int
 
     Raises
@@ -121,7 +129,9 @@ def fit_gee(
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = model.fit(maxiter=maxiter, cov_type=cov_type)
+        result = model.fit(
+            maxiter=maxiter, cov_type="robust" if cov_type == "kauermann_carroll" else cov_type
+        )
     problems = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     notes = [str(w.message) for w in caught if not issubclass(w.category, ConvergenceWarning)]
     hint = (
@@ -143,7 +153,12 @@ def fit_gee(
         why = "; ".join(problems) or "the estimates were still moving at the iteration limit"
         raise AnalysisError(f"the GEE ({working_correlation}) did not converge: {why}.{hint}")
     params = pd.Series(np.asarray(result.params), index=exog.columns)
-    cov = pd.DataFrame(np.asarray(result.cov_params()), index=exog.columns, columns=exog.columns)
+    matrix = (
+        kauermann_carroll_cov(model)
+        if cov_type == "kauermann_carroll"
+        else np.asarray(result.cov_params())
+    )
+    cov = pd.DataFrame(matrix, index=exog.columns, columns=exog.columns)
     variances = np.concatenate(
         [np.diag(cov), np.diag(result.cov_robust), np.diag(result.cov_naive)]
     )
@@ -171,3 +186,52 @@ def fit_gee(
         notes=notes,
         result=result,
     )
+
+
+def kauermann_carroll_cov(model) -> np.ndarray:
+    """The Kauermann–Carroll (2001) small-sample corrected sandwich covariance.
+
+    The plain sandwich's middle term sums ``D_i' V_i^-1 r_i r_i' V_i^-1 D_i`` over
+    clusters ``i``; its residuals ``r_i`` are too small on average, because each cluster
+    pulls the fit towards itself (leverage), so the plain sandwich is too small and its
+    Wald tests reject too often with few clusters (about 17% at a nominal 5% with 120
+    patients and this toolkit's 48-term model; ``benchmarks/``). Mancl and DeRouen (2001)
+    replace ``r_i`` by ``(I - H_i)^-1 r_i``, which over-corrects when the model has many
+    terms per cluster (under 1% at the same setting). Kauermann and Carroll use the
+    symmetric square root, ``(I - H_i)^-1/2``, in the standardised form: with
+    ``L_i = V_i^-1/2``, ``e_i = L_i r_i``, ``H_i = L_i D_i A^-1 D_i' L_i'``,
+
+        U_i = D_i' L_i' (I - H_i)^-1/2 e_i,   cov = A^-1 (sum_i U_i U_i') A^-1,
+
+    where ``A = sum_i D_i' V_i^-1 D_i``. The scale cancels, so this holds for any family.
+
+    Parameters
+    ----------
+    model : statsmodels GEE
+        Fitted: its cached means and working correlation are those of the estimates.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``p x p`` covariance of the mean parameters.
+    """
+    pieces = []
+    for i in range(model.num_group):
+        expval, lpr = model.cached_means[i]
+        D = model.mean_deriv(model.exog_li[i], lpr)
+        sd = np.sqrt(model.family.variance(expval))
+        matrix, is_correlation = model.cov_struct.covariance_matrix(expval, i)
+        V = matrix * np.outer(sd, sd) if is_correlation else matrix
+        values, vectors = np.linalg.eigh(V)
+        L = (vectors / np.sqrt(values)) @ vectors.T  # symmetric V^-1/2
+        pieces.append((L @ D, L @ (model.endog_li[i] - expval)))
+    A = sum(Z.T @ Z for Z, _ in pieces)
+    A_inv = np.linalg.inv(A)
+    middle = np.zeros_like(A)
+    for Z, e in pieces:
+        H = Z @ A_inv @ Z.T
+        values, vectors = np.linalg.eigh(np.eye(len(e)) - (H + H.T) / 2)
+        adjust = (vectors / np.sqrt(np.clip(values, 1e-12, None))) @ vectors.T
+        u = Z.T @ (adjust @ e)
+        middle += np.outer(u, u)
+    return A_inv @ middle @ A_inv
