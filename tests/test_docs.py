@@ -13,6 +13,9 @@ MODULES = [
     "engagekit.simulation.heterogeneity",
     "engagekit.features.history",
     "engagekit.features.transformer",
+    "engagekit.evaluation.metrics",
+    "engagekit.evaluation.bootstrap",
+    "engagekit.heterogeneity.plot",
 ]
 
 

@@ -8,8 +8,6 @@ interval); never from the code under test.
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import json
 import math
 from collections.abc import Callable
@@ -671,12 +669,3 @@ def test_evaluate_predictions_with_one_class_overall():
     assert "only one outcome class" in out["note"]
     assert out["prevalence"] == 1.0
     json.dumps(out, allow_nan=False)
-
-
-# --------------------------------------------------------------------------- docstrings
-@pytest.mark.parametrize("name", ["engagekit.evaluation.metrics", "engagekit.evaluation.bootstrap"])
-def test_docstring_examples(name):
-    module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0
-    assert result.failed == 0

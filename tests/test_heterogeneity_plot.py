@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 import os
 import subprocess
@@ -14,7 +13,6 @@ import pytest
 from matplotlib.container import ErrorbarContainer
 from matplotlib.image import imread
 
-import engagekit.heterogeneity.plot as plot_module
 from engagekit.heterogeneity.plot import forest_plot
 
 TREATMENTS = ("counselling", "cbt_face_to_face", "behavioural_activation")
@@ -283,11 +281,3 @@ def test_drawing_needs_no_pyplot():
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
-
-
-def test_docstring_examples():
-    result = doctest.testmod(
-        plot_module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    )
-    assert result.attempted > 0
-    assert result.failed == 0

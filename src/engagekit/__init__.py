@@ -6,13 +6,16 @@ plus the treatment they receive become features for models of whether they come 
 their next session (``attended_next``) and keep to their treatment (``adherent``).
 
 The data flows one way: load (:mod:`engagekit.io`) → validate
-(:mod:`engagekit.validation`) → summarise → model → explain → flag.
+(:mod:`engagekit.validation`) → summarise → model (:mod:`engagekit.models`,
+:mod:`engagekit.evaluation`) → test the cross-treatment claim
+(:mod:`engagekit.heterogeneity`) → explain → flag.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from .config import Config, load_config
 from .errors import (
+    AnalysisError,
     ConfigError,
     ContractError,
     DataReadError,
@@ -37,12 +40,38 @@ from .validation import (
     validate_encounters,
 )
 
+# Heavier parts (scikit-learn, statsmodels, matplotlib) load on first use, so that
+# ``import engagekit`` and the command line start quickly.
+_LAZY = {
+    "EngagementModel": "models",
+    "TrainingResult": "models",
+    "fit_model": "models",
+    "train_model": "models",
+    "evaluate_predictions": "evaluation",
+    "point_metrics": "evaluation",
+    "heterogeneity_analysis": "heterogeneity",
+    "fit_gee": "heterogeneity",
+    "forest_plot": "heterogeneity.plot",
+    "load_model": "io.model_store",
+    "save_model": "io.model_store",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'engagekit' has no attribute {name!r}")
+
+
 try:
     __version__ = version("engagekit")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
 __all__ = [
+    "AnalysisError",
     "Config",
     "ConfigError",
     "ContractError",
@@ -66,4 +95,5 @@ __all__ = [
     "summarize_encounters",
     "validate_encounters",
     "write_table",
+    *_LAZY,
 ]
