@@ -16,6 +16,7 @@ MODULES = [
     "engagekit.evaluation.metrics",
     "engagekit.evaluation.bootstrap",
     "engagekit.heterogeneity.plot",
+    "engagekit.heterogeneity.power",
 ]
 
 

@@ -275,3 +275,28 @@ def test_cli_rejects_a_bad_choice(tmp_path):
     assert result.returncode == 2
     assert_no_traceback(result)
     assert "independence or exchangeable" in result.stderr
+
+
+def test_cli_power_for_a_given_number_of_patients(tmp_path):
+    result = run(
+        "power", "--patients", 800, "--deviation", 1.5, "--treatment", "cbt_online",
+        "--treatments", "cbt_online,listening_visits,usual_care", "--reps", 3, "--jobs", 1,
+        "--out", "power.json", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    saved = json.loads((tmp_path / "power.json").read_text())
+    assert saved["n_patients"] == 800 and saved["reps"] == 3
+    assert saved["settings"]["treatments"] == ["cbt_online", "listening_visits", "usual_care"]
+    assert saved["power_differs"] is not None and saved["power_differs"] >= 2 / 3
+    assert "power to detect the deviation" in result.stdout
+
+
+def test_cli_power_names_an_unknown_treatment(tmp_path):
+    result = run(
+        "power", "--patients", 200, "--treatments", "cbt_online,yoga", "--reps", 1,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    assert "yoga" in result.stderr and "usual_care" in result.stderr

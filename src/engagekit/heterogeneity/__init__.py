@@ -4,5 +4,14 @@ marginal effects, a forest plot and simulation-based power."""
 
 from .analysis import heterogeneity_analysis, slope_name
 from .gee import GeeFit, fit_gee
+from .power import estimate_power, patients_for_power, power_config
 
-__all__ = ["GeeFit", "fit_gee", "heterogeneity_analysis", "slope_name"]
+__all__ = [
+    "GeeFit",
+    "estimate_power",
+    "fit_gee",
+    "heterogeneity_analysis",
+    "patients_for_power",
+    "power_config",
+    "slope_name",
+]
