@@ -13,6 +13,7 @@ MODULES = [
     "engagekit.simulation.heterogeneity",
     "engagekit.features.history",
     "engagekit.features.transformer",
+    "engagekit.models.training",
     "engagekit.evaluation.metrics",
     "engagekit.evaluation.bootstrap",
     "engagekit.heterogeneity.plot",

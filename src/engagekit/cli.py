@@ -433,8 +433,13 @@ def train(
     ] = "auto",
     folds: Annotated[int, typer.Option(help="Patient-grouped CV folds.", min=2)] = 5,
     bootstrap: Annotated[
-        int, typer.Option(help="Patient-bootstrap replicates for the 95% CIs.", min=0)
-    ] = 1000,
+        int | None,
+        typer.Option(
+            help="Patient-bootstrap replicates for the 95% CIs (default: 1000, fewer "
+            "above 200,000 encounters, never under 200).",
+            min=0,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     temporal_split: Annotated[
         str | None,
@@ -572,8 +577,13 @@ def evaluate(
     data: Annotated[str, typer.Argument(help="New labelled encounters.")],
     out_file: Annotated[Path, typer.Option("--out", help="metrics JSON to write.")],
     bootstrap: Annotated[
-        int, typer.Option(help="Patient-bootstrap replicates for the 95% CIs.", min=0)
-    ] = 1000,
+        int | None,
+        typer.Option(
+            help="Patient-bootstrap replicates for the 95% CIs (default: 1000, fewer "
+            "above 200,000 encounters, never under 200).",
+            min=0,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
     query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,

@@ -13,6 +13,7 @@ from .model import EngagementModel
 from .training import (
     CrossValidation,
     TrainingResult,
+    auto_bootstrap_reps,
     cross_validate,
     evaluate_model_predictions,
     fit_model,
@@ -26,6 +27,7 @@ __all__ = [
     "EngagementModel",
     "LogitRecalibration",
     "TrainingResult",
+    "auto_bootstrap_reps",
     "cross_validate",
     "evaluate_model_predictions",
     "fit_logit_recalibration",

@@ -37,6 +37,7 @@ from .model import EngagementModel
 __all__ = [
     "CrossValidation",
     "TrainingResult",
+    "auto_bootstrap_reps",
     "cross_validate",
     "evaluate_model_predictions",
     "fit_model",
@@ -48,12 +49,18 @@ _CALIBRATION_SHARE = 0.15
 _MIN_CALIBRATION_PATIENTS = 30
 # The logistic model's penalty is tuned on at most about this many labelled rows (a
 # random set of patients): the choice settles long before a million rows.
-_TUNING_ROWS = 100_000
+_TUNING_ROWS = 60_000
 # Above this many labelled rows the logistic model keeps its fit on the 85% of patients
 # not held out: refitting on all of them would cost a second large fit for a negligible
 # gain in precision.
 _REFIT_ROWS = 300_000
 _DEFAULT_LOGISTIC = {"C": 0.003, "interaction_weight": 0.3}
+
+
+def _member(values: np.ndarray, chosen: Any) -> np.ndarray:
+    """Boolean mask of ``values`` in ``chosen``, by hashing (``np.isin`` sorts object
+    arrays such as patient ids, which took minutes on a million rows)."""
+    return pd.Series(values).isin(pd.Series(chosen)).to_numpy()
 
 
 def labelled_rows(encounters: pd.DataFrame, target: str) -> np.ndarray:
@@ -97,11 +104,11 @@ def fit_model(
         )
     patients = encounters["patient_id"].to_numpy()
     rng = np.random.default_rng(seed)
-    unique_patients = np.unique(patients[labelled])
+    unique_patients = pd.unique(patients[labelled])
     n_cal = round(_CALIBRATION_SHARE * len(unique_patients))
     if n_cal >= _MIN_CALIBRATION_PATIENTS:
         cal_patients = rng.choice(unique_patients, size=n_cal, replace=False)
-        in_cal = np.isin(patients, cal_patients)
+        in_cal = _member(patients, cal_patients)
     else:
         in_cal = np.zeros(len(patients), dtype=bool)
     fit_rows = labelled & ~in_cal
@@ -160,11 +167,11 @@ def _tune_logistic(
     random subset of them above ``_TUNING_ROWS`` rows)."""
     rows = fit_rows
     if fit_rows.sum() > _TUNING_ROWS:
-        candidates = np.unique(patients[fit_rows])
+        candidates = pd.unique(patients[fit_rows])
         share = _TUNING_ROWS / fit_rows.sum()
         rng = np.random.default_rng(seed + 1)
         keep = rng.choice(candidates, size=int(len(candidates) * share), replace=False)
-        rows = fit_rows & np.isin(patients, keep)
+        rows = fit_rows & _member(patients, keep)
     losses = []
     estimators: dict[float, Any] = {}
     for C, interaction_weight in LOGISTIC_GRID:
@@ -233,7 +240,7 @@ def cross_validate(
     encounters = encounters.reset_index(drop=True)
     labelled = labelled_rows(encounters, target)
     patients = encounters["patient_id"].to_numpy()
-    n_patients = len(np.unique(patients[labelled]))
+    n_patients = len(pd.unique(patients[labelled]))
     if n_patients < n_splits:
         raise ContractError(
             f"{n_patients} patient(s) have {target!r} recorded; {n_splits}-fold "
@@ -252,8 +259,8 @@ def cross_validate(
         details.append(
             {
                 "fold": fold,
-                "train_patients": len(np.unique(patients[train_idx])),
-                "test_patients": len(np.unique(patients[test_idx])),
+                "train_patients": len(pd.unique(patients[train_idx])),
+                "test_patients": len(pd.unique(patients[test_idx])),
                 "test_encounters_scored": int(test_labelled.sum()),
                 "recalibrated": bool(model.recalibration.applied),
             }
@@ -272,9 +279,11 @@ def cross_validate(
 
 
 # Above this many labelled rows, ``auto`` compares the kinds on a random subset of
-# patients of about this size, then cross-validates only the chosen kind on all data:
-# the choice is stable long before a million rows, and it halves the training time.
-AUTO_SELECTION_ROWS = 200_000
+# patients of about this size (by 3-fold patient-grouped CV), then cross-validates only
+# the chosen kind on all data with the requested folds: the choice is stable long before
+# a million rows, and it halves the training time.
+AUTO_SELECTION_ROWS = 100_000
+_SELECTION_FOLDS = 3
 
 
 @dataclass
@@ -300,22 +309,42 @@ class TrainingResult:
     cross_validation: CrossValidation
 
 
+# Bootstrap replicates when none are asked for: 1,000 up to this many rows x replicates,
+# fewer beyond (never under 200). The cost grows with rows x replicates x (1 + subgroup
+# columns); at a million rows 200 replicates put the Monte Carlo error of a CI end far
+# below the CI's width, which is itself tiny there.
+_BOOTSTRAP_BUDGET = 200_000 * 1000
+_MIN_AUTO_BOOTSTRAP = 200
+
+
+def auto_bootstrap_reps(n_rows: int) -> int:
+    """Default patient-bootstrap replicates for ``n_rows`` labelled encounters.
+
+    >>> auto_bootstrap_reps(50_000), auto_bootstrap_reps(1_000_000)
+    (1000, 200)
+    """
+    return int(min(1000, max(_MIN_AUTO_BOOTSTRAP, _BOOTSTRAP_BUDGET // max(1, n_rows))))
+
+
 def evaluate_model_predictions(
     rows: pd.DataFrame,
     target: str,
     p: np.ndarray,
     config: Config,
-    n_boot: int = 1000,
+    n_boot: int | None = None,
     seed: int = 0,
     n_jobs: int = 1,
 ) -> dict[str, Any]:
     """Metrics of ``p`` against ``rows[target]``, overall, per treatment and per subgroup.
 
-    ``rows`` are labelled encounters; the bootstrap resamples their patients.
+    ``rows`` are labelled encounters; the bootstrap resamples their patients
+    (``n_boot`` replicates; None: :func:`auto_bootstrap_reps`).
     """
     from ..evaluation import evaluate_predictions
 
     by_columns = ["treatment", *[c for c in config.subgroups if c in rows.columns]]
+    if n_boot is None:
+        n_boot = auto_bootstrap_reps(len(rows))
     return evaluate_predictions(
         rows[target].to_numpy(dtype="float64"),
         p,
@@ -357,7 +386,7 @@ def _temporal_metrics(
     everything: pd.DataFrame,
     day: datetime.date,
     config: Config,
-    n_boot: int,
+    n_boot: int | None,
     seed: int,
     n_jobs: int,
 ) -> dict[str, Any]:
@@ -375,7 +404,7 @@ def _temporal_metrics(
     metrics["n_training_encounters"] = int(labelled_rows(before, target).sum())
     metrics["n_excluded_missing_outcome"] = int((after & ~labelled_rows(everything, target)).sum())
     metrics["patients_also_in_training"] = int(
-        np.isin(everything.loc[scored, "patient_id"].unique(), before["patient_id"].unique()).sum()
+        _member(everything.loc[scored, "patient_id"].unique(), before["patient_id"].unique()).sum()
     )
     return metrics
 
@@ -396,7 +425,7 @@ def train_model(
     config: Config | None = None,
     n_splits: int = 5,
     seed: int = 0,
-    n_boot: int = 1000,
+    n_boot: int | None = None,
     progress=None,
     n_jobs: int = 1,
     temporal_split: datetime.date | str | None = None,
@@ -414,8 +443,9 @@ def train_model(
     n_splits : int
         Folds of the patient-grouped cross-validation.
     seed : int
-    n_boot : int
-        Patient-bootstrap replicates for the metrics' 95% CIs.
+    n_boot : int, optional
+        Patient-bootstrap replicates for the metrics' 95% CIs; None:
+        :func:`auto_bootstrap_reps` of the labelled rows (1,000 up to 200,000 rows).
     progress : callable, optional
         ``progress(step_description, done, total)``.
     n_jobs : int
@@ -450,9 +480,16 @@ def train_model(
     if len(kinds) > 1 and labelled.sum() > AUTO_SELECTION_ROWS:
         subset = _patient_subset(encounters, target, AUTO_SELECTION_ROWS, seed)
         selection["selection_rows"] = int(labelled_rows(subset, target).sum())
+        selection["selection_folds"] = min(n_splits, _SELECTION_FOLDS)
         for kind in kinds:
             cv = cross_validate(
-                subset, target, kind, config, n_splits, seed, report(f"choose {kind}")
+                subset,
+                target,
+                kind,
+                config,
+                min(n_splits, _SELECTION_FOLDS),
+                seed,
+                report(f"choose {kind}"),
             )
             selection["cv_log_loss"][kind] = cv.log_loss
         chosen = min(selection["cv_log_loss"], key=selection["cv_log_loss"].get)
