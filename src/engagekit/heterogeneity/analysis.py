@@ -114,6 +114,26 @@ def _check_estimable(rows: pd.DataFrame, target: str, treatments: list[str]) -> 
             )
 
 
+# A slope this steep (an odds ratio over 20,000 per rating point) only comes from
+# (quasi-)separation: some treatment's outcome is predicted perfectly by a rating, and the
+# estimate runs off towards infinity while the fit still "converges".
+_MAX_ABS_SLOPE = 10.0
+
+
+def _check_separation(fit: GeeFit, treatments: list[str]) -> None:
+    slopes = fit.params[[name for name in fit.params.index if "@" in name]]
+    steep = slopes[slopes.abs() > _MAX_ABS_SLOPE]
+    if len(steep):
+        name = steep.index[0]
+        attribute, treatment = name.split("@", 1)
+        raise AnalysisError(
+            f"the effect of {attribute} in {treatment} is estimated at {steep.iloc[0]:+.1f} "
+            "log-odds per rating point: that treatment's outcomes are (almost) perfectly "
+            "separated by the ratings, so its effects cannot be estimated; analyse more "
+            "patients or leave that treatment out"
+        )
+
+
 # --------------------------------------------------------------------------- tests
 def _wald(estimate: np.ndarray, cov: np.ndarray, R: np.ndarray) -> dict:
     difference = R @ estimate
@@ -317,6 +337,7 @@ def heterogeneity_analysis(
             "covariance needs many more clusters than coefficients; analyse more patients"
         )
     fit = fit_gee(y, design, groups, working_correlation=working_correlation, cov_type=cov_type)
+    _check_separation(fit, treatments)
     treatment_of_row = rows["treatment"].astype(str).to_numpy()
 
     results = []
