@@ -126,8 +126,9 @@ def fit_model(
     X = model.design(encounters).to_numpy()
     y = y_all.astype("float64")
     if kind == "logistic":
+        start = None
         if cal_rows.any():
-            model.tuning = _tune_logistic(X, y, fit_rows, cal_rows, patients, model, seed)
+            start, model.tuning = _tune_logistic(X, y, fit_rows, cal_rows, patients, model, seed)
         else:
             model.tuning = {**_DEFAULT_LOGISTIC, "chosen_by": "default (too few patients)"}
         model.estimator = make_estimator(
@@ -135,6 +136,11 @@ def fit_model(
             C=model.tuning["C"],
             weights=penalty_weights(model.feature_names, model.tuning["interaction_weight"]),
         )
+        if start is not None:
+            # begin from the tuning fit's solution: far fewer iterations on large data
+            logistic = model.estimator.named_steps["logistic"]
+            logistic.set_params(warm_start=True)
+            logistic.coef_, logistic.intercept_ = start
         model.estimator.fit(X[fit_rows], y[fit_rows])
     elif cal_rows.any():
         model.estimator.fit(X[fit_rows], y[fit_rows], X_val=X[cal_rows], y_val=y[cal_rows])
@@ -161,10 +167,14 @@ def _tune_logistic(
     patients: np.ndarray,
     model: EngagementModel,
     seed: int,
-) -> dict[str, Any]:
+) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, Any]]:
     """The ``(C, interaction weight)`` of :data:`LOGISTIC_GRID` with the lowest log loss
     on the held-out patients, each candidate fitted on the other training patients (a
-    random subset of them above ``_TUNING_ROWS`` rows)."""
+    random subset of them above ``_TUNING_ROWS`` rows).
+
+    Returns the chosen candidate's ``(coef_, intercept_)`` (a starting point for the
+    full fit) and the record of the choice.
+    """
     rows = fit_rows
     if fit_rows.sum() > _TUNING_ROWS:
         candidates = pd.unique(patients[fit_rows])
@@ -173,6 +183,7 @@ def _tune_logistic(
         keep = rng.choice(candidates, size=int(len(candidates) * share), replace=False)
         rows = fit_rows & _member(patients, keep)
     losses = []
+    starts = []
     estimators: dict[float, Any] = {}
     for C, interaction_weight in LOGISTIC_GRID:
         if interaction_weight not in estimators:
@@ -185,9 +196,11 @@ def _tune_logistic(
         estimator.fit(X[rows], y[rows])
         p = estimator.predict_proba(X[cal_rows])[:, 1]
         losses.append(float(log_loss(y[cal_rows], p, labels=[0, 1])))
+        logistic = estimator.named_steps["logistic"]
+        starts.append((logistic.coef_.copy(), logistic.intercept_.copy()))
     best = int(np.argmin(losses))
     C, interaction_weight = LOGISTIC_GRID[best]
-    return {
+    return starts[best], {
         "C": C,
         "interaction_weight": interaction_weight,
         "chosen_by": "lowest log loss on the held-out training patients",
