@@ -52,6 +52,12 @@ _LAZY = {
     "heterogeneity_analysis": "heterogeneity",
     "fit_gee": "heterogeneity",
     "forest_plot": "heterogeneity.plot",
+    "Explanation": "explain",
+    "explain_predictions": "explain",
+    "attribute_importance": "explain",
+    "rank_agreement": "explain",
+    "choose_flag_rule": "flags",
+    "forecast_dropout": "forecast",
     "load_model": "io.model_store",
     "save_model": "io.model_store",
 }
