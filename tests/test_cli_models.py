@@ -97,6 +97,12 @@ def test_manifest_records_what_a_reviewer_needs(trained):
         assert manifest[key], key
     assert manifest["target"] == "adherent"
     assert "scikit-learn" in json.dumps(manifest)
+    # the at-risk flag rule is chosen on the cross-validated predictions and kept
+    rule = manifest["flag_rule"]
+    assert rule["rule"] == "top_percent" and rule["value"] == 10
+    assert 0 < rule["threshold"] <= 1 and rule["medium_threshold"] <= rule["threshold"]
+    assert 10 <= rule["operating_point"]["flags_per_100_encounters"] < 11
+    assert "At-risk flags (top_percent:10)" in result.stdout
 
 
 def test_predict_scores_every_row_including_empty_outcomes(trained, service, tmp_path):
@@ -216,3 +222,22 @@ def test_a_temporal_split_outside_the_data_is_refused(service, tmp_path, split, 
     assert result.returncode == 1
     assert_no_traceback(result)
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("top_percent:150", "at most 100"),
+        ("bottom:5", "must be top_percent"),
+        ("sensitivity", "RULE:VALUE"),
+    ],
+)
+def test_a_bad_flag_rule_is_refused_before_training(service, tmp_path, rule, message):
+    result = run(
+        "train", service / "train.csv", "--target", "adherent", "--flag-rule", rule,
+        "--out", "m", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    assert message in result.stderr
+    assert not (tmp_path / "m").exists()

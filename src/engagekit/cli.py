@@ -448,6 +448,14 @@ def train(
             "and also validate the model on those from this day on.",
         ),
     ] = None,
+    flag_rule: Annotated[
+        str,
+        typer.Option(
+            help="How at-risk flags are set, chosen on the cross-validated predictions: "
+            "top_percent:K (the K% at highest risk), sensitivity:S (catch at least S of "
+            "the bad outcomes) or per_practitioner:N.",
+        ),
+    ] = "top_percent:10",
     table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
     query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
     config: ConfigOption = None,
@@ -466,6 +474,7 @@ def train(
     _check_target(target)
     if model not in ("auto", "logistic", "gbm"):
         raise typer.BadParameter("choose auto, logistic or gbm", param_hint="--model")
+    rule = _parse_flag_rule(flag_rule)
     cfg = _config(config)
     encounters = _read_valid(data, cfg, table, query)
     result = _with_progress(
@@ -479,6 +488,7 @@ def train(
         n_boot=bootstrap,
         n_jobs=-1,
         temporal_split=temporal_split,
+        flag_rule=rule,
     )
     metrics = {**result.metrics, "selection": result.selection}
     save_model(
@@ -493,6 +503,7 @@ def train(
             "n_encounters": metrics.get("n_encounters"),
             "n_patients": metrics.get("n_patients"),
             "tuning": result.model.tuning,
+            "flag_rule": result.flag_rule.to_dict(),
             "recalibration": {
                 "applied": result.model.recalibration.applied,
                 "intercept": result.model.recalibration.intercept,
@@ -522,7 +533,41 @@ def train(
                 f"{temporal['split_date']} on",
             )
         )
+    point = result.flag_rule.operating_point
+    out.print(
+        f"At-risk flags ({flag_rule}): risk of {_bad_outcome(cfg, target)} at or above "
+        f"{result.flag_rule.threshold:.3f}; on the cross-validated predictions "
+        f"sensitivity {point.sensitivity:.2f}, PPV {point.ppv:.2f}, "
+        f"{point.flags_per_100_encounters:.1f} flags per 100 encounters.",
+        highlight=False,
+    )
     out.print(f"Model and metrics written to {str(out_dir)!r}.")
+
+
+def _bad_outcome(cfg: Config, target: str) -> str:
+    return next((o.bad_outcome for o in cfg.outcomes if o.name == target), f"not {target}")
+
+
+def _parse_flag_rule(text: str) -> tuple[str, float]:
+    rule, _, value = text.partition(":")
+    if rule not in ("top_percent", "sensitivity", "per_practitioner"):
+        raise typer.BadParameter(
+            f"{text!r}: the rule must be top_percent, sensitivity or per_practitioner",
+            param_hint="--flag-rule",
+        )
+    try:
+        number = float(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r}: write RULE:VALUE, e.g. top_percent:10 or sensitivity:0.8",
+            param_hint="--flag-rule",
+        ) from None
+    upper = {"top_percent": 100.0, "sensitivity": 1.0, "per_practitioner": float("inf")}[rule]
+    if not 0 < number <= upper:
+        raise typer.BadParameter(
+            f"{text!r}: the value must be above 0 and at most {upper:g}", param_hint="--flag-rule"
+        )
+    return rule, number
 
 
 def _load(model_dir: Path):

@@ -315,6 +315,8 @@ class TrainingResult:
         subgroup (see :func:`engagekit.evaluation.evaluate_predictions`).
     selection : dict
         Cross-validated log loss of each kind tried and which was chosen.
+    flag_rule : FlagRule
+        The at-risk flag thresholds, chosen on the out-of-fold predictions.
     cross_validation : CrossValidation
         Out-of-fold predictions of the chosen kind.
     """
@@ -323,6 +325,7 @@ class TrainingResult:
     metrics: dict[str, Any]
     selection: dict[str, Any]
     cross_validation: CrossValidation
+    flag_rule: Any = None
 
 
 # Bootstrap replicates when none are asked for: 1,000 up to this many rows x replicates,
@@ -445,6 +448,7 @@ def train_model(
     progress=None,
     n_jobs: int = 1,
     temporal_split: datetime.date | str | None = None,
+    flag_rule: tuple[str, float] = ("top_percent", 10.0),
 ) -> TrainingResult:
     """Choose, validate and fit a model of ``target``.
 
@@ -471,6 +475,10 @@ def train_model(
         final model on those from this day on, and put their metrics under
         ``metrics["temporal_validation"]``. The final model is then the one fitted before
         the split, so the temporal metrics are honest.
+    flag_rule : (rule, value)
+        How at-risk flags are set (see :func:`engagekit.flags.choose_flag_rule`): the
+        threshold is chosen on the out-of-fold predictions and kept with the result.
+        Default: the 10% of encounters at highest risk.
 
     Returns
     -------
@@ -535,8 +543,22 @@ def train_model(
     final = fit_model(encounters, target, chosen, config, seed=seed)
     if progress is not None:
         progress("fit final model", 1, 1)
+    from ..flags import choose_flag_rule
+
+    rule = choose_flag_rule(
+        rows[target].to_numpy(dtype="float64"),
+        cv.predictions.to_numpy(),
+        flag_rule[0],
+        flag_rule[1],
+        rows["practitioner_id"].to_numpy() if "practitioner_id" in rows.columns else None,
+        patients=rows["patient_id"].to_numpy(),
+        target=target,
+    )
+    metrics["flag_rule"] = rule.to_dict()
     if everything is not None:
         metrics["temporal_validation"] = _temporal_metrics(
             final, encounters, everything, split_day, config, n_boot, seed, n_jobs
         )
-    return TrainingResult(model=final, metrics=metrics, selection=selection, cross_validation=cv)
+    return TrainingResult(
+        model=final, metrics=metrics, selection=selection, cross_validation=cv, flag_rule=rule
+    )
