@@ -241,3 +241,28 @@ def test_a_bad_flag_rule_is_refused_before_training(service, tmp_path, rule, mes
     assert_no_traceback(result)
     assert message in result.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_forecast_counts_every_encounter_per_treatment(trained, service, tmp_path):
+    model_dir = _copy_model(trained, tmp_path)
+    result = run(
+        "forecast", model_dir, service / "test.csv", "--by", "treatment", "--every-encounter",
+        "--out", "f.csv", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    table = pd.read_csv(tmp_path / "f.csv")
+    test = pd.read_csv(service / "test.csv")
+    assert table["n_encounters"].sum() == len(test)
+    assert set(table["treatment"]) == set(test["treatment"])
+    assert (table["interval_low"] <= table["expected"]).all()
+    assert (table["expected"] <= table["interval_high"]).all()
+    assert (table["bad_outcome"] == "did not keep to the treatment plan").all()
+
+
+def test_forecast_names_a_missing_group_column(trained, service, tmp_path):
+    model_dir = _copy_model(trained, tmp_path)
+    result = run("forecast", model_dir, service / "test.csv", "--by", "ward", cwd=tmp_path)
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    assert "no column 'ward'" in result.stderr
