@@ -1,0 +1,215 @@
+"""``heterogeneity`` and ``power``: the cross-treatment question."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..io import write_json
+from ._app import (
+    ConfigOption,
+    TargetOption,
+    _check_target,
+    _config,
+    _pct,
+    _read_valid,
+    _with_progress,
+    app,
+    err,
+    out,
+)
+
+
+@app.command()
+def heterogeneity(
+    data: Annotated[str, typer.Argument(help="Encounter table (CSV, Parquet or database URL).")],
+    target: TargetOption,
+    out_file: Annotated[Path, typer.Option("--out", help="Result JSON to write.")],
+    margin: Annotated[
+        float | None,
+        typer.Option(
+            help="Equivalence margin, log-odds per rating point (default from the config: "
+            "log(1.25) = 0.223).",
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="Clusters: patient (default) or practitioner.")
+    ] = None,
+    working_correlation: Annotated[
+        str | None,
+        typer.Option(help="independence (default) or exchangeable (checked for convergence)."),
+    ] = None,
+    test: Annotated[
+        str | None, typer.Option(help="Joint test of treatment differences: wald or score.")
+    ] = None,
+    adjustment: Annotated[
+        str | None, typer.Option(help="Across attributes: holm (default) or fdr_bh.")
+    ] = None,
+    cov_type: Annotated[
+        str | None,
+        typer.Option(
+            help="Small-sample corrected robust covariance: kauermann_carroll (default) or "
+            "bias_reduced (Mancl-DeRouen)."
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Forest plot to write (.png, .svg or .pdf).")
+    ] = None,
+    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Does each quality's effect differ by treatment? GEE test, equivalence, verdicts.
+
+    For every attribute: a joint test that its effect is the same in every treatment
+    (small-sample corrected robust covariance, Holm-adjusted), a TOST equivalence test of every
+    between-treatment difference against --margin, per-treatment odds ratios per rating
+    point with 95% CIs, average marginal effects, and a verdict: differs, equivalent or
+    inconclusive.
+    """
+    from ..heterogeneity import heterogeneity_analysis
+
+    _check_target(target)
+    choices = {
+        "--cluster": (cluster, ("patient", "practitioner")),
+        "--working-correlation": (working_correlation, ("independence", "exchangeable")),
+        "--test": (test, ("wald", "score")),
+        "--adjustment": (adjustment, ("holm", "fdr_bh")),
+        "--cov-type": (cov_type, ("kauermann_carroll", "bias_reduced")),
+    }
+    for hint, (value, allowed) in choices.items():
+        if value is not None and value not in allowed:
+            raise typer.BadParameter(f"choose {' or '.join(allowed)}", param_hint=hint)
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise typer.BadParameter(
+            "the plot file must end in .png, .svg or .pdf", param_hint="--plot"
+        )
+    cfg = _config(config)
+    encounters = _read_valid(data, cfg, table, query)
+    with err.status("fitting the GEE …"):
+        result = heterogeneity_analysis(
+            encounters,
+            target,
+            cfg,
+            margin=margin,
+            cluster=cluster,
+            working_correlation=working_correlation,
+            test=test,
+            adjustment=adjustment,
+            cov_type=cov_type,
+        )
+    write_json(result, out_file)
+    if plot is not None:
+        from ..heterogeneity.plot import forest_plot
+
+        forest_plot(result, plot)
+    method = result["method"]
+    t = Table(
+        title=f"Does the effect on {target} differ by treatment? "
+        f"({result['n_patients']:,} patients, {result['n_encounters']:,} encounters)",
+        header_style="bold",
+    )
+    for col in ("attribute", "p", "adjusted p", "verdict", "odds ratio per point by treatment"):
+        t.add_column(col, justify="right" if "p" == col.split()[-1] else "left")
+    for a in result["attributes"]:
+        ors = ", ".join(f"{r['treatment']} {r['odds_ratio']:.2f}" for r in a["by_treatment"])
+        t.add_row(
+            a["attribute"], f"{a['p_value']:.3g}", f"{a['p_adjusted']:.3g}", a["verdict"], ors
+        )
+    out.print(t)
+    for a in result["attributes"]:
+        out.print(f"- {a['sentence']}", highlight=False)
+    excluded = sum(v for k, v in result.items() if k.startswith("n_excluded"))
+    out.print(
+        f"GEE ({method['working_correlation']} working correlation, clusters: "
+        f"{method['cluster']}s, {method['cov_type']} covariance, margin "
+        f"{method['margin']:.3f}); {excluded:,} encounters left out for missing values "
+        f"(counts in the JSON). Result written to {str(out_file)!r}"
+        + (f", forest plot to {str(plot)!r}." if plot is not None else "."),
+        highlight=False,
+    )
+
+
+@app.command()
+def power(
+    patients: Annotated[
+        int | None,
+        typer.Option(help="Patients per study. Omit to find how many give --power.", min=20),
+    ] = None,
+    target: Annotated[str, typer.Option(help="attended_next or adherent.")] = "adherent",
+    attribute: Annotated[
+        str, typer.Option(help="The quality whose effect deviates.")
+    ] = "active_listening",
+    treatment: Annotated[
+        str | None,
+        typer.Option(help="Where it deviates (default: the treatment with fewest patients)."),
+    ] = None,
+    deviation: Annotated[
+        float, typer.Option(help="Extra log-odds per rating point in that treatment.")
+    ] = 0.3,
+    treatments: Annotated[
+        str | None, typer.Option(help="Comma-separated treatments in the study (default: all).")
+    ] = None,
+    sessions: Annotated[
+        int | None, typer.Option(help="Planned sessions per patient (default: the config's).")
+    ] = None,
+    goal: Annotated[
+        float, typer.Option("--power", help="Power wanted when searching for patients.")
+    ] = 0.8,
+    reps: Annotated[int, typer.Option(help="Simulated studies per size.", min=1)] = 200,
+    jobs: Annotated[int, typer.Option(help="Processes; -1 for all cores.")] = -1,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Result JSON to write.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Power of the cross-treatment test, by simulation with the built-in simulator.
+
+    With --patients: how often a deviation of --deviation log-odds per point in one
+    treatment is detected (verdict differs), how often another quality is wrongly
+    flagged, and how often the qualities without a deviation are shown equivalent.
+    Without it: the number of patients needed for --power (default 80%).
+    """
+    from ..heterogeneity.power import estimate_power, patients_for_power, power_config
+
+    _check_target(target)
+    cfg = _config(config)
+    chosen = None if treatments is None else [t.strip() for t in treatments.split(",") if t]
+    cfg = power_config(cfg, treatments=chosen, sessions=sessions)
+    options = dict(
+        config=cfg,
+        target=target,
+        attribute=attribute,
+        treatment=treatment,
+        deviation=deviation,
+        reps=reps,
+        seed=seed,
+        n_jobs=jobs,
+    )
+    if patients is not None:
+        result = _with_progress(
+            lambda progress: estimate_power(
+                patients, progress=lambda d, t: progress(f"{patients:,} patients", d, t), **options
+            )
+        )
+        out.print(
+            f"{patients:,} patients, {result['succeeded']} simulated studies "
+            f"({result['failed']} failed to fit): power to detect the deviation "
+            f"{_pct(result['power_differs'], 0)} (95% CI {_pct(result['power_differs_ci_low'], 0)} "
+            f"to {_pct(result['power_differs_ci_high'], 0)}); another quality wrongly flagged in "
+            f"{_pct(result['false_flag_rate'], 0)}; qualities without a deviation shown "
+            f"equivalent in {_pct(result['power_equivalence'], 0)}.",
+            highlight=False,
+        )
+    else:
+        result = _with_progress(
+            lambda progress: patients_for_power(
+                goal, progress=lambda n, d, t: progress(f"{n:,} patients", d, t), **options
+            )
+        )
+        out.print(result["sentence"], highlight=False)
+    if out_file is not None:
+        write_json(result, out_file)
+        out.print(f"Result written to {str(out_file)!r}.")

@@ -1,0 +1,110 @@
+"""``forecast``: expected missed sessions per group, for planning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from ..errors import ContractError
+from ..io import write_json
+from ._app import (
+    _bad_outcome,
+    _load,
+    _read_valid,
+    app,
+    out,
+)
+
+
+@app.command()
+def forecast(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory written by train.")],
+    data: Annotated[str, typer.Argument(help="Encounters (CSV, Parquet or database URL).")],
+    by: Annotated[
+        str, typer.Option(help="Group by treatment, practitioner_id or any other column.")
+    ] = "treatment",
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Forecast table (.csv, .parquet or .json).")
+    ] = Path("forecast.csv"),
+    level: Annotated[float, typer.Option(help="Coverage of the interval.")] = 0.9,
+    every_encounter: Annotated[
+        bool,
+        typer.Option(
+            help="Forecast every encounter (e.g. to check against recorded outcomes) instead "
+            "of each patient's latest encounter whose outcome is not yet known."
+        ),
+    ] = False,
+    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+) -> None:
+    """Expected number of patients with the bad outcome per group, with an interval.
+
+    By default each patient's latest encounter whose outcome is still empty counts once:
+    for a re-attendance model, the expected number of patients who will not come to
+    their next session. Leave out of DATA the patients whose course has ended (their
+    last outcome is empty too, but no session is due). The interval is the
+    Poisson-binomial distribution of the count (independent outcomes with the model's
+    probabilities).
+    """
+    from ..forecast import forecast_dropout
+    from ..io import write_table
+
+    if not 0 < level < 1:
+        raise typer.BadParameter("the level must be between 0 and 1", param_hint="--level")
+    if out_file.suffix.lower() not in (".csv", ".parquet", ".json"):
+        raise typer.BadParameter("use a .csv, .parquet or .json file", param_hint="--out")
+    model, _manifest, cfg = _load(model_dir)
+    encounters = _read_valid(data, cfg, table, query)
+    if by not in encounters.columns:
+        raise ContractError(
+            f"the table has no column {by!r} to group by; it has {list(encounters.columns)}"
+        )
+    p_bad = 1.0 - model.predict_proba(encounters)
+    target = model.target
+    if every_encounter:
+        rows = np.ones(len(encounters), dtype=bool)
+    else:
+        pending = encounters[target].isna().to_numpy()
+        order = encounters.assign(_row=np.arange(len(encounters))).sort_values(
+            ["patient_id", "session_number"]
+        )
+        latest = order.groupby("patient_id", sort=False)["_row"].last().to_numpy()
+        rows = np.zeros(len(encounters), dtype=bool)
+        rows[latest] = True
+        rows &= pending
+        if not rows.any():
+            raise ContractError(
+                f"no patient's latest encounter has {target} still empty, so there is no "
+                "next session to forecast; use --every-encounter to forecast recorded ones"
+            )
+    observed = 1.0 - encounters.loc[rows, target].to_numpy(dtype="float64", na_value=np.nan)
+    table_out = forecast_dropout(
+        p_bad[rows],
+        encounters.loc[rows, by].astype("string").reset_index(drop=True),
+        level,
+        observed_bad=observed if every_encounter else None,
+    ).reset_index()
+    table_out.insert(1, "bad_outcome", _bad_outcome(cfg, target))
+    if out_file.suffix.lower() == ".json":
+        write_json({"level": level, "by": by, "groups": table_out.to_dict("records")}, out_file)
+    else:
+        write_table(table_out, out_file)
+    t = Table(
+        title=f"Expected number who {_bad_outcome(cfg, target)} ({level:.0%} interval)",
+        header_style="bold",
+    )
+    for col in (by, "n", "expected", "interval"):
+        t.add_column(col, justify="left" if col == by else "right")
+    for r in table_out.itertuples(index=False):
+        t.add_row(
+            str(r[0]),
+            f"{r.n_encounters:,}",
+            f"{r.expected:.1f}",
+            f"{r.interval_low:.0f} to {r.interval_high:.0f}",
+        )
+    out.print(t)
+    out.print(f"Forecast written to {str(out_file)!r}.")

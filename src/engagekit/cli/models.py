@@ -1,0 +1,222 @@
+"""``train``, ``predict`` and ``evaluate``: engagement models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from ..errors import ContractError
+from ..io import write_json
+from ._app import (
+    ConfigOption,
+    TargetOption,
+    _bad_outcome,
+    _check_target,
+    _config,
+    _load,
+    _metric_table,
+    _parse_flag_rule,
+    _read_valid,
+    _with_progress,
+    app,
+    out,
+)
+
+
+@app.command()
+def train(
+    data: Annotated[str, typer.Argument(help="Encounter table (CSV, Parquet or database URL).")],
+    target: TargetOption,
+    out_dir: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="auto (the kind with the lower cross-validated log loss), logistic or gbm."
+        ),
+    ] = "auto",
+    folds: Annotated[int, typer.Option(help="Patient-grouped CV folds.", min=2)] = 5,
+    bootstrap: Annotated[
+        int | None,
+        typer.Option(
+            help="Patient-bootstrap replicates for the 95% CIs (default: 1000, fewer "
+            "above 200,000 encounters, never under 200).",
+            min=0,
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    temporal_split: Annotated[
+        str | None,
+        typer.Option(
+            help="YYYY-MM-DD: train and cross-validate on encounters before this day, "
+            "and also validate the model on those from this day on.",
+        ),
+    ] = None,
+    flag_rule: Annotated[
+        str,
+        typer.Option(
+            help="How at-risk flags are set, chosen on the cross-validated predictions: "
+            "top_percent:K (the K% at highest risk), sensitivity:S (catch at least S of "
+            "the bad outcomes) or per_practitioner:N.",
+        ),
+    ] = "top_percent:10",
+    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Train and validate a model of re-attendance or adherence.
+
+    Validates the table first (refusing data that breaks the contract), leaves out rows
+    whose outcome is empty (and says how many), cross-validates grouped by patient,
+    calibrates inside the training data, and writes the model (secure skops format),
+    manifest.json and metrics.json (with patient-bootstrap 95% CIs, per treatment and
+    per subgroup) to --out.
+    """
+    from ..io.model_store import data_fingerprint, save_model
+    from ..models import train_model
+
+    _check_target(target)
+    if model not in ("auto", "logistic", "gbm"):
+        raise typer.BadParameter("choose auto, logistic or gbm", param_hint="--model")
+    rule = _parse_flag_rule(flag_rule)
+    cfg = _config(config)
+    encounters = _read_valid(data, cfg, table, query)
+    result = _with_progress(
+        train_model,
+        encounters,
+        target,
+        model,
+        cfg,
+        n_splits=folds,
+        seed=seed,
+        n_boot=bootstrap,
+        n_jobs=-1,
+        temporal_split=temporal_split,
+        flag_rule=rule,
+    )
+    metrics = {**result.metrics, "selection": result.selection}
+    save_model(
+        result.model,
+        out_dir,
+        {
+            "target": target,
+            "kind": result.model.kind,
+            "features": result.model.feature_names,
+            "config": cfg.model_dump(mode="json"),
+            "training_data_sha256": data_fingerprint(encounters),
+            "n_encounters": metrics.get("n_encounters"),
+            "n_patients": metrics.get("n_patients"),
+            "tuning": result.model.tuning,
+            "flag_rule": result.flag_rule.to_dict(),
+            "recalibration": {
+                "applied": result.model.recalibration.applied,
+                "intercept": result.model.recalibration.intercept,
+                "slope": result.model.recalibration.slope,
+            },
+            "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))},
+        },
+    )
+    write_json(metrics, out_dir / "metrics.json")
+    out.print(
+        f"[bold]{target}[/bold]: {result.model.kind} model chosen "
+        f"(cross-validated log loss: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in result.selection["cv_log_loss"].items())
+        + ")"
+    )
+    out.print(
+        f"{metrics['n_encounters']:,} encounters of {metrics['n_patients']:,} patients; "
+        f"{metrics['n_excluded_missing_outcome']:,} left out (no {target} recorded)."
+    )
+    out.print(_metric_table(metrics, "patient-grouped cross-validation"))
+    temporal = metrics.get("temporal_validation")
+    if temporal is not None:
+        out.print(
+            _metric_table(
+                temporal,
+                f"temporal validation: {temporal['n_encounters']:,} encounters from "
+                f"{temporal['split_date']} on",
+            )
+        )
+    point = result.flag_rule.operating_point
+    out.print(
+        f"At-risk flags ({flag_rule}): risk of {_bad_outcome(cfg, target)} at or above "
+        f"{result.flag_rule.threshold:.3f}; on the cross-validated predictions "
+        f"sensitivity {point.sensitivity:.2f}, PPV {point.ppv:.2f}, "
+        f"{point.flags_per_100_encounters:.1f} flags per 100 encounters.",
+        highlight=False,
+    )
+    out.print(f"Model and metrics written to {str(out_dir)!r}.")
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory written by train.")],
+    data: Annotated[str, typer.Argument(help="Encounters to score (CSV, Parquet, database URL).")],
+    out_file: Annotated[Path, typer.Option("--out", help="Predictions file (CSV or Parquet).")],
+    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+) -> None:
+    """Score every encounter: encounter_id, patient_id and p_<target>.
+
+    Every row gets a probability, including rows whose outcome is empty; each is
+    computed from that session and the patient's earlier sessions in DATA only. The
+    model is refused if its file was altered or holds anything engagekit did not write.
+    """
+    from ..io import write_table
+
+    model, _manifest, cfg = _load(model_dir)
+    encounters = _read_valid(data, cfg, table, query)
+    p = model.predict_proba(encounters)
+    column = f"p_{model.target}"
+    frame = pd.DataFrame(
+        {
+            "encounter_id": encounters["encounter_id"],
+            "patient_id": encounters["patient_id"],
+            column: p,
+        }
+    )
+    write_table(frame, out_file)
+    out.print(f"{len(frame):,} encounters scored → {str(out_file)!r} ({column}).")
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory written by train.")],
+    data: Annotated[str, typer.Argument(help="New labelled encounters.")],
+    out_file: Annotated[Path, typer.Option("--out", help="metrics JSON to write.")],
+    bootstrap: Annotated[
+        int | None,
+        typer.Option(
+            help="Patient-bootstrap replicates for the 95% CIs (default: 1000, fewer "
+            "above 200,000 encounters, never under 200).",
+            min=0,
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+) -> None:
+    """External validation: the trained model's metrics on new labelled data.
+
+    Rows whose outcome is empty are scored for their history but left out of the metrics
+    (and counted); the CIs resample patients.
+    """
+    from ..models import evaluate_model_predictions, labelled_rows
+
+    model, _manifest, cfg = _load(model_dir)
+    encounters = _read_valid(data, cfg, table, query)
+    labelled = labelled_rows(encounters, model.target)
+    if not labelled.any():
+        raise ContractError(f"no encounter in {data!r} has {model.target!r} recorded")
+    p = model.predict_proba(encounters)[labelled]
+    metrics = evaluate_model_predictions(
+        encounters[labelled], model.target, p, cfg, n_boot=bootstrap, seed=seed, n_jobs=-1
+    )
+    metrics["n_excluded_missing_outcome"] = int((~labelled).sum())
+    metrics["target"] = model.target
+    metrics["model"] = model.kind
+    write_json(metrics, out_file)
+    out.print(_metric_table(metrics, "external validation"))
+    out.print(f"Metrics written to {str(out_file)!r}.")
