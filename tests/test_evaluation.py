@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -29,6 +30,7 @@ from engagekit.evaluation import (
     decision_curve,
     evaluate_predictions,
     point_metrics,
+    roc_curve,
     undefined_metrics,
 )
 
@@ -418,6 +420,68 @@ def test_calibration_curve_invariants(data, n_bins, strategy):
     assert np.all(curve["observed_rate"] <= curve["ci_high"] + 1e-12)
 
 
+# --------------------------------------------------------------------------- ROC curve
+def trapezoid_area(x, y) -> float:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
+
+
+def test_roc_curve_by_hand():
+    # positives 0.2, 0.5, 0.9 and negatives 0.1, 0.2, 0.5 (3 of each). Flag p >= t:
+    #   t = 0.9: TP 1, FP 0; t = 0.5: TP 2, FP 1 (the tie moves both); t = 0.2: TP 3, FP 2;
+    #   t = 0.1: TP 3, FP 3.
+    y, p = GOLDEN["ties"][:2]
+    curve = roc_curve(y, p, max_points=None)
+    assert list(curve.columns) == ["false_positive_rate", "true_positive_rate", "threshold"]
+    np.testing.assert_allclose(curve["false_positive_rate"], [0, 0, 1 / 3, 2 / 3, 1])
+    np.testing.assert_allclose(curve["true_positive_rate"], [0, 1 / 3, 2 / 3, 1, 1])
+    assert curve["threshold"].tolist() == [math.inf, 0.9, 0.5, 0.2, 0.1]
+
+
+@settings(deadline=None, max_examples=100)
+@given(weighted_predictions())
+def test_roc_curve_area_is_the_auroc_and_matches_scikit_learn(data):
+    y, p, _ = data
+    assume(0 < y.sum() < y.size)
+    curve = roc_curve(y, p, max_points=None)
+    area = trapezoid_area(curve["false_positive_rate"], curve["true_positive_rate"])
+    assert area == pytest.approx(auroc_by_pairs(y, p), abs=1e-12)
+    fpr, tpr, _ = skm.roc_curve(y, p, drop_intermediate=False)
+    np.testing.assert_allclose(curve["false_positive_rate"], fpr, atol=1e-12)
+    np.testing.assert_allclose(curve["true_positive_rate"], tpr, atol=1e-12)
+
+
+def test_roc_curve_downsampled_keeps_the_ends_and_the_area(make_clustered):
+    y, p, _ = make_clustered(n_patients=3000, seed=8)
+    full = roc_curve(y, p, max_points=None)
+    assert len(full) > 5000
+    small = roc_curve(y, p)
+    assert 150 <= len(small) <= 200
+    assert small.iloc[0].tolist() == [0.0, 0.0, math.inf]
+    assert small.iloc[-1][["false_positive_rate", "true_positive_rate"]].tolist() == [1.0, 1.0]
+    assert np.all(np.diff(small["false_positive_rate"]) >= 0)
+    assert np.all(np.diff(small["true_positive_rate"]) >= 0)
+    # kept points lie on the full curve, so the area can only shrink, and barely does
+    full_area = trapezoid_area(full["false_positive_rate"], full["true_positive_rate"])
+    small_area = trapezoid_area(small["false_positive_rate"], small["true_positive_rate"])
+    assert full_area - 2e-3 < small_area <= full_area + 1e-12
+    assert full_area == pytest.approx(point_metrics(y, p)["auroc"], abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("y", "max_points", "message"),
+    [
+        ([1, 1, 1], 200, "needs both outcome classes; every y = 1"),
+        ([0, 0, 0], 200, "needs both outcome classes; every y = 0"),
+        ([0, 1, 1], 1, "'max_points' must be an integer of at least 2"),
+        ([0, 1, 1], 2.5, "'max_points' must be an integer of at least 2"),
+    ],
+)
+def test_roc_curve_refusals(y, max_points, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        roc_curve(y, [0.2, 0.5, 0.9], max_points=max_points)
+
+
 # --------------------------------------------------------------------------- decision curve
 def test_decision_curve_by_hand():
     # 10 patients, 4 events; a patient is flagged when p >= t, so p = 0.2 is at t = 0.2
@@ -617,6 +681,14 @@ def test_evaluate_predictions_top_level(evaluated):
         "ci_low",
         "ci_high",
     }
+    # the ROC curve is of p for y = 1, as the AUROC, and its full-resolution area is it
+    roc = pd.DataFrame(out["roc_curve"])
+    assert out["roc_curve"][0]["threshold"] is None  # inf is not JSON
+    fpr, tpr, _ = skm.roc_curve(y, p)
+    assert roc["true_positive_rate"].iloc[-1] == 1.0 and len(roc) <= 200
+    assert trapezoid_area(roc["false_positive_rate"], roc["true_positive_rate"]) == pytest.approx(
+        trapezoid_area(fpr, tpr), abs=2e-3
+    )
     # the flagged event is the bad outcome, y = 0, with risk 1 - p
     expected = decision_curve(1 - y, 1 - p)
     got = pd.DataFrame(out["decision_curve"])
@@ -666,6 +738,7 @@ def test_evaluate_predictions_with_one_class_overall():
     groups = np.repeat(np.arange(20), 3)
     out = evaluate_predictions(y, p, groups, n_boot=20)
     assert out["auroc"] is None and out["calibration_slope"] is None
+    assert out["roc_curve"] is None
     assert "only one outcome class" in out["note"]
     assert out["prevalence"] == 1.0
     json.dumps(out, allow_nan=False)

@@ -2,11 +2,11 @@
 
 A model gives, for every encounter, the probability that the patient attends the next
 session (or adheres to treatment). Evaluating it means comparing those probabilities
-with the outcomes that followed: discrimination (AUROC, average precision), accuracy
-(Brier score, log loss), calibration (intercept, slope and the calibration curve) and
-clinical usefulness (the decision curve's net benefit). Because one patient contributes
-many encounters, uncertainty comes from a patient-level (cluster) bootstrap, and every
-metric is also reported per treatment and subgroup.
+with the outcomes that followed: discrimination (AUROC and the ROC curve, average
+precision), accuracy (Brier score, log loss), calibration (intercept, slope and the
+calibration curve) and clinical usefulness (the decision curve's net benefit). Because
+one patient contributes many encounters, uncertainty comes from a patient-level
+(cluster) bootstrap, and every metric is also reported per treatment and subgroup.
 
 :func:`evaluate_predictions` builds the whole metrics block engagekit writes to
 ``metrics.json``; the pieces it is made of are public too.
@@ -19,6 +19,7 @@ from .metrics import (
     decision_curve,
     evaluate_predictions,
     point_metrics,
+    roc_curve,
     undefined_metrics,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "decision_curve",
     "evaluate_predictions",
     "point_metrics",
+    "roc_curve",
     "undefined_metrics",
 ]

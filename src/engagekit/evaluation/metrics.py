@@ -36,6 +36,7 @@ __all__ = [
     "decision_curve",
     "evaluate_predictions",
     "point_metrics",
+    "roc_curve",
     "undefined_metrics",
 ]
 
@@ -545,6 +546,86 @@ def calibration_curve(
     )
 
 
+# --------------------------------------------------------------------------- ROC curve
+def roc_curve(y: Any, p: Any, max_points: int | None = 200) -> pd.DataFrame:
+    """True against false positive rate of flagging ``p >= threshold``, threshold by threshold.
+
+    As for the AUROC of :func:`point_metrics`, a positive is ``y == 1`` and ``p`` is its
+    predicted probability: for engagekit's targets, the good outcome (attended,
+    adherent). The full curve has one point per distinct value of ``p`` (highest first)
+    after a first point ``(0, 0)`` at threshold ``inf``; tied predictions make one
+    diagonal step, so the trapezoid area under the full curve is exactly the AUROC, ties
+    counting one half.
+
+    Parameters
+    ----------
+    y : array-like of 0/1
+    p : array-like of float
+        Predicted probability that ``y == 1``.
+    max_points : int or None, default 200
+        At most this many points are kept (at least 2), spread evenly along the curve's
+        length and always including both ends, so that a plot of a million encounters
+        stays small; the area under the kept points is then at most the AUROC, and
+        close to it. None keeps every point.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``false_positive_rate``, ``true_positive_rate`` and ``threshold`` (the lowest
+        ``p`` flagged at that point; ``inf`` at the first point, where none is), from
+        ``(0, 0)`` to ``(1, 1)``.
+
+    Raises
+    ------
+    ValueError
+        Bad ``y``/``p`` (see :func:`point_metrics`), a single outcome class (a rate
+        would divide by zero), or ``max_points`` below 2.
+
+    Examples
+    --------
+    >>> from engagekit.evaluation import roc_curve
+    >>> curve = roc_curve([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.8])
+    >>> curve
+       false_positive_rate  true_positive_rate  threshold
+    0                  0.0                 0.0        inf
+    1                  0.0                 0.5        0.8
+    2                  0.5                 0.5        0.6
+    3                  0.5                 1.0        0.4
+    4                  1.0                 1.0        0.1
+    >>> roc_curve([1, 1], [0.2, 0.9])
+    Traceback (most recent call last):
+    ...
+    ValueError: the ROC curve needs both outcome classes; every y = 1.
+    """
+    y_arr, p_arr, _ = _as_outcomes_and_probabilities(y, p)
+    if max_points is not None and (int(max_points) != max_points or max_points < 2):
+        raise ValueError(f"'max_points' must be an integer of at least 2; got {max_points!r}.")
+    positives = float(y_arr.sum())
+    if positives in (0.0, float(y_arr.size)):
+        raise ValueError(
+            f"the ROC curve needs both outcome classes; every y = {int(positives > 0)}."
+        )
+    order = np.argsort(-p_arr, kind="stable")
+    p_desc, y_desc = p_arr[order], y_arr[order]
+    # the last row of each run of equal predictions: flagging p >= t flags the whole run
+    ends = np.flatnonzero(np.r_[p_desc[1:] != p_desc[:-1], True])
+    true_flags = np.cumsum(y_desc)[ends]
+    false_flags = ends + 1 - true_flags
+    tpr = np.r_[0.0, true_flags / positives]
+    fpr = np.r_[0.0, false_flags / (y_arr.size - positives)]
+    threshold = np.r_[np.inf, p_desc[ends]]
+    if max_points is not None and tpr.size > max_points:
+        # even steps along the curve's length (a monotone path of length 2 at most)
+        length = np.r_[0.0, np.cumsum(np.diff(fpr) + np.diff(tpr))]
+        wanted = np.linspace(0.0, length[-1], int(max_points))
+        kept = np.unique(np.searchsorted(length, wanted, side="left").clip(0, tpr.size - 1))
+        kept = np.unique(np.r_[0, kept, tpr.size - 1])
+        fpr, tpr, threshold = fpr[kept], tpr[kept], threshold[kept]
+    return pd.DataFrame(
+        {"false_positive_rate": fpr, "true_positive_rate": tpr, "threshold": threshold}
+    )
+
+
 # --------------------------------------------------------------------------- decision curve
 def decision_curve(y: Any, p: Any, thresholds: Sequence[float] | None = None) -> pd.DataFrame:
     """Net benefit of acting on the predictions, of acting on everyone, and on no one.
@@ -775,6 +856,8 @@ def evaluate_predictions(
           which CIs rest on fewer than ``n_boot`` replicates; None if nothing to say;
         - ``n_boot``, ``ci_level``, ``seed``;
         - ``calibration_curve``: records of :func:`calibration_curve`;
+        - ``roc_curve``: records of :func:`roc_curve` (at most 200 points; the first
+          point's threshold, ``inf``, is None), or None with a single outcome class;
         - ``decision_curve``: records of :func:`decision_curve`, and
           ``decision_curve_flagged_outcome``;
         - for each column ``c`` of ``by``, ``by_<c>``: ``{level: block}`` where a block
@@ -824,6 +907,8 @@ def evaluate_predictions(
     out = _metrics_block(y_arr, p_arr, groups_arr, n_boot, seed, ci, n_jobs)
     out.update(n_boot=int(n_boot), ci_level=float(ci), seed=int(seed))
     out["calibration_curve"] = _records(calibration_curve(y_arr, p_arr, n_bins=n_bins))
+    positives = y_arr.sum()
+    out["roc_curve"] = _records(roc_curve(y_arr, p_arr)) if 0 < positives < y_arr.size else None
     if flagged_outcome == 1:
         curve = decision_curve(y_arr, p_arr)
     else:
