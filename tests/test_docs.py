@@ -18,6 +18,7 @@ MODULES = [
     "engagekit.evaluation.bootstrap",
     "engagekit.heterogeneity.plot",
     "engagekit.heterogeneity.power",
+    "engagekit.heterogeneity.detectable",
 ]
 
 

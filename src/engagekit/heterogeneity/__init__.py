@@ -1,8 +1,10 @@
 """The cross-treatment question: does each practitioner quality matter alike in every
 treatment? GEE tests of attribute × treatment heterogeneity with equivalence tests,
-marginal effects, a forest plot and simulation-based power."""
+marginal effects, a forest plot, simulation-based power and the smallest deviation the
+test could detect."""
 
 from .analysis import heterogeneity_analysis, slope_name
+from .detectable import minimum_detectable_deviation
 from .gee import GeeFit, fit_gee
 from .power import estimate_power, patients_for_power, power_config
 
@@ -11,6 +13,7 @@ __all__ = [
     "estimate_power",
     "fit_gee",
     "heterogeneity_analysis",
+    "minimum_detectable_deviation",
     "patients_for_power",
     "power_config",
     "slope_name",
