@@ -15,6 +15,7 @@ from engagekit.forecast import (
     EXACT_MAX_ENCOUNTERS,
     _refined_normal_cdf,
     forecast_dropout,
+    pending_encounters,
     poisson_binomial_pmf,
     poisson_binomial_quantiles,
 )
@@ -206,3 +207,26 @@ def test_docstring_examples():
     )
     assert result.attempted > 0
     assert result.failed == 0
+
+
+@pytest.mark.parametrize(
+    ("patients", "sessions", "outcomes", "expected"),
+    [
+        # rows in any order: the latest session of each patient counts, if still empty
+        (["a", "a", "b", "b"], [2, 1, 1, 2], [None, 1, 1, 0], [True, False, False, False]),
+        # an earlier empty outcome is not a session ahead
+        (["a", "a"], [1, 2], [None, 1], [False, False]),
+        (["a", "b", "c"], [1, 3, 2], [None, None, 1], [True, True, False]),
+    ],
+)
+def test_pending_encounters_are_each_patients_latest_empty_outcome(
+    patients, sessions, outcomes, expected
+):
+    table = pd.DataFrame(
+        {
+            "patient_id": patients,
+            "session_number": sessions,
+            "attended_next": pd.array(outcomes, dtype="Int8"),
+        }
+    )
+    assert pending_encounters(table, "attended_next").tolist() == expected

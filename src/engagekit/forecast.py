@@ -33,6 +33,7 @@ from scipy import stats
 __all__ = [
     "EXACT_MAX_ENCOUNTERS",
     "forecast_dropout",
+    "pending_encounters",
     "poisson_binomial_pmf",
     "poisson_binomial_quantiles",
 ]
@@ -305,6 +306,44 @@ def forecast_dropout(
     table.index.name = labels.name if labels.name is not None else "group"
     table.attrs["level"] = level
     return table
+
+
+def pending_encounters(encounters: pd.DataFrame, target: str) -> np.ndarray:
+    """Each patient's latest encounter whose ``target`` is still empty: a session ahead.
+
+    This is the row a planning forecast counts once per patient. A patient whose course
+    has ended also has an empty last outcome; leave such patients out of ``encounters``
+    if the service knows them.
+
+    Parameters
+    ----------
+    encounters : pandas.DataFrame
+        Typed encounters with ``patient_id``, ``session_number`` and ``target``.
+    target : str
+        The outcome column (``attended_next`` or ``adherent``).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        One per row of ``encounters``, in its order.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"patient_id": ["a", "a", "b", "b"],
+    ...                       "session_number": [2, 1, 1, 2],
+    ...                       "attended_next": [None, 1, 1, 0]})
+    >>> pending_encounters(table, "attended_next").tolist()
+    [True, False, False, False]
+    """
+    pending = encounters[target].isna().to_numpy()
+    order = encounters.assign(_row=np.arange(len(encounters))).sort_values(
+        ["patient_id", "session_number"]
+    )
+    latest = order.groupby("patient_id", sort=False)["_row"].last().to_numpy()
+    rows = np.zeros(len(encounters), dtype=bool)
+    rows[latest] = True
+    return rows & pending
 
 
 def _checked_observed(observed_bad: Any, n: int) -> np.ndarray:

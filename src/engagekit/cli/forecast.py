@@ -50,7 +50,7 @@ def forecast(
     Poisson-binomial distribution of the count (independent outcomes with the model's
     probabilities).
     """
-    from ..forecast import forecast_dropout
+    from ..forecast import forecast_dropout, pending_encounters
     from ..io import write_table
 
     if not 0 < level < 1:
@@ -68,14 +68,7 @@ def forecast(
     if every_encounter:
         rows = np.ones(len(encounters), dtype=bool)
     else:
-        pending = encounters[target].isna().to_numpy()
-        order = encounters.assign(_row=np.arange(len(encounters))).sort_values(
-            ["patient_id", "session_number"]
-        )
-        latest = order.groupby("patient_id", sort=False)["_row"].last().to_numpy()
-        rows = np.zeros(len(encounters), dtype=bool)
-        rows[latest] = True
-        rows &= pending
+        rows = pending_encounters(encounters, target)
         if not rows.any():
             raise ContractError(
                 f"no patient's latest encounter has {target} still empty, so there is no "
