@@ -1,0 +1,93 @@
+"""``score``: predictions, explanations, flags and reasons for every encounter, in bulk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._app import _load, _read_valid, _with_progress, app, out
+
+
+@app.command()
+def score(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory written by train.")],
+    data: Annotated[str, typer.Argument(help="Encounters (CSV, Parquet or database URL).")],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Scores file: .csv, .csv.gz or .parquet.")
+    ],
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the database the scores also go to (default: a SQLite "
+            "file next to --out, e.g. scores.sqlite)."
+        ),
+    ] = None,
+    db_table: Annotated[str, typer.Option(help="Table of scores in the database.")] = "scores",
+    chunk_rows: Annotated[
+        int,
+        typer.Option(
+            help="Encounters per chunk (whole patients); rerun with the same value.", min=1
+        ),
+    ] = 50_000,
+    top_reasons: Annotated[int, typer.Option(help="Qualities named per flag.", min=1)] = 2,
+    replace: Annotated[
+        bool,
+        typer.Option(help="Overwrite scores of another run found in the database table."),
+    ] = False,
+    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+) -> None:
+    """Score, explain and flag every encounter, into a file and a database.
+
+    One row per encounter: encounter_id, patient_id, p_<target>, risk (of the bad
+    outcome), flag (high, medium, low by the model's stored rule), reasons (the qualities
+    that raise the risk most, with what to try), shap_base_value and shap_<feature> for
+    every feature (they add up to the log-odds of p_<target>), and grouped_<quality>:
+    the contributions summed per quality, treatment and history.
+
+    Works in chunks of whole patients, each committed to the database in one
+    transaction. If a run is stopped, run the same command again: it keeps the chunks
+    already committed, scores the rest and writes the whole file, with no row twice.
+    """
+    from ..io.scores import write_scores
+
+    suffixes = [s.lower() for s in out_file.suffixes][-2:]
+    if not suffixes or (
+        suffixes[-1] not in (".csv", ".parquet", ".pq") and suffixes != [".csv", ".gz"]
+    ):
+        raise typer.BadParameter("use a .csv, .csv.gz or .parquet file", param_hint="--out")
+    model, manifest, cfg = _load(model_dir)
+    encounters = _read_valid(data, cfg, table, query)
+    run = _with_progress(
+        write_scores,
+        model,
+        manifest,
+        encounters,
+        cfg,
+        out_file,
+        database=db,
+        table=db_table,
+        chunk_rows=chunk_rows,
+        top_reasons=top_reasons,
+        replace=replace,
+        n_jobs=-1,
+    )
+    resumed = (
+        f" ({run.chunks_resumed} of {run.n_chunks} chunks were already in the database "
+        "from an earlier run)"
+        if run.chunks_resumed
+        else ""
+    )
+    flagged = run.n_flagged
+    out.print(
+        f"{run.n_rows:,} encounters scored and explained{resumed}: "
+        f"{flagged['high']:,} flagged high, {flagged['medium']:,} medium.",
+        highlight=False,
+    )
+    out.print(
+        f"Scores written to {str(run.out)!r} and to table {run.table!r} of {run.database!r}.",
+        highlight=False,
+        soft_wrap=True,
+    )

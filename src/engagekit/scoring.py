@@ -1,0 +1,224 @@
+"""Scores: each encounter's prediction, its explanation, its flag and the reasons for it.
+
+One row per encounter, the unit every output of engagekit's bulk scoring is made of
+(files, database tables, reports):
+
+- ``encounter_id``, ``patient_id``;
+- ``p_<target>``: the calibrated probability of the good outcome (attended the next
+  session, adherent), and ``risk``: the probability of the bad one, ``1 - p``;
+- ``flag``: ``high``, ``medium`` or ``low`` by the model's stored flag rule, and
+  ``reasons``: for ``high`` and ``medium`` flags, the rated qualities that raise this
+  patient's risk most, each with the config's suggestion (empty for ``low``);
+- ``shap_base_value`` and ``shap_<feature>`` for every model feature, on the log-odds
+  scale, with ``shap_base_value + sum(shap_<feature>) == logit(p_<target>)``;
+- ``grouped_<name>``: the same contributions summed by what they describe (each
+  attribute, ``treatment``, ``session``, ``missingness``, each covariate).
+
+Large tables are scored in chunks of whole patients (:func:`patient_chunks`), because a
+prediction uses the patient's earlier sessions: a chunk holding all of a patient's
+encounters scores them exactly as the whole table would.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .config import Config
+from .explain import explain_predictions
+from .flags import FlagRule, flag_levels, flag_reasons
+
+if TYPE_CHECKING:
+    from .models import EngagementModel
+
+__all__ = [
+    "GROUPED_PREFIX",
+    "SHAP_PREFIX",
+    "patient_chunks",
+    "score_columns",
+    "score_encounters",
+]
+
+SHAP_PREFIX = "shap_"
+#: Contributions summed by attribute (and treatment, session, ...): a prefix of their own,
+#: so that summing every ``shap_`` column never counts a contribution twice.
+GROUPED_PREFIX = "grouped_"
+_FLAGGED = ("high", "medium")
+
+
+def score_columns(model: EngagementModel, groups: list[str] | None = None) -> list[str]:
+    """The columns of :func:`score_encounters`' table for ``model``, in order.
+
+    Parameters
+    ----------
+    model : EngagementModel
+    groups : list of str, optional
+        The grouped contributions' names (``Explanation.grouped.columns``); computed
+        from the model when omitted.
+
+    Returns
+    -------
+    list of str
+    """
+    if groups is None:
+        from .explain.shap_values import _group_indicator
+
+        groups = _group_indicator(model)[0]
+    return [
+        "encounter_id",
+        "patient_id",
+        f"p_{model.target}",
+        "risk",
+        "flag",
+        "reasons",
+        f"{SHAP_PREFIX}base_value",
+        *(SHAP_PREFIX + name for name in model.feature_names),
+        *(GROUPED_PREFIX + name for name in groups),
+    ]
+
+
+def score_encounters(
+    model: EngagementModel,
+    encounters: pd.DataFrame,
+    config: Config,
+    flag_rule: FlagRule,
+    *,
+    top_reasons: int = 2,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
+    """Predict, explain and flag every encounter.
+
+    Parameters
+    ----------
+    model : EngagementModel
+        A fitted model.
+    encounters : pandas.DataFrame
+        Typed encounters (see :func:`engagekit.coerce_encounters`) with every encounter
+        of each patient in it up to the one scored: a row is scored from its own session
+        and the patient's earlier sessions in this table.
+    config : Config
+        Attribute labels, suggestions and the rating scale, for the reasons.
+    flag_rule : FlagRule
+        The thresholds of the ``high`` and ``medium`` flags (stored with the model).
+    top_reasons : int, default 2
+        At most this many qualities named per flag.
+    n_jobs : int, default 1
+        Threads explaining a tree model (-1: one per core); the result does not depend
+        on it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`score_columns`, one row per encounter in ``encounters``'
+        order, with a fresh ``RangeIndex``.
+
+    Raises
+    ------
+    ContractError
+        ``encounters`` lacks a column the model needs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from engagekit import load_config, simulate_encounters
+    >>> from engagekit.flags import choose_flag_rule
+    >>> from engagekit.models import fit_model
+    >>> config = load_config()
+    >>> encounters = simulate_encounters(300, seed=1, config=config).encounters
+    >>> model = fit_model(encounters, "attended_next", "logistic", config)
+    >>> known = encounters["attended_next"].notna()
+    >>> rule = choose_flag_rule(encounters.loc[known, "attended_next"].astype(int),
+    ...                         model.predict_proba(encounters[known]), "top_percent", 10)
+    >>> scores = score_encounters(model, encounters, config, rule)
+    >>> list(scores.columns[:7])  # doctest: +NORMALIZE_WHITESPACE
+    ['encounter_id', 'patient_id', 'p_attended_next', 'risk', 'flag', 'reasons',
+     'shap_base_value']
+    >>> shap = scores.filter(like="shap_").sum(axis=1)
+    >>> p = scores["p_attended_next"]
+    >>> bool(np.allclose(shap, np.log(p / (1 - p)), atol=1e-9))
+    True
+    >>> set(scores.loc[scores["flag"] == "low", "reasons"])
+    {''}
+    """
+    explanation = explain_predictions(model, encounters, n_jobs=n_jobs)
+    p = 1.0 / (1.0 + np.exp(-explanation.logit))
+    risk = 1.0 - p
+    flags = flag_levels(risk, flag_rule)
+    reasons = flag_reasons(
+        explanation.grouped,
+        encounters,
+        config,
+        top=top_reasons,
+        flagged=np.isin(flags, _FLAGGED),
+    )
+    n = len(encounters)
+    columns: dict[str, Any] = {
+        "encounter_id": encounters["encounter_id"].to_numpy(dtype=object),
+        "patient_id": encounters["patient_id"].to_numpy(dtype=object),
+        f"p_{model.target}": p,
+        "risk": risk,
+        "flag": flags.astype(object),
+        "reasons": np.asarray(reasons, dtype=object),
+        f"{SHAP_PREFIX}base_value": np.full(n, explanation.base_value),
+    }
+    values = explanation.values.to_numpy()
+    for j, name in enumerate(explanation.values.columns):
+        columns[SHAP_PREFIX + name] = values[:, j]
+    grouped = explanation.grouped.to_numpy()
+    for j, name in enumerate(explanation.grouped.columns):
+        columns[GROUPED_PREFIX + name] = grouped[:, j]
+    return pd.DataFrame(columns, index=pd.RangeIndex(n))
+
+
+def patient_chunks(patient_ids: Any, chunk_rows: int) -> list[np.ndarray]:
+    """Row positions of successive chunks of whole patients, each of about ``chunk_rows``.
+
+    Patients are taken in the order of their first row; a chunk closes once it holds at
+    least ``chunk_rows`` rows (so a patient with more rows than that makes a chunk of
+    their own). Within a chunk, rows keep the table's order. The plan depends only on
+    the patient ids and ``chunk_rows``, so a rerun on the same table makes the same
+    chunks.
+
+    Parameters
+    ----------
+    patient_ids : array-like
+        The patient of each row.
+    chunk_rows : int
+        Rows per chunk to aim for, at least 1.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Increasing row positions per chunk; together they hold every row once.
+
+    Examples
+    --------
+    >>> [c.tolist() for c in patient_chunks(["a", "b", "a", "c", "c", "d"], 3)]
+    [[0, 1, 2], [3, 4, 5]]
+    >>> patient_chunks(["a"], 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: chunk_rows must be a whole number of rows, at least 1; found 0
+    """
+    if not isinstance(chunk_rows, int | np.integer) or chunk_rows < 1:
+        raise ValueError(
+            f"chunk_rows must be a whole number of rows, at least 1; found {chunk_rows!r}"
+        )
+    codes, _ = pd.factorize(pd.Series(np.asarray(patient_ids, dtype=object)), sort=False)
+    if codes.size == 0:
+        return []
+    sizes = np.bincount(codes)
+    # patient k goes to the chunk in which the running total of rows reaches it
+    ends = np.cumsum(sizes)
+    chunk_of_patient = np.empty(sizes.size, dtype=np.int64)
+    chunk, start = 0, 0
+    for k, end in enumerate(ends):
+        chunk_of_patient[k] = chunk
+        if end - start >= chunk_rows:
+            chunk, start = chunk + 1, end
+    row_chunk = chunk_of_patient[codes]
+    order = np.argsort(row_chunk, kind="stable")
+    bounds = np.cumsum(np.bincount(row_chunk))[:-1]
+    return np.split(order, bounds)

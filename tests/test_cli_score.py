@@ -1,0 +1,176 @@
+"""``engagekit score`` as a user runs it, including a run killed halfway and rerun."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.csv as pacsv
+import pytest
+
+from _cli import ENGAGEKIT, assert_no_traceback, run
+from _factories import with_cell, write_csv
+from engagekit import load_config, simulate_encounters
+from engagekit.flags import choose_flag_rule
+from engagekit.io.model_store import save_model
+from engagekit.models import fit_model
+
+CONFIG = load_config()
+# small chunks, so that a run has many commits to be killed between
+CHUNK_ROWS = "150"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory) -> Path:
+    """A directory with ``encounters.csv`` and a gbm model of attended_next in ``model/``."""
+    tmp = tmp_path_factory.mktemp("score")
+    encounters = simulate_encounters(700, seed=31, config=CONFIG).encounters
+    write_csv(encounters, tmp / "encounters.csv")
+    model = fit_model(encounters, "attended_next", "gbm", CONFIG, seed=3)
+    known = encounters["attended_next"].notna().to_numpy()
+    rule = choose_flag_rule(
+        encounters.loc[known, "attended_next"].astype(int).to_numpy(),
+        model.predict_proba(encounters[known]),
+        "top_percent",
+        10,
+    )
+    save_model(
+        model,
+        tmp / "model",
+        {
+            "target": "attended_next",
+            "kind": "gbm",
+            "features": model.feature_names,
+            "config": CONFIG.model_dump(mode="json"),
+            "flag_rule": rule.to_dict(),
+        },
+    )
+    return tmp
+
+
+def _score(service: Path, out: str, *extra: str):
+    return run(
+        "score",
+        "model",
+        "encounters.csv",
+        "--out",
+        out,
+        "--chunk-rows",
+        CHUNK_ROWS,
+        *extra,
+        cwd=service,
+    )
+
+
+def _committed_chunks(database: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=0.05) as conn:
+            return conn.execute("SELECT count(*) FROM scores_chunks").fetchone()[0]
+    except sqlite3.Error:  # not created yet, or locked by a commit in progress
+        return 0
+
+
+def test_score_writes_every_encounter_with_explanations_that_add_up(service):
+    result = _score(service, "full/scores.csv")
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    table = pacsv.read_csv(service / "full" / "scores.csv").to_pandas()
+    encounters = pacsv.read_csv(service / "encounters.csv").to_pandas()
+    assert sorted(table["encounter_id"]) == sorted(encounters["encounter_id"].astype(str))
+    shap = table.filter(regex="^shap_").sum(axis=1).to_numpy()
+    p = table["p_attended_next"].to_numpy()
+    assert np.abs(shap - (np.log(p) - np.log1p(-p))).max() < 1e-6
+    assert f"{len(table):,} encounters scored and explained" in result.stdout
+    assert "full/scores.sqlite" in result.stdout
+    high = int((table["flag"] == "high").sum())
+    assert f"{high:,} flagged high" in result.stdout
+
+
+def test_a_run_killed_halfway_and_rerun_gives_the_uninterrupted_output(service):
+    clean = _score(service, "clean/scores.csv")
+    assert clean.returncode == 0, clean.stderr
+    n_chunks = _committed_chunks(service / "clean" / "scores.sqlite")
+    assert n_chunks > 15
+
+    database = service / "killed" / "scores.sqlite"
+    env = {**os.environ, "NO_COLOR": "1"}
+    process = subprocess.Popen(
+        [ENGAGEKIT, "score", "model", "encounters.csv", "--out", "killed/scores.csv",
+         "--chunk-rows", CHUNK_ROWS],
+        cwd=service, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while _committed_chunks(database) < 3 and process.poll() is None:
+        assert time.monotonic() < deadline, "the run never committed a chunk"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    killed_at = _committed_chunks(database)
+    assert 3 <= killed_at < n_chunks
+    assert not (service / "killed" / "scores.csv").exists()
+    with sqlite3.connect(database) as conn:
+        per_chunk = dict(conn.execute("SELECT score_chunk, count(*) FROM scores GROUP BY 1"))
+        recorded = dict(conn.execute("SELECT score_chunk, n_rows FROM scores_chunks"))
+    assert per_chunk == recorded  # no half chunk: every row belongs to a committed chunk
+
+    rerun = _score(service, "killed/scores.csv")
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"({killed_at} of {n_chunks} chunks were already in the database" in rerun.stdout
+    assert (service / "killed" / "scores.csv").read_bytes() == (
+        service / "clean" / "scores.csv"
+    ).read_bytes()
+    with sqlite3.connect(database) as conn:
+        rows, distinct = conn.execute(
+            "SELECT count(*), count(DISTINCT encounter_id) FROM scores"
+        ).fetchone()
+    assert rows == distinct == len(pacsv.read_csv(service / "encounters.csv"))
+
+
+def test_scores_of_another_model_are_refused_without_replace(service, tmp_path):
+    first = _score(service, "other/scores.parquet")
+    assert first.returncode == 0, first.stderr
+    again = run(
+        "score", "model", "encounters.csv", "--out", "other/scores.parquet", "--chunk-rows", "99",
+        cwd=service,
+    )  # fmt: skip
+    assert again.returncode == 2
+    assert_no_traceback(again)
+    assert "holds scores of another run" in again.stderr and "--replace" in again.stderr
+    replaced = run(
+        "score", "model", "encounters.csv", "--out", "other/scores.parquet", "--chunk-rows", "99",
+        "--replace", cwd=service,
+    )  # fmt: skip
+    assert replaced.returncode == 0, replaced.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--out", "scores.txt"], 2, "use a .csv, .csv.gz or .parquet file"),
+        (["--out", "s.csv", "--db", "nosuchdb://u:pw@host/x"], 2, "not a database URL"),
+        (["--out", "s.csv", "--chunk-rows", "0"], 2, "--chunk-rows"),
+    ],
+)
+def test_bad_options_are_refused_with_a_message(service, args, code, message):
+    result = run("score", "model", "encounters.csv", *args, cwd=service)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert_no_traceback(result)
+    assert message in result.stdout + result.stderr
+    assert "pw@" not in result.stdout + result.stderr
+
+
+def test_data_breaking_the_contract_is_reported_and_nothing_written(service, tmp_path):
+    encounters = pacsv.read_csv(service / "encounters.csv").to_pandas()
+    bad = with_cell(encounters, 4, "empathy", 9)
+    write_csv(bad, tmp_path / "bad.csv")
+    result = run("score", service / "model", "bad.csv", "--out", "scores.csv", cwd=tmp_path)
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    assert "breaks the data contract; nothing was computed or written" in result.stdout
+    assert not (tmp_path / "scores.csv").exists() and not (tmp_path / "scores.sqlite").exists()
