@@ -133,19 +133,15 @@ def test_a_run_killed_halfway_and_rerun_gives_the_uninterrupted_output(service):
 
 
 def test_scores_of_another_model_are_refused_without_replace(service, tmp_path):
-    first = _score(service, "other/scores.parquet")
+    args = ("score", "model", "encounters.csv", "--out", "other/scores.parquet")
+    first = run(*args, "--chunk-rows", "5000", cwd=service)
     assert first.returncode == 0, first.stderr
-    again = run(
-        "score", "model", "encounters.csv", "--out", "other/scores.parquet", "--chunk-rows", "99",
-        cwd=service,
-    )  # fmt: skip
+    # other settings make another run: its rows must not mix with the first run's
+    again = run(*args, "--chunk-rows", "5000", "--top-reasons", "1", cwd=service)
     assert again.returncode == 2
     assert_no_traceback(again)
     assert "holds scores of another run" in again.stderr and "--replace" in again.stderr
-    replaced = run(
-        "score", "model", "encounters.csv", "--out", "other/scores.parquet", "--chunk-rows", "99",
-        "--replace", cwd=service,
-    )  # fmt: skip
+    replaced = run(*args, "--chunk-rows", "5000", "--top-reasons", "1", "--replace", cwd=service)
     assert replaced.returncode == 0, replaced.stderr
 
 
