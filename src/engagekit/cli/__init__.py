@@ -16,7 +16,7 @@ import os
 import sys
 
 from ..errors import EngagekitError
-from . import analysis, data, demo, forecast, models, score  # noqa: F401  (registers the commands)
+from . import analysis, data, demo, forecast, models, report, score  # noqa: F401  (registers them)
 from ._app import EXIT_INTERNAL, app, err
 
 __all__ = ["app", "main"]

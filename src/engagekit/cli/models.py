@@ -72,10 +72,12 @@ def train(
     whose outcome is empty (and says how many), cross-validates grouped by patient,
     calibrates inside the training data, and writes the model (secure skops format),
     manifest.json and metrics.json (with patient-bootstrap 95% CIs, per treatment and
-    per subgroup) to --out.
+    per subgroup) and model_card.md to --out.
     """
-    from ..io.model_store import data_fingerprint, save_model
+    from ..io.model_store import data_fingerprint, read_manifest, save_model
+    from ..io.write import write_text
     from ..models import train_model
+    from ..report import model_card
 
     _check_target(target)
     if model not in ("auto", "logistic", "gbm"):
@@ -106,6 +108,8 @@ def train(
             "features": result.model.feature_names,
             "config": cfg.model_dump(mode="json"),
             "training_data_sha256": data_fingerprint(encounters),
+            "training_data": _training_data(data, table, query, encounters),
+            "estimator": _estimator_record(result.model.estimator),
             "n_encounters": metrics.get("n_encounters"),
             "n_patients": metrics.get("n_patients"),
             "tuning": result.model.tuning,
@@ -119,6 +123,7 @@ def train(
         },
     )
     write_json(metrics, out_dir / "metrics.json")
+    write_text(model_card(read_manifest(out_dir), metrics), out_dir / "model_card.md")
     out.print(
         f"[bold]{target}[/bold]: {result.model.kind} model chosen "
         f"(cross-validated log loss: "
@@ -148,6 +153,43 @@ def train(
         highlight=False,
     )
     out.print(f"Model and metrics written to {str(out_dir)!r}.")
+
+
+def _training_data(data: str, table: str | None, query: str | None, encounters) -> dict:
+    """Where the training data came from and the period it covers, for the model card."""
+    from ..io import is_database_url
+
+    if is_database_url(data):
+        from sqlalchemy.engine import make_url
+
+        # never store a database password in a file that travels with the model
+        source = make_url(data).render_as_string(hide_password=True)
+        source += f" (table {table})" if table else " (a query)" if query else ""
+    else:
+        source = data
+    record: dict = {"source": source, "n_rows": len(encounters)}
+    if "encounter_date" in encounters.columns and len(encounters):
+        dates = pd.to_datetime(encounters["encounter_date"], errors="coerce").dropna()
+        if len(dates):
+            record["first_encounter_date"] = dates.min().date().isoformat()
+            record["last_encounter_date"] = dates.max().date().isoformat()
+    return record
+
+
+def _estimator_record(estimator) -> dict:
+    """The fitted estimator's class and plain-valued settings, for the model card."""
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    params = {
+        name: value
+        for name, value in sorted(final.get_params(deep=False).items())
+        if isinstance(value, (bool, int, float, str))
+        and name not in ("verbose", "warm_start")
+        and value != "deprecated"
+    }
+    if hasattr(final, "n_iter_"):
+        # boosting iterations kept after early stopping (an array for a linear solver)
+        params["n_iter_"] = int(pd.Series(final.n_iter_).max())
+    return {"class": type(final).__name__, "params": params}
 
 
 @app.command()

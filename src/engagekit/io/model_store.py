@@ -30,12 +30,14 @@ __all__ = [
     "data_fingerprint",
     "load_model",
     "read_manifest",
+    "read_metrics",
     "save_model",
 ]
 
 MODEL_FORMAT_VERSION = 1
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
+METRICS_FILE = "metrics.json"
 _LIBRARIES = ("engagekit", "scikit-learn", "numpy", "pandas", "scipy", "skops")
 
 # Every type a saved engagekit model may contain. Anything else in a file means it is
@@ -181,6 +183,29 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
             f"{str(path)!r} is not an engagekit model manifest of format version "
             f"{MODEL_FORMAT_VERSION}"
         )
+    return record
+
+
+def read_metrics(directory: str | Path) -> dict[str, Any]:
+    """The validation metrics ``engagekit train`` wrote beside a model (``metrics.json``).
+
+    Raises
+    ------
+    DataReadError
+        The directory has no readable ``metrics.json`` holding a JSON object.
+    """
+    path = Path(directory) / METRICS_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise DataReadError(
+            f"{str(Path(directory))!r} has no {METRICS_FILE}; train the model with "
+            "engagekit train, which writes it"
+        ) from e
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataReadError(f"{str(path)!r} is not a readable metrics file: {e}") from e
+    if not isinstance(record, dict):
+        raise DataReadError(f"{str(path)!r} must hold a JSON object of metrics")
     return record
 
 

@@ -1,4 +1,5 @@
-"""Write result tables to CSV or Parquet, chosen by the file extension."""
+"""Write results: tables to CSV or Parquet (chosen by the file extension), JSON
+documents, and text documents such as an HTML report or a Markdown model card."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 
 from ..errors import OutputError
 
-__all__ = ["write_json", "write_table"]
+__all__ = ["write_json", "write_table", "write_text"]
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
@@ -36,6 +37,17 @@ def write_json(payload: Any, path: str | Path) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(payload, indent=2) + "\n")
+    except OSError as e:
+        raise OutputError(f"cannot write {str(path)!r}: {e.strerror or e}") from e
+    return path
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write a text document (UTF-8) with its folder created if needed."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     except OSError as e:
         raise OutputError(f"cannot write {str(path)!r}: {e.strerror or e}") from e
     return path

@@ -1,0 +1,146 @@
+"""``report``: the self-contained HTML report and the model cards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import DataReadError, OutputError
+from ._app import ConfigOption, _config, _load, _read_valid, _with_progress, app, err, out
+
+_HETEROGENEITY_KEYS = ("target", "attributes", "method")
+
+
+@app.command()
+def report(
+    data: Annotated[str, typer.Argument(help="Encounter table (CSV, Parquet or database URL).")],
+    model_dirs: Annotated[
+        list[Path],
+        typer.Option(
+            "--model",
+            help="A model directory written by train; repeat for each outcome (one model each).",
+        ),
+    ],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="HTML report to write; model cards go beside it.")
+    ] = Path("report.html"),
+    heterogeneity: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--heterogeneity",
+            help="A result JSON of engagekit heterogeneity, for a model's outcome (repeat for "
+            "each); the analysis of an outcome without one is computed.",
+        ),
+    ] = None,
+    power: Annotated[
+        Path | None, typer.Option("--power", help="A result JSON of engagekit power.")
+    ] = None,
+    title: Annotated[str, typer.Option(help="The report's title.")] = "engagekit report",
+    bootstrap: Annotated[
+        int,
+        typer.Option(help="Patient-bootstrap replicates of the rank agreement's CIs.", min=1),
+    ] = 500,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write one self-contained HTML report and a model card per model.
+
+    The report (plots and styles inside the file; it opens offline) holds the data
+    summary, each model's cross-validated performance with 95% CIs (ROC, calibration and
+    decision curves, tables per treatment and subgroup), the cross-treatment analysis
+    with its power, the explanations, the at-risk flag rule, the forecast and the model
+    cards. Each model card is also written as model_card_<outcome>.md beside the report.
+    DATA is checked against the contract first; models whose file was altered are
+    refused. Without --config, the first model's config is used.
+    """
+    from ..io.model_store import read_metrics
+    from ..io.results import read_result
+    from ..io.write import write_text
+    from ..report import ReportModel, build_report
+
+    if out_file.suffix.lower() not in (".html", ".htm"):
+        raise typer.BadParameter("the report must be an .html file", param_hint="--out")
+    _check_writable(out_file)
+    models, model_configs = [], []
+    for model_dir in model_dirs:
+        model, manifest, model_cfg = _load(model_dir)
+        model_configs.append(model_cfg)
+        metrics = read_metrics(model_dir)
+        models.append(ReportModel(model, manifest, metrics, source=str(model_dir)))
+    targets = [m.target for m in models]
+    for target in set(targets):
+        if targets.count(target) > 1:
+            sources = ", ".join(repr(m.source) for m in models if m.target == target)
+            raise typer.BadParameter(
+                f"{sources} all predict {target!r}; give one model per outcome",
+                param_hint="--model",
+            )
+    analyses = []
+    for path in heterogeneity or []:
+        result = read_result(
+            path, "a result of engagekit heterogeneity", required=_HETEROGENEITY_KEYS
+        )
+        if result["target"] not in targets:
+            raise typer.BadParameter(
+                f"{str(path)!r} analyses {result['target']!r}, which no --model predicts "
+                f"({', '.join(targets)}); add that model or leave the result out",
+                param_hint="--heterogeneity",
+            )
+        if result["target"] in (a["target"] for a in analyses):
+            raise typer.BadParameter(
+                f"two results for {result['target']!r}; give one per outcome",
+                param_hint="--heterogeneity",
+            )
+        analyses.append(result)
+    simulated = None
+    if power is not None:
+        simulated = read_result(power, "a result of engagekit power")
+        if "power_differs" not in simulated and "target_power" not in simulated:
+            raise DataReadError(
+                f"{str(power)!r} is not a result of engagekit power: it has neither "
+                "'power_differs' nor 'target_power'"
+            )
+    cfg = _config(config) if config is not None else model_configs[0]
+    encounters = _read_valid(data, cfg, table, query)
+    built = _with_progress(
+        build_report,
+        encounters,
+        models,
+        cfg,
+        heterogeneity=analyses,
+        power=simulated,
+        title=title,
+        data_source=data if "://" not in data else None,
+        rank_agreement_boot=bootstrap,
+        seed=seed,
+        n_jobs=-1,
+    )
+    write_text(built.html, out_file)
+    cards = [
+        write_text(card, out_file.parent / f"model_card_{target}.md")
+        for target, card in built.model_cards.items()
+    ]
+    for what, why in built.notes.items():
+        err.print(f"[yellow]note[/yellow] ({what}): {why}", highlight=False)
+    out.print(
+        f"Report written to {str(out_file)!r} ({len(built.html) / 1e6:.1f} MB, built in "
+        f"{built.seconds:.0f} s); model cards: {', '.join(repr(str(c)) for c in cards)}.",
+        highlight=False,
+    )
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse early, before minutes of work, an output whose folder cannot be made."""
+    if path.is_dir():
+        raise OutputError(f"cannot write the report to {str(path)!r}: it is a directory")
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(
+            f"cannot write the report to {str(path)!r}: {str(ancestor)!r} is a file, not a folder"
+        )

@@ -1,0 +1,532 @@
+"""The model card of a trained model, written from its manifest and metrics alone.
+
+The headings follow TRIPOD+AI (Collins et al., BMJ 2024): intended use, data,
+predictors, outcome, missing data, model and tuning, validation, performance by
+subgroup, the at-risk flag rule, limitations and versions. Every statement and number
+comes from the ``manifest.json`` and ``metrics.json`` that ``engagekit train`` writes,
+and from facts of engagekit itself (how its features treat a missing rating); nothing
+is written by hand about a particular model. What the record does not hold is said to
+be not recorded, not guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..config import Config, config_from_dict
+from ._document import Bullets, Paragraph, Section, Table, to_markdown
+from ._format import DASH, count, interval, is_number, number, percent, plain
+from ._tables import (
+    METRIC_LABELS,
+    OPERATING_POINT_COLUMNS,
+    OPERATING_POINT_DEFINITIONS,
+    SUBGROUP_COLUMNS,
+    flag_rule_sentence,
+    metric_rows,
+    operating_point_rows,
+    subgroup_rows,
+)
+
+__all__ = ["model_card", "model_card_sections", "model_card_title"]
+
+_KIND_NAMES = {
+    "logistic": "penalised logistic regression",
+    "gbm": "gradient-boosted trees",
+}
+
+# Dropout models trained on a few hundred patients overstate their performance; results
+# settle from about 750-1,500 patients (see docs: product, "published figures").
+_SETTLED_PATIENTS = 750
+
+_HISTORY_FEATURES = (
+    "`{a}`: this session's rating; `{a}__missing`: whether it is missing; "
+    "`{a}__prev` and `{a}__prev_missing`: the previous session's rating and whether it is "
+    "missing; `{a}__mean` and `{a}__min`: the running mean and minimum of the patient's "
+    "recorded ratings so far; `{a}__change`: the change since the previous session"
+)
+
+
+def model_card(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
+    """The Markdown model card of a trained model.
+
+    Parameters
+    ----------
+    manifest : mapping
+        The model's ``manifest.json`` (target, kind, features, config, tuning,
+        recalibration, flag rule, counts, versions, and ``training_data`` when recorded).
+    metrics : mapping
+        Its ``metrics.json``: the cross-validated metrics with CIs, per subgroup, the
+        selection of the kind and, when trained with a temporal split, the temporal
+        validation.
+
+    Returns
+    -------
+    str
+        Markdown, with TRIPOD+AI headings.
+
+    Raises
+    ------
+    ValueError
+        The manifest has no ``target`` or no ``config``, or the metrics are for another
+        target than the manifest.
+    ConfigError
+        The manifest's config is not a valid engagekit config.
+
+    Examples
+    --------
+    >>> from engagekit.config import load_config
+    >>> manifest = {"target": "adherent", "kind": "logistic",
+    ...             "config": load_config().model_dump(mode="json")}
+    >>> card = model_card(manifest, {"auroc": 0.71, "auroc_ci_low": 0.69,
+    ...                              "auroc_ci_high": 0.73})
+    >>> card.splitlines()[0]
+    '# Model card: Adherence (`adherent`), penalised logistic regression'
+    >>> "| AUROC | 0.710 | 0.690 to 0.730 |" in card
+    True
+    >>> model_card(manifest, {"target": "attended_next"})
+    Traceback (most recent call last):
+    ...
+    ValueError: the metrics are for 'attended_next' but the manifest's model predicts 'adherent'
+    """
+    return to_markdown(model_card_title(manifest), model_card_sections(manifest, metrics))
+
+
+def model_card_title(manifest: Mapping[str, Any]) -> str:
+    """The card's title: the outcome and the kind of model."""
+    target = manifest.get("target", "?")
+    label = _outcome(_config(manifest), target)
+    kind = _KIND_NAMES.get(manifest.get("kind"), str(manifest.get("kind", "model")))
+    return f"Model card: {label.label if label else target} (`{target}`), {kind}"
+
+
+def model_card_sections(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[Section]:
+    """The card's sections, for rendering as Markdown or HTML (see :func:`model_card`)."""
+    target = manifest.get("target")
+    if not target:
+        raise ValueError("the manifest has no 'target'; pass a model's manifest.json")
+    if metrics.get("target") not in (None, target):
+        raise ValueError(
+            f"the metrics are for {metrics['target']!r} but the manifest's model predicts "
+            f"{target!r}"
+        )
+    config = _config(manifest)
+    return [
+        _intended_use(manifest, config),
+        _data(manifest, metrics, config),
+        _predictors(manifest, config),
+        _outcome_section(target, config),
+        _missing_data(metrics, config),
+        _model_and_tuning(manifest, metrics),
+        _validation(metrics),
+        _subgroups(metrics, config),
+        _flag_rule(manifest, metrics, config),
+        _limitations(manifest, metrics),
+        _versions(manifest),
+    ]
+
+
+# --------------------------------------------------------------------------- pieces
+def _config(manifest: Mapping[str, Any]) -> Config:
+    if "config" not in manifest:
+        raise ValueError("the manifest has no 'config'; pass a model's manifest.json")
+    return config_from_dict(manifest["config"], source="of the model's manifest")
+
+
+def _outcome(config: Config, target: str):
+    return next((o for o in config.outcomes if o.name == target), None)
+
+
+def _intended_use(manifest: Mapping[str, Any], config: Config) -> Section:
+    outcome = _outcome(config, manifest["target"])
+    what = outcome.description if outcome else manifest["target"]
+    treatments = ", ".join(t.label for t in config.treatments)
+    return Section(
+        "Intended use",
+        (
+            Paragraph(
+                f"At each encounter of a patient treated for depression, the model estimates "
+                f"the probability that {what}, from the patient's ratings of the "
+                "practitioner's qualities at this and earlier sessions, the treatment and "
+                "the session number."
+            ),
+            Bullets(
+                (
+                    "Users: service analysts (planning, forecasting) and clinicians (at-risk "
+                    "flags on their own caseload).",
+                    "A prediction or a flag supports a clinical conversation with the "
+                    "patient; it never decides care. No treatment, discharge or referral "
+                    "decision should rest on it.",
+                    f"Setting: the treatments it was trained on ({treatments}), rated with "
+                    "the instrument described under Predictors. Other treatments, "
+                    "instruments or rating scales are outside its intended use.",
+                )
+            ),
+        ),
+    )
+
+
+def _data(manifest: Mapping[str, Any], metrics: Mapping[str, Any], config: Config) -> Section:
+    record = manifest.get("training_data") or {}
+    source = record.get("source")
+    first, last = record.get("first_encounter_date"), record.get("last_encounter_date")
+    items = [
+        f"Source: `{source}`." if source else "Source: not recorded in the manifest.",
+        (
+            f"Period: encounters dated {first} to {last}."
+            if first and last
+            else "Period: not recorded in the manifest."
+        ),
+    ]
+    if record.get("simulated") is True:
+        items.append(
+            "The data were simulated by engagekit's simulator, not collected from a service."
+        )
+    n_patients = metrics.get("n_patients", manifest.get("n_patients"))
+    n_encounters = metrics.get("n_encounters", manifest.get("n_encounters"))
+    items.append(
+        f"{count(n_patients)} patients and {count(n_encounters)} encounters with the "
+        "outcome recorded were used to fit and validate the model."
+    )
+    excluded = metrics.get("n_excluded_missing_outcome")
+    if is_number(excluded):
+        items.append(
+            f"{count(excluded)} further encounters had no outcome recorded: they were not "
+            "fitted or scored against, but their ratings enter later sessions' history."
+        )
+    if is_number(metrics.get("prevalence")):
+        ci = interval(
+            metrics.get("prevalence_ci_low"), metrics.get("prevalence_ci_high"), fmt=percent
+        )
+        items.append(
+            f"Outcome rate (outcome = 1): {percent(metrics['prevalence'])} of encounters "
+            f"(95% CI {ci})."
+        )
+    temporal = metrics.get("temporal_validation")
+    if temporal:
+        items.append(
+            f"Temporal split: the model was trained and cross-validated on encounters "
+            f"before {temporal.get('split_date')}, and validated on the "
+            f"{count(temporal.get('n_encounters'))} from that day on."
+        )
+    if manifest.get("training_data_sha256"):
+        items.append(f"SHA-256 of the training table: `{manifest['training_data_sha256']}`.")
+    blocks: list = [Bullets(tuple(items))]
+    by_treatment = metrics.get("by_treatment") or {}
+    if by_treatment:
+        labels = {t.name: t.label for t in config.treatments}
+        rows = tuple(
+            (labels.get(t, t), count(b.get("n_patients")), count(b.get("n_encounters")))
+            for t, b in by_treatment.items()
+        )
+        blocks.append(Table(("treatment", "patients", "encounters"), rows))
+    return Section("Data", tuple(blocks))
+
+
+def _predictors(manifest: Mapping[str, Any], config: Config) -> Section:
+    features = list(manifest.get("features") or [])
+    scale = config.attributes.scale
+    attributes = tuple(f"{a.label} (`{a.name}`): {a.description}." for a in config.attributes.items)
+    interactions = [f for f in features if ":treatment=" in f]
+    covariate_levels = {
+        c: [f.split("=", 1)[1] for f in features if f.startswith(f"{c}=")]
+        for c in config.covariates
+    }
+    items = [
+        _HISTORY_FEATURES.format(a="<attribute>") + ".",
+        "`n_missing_ratings`: how many ratings are missing at this session; "
+        "`session_number` and `log_session`: the session number and its logarithm.",
+        "Treatment: one indicator per treatment ("
+        + ", ".join(f"`{t}`" for t in config.treatment_names)
+        + ").",
+    ]
+    for covariate, levels in covariate_levels.items():
+        shown = ", ".join(f"`{level}`" for level in levels) if levels else "none seen"
+        items.append(f"Covariate `{covariate}`: one indicator per level ({shown}).")
+    if interactions:
+        items.append(
+            f"{len(interactions)} attribute × treatment terms: this session's rating, "
+            "centred, times each treatment but the first."
+        )
+    return Section(
+        "Predictors",
+        (
+            Paragraph(
+                f"{len(config.attribute_names)} practitioner qualities rated by the patient "
+                f"at each session, on a scale from {scale.min:g} to {scale.max:g}:"
+            ),
+            Bullets(attributes),
+            Paragraph(
+                f"The model sees {len(features) if features else DASH} features per "
+                "encounter, built only from that session and the patient's earlier "
+                "sessions (never later ones, never an outcome). For each quality:"
+            ),
+            Bullets(tuple(items)),
+        ),
+    )
+
+
+def _outcome_section(target: str, config: Config) -> Section:
+    outcome = _outcome(config, target)
+    if outcome is None:
+        return Section("Outcome", (Paragraph(f"`{target}`: not described in the config."),))
+    return Section(
+        "Outcome",
+        (
+            Bullets(
+                (
+                    f"`{target}` ({outcome.label}) is 1 when {outcome.description}, and 0 "
+                    f"when the patient {outcome.bad_outcome}.",
+                    "The model predicts the probability of 1, the good outcome; risk is one "
+                    f"minus it, the probability that the patient {outcome.bad_outcome}. "
+                    "At-risk flags are about that risk.",
+                    "An encounter whose outcome is empty (not yet known, or not recorded) has "
+                    "no outcome to learn from.",
+                )
+            ),
+        ),
+    )
+
+
+def _missing_data(metrics: Mapping[str, Any], config: Config) -> Section:
+    scale = config.attributes.scale
+    items = [
+        "A missing rating is replaced by the mean of that quality's recorded ratings in "
+        "the training data (the middle of the scale, "
+        f"{(scale.min + scale.max) / 2:g}, if none was recorded), and marked by its "
+        "`__missing` indicator; `n_missing_ratings` counts the missing ratings of the "
+        "session.",
+        "The previous session's rating takes the same replacement at a first session or "
+        "when it was missing, marked by `__prev_missing`.",
+        "Running means and minima use the recorded ratings only; the change since the "
+        "previous session is 0 unless both ratings are recorded.",
+        "A missing or unknown treatment or covariate level gives zeros in all of that "
+        "variable's indicators.",
+    ]
+    excluded = metrics.get("n_excluded_missing_outcome")
+    if is_number(excluded):
+        items.append(
+            f"Encounters with no outcome recorded ({count(excluded)}) are left out of "
+            "fitting and validation; no outcome is imputed."
+        )
+    return Section("Missing data", (Bullets(tuple(items)),))
+
+
+def _model_and_tuning(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> Section:
+    kind = manifest.get("kind")
+    items = []
+    if kind == "logistic":
+        items.append(
+            "A logistic regression on the standardised features plus the attribute × "
+            "treatment terms, with a ridge penalty; the interaction terms and the "
+            "earlier-session summaries have a tighter prior."
+        )
+    elif kind == "gbm":
+        items.append(
+            "Gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier) with "
+            "early stopping on held-out training patients."
+        )
+    else:
+        items.append(f"Model kind: `{kind}`.")
+    items.append(_tuning_sentence(manifest.get("tuning") or {}))
+    estimator = manifest.get("estimator") or {}
+    if estimator.get("params"):
+        params = ", ".join(f"`{k}` = {plain(v)}" for k, v in estimator["params"].items())
+        items.append(f"Estimator `{estimator.get('class', '?')}`: {params}.")
+    selection = metrics.get("selection") or {}
+    losses = selection.get("cv_log_loss") or {}
+    if losses:
+        compared = ", ".join(f"{k} {number(v, 4)}" for k, v in losses.items())
+        items.append(
+            f"Kind requested: `{selection.get('requested')}`; cross-validated log loss: "
+            f"{compared}; chosen: `{selection.get('chosen')}`."
+        )
+    recalibration = manifest.get("recalibration") or {}
+    if recalibration:
+        if recalibration.get("applied"):
+            items.append(
+                "Calibration was corrected on held-out training patients: log-odds = "
+                f"{number(recalibration.get('intercept'))} + "
+                f"{number(recalibration.get('slope'))} × the model's margin."
+            )
+        else:
+            items.append(
+                "Calibration was checked on held-out training patients and needed no correction."
+            )
+    return Section("Model and tuning", (Bullets(tuple(items)),))
+
+
+def _tuning_sentence(tuning: Mapping[str, Any]) -> str:
+    if not tuning:
+        return "Tuning: no hyperparameter was tuned; the kind's fixed settings were used."
+    named = {"C": "penalty C", "interaction_weight": "prior weight of the interaction terms"}
+    described = ("chosen_by", "tuning_rows", "held_out_rows", "grid_log_loss")
+    parts = [f"{named[k]} = {plain(tuning[k])}" for k in named if k in tuning]
+    parts += [f"`{k}` = {plain(v)}" for k, v in tuning.items() if k not in (*named, *described)]
+    text = "Tuning: " + ", ".join(parts)
+    if tuning.get("chosen_by"):
+        text += f", chosen by {tuning['chosen_by']}"
+    if is_number(tuning.get("tuning_rows")) and is_number(tuning.get("held_out_rows")):
+        text += (
+            f" (candidates fitted on {count(tuning['tuning_rows'])} encounters, compared on "
+            f"{count(tuning['held_out_rows'])} held out)"
+        )
+    return text + "."
+
+
+def _metric_table(block: Mapping[str, Any]) -> Table:
+    level = block.get("ci_level")
+    heading = f"{percent(level, 0)} CI" if is_number(level) else "CI"
+    return Table(("metric", "estimate", heading), metric_rows(block))
+
+
+def _validation(metrics: Mapping[str, Any]) -> Section:
+    folds = metrics.get("cv_folds")
+    n_boot = metrics.get("n_boot")
+    blocks: list = [
+        Paragraph(
+            (f"Patient-grouped {folds}-fold" if is_number(folds) else "Patient-grouped")
+            + " cross-validation: each encounter was scored by a model fitted, tuned and "
+            "calibrated without any of its patient's encounters. Confidence intervals "
+            + (
+                f"come from {count(n_boot)} patient-bootstrap replicates (patients "
+                "resampled with all their encounters)."
+                if is_number(n_boot) and n_boot > 0
+                else "were not computed (no bootstrap replicates)."
+            )
+        ),
+        _metric_table(metrics),
+        Paragraph(
+            "Calibration: an intercept of 0 and a slope of 1 are ideal; a slope below 1 "
+            "means predictions more extreme than the outcomes bear out, above 1 more "
+            "timid; a negative intercept means predictions too high on average."
+        ),
+    ]
+    if metrics.get("note"):
+        blocks.append(Paragraph(f"Note: {metrics['note']}."))
+    temporal = metrics.get("temporal_validation")
+    if temporal:
+        blocks.append(
+            Paragraph(
+                f"Temporal validation: the model fitted on encounters before "
+                f"{temporal.get('split_date')} scored the {count(temporal.get('n_encounters'))} "
+                f"encounters from that day on ({count(temporal.get('n_patients'))} patients, "
+                f"{count(temporal.get('patients_also_in_training'))} of them also seen in "
+                "training)."
+            )
+        )
+        blocks.append(_metric_table(temporal))
+    return Section("Validation", tuple(blocks))
+
+
+def _subgroups(metrics: Mapping[str, Any], config: Config) -> Section:
+    blocks: list = [
+        Paragraph(
+            "The same cross-validated predictions, evaluated within each group; a group too "
+            "small or with one outcome only gets no metrics, and the note says why."
+        )
+    ]
+    keys = [k for k in metrics if k.startswith("by_") and isinstance(metrics[k], Mapping)]
+    for key in keys:
+        labels = {t.name: t.label for t in config.treatments} if key == "by_treatment" else {}
+        caption = f"By {key[3:].replace('_', ' ')}"
+        blocks.append(Table(SUBGROUP_COLUMNS, subgroup_rows(metrics[key], labels), caption=caption))
+    if not keys:
+        blocks.append(Paragraph("No subgroup metrics are recorded."))
+    return Section("Performance by subgroup", tuple(blocks))
+
+
+def _flag_rule(manifest: Mapping[str, Any], metrics: Mapping[str, Any], config: Config) -> Section:
+    rule = manifest.get("flag_rule") or metrics.get("flag_rule")
+    if not rule:
+        return Section("At-risk flags", (Paragraph("No flag rule is recorded with this model."),))
+    outcome = _outcome(config, manifest["target"])
+    bad = outcome.bad_outcome if outcome else f"does not have {manifest['target']}"
+    point = rule.get("operating_point") or {}
+    return Section(
+        "At-risk flags",
+        (
+            Paragraph(flag_rule_sentence(rule, bad)),
+            Table(OPERATING_POINT_COLUMNS, operating_point_rows(rule)),
+            Paragraph(
+                f"On {count(point.get('n_encounters'))} cross-validated encounters of "
+                f"{count(point.get('n_patients'))} patients, {count(point.get('n_bad_outcomes'))} "
+                f"followed by the bad outcome; {count(point.get('n_flagged'))} flagged high. "
+                + OPERATING_POINT_DEFINITIONS
+            ),
+        ),
+    )
+
+
+def _limitations(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> Section:
+    items = []
+    record = manifest.get("training_data") or {}
+    if record.get("simulated") is True:
+        items.append(
+            "It was trained on simulated data: its performance shows what the method can "
+            "do on the simulator's world, not how it performs in a real service."
+        )
+    if metrics.get("temporal_validation"):
+        items.append(
+            "Validation is internal: cross-validation and a temporal split within one data "
+            "set. No external validation in another service is recorded."
+        )
+    else:
+        items.append(
+            "Validation is internal (cross-validation within the training data); no "
+            "temporal or external validation is recorded."
+        )
+    n_patients = metrics.get("n_patients", manifest.get("n_patients"))
+    if is_number(n_patients) and n_patients < _SETTLED_PATIENTS:
+        items.append(
+            f"Only {count(n_patients)} patients: dropout models trained on fewer than about "
+            f"{_SETTLED_PATIENTS:,} patients tend to overstate their performance."
+        )
+    for name, ideal in (("calibration_slope", 1.0), ("calibration_intercept", 0.0)):
+        low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+        if is_number(low) and is_number(high) and not low <= ideal <= high:
+            items.append(
+                f"The {METRIC_LABELS[name].lower()}'s 95% CI ({interval(low, high)}) excludes "
+                f"its ideal value {ideal:g}: the probabilities are miscalibrated."
+            )
+    skipped = [
+        f"{key[3:]} {level}"
+        for key, blocks in metrics.items()
+        if key.startswith("by_") and isinstance(blocks, Mapping)
+        for level, block in blocks.items()
+        if isinstance(block, Mapping) and block.get("auroc") is None
+    ]
+    if skipped:
+        items.append(
+            "No performance could be measured in: " + ", ".join(skipped) + " (see the notes "
+            "under Performance by subgroup)."
+        )
+    excluded = metrics.get("n_excluded_missing_outcome")
+    if is_number(excluded) and excluded > 0:
+        items.append(
+            f"{count(excluded)} encounters without a recorded outcome were left out; if "
+            "outcomes go unrecorded for reasons tied to engagement, the metrics may be biased."
+        )
+    items += [
+        "The model and its explanations describe associations in the training data, not "
+        "the effect of changing how a practitioner works.",
+        "Predictions assume the rating instrument and treatments described above.",
+    ]
+    return Section("Limitations", (Bullets(tuple(items)),))
+
+
+def _versions(manifest: Mapping[str, Any]) -> Section:
+    versions = manifest.get("versions") or {}
+    blocks: list = []
+    if versions:
+        blocks.append(
+            Table(("library", "version"), tuple((k, str(v)) for k, v in versions.items()))
+        )
+    items = [
+        f"Model format version: {manifest.get('format_version', DASH)}.",
+        f"Created: {manifest.get('created', DASH)}.",
+    ]
+    if manifest.get("model_sha256"):
+        items.append(f"SHA-256 of `{manifest.get('model_file')}`: `{manifest['model_sha256']}`.")
+    blocks.append(Bullets(tuple(items)))
+    return Section("Versions", tuple(blocks))
