@@ -1,0 +1,332 @@
+"""The model card: TRIPOD+AI headings, and every number taken from the manifest and metrics.
+
+The records are built here by hand with distinctive numbers, so that each expected
+string is written from the input, not from the code under test.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+
+from engagekit.config import load_config
+from engagekit.errors import ConfigError
+from engagekit.report import model_card
+
+HEADINGS = (
+    "Intended use",
+    "Data",
+    "Predictors",
+    "Outcome",
+    "Missing data",
+    "Model and tuning",
+    "Validation",
+    "Performance by subgroup",
+    "At-risk flags",
+    "Limitations",
+    "Versions",
+)
+
+
+def metric_block(**values: float) -> dict:
+    """A metrics block: each value with a CI 0.02 below and above it."""
+    block = {}
+    for name, value in values.items():
+        block |= {name: value, f"{name}_ci_low": value - 0.02, f"{name}_ci_high": value + 0.02}
+    return block
+
+
+def skipped_block(n_encounters: int, n_patients: int, why: str) -> dict:
+    block = {}
+    for name in ("auroc", "brier", "calibration_slope", "prevalence"):
+        block |= {name: None, f"{name}_ci_low": None, f"{name}_ci_high": None}
+    return block | {
+        "n_encounters": n_encounters,
+        "n_patients": n_patients,
+        "note": f"metrics not computed: {why}",
+    }
+
+
+def operating_point(sensitivity: float, ppv: float, per_100: float) -> dict:
+    return {
+        "sensitivity": sensitivity,
+        "specificity": 0.9436,
+        "ppv": ppv,
+        "flags_per_100_encounters": per_100,
+        "flags_per_100_patients": 43.418,
+        "flags_per_practitioner": 12.4327,
+        "n_encounters": 12345,
+        "n_bad_outcomes": 4623,
+        "n_flagged": 1293,
+        "n_patients": 2345,
+        "n_practitioners": 104,
+    }
+
+
+def make_record() -> tuple[dict, dict]:
+    """``(manifest, metrics)`` of an adherence model, as engagekit train writes them."""
+    metrics = metric_block(
+        auroc=0.7123,
+        auprc=0.8234,
+        brier=0.1987,
+        log_loss=0.5876,
+        calibration_intercept=-0.0112,
+        calibration_slope=0.9856,
+        prevalence=0.6432,
+    )
+    metrics |= {
+        "n_encounters": 12345,
+        "n_patients": 2345,
+        "n_boot": 400,
+        "ci_level": 0.95,
+        "cv_folds": 5,
+        "n_excluded_missing_outcome": 678,
+        "note": None,
+        "target": "adherent",
+        "model": "logistic",
+        "selection": {
+            "requested": "auto",
+            "cv_log_loss": {"logistic": 0.58761, "gbm": 0.59012},
+            "chosen": "logistic",
+        },
+        "by_treatment": {
+            "cbt_online": metric_block(auroc=0.6789, calibration_slope=1.1111, brier=0.2222)
+            | {"n_encounters": 2131, "n_patients": 435, "prevalence": 0.579, "note": None},
+            "usual_care": skipped_block(40, 9, "only 40 encounters (fewer than 50)"),
+        },
+        "by_gender": {
+            "female": metric_block(auroc=0.6543, calibration_slope=0.9, brier=0.21)
+            | {"n_encounters": 8256, "n_patients": 1907, "prevalence": 0.64, "note": None},
+        },
+    }
+    features = [f"{a}{s}" for a in ("empathy", "support") for s in ("", "__missing", "__mean")]
+    features += ["n_missing_ratings", "session_number", "log_session", "treatment=cbt_online"]
+    features += ["age_band=18-29", "age_band=60+", "empathy:treatment=usual_care"]
+    manifest = {
+        "format_version": 1,
+        "created": "2026-01-02T03:04:05+00:00",
+        "versions": {"engagekit": "0.1.0", "scikit-learn": "1.9.1", "numpy": "2.4.6"},
+        "target": "adherent",
+        "kind": "logistic",
+        "features": features,
+        "config": load_config().model_dump(mode="json"),
+        "training_data_sha256": "ab" * 32,
+        "training_data": {
+            "source": "service_export.csv",
+            "n_rows": 15000,
+            "first_encounter_date": "2025-01-06",
+            "last_encounter_date": "2026-02-10",
+        },
+        "n_encounters": 12345,
+        "n_patients": 2345,
+        "tuning": {
+            "C": 0.003,
+            "interaction_weight": 0.3,
+            "chosen_by": "lowest log loss on the held-out training patients",
+            "tuning_rows": 9876,
+            "held_out_rows": 1817,
+        },
+        "recalibration": {"applied": True, "intercept": 0.1234, "slope": 0.8765},
+        "flag_rule": {
+            "format_version": 1,
+            "rule": "top_percent",
+            "value": 10.0,
+            "threshold": 0.5731,
+            "medium_threshold": 0.4934,
+            "target": "adherent",
+            "operating_point": operating_point(0.1782, 0.6373, 10.0),
+            "medium_operating_point": operating_point(0.3294, 0.5889, 20.0),
+        },
+        "model_file": "model.skops",
+        "model_sha256": "cd" * 32,
+    }
+    return manifest, metrics
+
+
+@pytest.fixture
+def record() -> tuple[dict, dict]:
+    return make_record()
+
+
+def test_tripod_headings_in_order(record):
+    card = model_card(*record)
+    assert card.splitlines()[0] == (
+        "# Model card: Adherence (`adherent`), penalised logistic regression"
+    )
+    found = [line[3:] for line in card.splitlines() if line.startswith("## ")]
+    assert found == list(HEADINGS)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "| AUROC | 0.712 | 0.692 to 0.732 |",
+        "| AUPRC (average precision) | 0.823 | 0.803 to 0.843 |",
+        "| Brier score | 0.199 | 0.179 to 0.219 |",
+        "| Log loss | 0.588 | 0.568 to 0.608 |",
+        "| Calibration intercept | -0.011 | -0.031 to 0.009 |",
+        "| Calibration slope | 0.986 | 0.966 to 1.006 |",
+        "| Outcome rate (share with the outcome = 1) | 0.643 | 0.623 to 0.663 |",
+    ],
+)
+def test_validation_table_holds_the_metrics_with_their_cis(record, row):
+    assert row in model_card(*record)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # intended use: a conversation, never a decision
+        "it never decides care",
+        # data, from the manifest and the metrics
+        "Source: `service_export.csv`.",
+        "Period: encounters dated 2025-01-06 to 2026-02-10.",
+        "2,345 patients and 12,345 encounters with the outcome recorded",
+        "678 further encounters had no outcome recorded",
+        "Outcome rate (outcome = 1): 64.3% of encounters (95% CI 62.3% to 66.3%).",
+        f"`{'ab' * 32}`",
+        # predictors: the six qualities, the feature count, the interaction terms
+        "Empathy and positive regard (`empathy`): the practitioner tunes in",
+        "Encouraging self-kindness (`self_kindness`)",
+        "The model sees 13 features per encounter",
+        "Covariate `age_band`: one indicator per level (`18-29`, `60+`).",
+        "1 attribute × treatment terms",
+        # outcome, from the config's description
+        "`adherent` (Adherence) is 1 when the patient kept to the agreed treatment plan "
+        "until the next encounter, and 0 when the patient did not keep to the treatment plan.",
+        # missing data, as the features handle it
+        "A missing rating is replaced by the mean of that quality's recorded ratings",
+        "(the middle of the scale, 3, if none was recorded)",
+        # model and tuning
+        "penalty C = 0.003, prior weight of the interaction terms = 0.3",
+        "candidates fitted on 9,876 encounters, compared on 1,817 held out",
+        "cross-validated log loss: logistic 0.5876, gbm 0.5901; chosen: `logistic`",
+        "log-odds = 0.123 + 0.876 × the model's margin",
+        # validation
+        "Patient-grouped 5-fold cross-validation",
+        "from 400 patient-bootstrap replicates",
+        # flags
+        "Flag the 10% of encounters at highest risk (risk: the probability that the "
+        "patient did not keep to the treatment plan)",
+        "flagged high at a risk of 0.573 or more, medium at 0.493 or more",
+        "| high | 0.18 | 0.94 | 0.64 | 10.0 | 43.4 | 12.4 |",
+        "| high or medium | 0.33 | 0.94 | 0.59 | 20.0 | 43.4 | 12.4 |",
+        "On 12,345 cross-validated encounters of 2,345 patients, 4,623 followed by the bad "
+        "outcome; 1,293 flagged high.",
+        "flagged encounters per 100 distinct patients over the whole validation period",
+        # versions
+        "| scikit-learn | 1.9.1 |",
+        "Created: 2026-01-02T03:04:05+00:00.",
+        f"SHA-256 of `model.skops`: `{'cd' * 32}`.",
+    ],
+)
+def test_card_states_what_the_records_hold(record, text):
+    assert text in model_card(*record)
+
+
+def test_subgroup_tables_use_labels_and_give_the_reason_for_a_dash(record):
+    card = model_card(*record)
+    assert "*By treatment*" in card and "*By gender*" in card
+    assert (
+        "| Online CBT | 435 | 2,131 | 57.9% | 0.679 (0.659 to 0.699) | 1.111 (1.091 to 1.131) | "
+        "0.222 (0.202 to 0.242) |  |"
+    ) in card
+    assert (
+        "| Usual GP care | 9 | 40 | – | – | – | – | metrics not computed: only 40 encounters "
+        "(fewer than 50) |"
+    ) in card
+    assert "No performance could be measured in: treatment usual\\_care" in card
+
+
+def _change(record, path: str, value):
+    manifest, metrics = copy.deepcopy(record)
+    which, *keys = path.split(".")
+    target = manifest if which == "manifest" else metrics
+    for key in keys[:-1]:
+        target = target[key]
+    if value is _DELETE:
+        del target[keys[-1]]
+    else:
+        target[keys[-1]] = value
+    return manifest, metrics
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "present", "absent"),
+    [
+        ("manifest.training_data.simulated", True, "It was trained on simulated data", None),
+        ("manifest.training_data.source", "x.csv", "Source: `x.csv`", "simulated data"),
+        ("metrics.n_patients", 300, "Only 300 patients: dropout models", None),
+        ("metrics.n_patients", 2345, None, "Only 2,345 patients"),
+        (
+            "metrics.calibration_slope_ci_high",
+            0.98,
+            "slope's 95% CI (0.966 to 0.980) excludes its ideal value 1",
+            None,
+        ),
+        ("metrics.calibration_intercept_ci_high", -0.02, "excludes its ideal value 0", None),
+        ("metrics.calibration_slope_ci_low", 0.9, None, "excludes its ideal value"),
+        ("manifest.training_data", _DELETE, "Source: not recorded in the manifest.", None),
+        ("manifest.training_data", _DELETE, "Period: not recorded in the manifest.", None),
+        ("manifest.recalibration.applied", False, "needed no correction", "log-odds = 0.123"),
+        ("manifest.tuning", {}, "Tuning: no hyperparameter was tuned", "penalty C"),
+        ("metrics.note", "auroc: the reason", "Note: auroc: the reason.", None),
+        ("manifest.flag_rule", _DELETE, "No flag rule is recorded with this model.", "0.573"),
+    ],
+)
+def test_statements_follow_the_records(record, path, value, present, absent):
+    card = model_card(*_change(record, path, value))
+    if present is not None:
+        assert present in card
+    if absent is not None:
+        assert absent not in card
+
+
+def test_temporal_validation_is_reported_when_present(record):
+    manifest, metrics = record
+    metrics["temporal_validation"] = metric_block(auroc=0.6543) | {
+        "split_date": "2025-10-01",
+        "n_encounters": 3210,
+        "n_patients": 987,
+        "patients_also_in_training": 654,
+    }
+    card = model_card(manifest, metrics)
+    assert "Validation is internal: cross-validation and a temporal split" in card
+    assert (
+        "before 2025-10-01 scored the 3,210 encounters from that day on (987 patients, "
+        "654 of them also seen in training)"
+    ) in card
+    assert "| AUROC | 0.654 | 0.634 to 0.674 |" in card
+    assert "no temporal or external validation" not in card
+
+
+def test_tables_are_well_formed_markdown(record):
+    manifest, metrics = record
+    # a level with a pipe must not break its table
+    metrics["by_gender"]["a|b"] = metrics["by_gender"].pop("female")
+    card = model_card(manifest, metrics)
+    tables = re.findall(r"(?:^\|.*\|\n)+", card, flags=re.MULTILINE)
+    assert len(tables) >= 6
+    for table in tables:
+        widths = {len(re.findall(r"(?<!\\)\|", line)) for line in table.splitlines()}
+        assert len(widths) == 1, table
+    assert "| a\\|b |" in card
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "error", "message"),
+    [
+        ("metrics.target", "attended_next", ValueError, "the metrics are for 'attended_next'"),
+        ("manifest.target", _DELETE, ValueError, "the manifest has no 'target'"),
+        ("manifest.config", _DELETE, ValueError, "the manifest has no 'config'"),
+        ("manifest.config", {"attributes": {"items": []}}, ConfigError, "attributes"),
+    ],
+)
+def test_refusals(record, path, value, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        model_card(*_change(record, path, value))
