@@ -19,6 +19,9 @@ MODULES = [
     "engagekit.heterogeneity.plot",
     "engagekit.heterogeneity.power",
     "engagekit.heterogeneity.detectable",
+    "engagekit.report.model_card",
+    "engagekit.report.figures",
+    "engagekit.report.build",
 ]
 
 

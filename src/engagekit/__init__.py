@@ -8,7 +8,7 @@ their next session (``attended_next``) and keep to their treatment (``adherent``
 The data flows one way: load (:mod:`engagekit.io`) → validate
 (:mod:`engagekit.validation`) → summarise → model (:mod:`engagekit.models`,
 :mod:`engagekit.evaluation`) → test the cross-treatment claim
-(:mod:`engagekit.heterogeneity`) → explain → flag.
+(:mod:`engagekit.heterogeneity`) → explain → flag → report (:mod:`engagekit.report`).
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -58,6 +58,11 @@ _LAZY = {
     "rank_agreement": "explain",
     "choose_flag_rule": "flags",
     "forecast_dropout": "forecast",
+    "minimum_detectable_deviation": "heterogeneity",
+    "Report": "report",
+    "ReportModel": "report",
+    "build_report": "report",
+    "model_card": "report",
     "load_model": "io.model_store",
     "save_model": "io.model_store",
 }

@@ -211,13 +211,13 @@ def build_report(
     >>> from engagekit import simulate_encounters
     >>> from engagekit.config import load_config
     >>> from engagekit.models import train_model
-    >>> encounters = simulate_encounters(600, seed=1).encounters
-    >>> trained = train_model(encounters, "adherent", "logistic", n_splits=3, n_boot=20)
+    >>> encounters = simulate_encounters(300, seed=1).encounters
+    >>> trained = train_model(encounters, "adherent", "logistic", n_splits=3, n_boot=10)
     >>> manifest = {"target": "adherent", "kind": "logistic",
     ...             "config": load_config().model_dump(mode="json"),
     ...             "flag_rule": trained.flag_rule.to_dict()}
     >>> report = build_report(encounters, [ReportModel(trained.model, manifest, trained.metrics)],
-    ...                       rank_agreement_boot=50)
+    ...                       rank_agreement_boot=10)
     >>> report.html.startswith("<!DOCTYPE html>"), list(report.model_cards)
     (True, ['adherent'])
     >>> build_report(encounters, [])
