@@ -183,7 +183,6 @@ def test_duplicate_session_number_does_not_print_the_patient_id(tmp_path):
     [
         ("validate", ["data contract", "--quarantine", "--json", "--table", "--query"]),
         ("simulate", ["ground truth", "--patients", "--seed", "--truth", "--heterogeneity"]),
-        ("demo", ["encounters.csv", "summary.json", "--out", "--patients"]),
     ],
 )
 def test_help_explains_each_command(tmp_path, command, words):
@@ -239,24 +238,6 @@ def test_simulate_with_a_bad_heterogeneity_exits_2(tmp_path, spec, message):
     assert_no_traceback(result)
     assert message in " ".join(result.stderr.split())
     assert not out.exists()
-
-
-def test_demo_leaves_its_four_files(tmp_path):
-    result = run("demo", "--out", tmp_path / "demo", "--patients", "300", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert_no_traceback(result)
-    folder = tmp_path / "demo"
-    names = {"encounters.csv", "truth.csv", "validation.json", "summary.json"}
-    assert names <= {p.name for p in folder.iterdir()}
-    encounters = pd.read_csv(folder / "encounters.csv")
-    validation = json.loads((folder / "validation.json").read_text())
-    assert validation["valid"] is True
-    assert validation["n_rows"] == len(encounters)
-    summary = json.loads((folder / "summary.json").read_text())
-    assert summary["n_patients"] == encounters["patient_id"].nunique() == 300
-    assert summary["n_encounters"] == len(encounters)
-    assert summary["by_treatment"][-1]["treatment"] == "all"
-    assert len(pd.read_csv(folder / "truth.csv")) == len(encounters)
 
 
 @pytest.mark.parametrize(

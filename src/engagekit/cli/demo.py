@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from ..errors import AnalysisError
 from ..io import write_json
+from ..io.model_store import read_metrics
 from ._app import (
     ConfigOption,
     _config,
@@ -16,11 +19,19 @@ from ._app import (
     _print_report,
     _simulate_with_progress,
     app,
+    err,
     out,
 )
 
-
 # --------------------------------------------------------------------------- demo
+TARGETS = ("attended_next", "adherent")
+
+
+def _step(number: int, text: str, started: float) -> None:
+    elapsed = time.perf_counter() - started
+    out.rule(f"[bold]{number}. {text}[/bold] [dim](at {elapsed:.0f} s)[/dim]", align="left")
+
+
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's files.")] = Path(
@@ -30,39 +41,109 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 2026,
     config: ConfigOption = None,
 ) -> None:
-    """Run the main job on the embedded default data (a simulated service).
+    """Run the main job end to end on the embedded default data (a simulated service).
 
-    Simulates a service's encounter export, checks it against the data contract and
-    summarises it: patients, encounters and sessions per patient by treatment, outcome
-    rates and missing ratings. Leaves encounters.csv, truth.csv, validation.json and
-    summary.json in the --out folder.
+    The steps are the commands a service would run on its own export: simulate an
+    encounter table with known truth (encounters.csv, truth.csv), validate it
+    (validation.json) and summarise it (summary.json); train a model of each outcome
+    (models/<outcome>/, with metrics.json and a model card; both metrics also in
+    metrics.json); the cross-treatment analysis of each outcome
+    (heterogeneity_<outcome>.json and a forest plot); score, explain and flag every
+    encounter (scores_<outcome>.parquet and the scores.sqlite database); forecast
+    missed next sessions per treatment (forecast.csv); and the report (report.html).
     """
     from ..io import read_encounters, write_table
     from ..summary import summarize_encounters
     from ..validation import coerce_encounters, validate_encounters
+    from .analysis import heterogeneity
+    from .forecast import forecast
+    from .models import train
+    from .report import report as write_report
+    from .score import score
 
+    started = time.perf_counter()
     cfg = _config(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = _simulate_with_progress(patients, seed, cfg)
-    enc_path = write_table(data.encounters, out_dir / "encounters.csv")
+    encounters_file = write_table(data.encounters, out_dir / "encounters.csv")
     write_table(data.truth, out_dir / "truth.csv")
+    data_path = str(encounters_file)
+    _step(1, "Simulate", started)
     out.print(
-        f"[bold]1. Simulated[/bold] {len(data.encounters):,} encounters of "
-        f"{patients:,} patients → {enc_path!s}"
+        f"{len(data.encounters):,} encounters of {patients:,} patients → "
+        f"{str(encounters_file)!r} (the simulator's true probabilities in truth.csv)",
+        highlight=False,
     )
+
+    _step(2, "Validate and summarise", started)
     # read the export back as any service file would be, so the demo checks the file
-    raw = read_encounters(enc_path)
-    report = validate_encounters(raw, cfg)
-    write_json(report.to_dict(), out_dir / "validation.json")
-    out.print("[bold]2. Validated[/bold] against the encounter contract: ", end="")
-    _print_report(report, max_problems=10, attributes=cfg.attribute_names)
-    if not report.valid:
+    raw = read_encounters(encounters_file)
+    validation = validate_encounters(raw, cfg)
+    write_json(validation.to_dict(), out_dir / "validation.json")
+    out.print("Against the encounter contract: ", end="")
+    _print_report(validation, max_problems=10, attributes=cfg.attribute_names)
+    if not validation.valid:
         raise typer.Exit(1)
     summary = summarize_encounters(coerce_encounters(raw, cfg), cfg)
     write_json(summary.to_dict(), out_dir / "summary.json")
-    out.print("[bold]3. Summary[/bold]")
     _print_summary(summary)
-    out.print(f"Files are in {str(out_dir)!r}.")
+
+    models = {target: out_dir / "models" / target for target in TARGETS}
+    for target, model_dir in models.items():
+        _step(3, f"Train and validate a model of {target}", started)
+        train(data_path, target, model_dir, seed=seed, config=config)
+    write_json(
+        {target: read_metrics(model_dir) for target, model_dir in models.items()},
+        out_dir / "metrics.json",
+    )
+
+    analyses = {}
+    for target in TARGETS:
+        _step(4, f"Does each quality matter differently by treatment? ({target})", started)
+        result = out_dir / f"heterogeneity_{target}.json"
+        try:
+            heterogeneity(
+                data_path, target, result, plot=out_dir / f"forest_{target}.png", config=config
+            )
+        except AnalysisError as e:
+            # small services can be too small for the analysis; the rest still runs
+            result.unlink(missing_ok=True)
+            err.print(f"[yellow]not analysed:[/yellow] {e}", highlight=False, soft_wrap=True)
+        else:
+            analyses[target] = result
+
+    for target, model_dir in models.items():
+        _step(5, f"Score, explain and flag every encounter ({target})", started)
+        score(
+            model_dir,
+            data_path,
+            out_dir / f"scores_{target}.parquet",
+            db=f"sqlite:///{out_dir / 'scores.sqlite'}",
+            db_table=f"scores_{target}",
+            replace=True,
+        )
+
+    _step(6, "Forecast who will miss their next session", started)
+    forecast(models["attended_next"], data_path, out_file=out_dir / "forecast.csv")
+
+    _step(7, "Report", started)
+    report_file = out_dir / "report.html"
+    write_report(
+        data_path,
+        list(models.values()),
+        report_file,
+        heterogeneity=list(analyses.values()),
+        title="engagekit demo: a simulated primary-care service",
+        seed=seed,
+        config=config,
+    )
+    out.rule()
+    out.print(
+        f"Done in {time.perf_counter() - started:.0f} s. Open the report: "
+        f"[bold]{report_file.resolve().as_uri()}[/bold]",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _print_summary(summary) -> None:

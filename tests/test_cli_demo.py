@@ -1,0 +1,124 @@
+"""``engagekit demo``: the main job end to end, as a new user runs it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from _cli import assert_no_traceback, run
+
+TARGETS = ("attended_next", "adherent")
+PATIENTS = 1000
+METRIC_CELL = re.compile(
+    r'<td data-target="(\w+)" data-metric="(\w+)" data-value="([^"]*)">([^<]*)</td>'
+)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, object]:
+    """``(the demo's folder, the finished command)``."""
+    tmp = tmp_path_factory.mktemp("demo")
+    result = run("demo", "--out", "out", "--patients", PATIENTS, cwd=tmp, timeout=600)
+    return tmp / "out", result
+
+
+def test_the_demo_runs_every_step_and_says_where_the_report_is(demo):
+    folder, result = demo
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_no_traceback(result)
+    steps = re.findall(r"^(\d)\. ", result.stdout, flags=re.MULTILINE)
+    assert steps == ["1", "2", "3", "3", "4", "4", "5", "5", "6", "7"]
+    assert f"Open the report: {(folder / 'report.html').resolve().as_uri()}" in " ".join(
+        result.stdout.split()
+    )
+
+
+def test_the_demo_leaves_every_output(demo):
+    folder, _result = demo
+    expected = [
+        "encounters.csv", "truth.csv", "validation.json", "summary.json", "metrics.json",
+        "forecast.csv", "report.html", "scores.sqlite",
+        *(f"models/{t}/{name}" for t in TARGETS
+          for name in ("manifest.json", "metrics.json", "model_card.md")),
+        *(f"heterogeneity_{t}.json" for t in TARGETS),
+        *(f"forest_{t}.png" for t in TARGETS),
+        *(f"scores_{t}.parquet" for t in TARGETS),
+        *(f"model_card_{t}.md" for t in TARGETS),
+    ]  # fmt: skip
+    missing = [name for name in expected if not (folder / name).is_file()]
+    assert not missing
+
+
+def test_the_data_steps_describe_the_simulated_table(demo):
+    folder, _result = demo
+    encounters = pd.read_csv(folder / "encounters.csv")
+    validation = json.loads((folder / "validation.json").read_text())
+    assert validation["valid"] is True and validation["n_rows"] == len(encounters)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["n_patients"] == encounters["patient_id"].nunique() == PATIENTS
+    assert summary["n_encounters"] == len(encounters)
+    assert len(pd.read_csv(folder / "truth.csv")) == len(encounters)
+
+
+def test_metrics_json_holds_each_models_own_metrics(demo):
+    folder, _result = demo
+    combined = json.loads((folder / "metrics.json").read_text())
+    assert sorted(combined) == sorted(TARGETS)
+    for target in TARGETS:
+        own = json.loads((folder / "models" / target / "metrics.json").read_text())
+        assert combined[target] == own
+
+
+def test_the_reports_auroc_is_the_one_in_metrics_json(demo):
+    folder, _result = demo
+    html = (folder / "report.html").read_text()
+    cells: dict[tuple[str, str], tuple[str, str]] = {}
+    for target, metric, value, text in METRIC_CELL.findall(html):
+        cells.setdefault((target, metric), (value, text))
+    combined = json.loads((folder / "metrics.json").read_text())
+    for target in TARGETS:
+        value, text = cells[(target, "auroc")]
+        assert float(value) == combined[target]["auroc"]
+        assert text.strip() == f"{combined[target]['auroc']:.3f}"
+
+
+def test_every_encounter_is_scored_once_in_the_file_and_the_database(demo):
+    folder, _result = demo
+    n = len(pd.read_csv(folder / "encounters.csv"))
+    with sqlite3.connect(folder / "scores.sqlite") as conn:
+        for target in TARGETS:
+            scores = pd.read_parquet(folder / f"scores_{target}.parquet")
+            assert len(scores) == n and scores["encounter_id"].is_unique
+            rows, distinct = conn.execute(
+                f"SELECT count(*), count(DISTINCT encounter_id) FROM scores_{target}"
+            ).fetchone()
+            assert rows == distinct == n
+
+
+def test_the_heterogeneity_results_are_the_ones_in_the_report(demo):
+    folder, _result = demo
+    html = (folder / "report.html").read_text()
+    for target in TARGETS:
+        result = json.loads((folder / f"heterogeneity_{target}.json").read_text())
+        assert result["target"] == target
+        verdicts = {a["attribute"]: a["verdict"] for a in result["attributes"]}
+        assert len(verdicts) == 6
+        for verdict in set(verdicts.values()):
+            assert verdict in html
+
+
+def test_a_second_run_into_the_same_folder_replaces_the_first(demo, tmp_path):
+    folder = tmp_path / "out"
+    shutil.copytree(demo[0], folder)
+    again = run("demo", "--out", folder, "--patients", "150", "--seed", "3", cwd=tmp_path,
+                timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    with sqlite3.connect(folder / "scores.sqlite") as conn:
+        (n,) = conn.execute("SELECT count(DISTINCT encounter_id) FROM scores_adherent").fetchone()
+    assert n == len(pd.read_csv(folder / "encounters.csv"))
