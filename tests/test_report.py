@@ -2,7 +2,7 @@
 bad input with a message.
 
 One small simulated service is trained once per module with the command line (an
-adherence logistic model and a re-attendance tree model, 3 folds, 50 bootstrap
+adherence logistic model and a re-attendance tree model, 2 folds, 50 bootstrap
 replicates); the library is then called on the saved models as a user would, and the
 numbers in the HTML are compared with the files ``engagekit train`` wrote.
 """
@@ -46,7 +46,7 @@ METRIC_CELL = re.compile(
 def service(tmp_path_factory) -> Path:
     """A directory with ``encounters.csv`` and one trained model directory per target."""
     tmp = tmp_path_factory.mktemp("service")
-    train = ("train", "encounters.csv", "--folds", "3", "--bootstrap", "50")
+    train = ("train", "encounters.csv", "--folds", "2", "--bootstrap", "50")
     steps = [
         ("simulate", "--patients", "300", "--seed", "3", "--out", "encounters.csv"),
         (*train, "--target", "adherent", "--model", "logistic", "--out", "adherent"),
@@ -296,6 +296,18 @@ def test_given_results_are_used_and_missing_ones_explained(loaded, built, monkey
         "fit), the deviation was detected (verdict differs) in 81% (95% CI 75% to 86%)"
     ) in report.html
     assert report.notes == {f"heterogeneity:{other}": "the GEE did not converge (in this test)"}
+
+
+def test_an_analysis_without_its_contrasts_is_shown_without_a_power_statement(built, loaded):
+    from engagekit.report.build import _cross_treatment_section
+
+    result = json.loads(json.dumps(next(iter(built.heterogeneity.values()))))
+    for attribute in result["attributes"]:
+        del attribute["contrasts"]
+    shown = _cross_treatment_section(result["target"], result, {}, loaded[2])
+    assert shown["power"] == "– (it cannot be computed from this result: 'contrasts')"
+    assert [row["cells"][-1] for row in shown["rows"]] == ["–"] * len(result["attributes"])
+    assert shown["forest"]["uri"].startswith("data:image/png;base64,")
 
 
 # --------------------------------------------------------------------------- refusals

@@ -688,7 +688,6 @@ def _cross_treatment_section(
 ) -> dict[str, Any]:
     from ..heterogeneity import minimum_detectable_deviation
     from ..heterogeneity.plot import forest_plot
-    from .figures import png_data_uri
 
     label = _outcome_label(config, target)
     if result is None:
@@ -699,7 +698,12 @@ def _cross_treatment_section(
         }
     method = result.get("method", {})
     attributes = result["attributes"]
-    detectable = {d["attribute"]: d for d in minimum_detectable_deviation(result, _POWER)}
+    try:
+        detectable = {d["attribute"]: d for d in minimum_detectable_deviation(result, _POWER)}
+        unpowered = None
+    except (ValueError, KeyError, TypeError) as e:
+        # a result saved by hand or by another version may lack the contrasts it needs
+        detectable, unpowered = {}, f"{DASH} (it cannot be computed from this result: {e})"
     margin = method.get("margin")
     rows = []
     pairs = detected_at_margin = 0
@@ -767,8 +771,9 @@ def _cross_treatment_section(
         ),
         "rows": rows,
         "sentences": [a.get("sentence", "") for a in attributes if a.get("sentence")],
-        "forest": {"uri": png_data_uri(forest_plot(result)), "note": None},
-        "power": (
+        "forest": _figure_or_note(lambda: forest_plot(result), "Forest plot"),
+        "power": unpowered
+        or (
             f"From this analysis's own standard errors: at the level "
             f"{number(level, 4)} that the {adjustment} adjustment asks of the first "
             f"rejection (α = {method.get('alpha', DASH)} over {len(attributes)} attributes), the "
