@@ -423,6 +423,13 @@ def _newton_logistic(
         eta = b[0] + b[1] * x
         return _dot(w, y * eta - np.logaddexp(0, eta))
 
+    # near separation, a step can send b * x past the float range: expit maps that to 0
+    # or 1, and a step that is not finite ends the fit (None), so the overflow is harmless
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _newton_iterations(w, y, x, beta, q, resid, v, loglik, damped)
+
+
+def _newton_iterations(w, y, x, beta, q, resid, v, loglik, damped):
     current = loglik(beta) if damped else 0.0
     for _ in range(_NEWTON_MAX_ITER * (4 if damped else 1)):
         np.multiply(x, beta[1], out=q)
