@@ -46,7 +46,7 @@ _CANDIDATE_TICKS += (50.0, 100.0)
 _PANEL_INCHES_PER_ROW = 0.4
 _PANEL_INCHES_EXTRA = 0.75
 _TITLE_INCHES = 0.9
-_WIDTH_INCHES = 7.5
+_WIDTH_INCHES = 9.0  # wide enough for the longest panel title beside long treatment names
 
 
 def forest_plot(
