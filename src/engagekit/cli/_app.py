@@ -52,6 +52,19 @@ ConfigOption = Annotated[
 ]
 
 
+# options several commands share: where in a database DATA is, and the bootstrap
+TableOption = Annotated[str | None, typer.Option(help="Database table to read.")]
+QueryOption = Annotated[str | None, typer.Option(help="SQL query to read.")]
+BootstrapOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Patient-bootstrap replicates for the 95% CIs (default: 1000, fewer "
+        "above 200,000 encounters, never under 200).",
+        min=0,
+    ),
+]
+
+
 def _config(path: Path | None) -> Config:
     return load_config(path)
 

@@ -11,6 +11,8 @@ from rich.table import Table
 from ..io import write_json
 from ._app import (
     ConfigOption,
+    QueryOption,
+    TableOption,
     TargetOption,
     _check_target,
     _config,
@@ -58,8 +60,8 @@ def heterogeneity(
     plot: Annotated[
         Path | None, typer.Option(help="Forest plot to write (.png, .svg or .pdf).")
     ] = None,
-    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
-    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+    table: TableOption = None,
+    query: QueryOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Does each quality's effect differ by treatment? GEE test, equivalence, verdicts.

@@ -12,6 +12,8 @@ from rich.table import Table
 from ..errors import ContractError
 from ..io import write_json
 from ._app import (
+    QueryOption,
+    TableOption,
     _bad_outcome,
     _load,
     _read_valid,
@@ -38,8 +40,8 @@ def forecast(
             "of each patient's latest encounter whose outcome is not yet known."
         ),
     ] = False,
-    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
-    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+    table: TableOption = None,
+    query: QueryOption = None,
 ) -> None:
     """Expected number of patients with the bad outcome per group, with an interval.
 

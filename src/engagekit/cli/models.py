@@ -11,7 +11,10 @@ import typer
 from ..errors import ContractError
 from ..io import write_json
 from ._app import (
+    BootstrapOption,
     ConfigOption,
+    QueryOption,
+    TableOption,
     TargetOption,
     _bad_outcome,
     _check_target,
@@ -38,14 +41,7 @@ def train(
         ),
     ] = "auto",
     folds: Annotated[int, typer.Option(help="Patient-grouped CV folds.", min=2)] = 5,
-    bootstrap: Annotated[
-        int | None,
-        typer.Option(
-            help="Patient-bootstrap replicates for the 95% CIs (default: 1000, fewer "
-            "above 200,000 encounters, never under 200).",
-            min=0,
-        ),
-    ] = None,
+    bootstrap: BootstrapOption = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     temporal_split: Annotated[
         str | None,
@@ -62,8 +58,8 @@ def train(
             "the bad outcomes) or per_practitioner:N.",
         ),
     ] = "top_percent:10",
-    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
-    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+    table: TableOption = None,
+    query: QueryOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Train and validate a model of re-attendance or adherence.
@@ -197,8 +193,8 @@ def predict(
     model_dir: Annotated[Path, typer.Argument(help="A model directory written by train.")],
     data: Annotated[str, typer.Argument(help="Encounters to score (CSV, Parquet, database URL).")],
     out_file: Annotated[Path, typer.Option("--out", help="Predictions file (CSV or Parquet).")],
-    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
-    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+    table: TableOption = None,
+    query: QueryOption = None,
 ) -> None:
     """Score every encounter: encounter_id, patient_id and p_<target>.
 
@@ -228,17 +224,10 @@ def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="A model directory written by train.")],
     data: Annotated[str, typer.Argument(help="New labelled encounters.")],
     out_file: Annotated[Path, typer.Option("--out", help="metrics JSON to write.")],
-    bootstrap: Annotated[
-        int | None,
-        typer.Option(
-            help="Patient-bootstrap replicates for the 95% CIs (default: 1000, fewer "
-            "above 200,000 encounters, never under 200).",
-            min=0,
-        ),
-    ] = None,
+    bootstrap: BootstrapOption = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
-    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+    table: TableOption = None,
+    query: QueryOption = None,
 ) -> None:
     """External validation: the trained model's metrics on new labelled data.
 

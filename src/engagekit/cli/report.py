@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 
 from ..errors import DataReadError, OutputError
-from ._app import ConfigOption, _config, _load, _read_valid, _with_progress, app, err, out
+from ._app import (
+    ConfigOption,
+    QueryOption,
+    TableOption,
+    _config,
+    _load,
+    _read_valid,
+    _with_progress,
+    app,
+    err,
+    out,
+)
 
 _HETEROGENEITY_KEYS = ("target", "attributes", "method")
 
@@ -43,8 +54,8 @@ def report(
         typer.Option(help="Patient-bootstrap replicates of the rank agreement's CIs.", min=1),
     ] = 500,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
-    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+    table: TableOption = None,
+    query: QueryOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Write one self-contained HTML report and a model card per model.

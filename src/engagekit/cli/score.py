@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._app import _load, _read_valid, _with_progress, app, out
+from ._app import QueryOption, TableOption, _load, _read_valid, _with_progress, app, out
 
 
 @app.command()
@@ -36,8 +36,8 @@ def score(
         bool,
         typer.Option(help="Overwrite scores of another run found in the database table."),
     ] = False,
-    table: Annotated[str | None, typer.Option(help="Database table to read.")] = None,
-    query: Annotated[str | None, typer.Option(help="SQL query to read.")] = None,
+    table: TableOption = None,
+    query: QueryOption = None,
 ) -> None:
     """Score, explain and flag every encounter, into a file and a database.
 
