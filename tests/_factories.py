@@ -42,6 +42,7 @@ COLUMNS = (
     *ATTRIBUTES,
     "age_band",
     "gender",
+    "next_session_due",
     *OUTCOMES,
 )
 _ROLES = ("gp", "cbt_therapist", "psychologist", "health_visitor")
@@ -57,7 +58,8 @@ def valid_encounter_rows(n_patients: int = 3, sessions: int = 3, seed: int = 0) 
     and its session ``s`` is on row ``k * sessions + s`` (data rows count from 1) with
     encounter id ``"E{k+1:03d}-{s}"`` and date 2025-01-06 + ``k`` days + 7 days per
     session. Every value is a string; nothing is missing. The last session of a patient
-    has ``attended_next`` "0", earlier ones "1".
+    has ``attended_next`` "0" (a missed session), earlier ones "1"; ``next_session_due`` is
+    "1" throughout.
     """
     rng = random.Random(seed)
     start = dt.date(2025, 1, 6)
@@ -79,6 +81,7 @@ def valid_encounter_rows(n_patients: int = 3, sessions: int = 3, seed: int = 0) 
                 **{a: rng.choice(_RATINGS) for a in ATTRIBUTES},
                 "age_band": age_band,
                 "gender": gender,
+                "next_session_due": "1",
                 "attended_next": "1" if s < sessions else "0",
                 "adherent": rng.choice(("0", "1")),
             }

@@ -133,9 +133,11 @@ def test_data_summary_counts_patients_and_encounters(built, service):
 def test_forecast_total_is_the_expected_count_of_pending_patients(built, loaded, target):
     encounters, models, _ = loaded
     model = next(m.model for m in models if m.target == target)
-    # each patient's latest session, when its outcome is still empty
+    # each patient's latest session, when its outcome is still empty and a further
+    # session was due (not the planned end of the course)
     latest = encounters.sort_values("session_number").groupby("patient_id").tail(1)
-    pending = latest[latest[target].isna()]
+    pending = latest[latest[target].isna() & (latest["next_session_due"] == 1)]
+    assert len(pending) > 0
     # scored with each patient's history, as in use: the whole table, then those rows
     p = pd.Series(model.predict_proba(encounters), index=encounters.index)
     expected = float(np.sum(1 - p[pending.index]))

@@ -208,6 +208,7 @@ def test_columns_types_and_order(sample, default_config):
         *default_config.attribute_names,
         "age_band",
         "gender",
+        "next_session_due",
         "attended_next",
         "adherent",
     ]
@@ -227,8 +228,9 @@ def test_columns_types_and_order(sample, default_config):
     assert enc["encounter_date"].dtype == "datetime64[ns]"
     for name in default_config.attribute_names:
         assert enc[name].dtype == np.float64
-    for outcome in OUTCOME_NAMES:
-        assert enc[outcome].dtype == "Int8"
+    for column in (*OUTCOME_NAMES, "next_session_due"):
+        assert enc[column].dtype == "Int8", column
+    assert enc["next_session_due"].notna().all()
     assert list(sample.truth.columns) == [
         "encounter_id",
         "p_attended_next",
@@ -449,6 +451,26 @@ def test_episodes_end_all_three_ways(sample, default_config):
     assert dropout.sum() > 200
     assert planned_end.sum() > 200
     assert censored.sum() > 20
+
+
+def test_next_session_due_is_0_exactly_at_a_planned_end(sample, default_config):
+    """0 only on a patient's last row, where the outcome is empty and the plan allows an
+    end; 1 on every row with an outcome (a session was due) and on censored last rows."""
+    enc = sample.encounters
+    due = enc["next_session_due"].astype(int)
+    is_last = enc.index.isin(_last_rows(enc).index)
+    assert (due[~is_last] == 1).all()
+    assert (due[enc["attended_next"].notna()] == 1).all()
+    ended = enc[due == 0]
+    assert ended["attended_next"].isna().all() and len(ended) > 200
+    settings = {t.name: t.simulated for t in default_config.treatments}
+    low = ended["treatment"].map({k: v.planned_sessions[0] for k, v in settings.items()})
+    high = ended["treatment"].map({k: v.planned_sessions[1] for k, v in settings.items()})
+    assert ((ended["session_number"] >= low) & (ended["session_number"] <= high)).all()
+    # below the smallest plan an empty last outcome can only be the cut-off: still due
+    censored = enc[is_last & enc["attended_next"].isna().to_numpy()]
+    low_c = censored["treatment"].map({k: v.planned_sessions[0] for k, v in settings.items()})
+    assert (censored.loc[censored["session_number"] < low_c, "next_session_due"] == 1).all()
 
 
 # ---------------------------------------------------------------------- missingness

@@ -311,14 +311,19 @@ def forecast_dropout(
 def pending_encounters(encounters: pd.DataFrame, target: str) -> np.ndarray:
     """Each patient's latest encounter whose ``target`` is still empty: a session ahead.
 
-    This is the row a planning forecast counts once per patient. A patient whose course
-    has ended also has an empty last outcome; leave such patients out of ``encounters``
-    if the service knows them.
+    This is the row a planning forecast counts once per patient. An empty outcome means
+    either that no further encounter was due (the course ended as planned) or that it
+    is not known yet (the data's cut-off). Where the table has ``next_session_due``, a
+    latest encounter with ``next_session_due == 0`` (the course ended) is not pending;
+    an empty ``next_session_due`` counts as due. Without that column, every latest
+    encounter with an empty outcome counts, including those of patients whose course
+    has ended.
 
     Parameters
     ----------
     encounters : pandas.DataFrame
-        Typed encounters with ``patient_id``, ``session_number`` and ``target``.
+        Typed encounters with ``patient_id``, ``session_number`` and ``target``, and
+        optionally ``next_session_due``.
     target : str
         The outcome column (``attended_next`` or ``adherent``).
 
@@ -330,11 +335,14 @@ def pending_encounters(encounters: pd.DataFrame, target: str) -> np.ndarray:
     Examples
     --------
     >>> import pandas as pd
-    >>> table = pd.DataFrame({"patient_id": ["a", "a", "b", "b"],
-    ...                       "session_number": [2, 1, 1, 2],
-    ...                       "attended_next": [None, 1, 1, 0]})
+    >>> table = pd.DataFrame({"patient_id": ["a", "a", "b", "b", "c"],
+    ...                       "session_number": [2, 1, 1, 2, 1],
+    ...                       "attended_next": [None, 1, 1, 0, None]})
     >>> pending_encounters(table, "attended_next").tolist()
-    [True, False, False, False]
+    [True, False, False, False, True]
+    >>> table["next_session_due"] = [1, 1, 1, 1, 0]  # c's course ended at session 1
+    >>> pending_encounters(table, "attended_next").tolist()
+    [True, False, False, False, False]
     """
     pending = encounters[target].isna().to_numpy()
     order = encounters.assign(_row=np.arange(len(encounters))).sort_values(
@@ -343,6 +351,9 @@ def pending_encounters(encounters: pd.DataFrame, target: str) -> np.ndarray:
     latest = order.groupby("patient_id", sort=False)["_row"].last().to_numpy()
     rows = np.zeros(len(encounters), dtype=bool)
     rows[latest] = True
+    if "next_session_due" in encounters.columns:
+        due = encounters["next_session_due"].to_numpy(dtype="float64", na_value=np.nan)
+        pending = pending & (due != 0)
     return rows & pending
 
 

@@ -47,8 +47,9 @@ def forecast(
 
     By default each patient's latest encounter whose outcome is still empty counts once:
     for a re-attendance model, the expected number of patients who will not come to
-    their next session. Leave out of DATA the patients whose course has ended (their
-    last outcome is empty too, but no session is due). The interval is the
+    their next session. A patient whose latest encounter has next_session_due = 0 (the
+    course ended) is left out; without that column, leave such patients out of DATA
+    (their last outcome is empty too, but no session is due). The interval is the
     Poisson-binomial distribution of the count (independent outcomes with the model's
     probabilities).
     """

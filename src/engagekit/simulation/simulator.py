@@ -65,7 +65,8 @@ Bayes limit for the recorded data: a model with the right features can reach it.
 more), never less than one day. At each encounter ``A ~ Bernoulli(p_attended_next)`` and
 ``H ~ Bernoulli(p_adherent)`` are drawn independently. Then:
 
-* at the planned last session both outcomes are empty and the episode ends;
+* at the planned last session both outcomes are empty, ``next_session_due`` is 0 and the
+  episode ends (``next_session_due`` is 1 at every other session);
 * else, if the next session would fall after the cut-off (``start_date +
   cutoff_days``), both outcomes are empty (not yet known) and the episode is censored;
 * else ``attended_next = A`` and ``adherent = H``, with ``adherent`` empty with
@@ -196,7 +197,8 @@ def simulate_encounters(
         ``encounters``: ``patient_id``, ``encounter_id``, ``session_number``,
         ``encounter_date``, ``treatment``, ``practitioner_id``, ``practitioner_role``,
         the configured attributes (float ratings, NaN when empty), ``age_band``,
-        ``gender``, ``attended_next`` and ``adherent`` (``Int8``, ``<NA>`` when empty),
+        ``gender``, ``next_session_due`` (``Int8``: 0 at the planned last session, else 1),
+        ``attended_next`` and ``adherent`` (``Int8``, ``<NA>`` when empty),
         sorted by patient and session. ``truth``: ``encounter_id``,
         ``p_attended_next``, ``p_adherent``, row for row.
 
@@ -423,6 +425,7 @@ class _Step(NamedTuple):
     patient: np.ndarray
     day: np.ndarray
     ratings: np.ndarray  # (n, K)
+    next_session_due: np.ndarray  # bool: not the planned last session
     attended_next: np.ndarray  # int8, -1 = empty
     adherent: np.ndarray  # int8, -1 = empty
     p_attended_next: np.ndarray
@@ -516,6 +519,7 @@ def _run_sessions(
                     patient=i,
                     day=day[i],
                     ratings=ratings,
+                    next_session_due=~last,
                     attended_next=np.where(due, attended, -1).astype(np.int8),
                     adherent=np.where(recorded, adherent, -1).astype(np.int8),
                     p_attended_next=p_attend,
@@ -574,6 +578,10 @@ def _assemble(patients: _Patients, steps: list[_Step], model: _Model) -> Simulat
         encounters[name] = np.ascontiguousarray(ratings[:, k])
     encounters["age_band"] = _strings(model.age_bands, patients.age_band[patient])
     encounters["gender"] = _strings(model.genders, patients.gender[patient])
+    due = np.concatenate([s.next_session_due for s in steps])[order]
+    encounters["next_session_due"] = pd.arrays.IntegerArray(
+        due.astype(np.int8), np.zeros(n_rows, dtype=bool)
+    )
     for outcome in OUTCOME_NAMES:
         code = np.concatenate([getattr(s, outcome) for s in steps])[order]
         encounters[outcome] = pd.arrays.IntegerArray(np.maximum(code, 0), code < 0)
