@@ -80,6 +80,8 @@ def test_the_result_has_the_documented_fields(null_result):
     for key in ("treatment", "odds_ratio", "ci_low", "ci_high", "ame"):
         assert key in first["by_treatment"][0]
     assert [r["treatment"] for r in first["by_treatment"]] == CONFIG.treatment_names
+    labels = [t.label for t in CONFIG.treatments]
+    assert [r["treatment_label"] for r in first["by_treatment"]] == labels
     json.dumps(result, allow_nan=False)  # JSON-ready
     # every row is accounted for: analysed or counted under one reason
     excluded = sum(v for k, v in result.items() if k.startswith("n_excluded"))

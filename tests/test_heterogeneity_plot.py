@@ -208,6 +208,15 @@ def test_missing_interval_draws_the_point_alone(make_result, missing):
     assert "CI not estimable" not in labels[0] + labels[2]
 
 
+def test_treatments_are_shown_by_their_label_where_the_result_has_one(make_result):
+    result = make_result(1)
+    rows = result["attributes"][0]["by_treatment"]
+    rows[0]["treatment_label"] = "Face-to-face CBT"
+    labels = [tick.get_text() for tick in forest_plot(result).axes[0].get_yticklabels()]
+    assert labels[0].startswith("Face-to-face CBT")
+    assert labels[1].startswith(rows[1]["treatment"])
+
+
 def test_odds_ratio_is_taken_from_log_odds_when_absent(make_result):
     result = make_result(1)
     row = result["attributes"][0]["by_treatment"][0]

@@ -292,7 +292,7 @@ def heterogeneity_analysis(
         exclusion counts, ``method`` (how it was done, versions and data hash) and
         ``attributes``: per attribute ``p_value``, ``p_adjusted``, ``verdict``,
         ``sentence``, ``equivalence``, ``contrasts`` and ``by_treatment`` (``treatment``,
-        ``log_odds``, ``odds_ratio``, ``ci_low``, ``ci_high``, ``ame`` …).
+        ``treatment_label``, ``log_odds``, ``odds_ratio``, ``ci_low``, ``ci_high``, ``ame`` …).
 
     Raises
     ------
@@ -339,6 +339,7 @@ def heterogeneity_analysis(
     fit = fit_gee(y, design, groups, working_correlation=working_correlation, cov_type=cov_type)
     _check_separation(fit, treatments)
     treatment_of_row = rows["treatment"].astype(str).to_numpy()
+    labels = {t.name: t.label for t in config.treatments}
 
     results = []
     raw_p = []
@@ -358,6 +359,7 @@ def heterogeneity_analysis(
         by_treatment = [
             {
                 "treatment": t,
+                "treatment_label": labels[t],
                 "log_odds": float(b),
                 "se": float(s),
                 "odds_ratio": math.exp(b),

@@ -72,7 +72,8 @@ def forest_plot(
         A heterogeneity result as JSON-ready dict: ``target``, ``method`` (with
         ``margin`` and optionally ``adjustment``) and ``attributes``, each with
         ``attribute``, ``label``, ``verdict``, ``p_adjusted``, optionally
-        ``common_log_odds``, and ``by_treatment`` rows of ``treatment``,
+        ``common_log_odds``, and ``by_treatment`` rows of ``treatment`` (shown by its
+        ``treatment_label`` where the row has one),
         ``odds_ratio`` (or ``log_odds``), ``ci_low``, ``ci_high`` and optionally
         ``n_encounters``. A missing, ``None`` or NaN interval is drawn as the point
         alone, labelled "CI not estimable".
@@ -250,7 +251,8 @@ def _interval(row: Mapping[str, Any]) -> tuple[float, float] | None:
 
 
 def _treatment_label(row: Mapping[str, Any]) -> str:
-    label = str(row.get("treatment", "?"))
+    # the config's label ("Face-to-face CBT") where the result has it, else the name
+    label = str(row.get("treatment_label") or row.get("treatment", "?"))
     n_encounters = row.get("n_encounters")
     if _is_finite(n_encounters):
         label += f" (n = {int(n_encounters):,})"
