@@ -110,6 +110,9 @@ def _null_replicate(n_patients: int, seed: int, target: str, config) -> dict:
             working_correlation="independence",
             cov_type="robust",
         )
+        # heterogeneity_analysis refuses a near-separated fit: so does the study, so that
+        # its rates are those of the analyses the tool would report
+        analysis._check_separation(fit, treatments)
     except _REPLICATE_ERRORS as error:
         out["fit_error"] = str(error)
         out["error_type"] = type(error).__name__
