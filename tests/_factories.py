@@ -105,3 +105,20 @@ def with_cell(frame: pd.DataFrame, row: int, column: str, value: object) -> pd.D
     out = frame.copy()
     out.loc[row - 1, column] = np.nan if value is None else value
     return out
+
+
+def model_with_flag_rule(encounters: pd.DataFrame, target: str, kind: str, config, seed: int):
+    """``(model, rule)``: a model of ``target`` fitted on ``encounters`` and its at-risk
+    flag rule (the top 10% of risk), chosen on the same encounters' recorded outcomes."""
+    from engagekit.flags import choose_flag_rule
+    from engagekit.models import fit_model
+
+    model = fit_model(encounters, target, kind, config, seed=seed)
+    known = encounters[target].notna().to_numpy()
+    rule = choose_flag_rule(
+        encounters.loc[known, target].astype(int).to_numpy(),
+        model.predict_proba(encounters[known]),
+        "top_percent",
+        10,
+    )
+    return model, rule

@@ -14,11 +14,9 @@ import pyarrow.csv as pacsv
 import pytest
 
 from _cli import ENGAGEKIT, assert_no_traceback, run
-from _factories import with_cell, write_csv
+from _factories import model_with_flag_rule, with_cell, write_csv
 from engagekit import load_config, simulate_encounters
-from engagekit.flags import choose_flag_rule
 from engagekit.io.model_store import save_model
-from engagekit.models import fit_model
 
 CONFIG = load_config()
 # small chunks, so that a run has many commits to be killed between
@@ -31,14 +29,7 @@ def service(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("score")
     encounters = simulate_encounters(700, seed=31, config=CONFIG).encounters
     write_csv(encounters, tmp / "encounters.csv")
-    model = fit_model(encounters, "attended_next", "gbm", CONFIG, seed=3)
-    known = encounters["attended_next"].notna().to_numpy()
-    rule = choose_flag_rule(
-        encounters.loc[known, "attended_next"].astype(int).to_numpy(),
-        model.predict_proba(encounters[known]),
-        "top_percent",
-        10,
-    )
+    model, rule = model_with_flag_rule(encounters, "attended_next", "gbm", CONFIG, seed=3)
     save_model(
         model,
         tmp / "model",

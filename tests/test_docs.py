@@ -6,6 +6,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "engagekit._arrays",
     "engagekit.config",
     "engagekit.summary",
     "engagekit.validation.validate",

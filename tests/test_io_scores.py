@@ -10,12 +10,11 @@ import pyarrow.csv as pacsv
 import pytest
 import sqlalchemy as sa
 
+from _factories import model_with_flag_rule
 from engagekit import load_config, simulate_encounters
 from engagekit.errors import DataReadError, OutputError
-from engagekit.flags import choose_flag_rule
 from engagekit.io import scores as scores_module
 from engagekit.io.scores import _ScoreStore, default_database_url, write_scores
-from engagekit.models import fit_model
 from engagekit.scoring import patient_chunks, score_encounters
 
 CONFIG = load_config()
@@ -26,14 +25,7 @@ CHUNK_ROWS = 300
 def service():
     """``(model, manifest, encounters)``: a logistic model with its flag rule."""
     encounters = simulate_encounters(300, seed=21, config=CONFIG).encounters
-    model = fit_model(encounters, "adherent", "logistic", CONFIG, seed=2)
-    known = encounters["adherent"].notna().to_numpy()
-    rule = choose_flag_rule(
-        encounters.loc[known, "adherent"].astype(int).to_numpy(),
-        model.predict_proba(encounters[known]),
-        "top_percent",
-        10,
-    )
+    model, rule = model_with_flag_rule(encounters, "adherent", "logistic", CONFIG, seed=2)
     manifest = {"model_sha256": "a" * 64, "flag_rule": rule.to_dict()}
     return model, manifest, encounters
 

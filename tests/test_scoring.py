@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _factories import model_with_flag_rule
 from engagekit import load_config, simulate_encounters
 from engagekit import scoring as scoring_module
-from engagekit.flags import NO_ATTRIBUTE_REASON, choose_flag_rule
-from engagekit.models import fit_model
+from engagekit.flags import NO_ATTRIBUTE_REASON
 from engagekit.scoring import (
     GROUPED_PREFIX,
     SHAP_PREFIX,
@@ -33,14 +33,7 @@ def encounters() -> pd.DataFrame:
 @pytest.fixture(scope="module", params=["logistic", "gbm"])
 def scored(request, encounters):
     """``(model, rule, scores of every encounter)`` for each model kind."""
-    model = fit_model(encounters, "attended_next", request.param, CONFIG, seed=1)
-    known = encounters["attended_next"].notna().to_numpy()
-    rule = choose_flag_rule(
-        encounters.loc[known, "attended_next"].astype(int).to_numpy(),
-        model.predict_proba(encounters[known]),
-        "top_percent",
-        10,
-    )
+    model, rule = model_with_flag_rule(encounters, "attended_next", request.param, CONFIG, seed=1)
     return model, rule, score_encounters(model, encounters, CONFIG, rule)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ._arrays import as_float64
 from .config import Config
 
 __all__ = [
@@ -212,10 +213,7 @@ def _as_1d(values: Any, name: str, n: int | None = None) -> np.ndarray:
 def _as_float(values: Any, name: str, n: int | None = None) -> np.ndarray:
     """A one-dimensional float array (missing values as NaN), or a clear error."""
     try:
-        if isinstance(values, pd.Series | pd.Index | pd.api.extensions.ExtensionArray):
-            array = pd.Series(values).to_numpy(dtype="float64", na_value=np.nan)
-        else:
-            array = np.asarray(values, dtype="float64")
+        array = as_float64(values)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{name} must be numbers, one per encounter: {e}") from e
     return _as_1d(array, name, n)

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._arrays import as_float64
+
 __all__ = [
     "EXACT_MAX_ENCOUNTERS",
     "forecast_dropout",
@@ -50,10 +52,7 @@ _METHODS = ("auto", "exact", "normal")
 
 def _checked_probabilities(p: Any, name: str = "p") -> np.ndarray:
     try:
-        if isinstance(p, pd.Series | pd.Index | pd.api.extensions.ExtensionArray):
-            array = pd.Series(p).to_numpy(dtype="float64", na_value=np.nan)
-        else:
-            array = np.asarray(p, dtype="float64")
+        array = as_float64(p)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{name} must be probabilities, one per encounter: {e}") from e
     if array.ndim != 1:
@@ -358,10 +357,7 @@ def pending_encounters(encounters: pd.DataFrame, target: str) -> np.ndarray:
 
 
 def _checked_observed(observed_bad: Any, n: int) -> np.ndarray:
-    if isinstance(observed_bad, pd.Series | pd.api.extensions.ExtensionArray):
-        values = pd.Series(observed_bad).to_numpy(dtype="float64", na_value=np.nan)
-    else:
-        values = np.asarray(observed_bad, dtype="float64")
+    values = as_float64(observed_bad)
     if values.shape != (n,):
         raise ValueError(
             f"observed_bad has shape {values.shape}; give one outcome per encounter ({n})"

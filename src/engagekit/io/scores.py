@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from ..errors import DataReadError, OutputError
 from ..scoring import patient_chunks, score_columns, score_encounters
@@ -227,9 +228,6 @@ class _ScoreStore:
     """The scores table and its bookkeeping table in one database."""
 
     def __init__(self, url: str, table: str, columns: list[str], run_key: str) -> None:
-        import sqlalchemy as sa
-
-        self.sa = sa
         self.table_name = table
         self.columns = columns
         self.run_key = run_key
@@ -282,7 +280,6 @@ class _ScoreStore:
 
     def prepare(self, *, replace: bool) -> set[int]:
         """Create the tables if needed; the chunks this run already committed."""
-        sa = self.sa
         try:
             with self.engine.begin() as conn:
                 inspector = sa.inspect(conn)
@@ -311,7 +308,6 @@ class _ScoreStore:
 
     def _foreign_content(self, conn, inspector, has_scores: bool, has_chunks: bool) -> str:
         """Why the existing tables cannot be resumed into ("" if they can)."""
-        sa = self.sa
         if has_scores and not has_chunks:
             return "exists but was not written by engagekit score"
         if has_scores:
@@ -328,7 +324,6 @@ class _ScoreStore:
 
     def write_chunk(self, index: int, frame: pd.DataFrame) -> None:
         """Insert a chunk's rows and mark it done, in one transaction."""
-        sa = self.sa
         try:
             with self.engine.begin() as conn:
                 self._insert(conn, frame.assign(**{CHUNK_COLUMN: index}))
@@ -361,7 +356,6 @@ class _ScoreStore:
 
     def read_chunk(self, index: int, encounter_ids: np.ndarray) -> pd.DataFrame:
         """A committed chunk's rows, in the order of ``encounter_ids``."""
-        sa = self.sa
         query = sa.select(*(self.scores.c[c] for c in self.columns)).where(
             self.scores.c[CHUNK_COLUMN] == index
         )
@@ -372,18 +366,16 @@ class _ScoreStore:
         except sa.exc.SQLAlchemyError as e:
             raise self._fail(f"read chunk {index} of the scores", e) from e
         frame = frame.set_index("encounter_id", drop=False)
-        if len(frame) != len(encounter_ids) or not frame.index.is_unique:
+        if (
+            len(frame) != len(encounter_ids)
+            or not frame.index.is_unique
+            or not frame.index.isin(encounter_ids).all()
+        ):
             raise OutputError(
                 f"chunk {index} of the scores in {self.display_url!r} does not hold the "
                 "encounters it should; pass --replace to score again from scratch"
             )
-        try:
-            frame = frame.loc[encounter_ids]
-        except KeyError as e:
-            raise OutputError(
-                f"chunk {index} of the scores in {self.display_url!r} does not hold the "
-                "encounters it should; pass --replace to score again from scratch"
-            ) from e
+        frame = frame.loc[encounter_ids]
         floats = [c for c in self.columns if c not in _TEXT_COLUMNS]
         frame[floats] = frame[floats].astype("float64")
         return frame.reset_index(drop=True)
