@@ -241,18 +241,41 @@ def test_simulate_with_a_bad_heterogeneity_exits_2(tmp_path, spec, message):
 
 
 @pytest.mark.parametrize(
-    ("dropped", "note"),
+    ("dropped", "summary", "note"),
     [
-        ([], None),
-        (["empathy"], "some configured rating columns are not in the table (absent: empathy)"),
-        (list(ATTRIBUTES), "none of the configured rating columns is in the table"),
+        ([], None, None),
+        (
+            ["empathy"],
+            "but training, the cross-treatment analysis and scoring cannot run (rating "
+            "column(s) 'empathy' absent",
+            None,
+        ),
+        (
+            list(ATTRIBUTES),
+            "cannot run (rating column(s) 'approachability', 'empathy'",
+            "none of the configured rating columns is in the table",
+        ),
+        (["adherent"], "but no model or analysis of 'adherent' (the column is absent)", None),
     ],
 )
-def test_validate_notes_absent_rating_columns(tmp_path, dropped, note):
+def test_validate_says_in_its_summary_line_what_cannot_run(tmp_path, dropped, summary, note):
     path = write_csv(valid_encounter_rows(3, 2).drop(columns=dropped), tmp_path / "r.csv")
     result = run("validate", path, cwd=tmp_path)
     assert result.returncode == 0
+    line = next(line for line in result.stdout.splitlines() if line.startswith("Valid:"))
+    if summary is None:
+        assert "cannot run" not in line and "but" not in line
+    else:
+        assert summary in line
     if note is None:
-        assert "Note:" not in result.stdout
+        assert "none of the configured" not in result.stdout
     else:
         assert note in result.stdout
+
+
+def test_validate_json_lists_what_cannot_run(tmp_path):
+    path = write_csv(valid_encounter_rows(3, 2).drop(columns=["empathy"]), tmp_path / "r.csv")
+    result = run("validate", path, "--json", cwd=tmp_path)
+    assert result.returncode == 0
+    payload = json.loads(result.stdout)
+    assert len(payload["cannot_run"]) == 1 and "'empathy'" in payload["cannot_run"][0]

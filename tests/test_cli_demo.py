@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from _cli import assert_no_traceback, run
+from _cli import assert_no_traceback, run, run_process
 
 TARGETS = ("attended_next", "adherent")
 PATIENTS = 1000
@@ -24,7 +24,7 @@ METRIC_CELL = re.compile(
 def demo(tmp_path_factory) -> tuple[Path, object]:
     """``(the demo's folder, the finished command)``."""
     tmp = tmp_path_factory.mktemp("demo")
-    result = run("demo", "--out", "out", "--patients", PATIENTS, cwd=tmp, timeout=600)
+    result = run_process("demo", "--out", "out", "--patients", PATIENTS, cwd=tmp, timeout=600)
     return tmp / "out", result
 
 

@@ -204,10 +204,20 @@ def test_train_with_a_temporal_split_validates_on_later_encounters(service, tmp_
 
 
 @pytest.mark.parametrize(
-    ("split", "message"),
-    [("1999-01-01", "choose a day between them"), ("not-a-date", "is not a date")],
+    ("split", "code", "message"),
+    [
+        ("1999-01-01", 1, "choose a day between them"),
+        ("not-a-date", 2, "is not a day written YYYY-MM-DD"),
+        # a day-first or month-first form is refused, never guessed
+        ("05/06/2025", 2, "is not a day written YYYY-MM-DD"),
+        ("25/11/2025", 2, "is not a day written YYYY-MM-DD"),
+        ("2025-6-5", 2, "is not a day written YYYY-MM-DD"),
+        ("2025-02-30", 2, "is not a real day"),
+    ],
 )
-def test_a_temporal_split_outside_the_data_is_refused(service, tmp_path, split, message):
+def test_a_temporal_split_not_an_iso_day_in_the_data_is_refused(
+    service, tmp_path, split, code, message
+):
     result = run(
         "train",
         service / "train.csv",
@@ -219,9 +229,10 @@ def test_a_temporal_split_outside_the_data_is_refused(service, tmp_path, split, 
         "m",
         cwd=tmp_path,
     )
-    assert result.returncode == 1
+    assert result.returncode == code
     assert_no_traceback(result)
-    assert message in result.stderr
+    assert message in " ".join(result.stderr.replace("│", " ").split())
+    assert not (tmp_path / "m").exists()
 
 
 @pytest.mark.parametrize(

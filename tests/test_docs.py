@@ -7,7 +7,10 @@ import pytest
 
 MODULES = [
     "engagekit._arrays",
+    "engagekit._dates",
     "engagekit.config",
+    "engagekit.io.read",
+    "engagekit.validation.coverage",
     "engagekit.summary",
     "engagekit.validation.validate",
     "engagekit.simulation.simulator",

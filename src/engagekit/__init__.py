@@ -13,7 +13,6 @@ The data flows one way: load (:mod:`engagekit.io`) → validate
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .config import Config, load_config
 from .errors import (
     AnalysisError,
     ConfigError,
@@ -22,27 +21,30 @@ from .errors import (
     EngagekitError,
     OutputError,
 )
-from .features import EncounterFeatures
-from .io import read_encounters, write_table
-from .simulation import (
-    Heterogeneity,
-    SimulatedData,
-    parse_heterogeneity,
-    simulate_encounters,
-)
-from .summary import EncounterSummary, summarize_encounters
-from .validation import (
-    ValidationReport,
-    check_encounters,
-    coerce_encounters,
-    encounter_contract,
-    split_by_validity,
-    validate_encounters,
-)
 
-# Heavier parts (scikit-learn, statsmodels, matplotlib) load on first use, so that
-# ``import engagekit`` and the command line start quickly.
+# Everything else loads on first use (``engagekit.load_config`` imports the config
+# module then), so that ``import engagekit`` and ``engagekit --help`` start in a
+# fraction of a second instead of loading pandas, scikit-learn and statsmodels.
 _LAZY = {
+    "Config": "config",
+    "load_config": "config",
+    "EncounterFeatures": "features",
+    "read_encounters": "io",
+    "write_table": "io",
+    "Heterogeneity": "simulation",
+    "SimulatedData": "simulation",
+    "parse_heterogeneity": "simulation",
+    "simulate_encounters": "simulation",
+    "EncounterSummary": "summary",
+    "summarize_encounters": "summary",
+    "TableCoverage": "validation",
+    "ValidationReport": "validation",
+    "check_encounters": "validation",
+    "coerce_encounters": "validation",
+    "encounter_contract": "validation",
+    "split_by_validity": "validation",
+    "table_coverage": "validation",
+    "validate_encounters": "validation",
     "EngagementModel": "models",
     "TrainingResult": "models",
     "fit_model": "models",
@@ -72,8 +74,14 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
     raise AttributeError(f"module 'engagekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 try:
@@ -83,28 +91,11 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 __all__ = [
     "AnalysisError",
-    "Config",
     "ConfigError",
     "ContractError",
     "DataReadError",
-    "EncounterFeatures",
-    "EncounterSummary",
     "EngagekitError",
-    "Heterogeneity",
     "OutputError",
-    "SimulatedData",
-    "ValidationReport",
     "__version__",
-    "check_encounters",
-    "coerce_encounters",
-    "encounter_contract",
-    "load_config",
-    "parse_heterogeneity",
-    "read_encounters",
-    "simulate_encounters",
-    "split_by_validity",
-    "summarize_encounters",
-    "validate_encounters",
-    "write_table",
     *_LAZY,
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "Outcome",
     "RatingScale",
     "Treatment",
+    "check_compatible",
     "config_from_dict",
     "load_config",
 ]
@@ -65,12 +66,18 @@ class RatingScale(_Strict):
 
 
 class Attribute(_Strict):
-    """One rated practitioner quality."""
+    """One rated practitioner quality.
+
+    ``higher_is_better`` is true for ratings of a quality (5 of 5 is the best) and false
+    for scores where a higher value is worse (a depression score on 0-63): reasons,
+    suggestions and report wording follow the direction.
+    """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
     label: str
     description: str
     suggestion: str
+    higher_is_better: bool = True
     simulated: PerOutcome = Field(default_factory=lambda: {"attended_next": 0.15, "adherent": 0.15})
 
     @model_validator(mode="after")
@@ -267,6 +274,52 @@ class Config(_Strict):
             if item.name == name:
                 return item
         raise KeyError(name)
+
+
+def check_compatible(given: Config, trained: Config, given_name: str, trained_name: str) -> None:
+    """Refuse a config that would read a model's data differently from its own.
+
+    A trained model's features are fixed: the rated attributes, their scale, the
+    treatments and the covariates. Another config may change only the words (labels,
+    descriptions, suggestions) and settings that do not enter the model.
+
+    Raises
+    ------
+    ConfigError
+        ``given`` differs from ``trained`` in any of those; the message says where.
+
+    Examples
+    --------
+    >>> cfg = load_config()
+    >>> check_compatible(cfg, cfg, "a", "b")
+    >>> other = config_from_dict({"covariates": []})
+    >>> check_compatible(other, cfg, "the config 'x.yaml'", "the model 'm'")
+    Traceback (most recent call last):
+    ...
+    engagekit.errors.ConfigError: the config 'x.yaml' does not match the model 'm': covariates ...
+    """
+    checks = (
+        ("attributes", given.attribute_names, trained.attribute_names),
+        (
+            "the rating scale",
+            (given.attributes.scale.min, given.attributes.scale.max),
+            (trained.attributes.scale.min, trained.attributes.scale.max),
+        ),
+        (
+            "the rating directions (higher_is_better)",
+            [a.higher_is_better for a in given.attributes.items],
+            [a.higher_is_better for a in trained.attributes.items],
+        ),
+        ("treatments", given.treatment_names, trained.treatment_names),
+        ("covariates", list(given.covariates), list(trained.covariates)),
+    )
+    for what, theirs, ours in checks:
+        if theirs != ours:
+            raise ConfigError(
+                f"{given_name} does not match {trained_name}: {what} are {theirs} there but "
+                f"{ours} here; a model keeps the attributes, scale, treatments and "
+                "covariates it was trained with"
+            )
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

@@ -14,6 +14,7 @@ __all__ = [
     "DataReadError",
     "EngagekitError",
     "OutputError",
+    "UnfitModelError",
 ]
 
 
@@ -57,6 +58,13 @@ class ContractError(EngagekitError, ValueError):
 
 class OutputError(EngagekitError, OSError):
     """A result cannot be written where the user asked."""
+
+    exit_code = 2
+
+
+class UnfitModelError(EngagekitError, ValueError):
+    """A model that ``train`` marked unfit for use (its validation showed it no better
+    than chance) was asked to score, predict or forecast without being allowed to."""
 
     exit_code = 2
 

@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ..io import write_json
 from ._app import (
     ConfigOption,
+    EncodingOption,
     QueryOption,
+    SepOption,
+    Source,
     TableOption,
     TargetOption,
     _check_target,
@@ -62,6 +63,8 @@ def heterogeneity(
     ] = None,
     table: TableOption = None,
     query: QueryOption = None,
+    encoding: EncodingOption = "utf-8",
+    sep: SepOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Does each quality's effect differ by treatment? GEE test, equivalence, verdicts.
@@ -72,7 +75,10 @@ def heterogeneity(
     point with 95% CIs, average marginal effects, and a verdict: differs, equivalent or
     inconclusive.
     """
+    from rich.table import Table
+
     from ..heterogeneity import heterogeneity_analysis
+    from ..io import write_json
 
     _check_target(target)
     choices = {
@@ -90,7 +96,7 @@ def heterogeneity(
             "the plot file must end in .png, .svg or .pdf", param_hint="--plot"
         )
     cfg = _config(config)
-    encounters = _read_valid(data, cfg, table, query)
+    encounters, cfg = _read_valid(Source(data, table, query, encoding, sep), cfg)
     with err.status("fitting the GEE …"):
         result = heterogeneity_analysis(
             encounters,
@@ -175,6 +181,7 @@ def power(
     Without it: the number of patients needed for --power (default 80%).
     """
     from ..heterogeneity.power import estimate_power, patients_for_power, power_config
+    from ..io import write_json
 
     _check_target(target)
     cfg = _config(config)

@@ -10,8 +10,14 @@ import typer
 
 from ._app import (
     ConfigOption,
+    EncodingOption,
+    QueryOption,
+    SepOption,
+    Source,
+    TableOption,
     _config,
     _print_report,
+    _read,
     _simulate_with_progress,
     app,
     err,
@@ -44,11 +50,10 @@ def validate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the full report as JSON on stdout.")
     ] = False,
-    table: Annotated[
-        str | None, typer.Option(help="Database table to read (default: encounters).")
-    ] = None,
-    query: Annotated[str | None, typer.Option(help="SQL query to read instead of a table.")] = None,
-    encoding: Annotated[str, typer.Option(help="Text encoding of a CSV file.")] = "utf-8",
+    table: TableOption = None,
+    query: QueryOption = None,
+    encoding: EncodingOption = "utf-8",
+    sep: SepOption = None,
     max_problems: Annotated[
         int, typer.Option(help="Problems listed on screen; --json lists all.", min=0)
     ] = 50,
@@ -56,18 +61,19 @@ def validate(
     """Check an encounter table against the data contract.
 
     Every problem is reported at once: data row number (the first row below the header
-    is row 1), encounter_id, column, value and the rule it breaks. Exit 0 when the table
-    is valid, 1 when it breaks the contract, 2 when it cannot be read at all (missing,
+    is row 1), encounter_id, column, value and the rule it breaks. The summary line also
+    says what a valid table cannot feed (a rating or outcome column absent). Exit 0 when
+    the table is valid, 1 when it breaks the contract, 2 when it cannot be read at all (missing,
     empty, binary, not a table, a required column absent). With --quarantine the
     offending rows are written out and the command says how many rows are good and how
     many were quarantined; good + quarantined = all rows, always.
     """
-    from ..io import read_encounters, write_table
-    from ..validation import split_by_validity, validate_encounters
+    from ..io import write_table
+    from ..validation import split_by_validity, table_coverage, validate_encounters
 
     cfg = _config(config)
     with err.status("Reading and checking the encounter table…"):
-        frame = read_encounters(data, table=table, query=query, encoding=encoding)
+        frame = _read(Source(data, table, query, encoding, sep))
         report = validate_encounters(frame, cfg)
     bad_frame = None
     if quarantine is not None or good is not None:
@@ -80,9 +86,12 @@ def validate(
         payload = report.to_dict()
         if quarantine is not None:
             payload["quarantine"] = str(quarantine)
+        coverage = table_coverage(frame.columns, cfg)
+        payload["cannot_run"] = coverage.blocked()
+        payload["notes"] = coverage.notes()
         print(json.dumps(payload, indent=2))
     else:
-        _print_report(report, max_problems, cfg.attribute_names)
+        _print_report(report, max_problems, cfg, columns=frame.columns)
         if quarantine is not None:
             out.print(
                 f"{report.n_good_rows:,} rows good, {report.n_bad_rows:,} quarantined "

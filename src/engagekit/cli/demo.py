@@ -7,11 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ..errors import AnalysisError
-from ..io import write_json
-from ..io.model_store import read_metrics
 from ._app import (
     ConfigOption,
     _config,
@@ -52,7 +48,9 @@ def demo(
     encounter (scores_<outcome>.parquet and the scores.sqlite database); forecast
     missed next sessions per treatment (forecast.csv); and the report (report.html).
     """
-    from ..io import read_encounters, write_table
+    from ..errors import AnalysisError
+    from ..io import read_encounters, write_json, write_table
+    from ..io.model_store import read_metrics
     from ..summary import summarize_encounters
     from ..validation import coerce_encounters, validate_encounters
     from .analysis import heterogeneity
@@ -81,7 +79,7 @@ def demo(
     validation = validate_encounters(raw, cfg)
     write_json(validation.to_dict(), out_dir / "validation.json")
     out.print("Against the encounter contract: ", end="")
-    _print_report(validation, max_problems=10, attributes=cfg.attribute_names)
+    _print_report(validation, max_problems=10, config=cfg, columns=raw.columns)
     if not validation.valid:
         raise typer.Exit(1)
     summary = summarize_encounters(coerce_encounters(raw, cfg), cfg)
@@ -121,10 +119,16 @@ def demo(
             db=f"sqlite:///{out_dir / 'scores.sqlite'}",
             db_table=f"scores_{target}",
             replace=True,
+            allow_unfit_model=True,  # a model unfit for use is shown as such in the report
         )
 
     _step(6, "Forecast who will miss their next session", started)
-    forecast(models["attended_next"], data_path, out_file=out_dir / "forecast.csv")
+    forecast(
+        models["attended_next"],
+        data_path,
+        out_file=out_dir / "forecast.csv",
+        allow_unfit_model=True,
+    )
 
     _step(7, "Report", started)
     report_file = out_dir / "report.html"
@@ -147,6 +151,8 @@ def demo(
 
 
 def _print_summary(summary) -> None:
+    from rich.table import Table
+
     t = Table(header_style="bold")
     for col in (
         "treatment",

@@ -5,18 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
-from rich.table import Table
 
-from ..errors import ContractError
-from ..io import write_json
 from ._app import (
+    AllowUnfitOption,
+    EncodingOption,
+    ModelConfigOption,
     QueryOption,
+    SepOption,
+    Source,
     TableOption,
     _bad_outcome,
     _load,
     _read_valid,
+    _refuse_unfit,
     app,
     out,
 )
@@ -36,12 +38,17 @@ def forecast(
     every_encounter: Annotated[
         bool,
         typer.Option(
+            "--every-encounter",
             help="Forecast every encounter (e.g. to check against recorded outcomes) instead "
-            "of each patient's latest encounter whose outcome is not yet known."
+            "of each patient's latest encounter whose outcome is not yet known.",
         ),
     ] = False,
     table: TableOption = None,
     query: QueryOption = None,
+    encoding: EncodingOption = "utf-8",
+    sep: SepOption = None,
+    config: ModelConfigOption = None,
+    allow_unfit_model: AllowUnfitOption = False,
 ) -> None:
     """Expected number of patients with the bad outcome per group, with an interval.
 
@@ -53,15 +60,22 @@ def forecast(
     Poisson-binomial distribution of the count (independent outcomes with the model's
     probabilities).
     """
+    import numpy as np
+    from rich.table import Table
+
+    from ..errors import ContractError
     from ..forecast import forecast_dropout, pending_encounters
-    from ..io import write_table
+    from ..io import write_json, write_table
 
     if not 0 < level < 1:
         raise typer.BadParameter("the level must be between 0 and 1", param_hint="--level")
     if out_file.suffix.lower() not in (".csv", ".parquet", ".json"):
         raise typer.BadParameter("use a .csv, .parquet or .json file", param_hint="--out")
-    model, _manifest, cfg = _load(model_dir)
-    encounters = _read_valid(data, cfg, table, query)
+    model, manifest, cfg = _load(model_dir, config)
+    _refuse_unfit(manifest, model_dir, allow_unfit_model)
+    encounters, cfg = _read_valid(
+        Source(data, table, query, encoding, sep), cfg, model_features=model.feature_names
+    )
     if by not in encounters.columns:
         raise ContractError(
             f"the table has no column {by!r} to group by; it has {list(encounters.columns)}"

@@ -5,24 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
-from ..errors import ContractError
-from ..io import write_json
 from ._app import (
+    AllowUnfitOption,
     BootstrapOption,
     ConfigOption,
+    EncodingOption,
+    ModelConfigOption,
     QueryOption,
+    SepOption,
+    Source,
     TableOption,
     TargetOption,
     _bad_outcome,
     _check_target,
     _config,
+    _iso_day,
     _load,
     _metric_table,
     _parse_flag_rule,
     _read_valid,
+    _refuse_unfit,
     _with_progress,
     app,
     out,
@@ -60,6 +64,8 @@ def train(
     ] = "top_percent:10",
     table: TableOption = None,
     query: QueryOption = None,
+    encoding: EncodingOption = "utf-8",
+    sep: SepOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Train and validate a model of re-attendance or adherence.
@@ -70,6 +76,7 @@ def train(
     manifest.json and metrics.json (with patient-bootstrap 95% CIs, per treatment and
     per subgroup) and model_card.md to --out.
     """
+    from ..io import write_json
     from ..io.model_store import data_fingerprint, read_manifest, save_model
     from ..io.write import write_text
     from ..models import train_model
@@ -79,8 +86,9 @@ def train(
     if model not in ("auto", "logistic", "gbm"):
         raise typer.BadParameter("choose auto, logistic or gbm", param_hint="--model")
     rule = _parse_flag_rule(flag_rule)
+    temporal_split = _iso_day(temporal_split, "--temporal-split")
     cfg = _config(config)
-    encounters = _read_valid(data, cfg, table, query)
+    encounters, cfg = _read_valid(Source(data, table, query, encoding, sep), cfg)
     result = _with_progress(
         train_model,
         encounters,
@@ -165,6 +173,8 @@ def _training_data(data: str, table: str | None, query: str | None, encounters) 
         source = data
     record: dict = {"source": source, "n_rows": len(encounters)}
     if "encounter_date" in encounters.columns and len(encounters):
+        import pandas as pd
+
         dates = pd.to_datetime(encounters["encounter_date"], errors="coerce").dropna()
         if len(dates):
             record["first_encounter_date"] = dates.min().date().isoformat()
@@ -183,8 +193,10 @@ def _estimator_record(estimator) -> dict:
         and value != "deprecated"
     }
     if hasattr(final, "n_iter_"):
+        import numpy as np
+
         # boosting iterations kept after early stopping (an array for a linear solver)
-        params["n_iter_"] = int(pd.Series(final.n_iter_).max())
+        params["n_iter_"] = int(np.max(final.n_iter_))
     return {"class": type(final).__name__, "params": params}
 
 
@@ -195,6 +207,10 @@ def predict(
     out_file: Annotated[Path, typer.Option("--out", help="Predictions file (CSV or Parquet).")],
     table: TableOption = None,
     query: QueryOption = None,
+    encoding: EncodingOption = "utf-8",
+    sep: SepOption = None,
+    config: ModelConfigOption = None,
+    allow_unfit_model: AllowUnfitOption = False,
 ) -> None:
     """Score every encounter: encounter_id, patient_id and p_<target>.
 
@@ -202,10 +218,15 @@ def predict(
     computed from that session and the patient's earlier sessions in DATA only. The
     model is refused if its file was altered or holds anything engagekit did not write.
     """
+    import pandas as pd
+
     from ..io import write_table
 
-    model, _manifest, cfg = _load(model_dir)
-    encounters = _read_valid(data, cfg, table, query)
+    model, manifest, cfg = _load(model_dir, config)
+    _refuse_unfit(manifest, model_dir, allow_unfit_model)
+    encounters, cfg = _read_valid(
+        Source(data, table, query, encoding, sep), cfg, model_features=model.feature_names
+    )
     p = model.predict_proba(encounters)
     column = f"p_{model.target}"
     frame = pd.DataFrame(
@@ -228,16 +249,23 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     table: TableOption = None,
     query: QueryOption = None,
+    encoding: EncodingOption = "utf-8",
+    sep: SepOption = None,
+    config: ModelConfigOption = None,
 ) -> None:
     """External validation: the trained model's metrics on new labelled data.
 
     Rows whose outcome is empty are scored for their history but left out of the metrics
     (and counted); the CIs resample patients.
     """
+    from ..errors import ContractError
+    from ..io import write_json
     from ..models import evaluate_model_predictions, labelled_rows
 
-    model, _manifest, cfg = _load(model_dir)
-    encounters = _read_valid(data, cfg, table, query)
+    model, _manifest, cfg = _load(model_dir, config)
+    encounters, cfg = _read_valid(
+        Source(data, table, query, encoding, sep), cfg, model_features=model.feature_names
+    )
     labelled = labelled_rows(encounters, model.target)
     if not labelled.any():
         raise ContractError(f"no encounter in {data!r} has {model.target!r} recorded")

@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
-from ..errors import DataReadError, OutputError
 from ._app import (
     ConfigOption,
+    EncodingOption,
     QueryOption,
+    SepOption,
+    Source,
     TableOption,
     _config,
     _load,
@@ -56,6 +58,8 @@ def report(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     table: TableOption = None,
     query: QueryOption = None,
+    encoding: EncodingOption = "utf-8",
+    sep: SepOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Write one self-contained HTML report and a model card per model.
@@ -68,6 +72,7 @@ def report(
     DATA is checked against the contract first; models whose file was altered are
     refused. Without --config, the first model's config is used.
     """
+    from ..errors import DataReadError
     from ..io.model_store import read_metrics
     from ..io.results import read_result
     from ..io.write import write_text
@@ -116,7 +121,10 @@ def report(
                 "'power_differs' nor 'target_power'"
             )
     cfg = _config(config) if config is not None else model_configs[0]
-    encounters = _read_valid(data, cfg, table, query)
+    features = [f for m in models for f in m.model.feature_names]
+    encounters, cfg = _read_valid(
+        Source(data, table, query, encoding, sep), cfg, model_features=features
+    )
     built = _with_progress(
         build_report,
         encounters,
@@ -146,6 +154,8 @@ def report(
 
 def _check_writable(path: Path) -> None:
     """Refuse early, before minutes of work, an output whose folder cannot be made."""
+    from ..errors import OutputError
+
     if path.is_dir():
         raise OutputError(f"cannot write the report to {str(path)!r}: it is a directory")
     ancestor = path.parent

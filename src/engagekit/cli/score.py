@@ -7,7 +7,21 @@ from typing import Annotated
 
 import typer
 
-from ._app import QueryOption, TableOption, _load, _read_valid, _with_progress, app, out
+from ._app import (
+    AllowUnfitOption,
+    EncodingOption,
+    ModelConfigOption,
+    QueryOption,
+    SepOption,
+    Source,
+    TableOption,
+    _load,
+    _read_valid,
+    _refuse_unfit,
+    _with_progress,
+    app,
+    out,
+)
 
 
 @app.command()
@@ -34,10 +48,16 @@ def score(
     top_reasons: Annotated[int, typer.Option(help="Qualities named per flag.", min=1)] = 2,
     replace: Annotated[
         bool,
-        typer.Option(help="Overwrite scores of another run found in the database table."),
+        typer.Option(
+            "--replace", help="Overwrite scores of another run found in the database table."
+        ),
     ] = False,
     table: TableOption = None,
     query: QueryOption = None,
+    encoding: EncodingOption = "utf-8",
+    sep: SepOption = None,
+    config: ModelConfigOption = None,
+    allow_unfit_model: AllowUnfitOption = False,
 ) -> None:
     """Score, explain and flag every encounter, into a file and a database.
 
@@ -58,8 +78,11 @@ def score(
         suffixes[-1] not in (".csv", ".parquet", ".pq") and suffixes != [".csv", ".gz"]
     ):
         raise typer.BadParameter("use a .csv, .csv.gz or .parquet file", param_hint="--out")
-    model, manifest, cfg = _load(model_dir)
-    encounters = _read_valid(data, cfg, table, query)
+    model, manifest, cfg = _load(model_dir, config)
+    _refuse_unfit(manifest, model_dir, allow_unfit_model)
+    encounters, cfg = _read_valid(
+        Source(data, table, query, encoding, sep), cfg, model_features=model.feature_names
+    )
     run = _with_progress(
         write_scores,
         model,

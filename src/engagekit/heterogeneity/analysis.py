@@ -302,8 +302,11 @@ def heterogeneity_analysis(
         The GEE did not converge, or a treatment has one outcome value only.
     """
     from ..io.model_store import data_fingerprint
+    from ..validation.coverage import without_absent_covariates
 
     config = config if config is not None else load_config()
+    # a covariate absent from the table is left out, as every command does
+    config, covariates_left_out = without_absent_covariates(config, encounters.columns)
     settings = config.heterogeneity
     margin = settings.margin if margin is None else float(margin)
     cluster = cluster or settings.cluster
@@ -415,6 +418,7 @@ def heterogeneity_analysis(
             "terms": list(design.columns),
             "rating_centre": (config.attributes.scale.min + config.attributes.scale.max) / 2,
             "covariates": list(config.covariates),
+            "covariates_left_out": list(covariates_left_out),
             "cluster": cluster,
             "working_correlation": working_correlation,
             "working_correlation_estimate": fit.dependence,

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import DataReadError
 
-__all__ = ["is_database_url", "read_encounters"]
+__all__ = ["SEPARATORS", "detect_separator", "is_database_url", "read_encounters"]
 
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
 _CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
@@ -36,6 +36,7 @@ def read_encounters(
     query: str | None = None,
     missing_values: Sequence[str] = ("", "NA"),
     encoding: str = "utf-8",
+    sep: str | None = None,
 ) -> pd.DataFrame:
     """Read an encounter table from CSV, Parquet or a SQL database.
 
@@ -51,6 +52,11 @@ def read_encounters(
         CSV cell values read as missing; anything else stays as written.
     encoding : str
         Text encoding of a CSV file.
+    sep : str, optional
+        Column separator of a CSV file: one character, or ``"tab"``. By default it is
+        detected from the header line among ``,``, ``;``, tab and ``|`` (a ``.tsv``
+        file is tab-separated), so a spreadsheet's ``;``-separated export is read as
+        it is.
 
     Returns
     -------
@@ -60,7 +66,23 @@ def read_encounters(
     Raises
     ------
     DataReadError
-        The source is missing, empty, binary, not a table, or not in the stated encoding.
+        The source is missing, empty, binary, not a table, or not in the stated
+        encoding; or ``sep`` is not one character.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "export.csv").write_text("patient_id;encounter_id\\nP1;E1\\n")
+    >>> read_encounters(folder / "export.csv").columns.tolist()
+    ['patient_id', 'encounter_id']
+    >>> read_encounters(folder / "export.csv", sep=",").columns.tolist()
+    ['patient_id;encounter_id']
+    >>> read_encounters(folder / "export.csv", sep=";;")
+    Traceback (most recent call last):
+    ...
+    engagekit.errors.DataReadError: the separator ';;' is not one character; give e.g. \
+--sep ';' or --sep tab
     """
     if is_database_url(source):
         frame = _read_sql(str(source), table=table, query=query)
@@ -69,7 +91,7 @@ def read_encounters(
             raise DataReadError(
                 f"--table and --query are for database URLs; {str(source)!r} is a file path"
             )
-        frame = _read_file(Path(source), missing_values, encoding)
+        frame = _read_file(Path(source), missing_values, encoding, _separator(sep))
     if frame.shape[1] == 0:
         raise DataReadError(f"{_name(source)} has no columns")
     if len(frame) == 0:
@@ -88,7 +110,56 @@ def _name(source: str | Path) -> str:
     return repr(str(source))
 
 
-def _read_file(path: Path, missing_values: Sequence[str], encoding: str) -> pd.DataFrame:
+#: Separators a CSV export may use, in the order ties are broken.
+SEPARATORS = (",", ";", "\t", "|")
+_SEPARATOR_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+_SNIFF_LINES = 50
+
+
+def _separator(sep: str | None) -> str | None:
+    if sep is None:
+        return None
+    sep = _SEPARATOR_NAMES.get(sep.lower(), sep)
+    if len(sep) != 1 or sep in ('"', "\n", "\r"):
+        raise DataReadError(
+            f"the separator {sep!r} is not one character; give e.g. --sep ';' or --sep tab"
+        )
+    return sep
+
+
+def detect_separator(lines: Sequence[str]) -> str:
+    """The separator of CSV text from its first lines: among :data:`SEPARATORS`, the one
+    that splits the header into the most fields while every complete line has as many;
+    ``,`` when none splits it.
+
+    >>> detect_separator(["a;b;c", "1;2,5;3"])
+    ';'
+    >>> detect_separator(["a,b", "1,2"])
+    ','
+    >>> detect_separator(["patient_id"])
+    ','
+    """
+    best, best_fields = ",", 1
+    for candidate in SEPARATORS:
+        rows = list(csv.reader(lines, delimiter=candidate))
+        if not rows:
+            continue
+        fields = len(rows[0])
+        consistent = all(len(row) == fields for row in rows[1:] if row)
+        if fields > best_fields and consistent:
+            best, best_fields = candidate, fields
+    if best_fields == 1:
+        # no candidate splits every line alike: go by the header alone
+        header = next(csv.reader(lines[:1], delimiter=","), [""])
+        counts = {c: lines[0].count(c) for c in SEPARATORS} if lines else {}
+        if counts and max(counts.values()) > 0 and len(header) == 1:
+            best = max(SEPARATORS, key=lambda c: counts[c])
+    return best
+
+
+def _read_file(
+    path: Path, missing_values: Sequence[str], encoding: str, sep: str | None = None
+) -> pd.DataFrame:
     name = _name(path)
     if not path.exists():
         raise DataReadError(f"{name} does not exist")
@@ -112,8 +183,30 @@ def _read_file(path: Path, missing_values: Sequence[str], encoding: str) -> pd.D
             "".encode(encoding)
         except LookupError as e:
             raise DataReadError(f"{name}: unknown text encoding {encoding!r}") from e
-    sep = "\t" if ".tsv" in suffixes else ","
+    if sep is None:
+        sep = "\t" if ".tsv" in suffixes else detect_separator(_first_lines(path, name, encoding))
     return _read_csv(path, name, sep, missing_values, encoding)
+
+
+def _first_lines(path: Path, name: str, encoding: str) -> list[str]:
+    """The first lines of a (possibly compressed) text file, to detect its separator."""
+    import pandas.io.common as pio
+
+    try:
+        with pio.get_handle(path, "r", encoding=encoding, compression="infer") as handles:
+            lines = []
+            for line in handles.handle:
+                lines.append(line.lstrip("\ufeff") if not lines else line)
+                if len(lines) >= _SNIFF_LINES:
+                    break
+    except (OSError, EOFError) as e:
+        raise DataReadError(f"{name} cannot be read as CSV: {e}") from e
+    except UnicodeDecodeError as e:
+        raise DataReadError(
+            f"{name} is not {encoding} text; re-save it as UTF-8 or pass --encoding"
+        ) from e
+    # a line cut at the sniff limit or a quoted newline must not count as ragged
+    return [line.rstrip("\r\n") for line in lines[:-1] or lines]
 
 
 def _check_text(head: bytes, name: str, encoding: str) -> None:

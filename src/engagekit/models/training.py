@@ -379,12 +379,12 @@ def _split_by_date(
     encounters: pd.DataFrame, target: str, split: datetime.date | str
 ) -> tuple[pd.DataFrame, pd.DataFrame, datetime.date]:
     """(encounters before ``split``, all encounters, the split day), or a clear error."""
+    from .._dates import parse_iso_date
+
     try:
-        day = pd.Timestamp(split).date() if isinstance(split, str) else split
-    except ValueError:
-        raise ContractError(
-            f"the temporal split date {split!r} is not a date; write it as YYYY-MM-DD"
-        ) from None
+        day = parse_iso_date(split)
+    except ValueError as e:
+        raise ValueError(f"the temporal split: {e}") from None
     dates = pd.to_datetime(encounters["encounter_date"]).dt.date
     before = (dates < day).to_numpy()
     labelled = labelled_rows(encounters, target)
@@ -484,7 +484,11 @@ def train_model(
     -------
     TrainingResult
     """
+    from ..validation.coverage import without_absent_covariates
+
     config = config if config is not None else load_config()
+    # a covariate absent from the table is left out, as every command does
+    config, covariates_left_out = without_absent_covariates(config, encounters.columns)
     encounters = encounters.reset_index(drop=True)
     everything = None
     if temporal_split is not None:
@@ -538,6 +542,8 @@ def train_model(
     metrics["cv_folds"] = n_splits
     metrics["model"] = chosen
     metrics["target"] = target
+    if covariates_left_out:
+        metrics["covariates_left_out"] = list(covariates_left_out)
     if progress is not None:
         progress("fit final model", 0, 1)
     final = fit_model(encounters, target, chosen, config, seed=seed)

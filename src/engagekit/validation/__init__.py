@@ -8,6 +8,7 @@ rows, which together are the whole input.
 """
 
 from .contract import ContractField, EncounterContract, encounter_contract
+from .coverage import TableCoverage, table_coverage, without_absent_covariates
 from .report import PROBLEM_COLUMNS, ValidationReport
 from .validate import (
     check_encounters,
@@ -20,10 +21,13 @@ __all__ = [
     "PROBLEM_COLUMNS",
     "ContractField",
     "EncounterContract",
+    "TableCoverage",
     "ValidationReport",
     "check_encounters",
     "coerce_encounters",
     "encounter_contract",
     "split_by_validity",
+    "table_coverage",
     "validate_encounters",
+    "without_absent_covariates",
 ]

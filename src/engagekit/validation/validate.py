@@ -33,9 +33,22 @@ def _require_columns(frame: pd.DataFrame, contract: EncounterContract) -> None:
     if missing:
         found = ", ".join(repr(str(c)) for c in frame.columns[:20])
         more = " ..." if frame.shape[1] > 20 else ""
+        hint = "rename the columns to the contract's names"
+        if frame.shape[1] == 1:
+            header = str(frame.columns[0])
+            used = [s for s in (";", "\t", "|", ",") if s in header]
+            if used:
+                # one column whose name holds a separator: read with the wrong one
+                shown = "tab" if used[0] == "\t" else used[0]
+                hint = (
+                    f"the header was read as one column, but it holds {shown!r}: the file "
+                    f"is probably separated by {shown!r}, so pass --sep {shown!r}"
+                    if shown != "tab"
+                    else "the header was read as one column, but it holds tabs: pass --sep tab"
+                )
         raise DataReadError(
             f"required column(s) {', '.join(repr(c) for c in missing)} missing from the "
-            f"table (found: {found}{more}); rename the columns to the contract's names"
+            f"table (found: {found}{more}); {hint}"
         )
 
 
