@@ -24,3 +24,32 @@ def make_encounters() -> Callable[..., pd.DataFrame]:
         return simulate_encounters(n_patients, seed=seed, **kwargs).encounters
 
     return make
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """The Chromium the browser tests drive (see ``_browser``): skipped with one line
+    where none is found, a failure instead where ``ENGAGEKIT_REQUIRE_BROWSER`` is set
+    (as ``.ci/run`` sets it)."""
+    from _browser import browser_required, find_browser, missing_browser_message
+
+    found = find_browser()
+    if found is None:
+        if browser_required():
+            pytest.fail(missing_browser_message(), pytrace=False)
+        pytest.skip(missing_browser_message())
+    return found
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without a browser (and without ENGAGEKIT_REQUIRE_BROWSER), mark the browser tests
+    skipped, so the summary says so in one line per file instead of one per test."""
+    needing = [item for item in items if "browser" in getattr(item, "fixturenames", ())]
+    if not needing:
+        return
+    from _browser import browser_required, find_browser, missing_browser_message
+
+    if find_browser() is None and not browser_required():
+        skip = pytest.mark.skip(reason=missing_browser_message())
+        for item in needing:
+            item.add_marker(skip)

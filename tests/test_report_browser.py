@@ -1,5 +1,9 @@
 """The report as a reader sees it: rendered by headless Chromium from the file alone.
 
+The ``browser`` fixture (``conftest.py``) finds Chromium; without one these tests skip
+with one line, unless ``ENGAGEKIT_REQUIRE_BROWSER=1`` (set by ``.ci/run``) makes that a
+failure.
+
 The page's own styles use greys only, so the plot colours (Okabe–Ito) in the screenshot
 can only come from the figures. The first row of figures is each model's ROC curve
 (blue), calibration curve (vermillion) and decision curve (blue and orange), left
@@ -73,13 +77,13 @@ def missing_plots(pixels: np.ndarray) -> list[str]:
     ]
 
 
-def test_plots_render_from_the_file_alone(report_file, tmp_path):
-    pixels = screenshot(report_file, tmp_path / "report.png")
+def test_plots_render_from_the_file_alone(browser, report_file, tmp_path):
+    pixels = screenshot(browser, report_file, tmp_path / "report.png")
     assert pixels.shape == (2400, 1280, 3)
     assert missing_plots(pixels) == []
 
 
-def test_the_check_fails_when_the_images_are_broken(report_file, tmp_path):
+def test_the_check_fails_when_the_images_are_broken(browser, report_file, tmp_path):
     html = report_file.read_text(encoding="utf-8")
     # a PNG signature followed by nothing: every <img> is there, none can be decoded
     broken, n = re.subn(
@@ -88,5 +92,5 @@ def test_the_check_fails_when_the_images_are_broken(report_file, tmp_path):
     assert n >= 5
     page = tmp_path / "broken.html"
     page.write_text(broken, encoding="utf-8")
-    pixels = screenshot(page, tmp_path / "broken.png")
+    pixels = screenshot(browser, page, tmp_path / "broken.png")
     assert missing_plots(pixels) == ["ROC curve", "calibration curve", "decision curve"]
