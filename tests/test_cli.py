@@ -279,3 +279,27 @@ def test_validate_json_lists_what_cannot_run(tmp_path):
     assert result.returncode == 0
     payload = json.loads(result.stdout)
     assert len(payload["cannot_run"]) == 1 and "'empathy'" in payload["cannot_run"][0]
+
+
+def test_the_command_starts_without_the_heavy_stack(tmp_path):
+    """``engagekit --help`` (a real process) loads neither pandas nor scikit-learn: they
+    cost over a second of start-up (benchmarks/bench_startup.py has the timings)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, runpy; sys.argv = ['engagekit', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('engagekit', run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "heavy = sorted(m for m in ('pandas', 'sklearn', 'statsmodels', 'matplotlib', 'numpy')"
+        " if m in sys.modules)\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Usage: engagekit" in done.stdout
+    assert "HEAVY []" in done.stderr
