@@ -10,6 +10,7 @@ MODULES = [
     "engagekit._dates",
     "engagekit.config",
     "engagekit.io.read",
+    "engagekit.io.write",
     "engagekit.validation.coverage",
     "engagekit.summary",
     "engagekit.validation.validate",

@@ -406,3 +406,41 @@ def test_an_unwritable_path_is_an_output_error(tmp_path, where):
     with pytest.raises(OutputError, match="cannot write") as info:
         write_table(pd.DataFrame({"a": [1]}), path)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["out.csv", "out.csv.gz", "out.parquet", "out.json", "out.md"])
+def test_a_write_that_fails_halfway_leaves_the_final_name_as_it_was(tmp_path, monkeypatch, name):
+    from engagekit.io import write as write_module
+
+    frame = valid_encounter_rows(2, 2)
+    target = tmp_path / name
+    target.write_text("the previous complete file")
+
+    def fail_halfway(partial: Path) -> None:
+        partial.write_text("half a fi")
+        raise OSError(28, "No space left on device")
+
+    original = write_module._write
+    monkeypatch.setattr(write_module, "_write", lambda path, _write: original(path, fail_halfway))
+    writers = {
+        ".json": lambda: write_module.write_json({"a": 1}, target),
+        ".md": lambda: write_module.write_text("text", target),
+    }
+    with pytest.raises(OutputError, match="No space left on device"):
+        writers.get(target.suffix, lambda: write_module.write_table(frame, target))()
+    assert target.read_text() == "the previous complete file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no partial file left
+
+
+def test_writes_round_trip_through_their_temporary_name(tmp_path):
+    frame = valid_encounter_rows(2, 2)
+    for name in ("t.csv", "t.csv.gz", "t.parquet"):
+        written = write_table(frame, tmp_path / name)
+        back = (
+            pd.read_parquet(written)
+            if name.endswith("parquet")
+            else pd.read_csv(written, dtype=str)
+        )
+        assert len(back) == len(frame) and list(back.columns) == list(frame.columns)
+    assert gzip.open(tmp_path / "t.csv.gz").read(10)  # really gzip-compressed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.csv.gz", "t.parquet"]
