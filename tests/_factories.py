@@ -122,3 +122,16 @@ def model_with_flag_rule(encounters: pd.DataFrame, target: str, kind: str, confi
         10,
     )
     return model, rule
+
+
+def flat_encounter_rows(n_patients: int = 60) -> pd.DataFrame:
+    """A valid raw table in which no predictor varies: one session per patient, the same
+    treatment, ratings and covariates throughout, and a third of the patients missing
+    their next session. A model can only guess the base rate, so it ranks patients no
+    better than chance whatever the seed (cross-validated, each fold predicts its own
+    training base rate, which puts the AUROC below 0.5)."""
+    table = valid_encounter_rows(n_patients, 1)
+    table[list(ATTRIBUTES)] = "4"
+    table["treatment"], table["age_band"], table["gender"] = "cbt_online", "30-39", "female"
+    table["attended_next"] = ["0" if k % 3 == 0 else "1" for k in range(n_patients)]
+    return table

@@ -1,11 +1,17 @@
-"""Logistic recalibration of the margin: fitted only when needed, exact when fitted."""
+"""Logistic recalibration of the margin: judged only on enough events, fitted only when
+needed, exact when fitted, and shrunk toward the identity."""
 
 import numpy as np
 import pytest
 import statsmodels.api as sm
 from scipy.special import expit, logit
 
-from engagekit.models import LogitRecalibration, fit_logit_recalibration
+from engagekit.models import (
+    MIN_RECALIBRATION_EVENTS,
+    CalibrationStatus,
+    LogitRecalibration,
+    fit_logit_recalibration,
+)
 
 
 def _outcomes(true_logit, seed=0):
@@ -46,13 +52,84 @@ def test_a_miscalibrated_margin_is_corrected(true_logit, distort, intercept, slo
     assert recal.slope == pytest.approx(slope, abs=0.06 * max(1.0, slope))
 
 
-def test_the_fit_equals_statsmodels(true_logit):
+def test_the_fit_equals_statsmodels_and_is_shrunk_by_its_own_test(true_logit):
     y = _outcomes(true_logit, seed=3)
     margin = 1.5 * true_logit + 0.2
     recal = fit_logit_recalibration(margin, y)
-    glm = sm.GLM(y, sm.add_constant(margin), family=sm.families.Binomial()).fit()
-    assert recal.intercept == pytest.approx(glm.params[0], abs=1e-6)
-    assert recal.slope == pytest.approx(glm.params[1], abs=1e-6)
+    family = sm.families.Binomial()
+    glm = sm.GLM(y, sm.add_constant(margin), family=family).fit()
+    assert recal.raw_intercept == pytest.approx(glm.params[0], abs=1e-6)
+    assert recal.raw_slope == pytest.approx(glm.params[1], abs=1e-6)
+    # van Houwelingen-le Cessie: (chi2 - df) / chi2, chi2 the likelihood ratio against
+    # the identity map, df = 2
+    chi2 = 2 * (glm.llf - family.loglike(y, expit(margin)))
+    shrinkage = (chi2 - 2) / chi2
+    assert recal.status == CalibrationStatus.CORRECTED and recal.checked
+    assert recal.shrinkage == pytest.approx(shrinkage, rel=1e-6)
+    assert recal.intercept == pytest.approx(shrinkage * glm.params[0], abs=1e-6)
+    assert recal.slope == pytest.approx(1 + shrinkage * (glm.params[1] - 1), abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_small_hold_out_cannot_distort_the_model(seed):
+    # the case seen: 178 held-out encounters of a model whose margin sits around 3
+    # (p = 0.95), outcomes that an unguarded fit reads as about -7.4 + 3.2 * margin
+    rng = np.random.default_rng(seed)
+    margin = rng.normal(3.0, 0.6, 178)
+    y = _outcomes(-7.4 + 3.2 * margin, seed=seed)
+    unguarded = fit_logit_recalibration(margin, y, min_events=0)
+    assert unguarded.applied and unguarded.raw_slope > 2.5  # what the guard prevents
+    recal = fit_logit_recalibration(margin, y)
+    assert not recal.applied and not recal.checked
+    assert recal.status == CalibrationStatus.TOO_FEW_EVENTS
+    n_events = int(min(y.sum(), y.size - y.sum()))
+    assert n_events < MIN_RECALIBRATION_EVENTS
+    assert (recal.n, recal.n_events, recal.min_events) == (178, n_events, MIN_RECALIBRATION_EVENTS)
+    assert np.array_equal(recal(margin), margin)
+    assert recal.p_value is None and recal.raw_slope is None
+
+
+@pytest.mark.parametrize(
+    ("n_events", "checked"),
+    [(MIN_RECALIBRATION_EVENTS - 1, False), (MIN_RECALIBRATION_EVENTS, True)],
+)
+@pytest.mark.parametrize("rare", [0, 1])
+def test_calibration_is_judged_from_the_minimum_events_of_either_outcome(n_events, checked, rare):
+    rng = np.random.default_rng(n_events)
+    margin = rng.normal(0.0, 1.0, 2_000)
+    y = np.full(margin.size, 1.0 - rare)
+    y[rng.choice(margin.size, n_events, replace=False)] = rare
+    recal = fit_logit_recalibration(margin, y)
+    assert recal.checked is checked
+    assert recal.n_events == n_events
+    expected = {False: {CalibrationStatus.TOO_FEW_EVENTS}, True: set(CalibrationStatus)}
+    assert recal.status in expected[checked] - {CalibrationStatus.NO_HELD_OUT}
+
+
+def test_a_large_miscalibrated_hold_out_is_still_corrected_toward_the_truth():
+    # 600 encounters, about 150 of the rarer outcome: just over the minimum, and an
+    # overconfident model (margin three times the true log-odds)
+    rng = np.random.default_rng(5)
+    truth = rng.normal(1.6, 1.0, 600)
+    y = _outcomes(truth, seed=6)
+    assert MIN_RECALIBRATION_EVENTS <= min(y.sum(), y.size - y.sum()) <= 200
+    margin = 3.0 * truth
+    recal = fit_logit_recalibration(margin, y)
+    assert recal.status == CalibrationStatus.CORRECTED
+    # shrunk toward the identity, yet most of the way to the truth's slope of 1/3
+    assert 0.0 < recal.shrinkage < 1.0
+    assert recal.raw_slope < recal.slope < 0.6
+    loss = {
+        name: -np.mean(y * eta - np.logaddexp(0, eta))
+        for name, eta in (("before", margin), ("after", recal(margin)))
+    }
+    assert loss["after"] < loss["before"]
+
+
+def test_no_hold_out_is_recorded_as_such():
+    recal = fit_logit_recalibration(np.array([]), np.array([]))
+    assert recal.status == CalibrationStatus.NO_HELD_OUT and not recal.applied
+    assert LogitRecalibration.from_dict(recal.to_dict()) == recal
 
 
 def test_recalibration_is_affine_on_the_log_odds_scale():

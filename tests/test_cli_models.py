@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from _cli import assert_no_traceback, run
-from _factories import valid_encounter_rows, with_cell, write_csv
+from _factories import flat_encounter_rows, valid_encounter_rows, with_cell, write_csv
+from engagekit.config import load_config
 
 METRIC_NAMES = ("auroc", "auprc", "brier", "log_loss", "calibration_intercept", "calibration_slope")
 
@@ -269,11 +270,126 @@ def test_forecast_counts_every_encounter_per_treatment(trained, service, tmp_pat
     assert (table["interval_low"] <= table["expected"]).all()
     assert (table["expected"] <= table["interval_high"]).all()
     assert (table["bad_outcome"] == "did not keep to the treatment plan").all()
+    # the file keeps the codes; the screen shows the config's labels
+    labels = {t.name: t.label for t in load_config().treatments}
+    for code in set(test["treatment"]):
+        assert labels[code] in result.stdout
+        assert code not in result.stdout
 
 
 def test_forecast_names_a_missing_group_column(trained, service, tmp_path):
     model_dir = _copy_model(trained, tmp_path)
     result = run("forecast", model_dir, service / "test.csv", "--by", "ward", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert_no_traceback(result)
-    assert "no column 'ward'" in result.stderr
+    assert "needs the column 'ward', which the table lacks" in " ".join(
+        result.stderr.replace("│", " ").split()
+    )
+
+
+# --------------------------------------------------------------------------- fit for use
+@pytest.fixture(scope="module")
+def unfit(tmp_path_factory) -> tuple[Path, object]:
+    """``(a directory with flat.csv and the model unfit, the finished train command)``."""
+    tmp = tmp_path_factory.mktemp("unfit")
+    write_csv(flat_encounter_rows(), tmp / "flat.csv")
+    result = run(
+        "train", "flat.csv", "--target", "attended_next", "--model", "logistic",
+        "--bootstrap", "20", "--out", "unfit", cwd=tmp,
+    )  # fmt: skip
+    return tmp, result
+
+
+def test_train_saves_a_model_no_better_than_chance_marked_unfit(unfit):
+    tmp, result = unfit
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    manifest = json.loads((tmp / "unfit" / "manifest.json").read_text())
+    metrics = json.loads((tmp / "unfit" / "metrics.json").read_text())
+    # every prediction of a fold is its training base rate: the interval cannot lie
+    # above chance
+    assert metrics["auroc_ci_low"] <= 0.5
+    assert manifest["fit_for_use"] is False and metrics["fit_for_use"] is False
+    assert manifest["unfit_reason"] == metrics["unfit_reason"]
+    assert "AUROC" in manifest["unfit_reason"] and "chance" in manifest["unfit_reason"]
+    assert manifest["training_steps"] == metrics["training_steps"]
+    # said last and prominently, with what it means
+    last = result.stdout.strip().splitlines()
+    said = " ".join(" ".join(last[-3:]).split())
+    assert said.startswith("NOT FIT FOR USE: " + manifest["unfit_reason"])
+    assert "--allow-unfit-model" in said
+    card = (tmp / "unfit" / "model_card.md").read_text()
+    assert card.split("\n## ")[1].startswith("Not fit for use")
+
+
+def test_train_says_what_ran_as_metrics_json_records_it(trained):
+    from engagekit.report import training_steps_sentences
+
+    model_dir, result = trained
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert manifest["fit_for_use"] is True and manifest["unfit_reason"] is None
+    assert metrics["auroc_ci_low"] > 0.5
+    steps = metrics["training_steps"]
+    assert steps == manifest["training_steps"]
+    # about 600 patients with the outcome recorded: 15% of them held out
+    final = steps["final_model"]
+    assert final["n_patients"] == metrics["n_patients"]
+    assert final["held_out_patients"] == round(0.15 * metrics["n_patients"])
+    assert final["tuning"] == "tuned"
+    assert len(steps["cross_validation_folds"]) == 3
+    screen = " ".join(result.stdout.split())
+    for sentence in training_steps_sentences(steps):
+        assert " ".join(sentence.split()) in screen
+    assert "Fit for use: its cross-validated AUROC is" in screen
+    assert "NOT FIT FOR USE" not in screen
+    # the AUPRC of the flagged outcome, beside its chance level
+    rate = 1 - metrics["prevalence"]
+    assert (
+        f"AUPRC for did not keep to the treatment plan (the flagged outcome): "
+        f"{metrics['auprc_flagged']:.3f}"
+    ) in screen
+    assert f"scores its rate, {rate:.3f}" in screen
+
+
+# each command that uses a model: (its options, the files it writes)
+_USES = {
+    "score": ((), ("scores.csv", "scores.sqlite")),
+    "forecast": (("--every-encounter",), ("forecast.csv",)),
+    "predict": ((), ("predictions.csv",)),
+}
+
+
+@pytest.mark.parametrize("command", list(_USES))
+def test_an_unfit_model_is_refused(unfit, tmp_path, command):
+    tmp, trained_result = unfit
+    assert trained_result.returncode == 0, trained_result.stderr
+    options, outputs = _USES[command]
+    result = run(
+        command, tmp / "unfit", tmp / "flat.csv", *options, "--out", outputs[0], cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    message = " ".join(result.stderr.split())
+    assert f"the model {str(tmp / 'unfit')!r} is marked unfit for use: its cross-validated" in (
+        message
+    )
+    assert "--allow-unfit-model" in message
+    assert not any((tmp_path / name).exists() for name in outputs)
+
+
+@pytest.mark.parametrize("command", list(_USES))
+def test_an_unfit_model_is_used_when_allowed_with_a_warning(unfit, tmp_path, command):
+    tmp, _ = unfit
+    options, outputs = _USES[command]
+    result = run(
+        command, tmp / "unfit", tmp / "flat.csv", *options, "--out", outputs[0],
+        "--allow-unfit-model", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    assert "warning: using a model marked unfit for use (its cross-validated AUROC" in " ".join(
+        result.stderr.split()
+    )
+    assert (tmp_path / outputs[0]).exists()

@@ -24,10 +24,12 @@ from sklearn import metrics as skm
 from statsmodels.stats.proportion import proportion_confint
 
 from engagekit.evaluation import (
+    FLAGGED_AUPRC,
     POINT_METRICS,
     calibration_curve,
     cluster_bootstrap,
     decision_curve,
+    decision_thresholds,
     evaluate_predictions,
     point_metrics,
     roc_curve,
@@ -742,3 +744,75 @@ def test_evaluate_predictions_with_one_class_overall():
     assert "only one outcome class" in out["note"]
     assert out["prevalence"] == 1.0
     json.dumps(out, allow_nan=False)
+
+
+# --------------------------------------------------------------------------- the flagged outcome
+def flagged_average_precision(y, p):
+    """scikit-learn's average precision of y = 0, ranked by the risk 1 - p."""
+    if y.min() == y.max():
+        return {FLAGGED_AUPRC: NAN}
+    return {FLAGGED_AUPRC: skm.average_precision_score(1 - y, 1 - p)}
+
+
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_flagged_auprc_is_the_average_precision_of_the_bad_outcome(make_clustered, decimals):
+    y, p, groups = make_clustered(n_patients=120, seed=21)
+    if decimals is not None:
+        p = np.round(p, decimals)  # many ties
+    by = pd.DataFrame({"half": np.where(groups < 60, "first", "second")})
+    out = evaluate_predictions(y, p, groups, by=by, n_boot=60, seed=4)
+    expected = skm.average_precision_score(1 - y, 1 - p)
+    assert out[FLAGGED_AUPRC] == pytest.approx(expected, abs=1e-12)
+    # not the AUPRC of y = 1, which sits near the base rate of the common outcome
+    assert out["auprc"] == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
+    # its interval: the same replicates, each scored by scikit-learn
+    reference = cluster_bootstrap(y, p, groups, flagged_average_precision, n_boot=60, seed=4)
+    for key in (f"{FLAGGED_AUPRC}_ci_low", f"{FLAGGED_AUPRC}_ci_high", f"{FLAGGED_AUPRC}_n_boot"):
+        assert out[key] == pytest.approx(reference[key], abs=1e-9), key
+    first = groups < 60
+    assert out["by_half"]["first"][FLAGGED_AUPRC] == pytest.approx(
+        skm.average_precision_score(1 - y[first], 1 - p[first]), abs=1e-12
+    )
+    # flagging the outcome coded 1 instead makes it the usual AUPRC
+    other = evaluate_predictions(y, p, groups, n_boot=0, flagged_outcome=1)
+    assert other[FLAGGED_AUPRC] == other["auprc"]
+
+
+def test_flagged_auprc_is_undefined_with_one_outcome_class():
+    out = evaluate_predictions(np.ones(60), np.linspace(0.3, 0.9, 60), np.arange(60) // 3)
+    assert out[FLAGGED_AUPRC] is None and out[f"{FLAGGED_AUPRC}_ci_low"] is None
+    assert f"{FLAGGED_AUPRC}: only one outcome class" in out["note"]
+
+
+# --------------------------------------------------------------------------- decision thresholds
+@pytest.mark.parametrize(
+    ("marks", "lowest", "highest"),
+    [
+        ((), 0.01, 0.50),
+        ((None, float("nan"), 0.0, 1.0), 0.01, 0.50),
+        ((0.3,), 0.01, 0.50),
+        # the adherence threshold that fell off a 0-0.5 axis
+        ((0.56, 0.48), 0.01, 0.61),
+        ((0.004,), 0.004, 0.50),
+        ((0.97,), 0.01, 0.99),
+    ],
+)
+def test_decision_thresholds_reach_every_mark(marks, lowest, highest):
+    t = decision_thresholds(*marks)
+    assert t.min() == pytest.approx(lowest) and t.max() == pytest.approx(highest)
+    assert np.all(np.diff(t) > 0) and np.all((t > 0) & (t < 1))
+    for mark in marks:
+        if mark is not None and 0 < mark < 1:
+            assert mark in t
+    # the default grid is always there, exactly
+    assert set(np.arange(1, 51) / 100) <= set(t)
+
+
+def test_evaluate_predictions_computes_the_curve_at_the_thresholds_given(make_clustered):
+    y, p, groups = make_clustered(n_patients=80, seed=3)
+    thresholds = decision_thresholds(0.56)
+    out = evaluate_predictions(y, p, groups, n_boot=0, decision_thresholds=thresholds)
+    got = pd.DataFrame(out["decision_curve"])
+    expected = decision_curve(1 - y, 1 - p, thresholds)
+    np.testing.assert_allclose(got["threshold"], thresholds)
+    np.testing.assert_allclose(got["net_benefit_model"], expected["net_benefit_model"])

@@ -65,11 +65,48 @@ def operating_point(sensitivity: float, ppv: float, per_100: float) -> dict:
     }
 
 
+def fit_record(kind: str = "logistic", status: str = "corrected", held_out: int = 351) -> dict:
+    """A fit record as ``FitRecord.to_dict`` writes it, with distinctive numbers."""
+    recalibration = {
+        "status": status,
+        "n": 1817 if held_out else 0,
+        "n_events": 612 if status != "too_few_events" else 41,
+        "min_events": 100,
+        "applied": status == "corrected",
+        "intercept": 0.1234 if status == "corrected" else 0.0,
+        "slope": 0.8765 if status == "corrected" else 1.0,
+        "raw_intercept": 0.1456 if status != "too_few_events" else None,
+        "raw_slope": 0.8543 if status != "too_few_events" else None,
+        "shrinkage": 0.8475 if status == "corrected" else None,
+        "p_value": {"corrected": 0.00042, "not_needed": 0.3456}.get(status),
+    }
+    return {
+        "format_version": 1,
+        "kind": kind,
+        "n_patients": 2345,
+        "n_encounters": 12345,
+        "held_out_patients": held_out,
+        "held_out_encounters": 1817 if held_out else 0,
+        "held_out_share": 0.15,
+        "min_held_out_patients": 30,
+        "held_out": bool(held_out),
+        "tuning": ("tuned" if held_out else "default") if kind == "logistic" else "fixed",
+        "early_stopping": (
+            "not_applicable" if kind == "logistic" else ("used" if held_out else "not_used")
+        ),
+        "boosting_iterations": 0 if kind == "logistic" else (137 if held_out else 100),
+        "max_boosting_iterations": 0 if kind == "logistic" else (500 if held_out else 100),
+        "refit_on_all_patients": kind == "logistic" and bool(held_out),
+        "recalibration": recalibration,
+    }
+
+
 def make_record() -> tuple[dict, dict]:
     """``(manifest, metrics)`` of an adherence model, as engagekit train writes them."""
     metrics = metric_block(
         auroc=0.7123,
         auprc=0.8234,
+        auprc_flagged=0.5346,
         brier=0.1987,
         log_loss=0.5876,
         calibration_intercept=-0.0112,
@@ -129,6 +166,21 @@ def make_record() -> tuple[dict, dict]:
             "held_out_rows": 1817,
         },
         "recalibration": {"applied": True, "intercept": 0.1234, "slope": 0.8765},
+        "fit_for_use": True,
+        "unfit_reason": None,
+        "training_steps": {
+            "format_version": 1,
+            "final_model": fit_record(),
+            "cross_validation_folds": [fit_record(status="not_needed")] * 4
+            + [fit_record(status="too_few_events")],
+            "fitness": {
+                "format_version": 1,
+                "fit_for_use": True,
+                "reason": "its cross-validated AUROC is 0.71 (95% CI 0.69 to 0.73), above "
+                "0.5 (chance)",
+                "rule": "the rule in words",
+            },
+        },
         "flag_rule": {
             "format_version": 1,
             "rule": "top_percent",
@@ -163,7 +215,10 @@ def test_tripod_headings_in_order(record):
     "row",
     [
         "| AUROC | 0.712 | 0.692 to 0.732 |",
-        "| AUPRC (average precision) | 0.823 | 0.803 to 0.843 |",
+        # the AUPRC of the flagged outcome, named in the config's words, with its chance
+        # level (1 - the outcome rate 0.6432), not the AUPRC of adherence itself
+        "| AUPRC (did not keep to the treatment plan; chance level 35.7%) | 0.535 | 0.515 to "
+        "0.555 |",
         "| Brier score | 0.199 | 0.179 to 0.219 |",
         "| Log loss | 0.588 | 0.568 to 0.608 |",
         "| Calibration intercept | -0.011 | -0.031 to 0.009 |",
@@ -204,6 +259,14 @@ def test_validation_table_holds_the_metrics_with_their_cis(record, row):
         "candidates fitted on 9,876 encounters, compared on 1,817 held out",
         "cross-validated log loss: logistic 0.5876, gbm 0.5901; chosen: `logistic`",
         "log-odds = 0.123 + 0.876 × the model's margin",
+        "the fitted 0.146 + 0.854 × margin, shrunk toward no change by the factor 0.848",
+        "351 of the 2,345 training patients (1,817 encounters) were held out",
+        "The penalty was tuned on the held-out patients.",
+        "refitted on every training patient, held-out ones included",
+        "All 5 folds held out training patients: the penalty was tuned in all 5 folds, "
+        "calibration was checked in 4 of the 5 folds and corrected in none of the folds.",
+        "Fitness for use: fit for use: its cross-validated AUROC is 0.71 (95% CI 0.69 to "
+        "0.73), above 0.5 (chance). The rule: the rule in words.",
         # validation
         "Patient-grouped 5-fold cross-validation",
         "from 400 patient-bootstrap replicates",
@@ -273,7 +336,53 @@ _DELETE = object()
         ("metrics.calibration_slope_ci_low", 0.9, None, "excludes its ideal value"),
         ("manifest.training_data", _DELETE, "Source: not recorded in the manifest.", None),
         ("manifest.training_data", _DELETE, "Period: not recorded in the manifest.", None),
-        ("manifest.recalibration.applied", False, "needed no correction", "log-odds = 0.123"),
+        (
+            "manifest.training_steps.final_model",
+            fit_record(status="not_needed"),
+            "checked on 1,817 held-out encounters and needed no correction (likelihood-ratio "
+            "test p = 0.346)",
+            "log-odds = 0.123",
+        ),
+        (
+            "manifest.training_steps.final_model",
+            fit_record(status="too_few_events"),
+            "Calibration was not checked: the 1,817 held-out encounters held 41 of the rarer "
+            "outcome, fewer than the 100 of each outcome needed to judge it",
+            "Calibration was checked",
+        ),
+        (
+            "manifest.training_steps.final_model",
+            fit_record(status="no_held_out", held_out=0),
+            "No training patients were held out: 15% of 2,345 patients",
+            "Calibration was checked",
+        ),
+        (
+            "manifest.training_steps.final_model",
+            fit_record(kind="gbm"),
+            "The trees stopped early on the held-out patients, at 137 of at most 500 iterations.",
+            "No early stopping",
+        ),
+        (
+            "manifest.training_steps.final_model",
+            fit_record(kind="gbm", status="no_held_out", held_out=0),
+            "No early stopping: the trees used a fixed 100 iterations.",
+            "stopped early",
+        ),
+        (
+            "manifest.training_steps.final_model",
+            fit_record(status="no_held_out", held_out=0),
+            "The penalty was not tuned: its default was used.",
+            "refitted",
+        ),
+        # a manifest from before engagekit recorded its steps: nothing is guessed
+        (
+            "manifest.training_steps",
+            _DELETE,
+            "Which fitting steps ran (held-out patients, early stopping, calibration check) "
+            "is not recorded",
+            "needed no correction",
+        ),
+        ("manifest.fit_for_use", _DELETE, "Fitness for use: not recorded", "Not fit for use"),
         ("manifest.tuning", {}, "Tuning: no hyperparameter was tuned", "penalty C"),
         ("metrics.note", "auroc: the reason", "Note: auroc: the reason.", None),
         ("manifest.flag_rule", _DELETE, "No flag rule is recorded with this model.", "0.573"),
@@ -330,3 +439,229 @@ def test_tables_are_well_formed_markdown(record):
 def test_refusals(record, path, value, error, message):
     with pytest.raises(error, match=re.escape(message)):
         model_card(*_change(record, path, value))
+
+
+def test_predictors_name_treatments_by_label_and_say_which_way_a_score_runs(record):
+    manifest, metrics = copy.deepcopy(record)
+    items = manifest["config"]["attributes"]["items"]
+    items[0] |= {"name": "bdi", "label": "BDI", "description": "depression severity"}
+    items[0]["higher_is_better"] = False
+    manifest["config"]["treatments"][4]["label"] = "Health-visitor listening"
+    card = model_card(manifest, metrics)
+    assert "- BDI (`bdi`): depression severity; a higher score is worse." in card
+    assert f"- {items[1]['label']} (`{items[1]['name']}`): {items[1]['description']}." in card
+    assert "Health-visitor listening `treatment=listening_visits`" in card
+    assert "Online CBT `treatment=cbt_online`" in card
+
+
+# --------------------------------------------------------------------------- what ran
+# Every sentence of a card about a fitting step must be one of these, and true of the
+# manifest's record of what ran. ``f``: the final model's fit record; ``m``: the manifest.
+def _final(m):
+    return m["training_steps"]["final_model"]
+
+
+def _folds(m):
+    return m["training_steps"]["cross_validation_folds"]
+
+
+def _recalibration(m):
+    return _final(m)["recalibration"]
+
+
+_NUMBER = r"([\d,]+)"
+
+
+def _n(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+CLAIMS = {
+    # the model and its tuning
+    r"^Tuning: .*, chosen by default \(fewer than (\d+) patients to hold out for tuning\)\.$": (
+        lambda m, g: (
+            _final(m)["tuning"] == "default" and _n(g[0]) == _final(m)["min_held_out_patients"]
+        )
+    ),
+    r"^Tuning: .*, chosen by lowest log loss on the held-out training patients "
+    rf"\(candidates fitted on {_NUMBER} encounters, compared on {_NUMBER} held out\)\.$": (
+        lambda m, g: _final(m)["tuning"] == "tuned" and _n(g[1]) == _final(m)["held_out_encounters"]
+    ),
+    r"^Tuning: no hyperparameter was tuned; the kind's fixed settings were used\.$": (
+        lambda m, g: _final(m)["tuning"] == "fixed"
+    ),
+    # the estimator's own settings, from scikit-learn, must agree with the record
+    r"`early_stopping` = (True|False),.*`n_iter_` = (\d+)\.$": (
+        lambda m, g: (
+            (g[0] == "True") == (_final(m)["early_stopping"] == "used")
+            and int(g[1]) == _final(m)["boosting_iterations"]
+        )
+    ),
+    # the held-out patients
+    rf"^No training patients were held out: 15% of {_NUMBER} patients is fewer than the "
+    r"(\d+) a held-out set needs\.$": (
+        lambda m, g: (
+            _final(m)["held_out_patients"] == 0
+            and _n(g[0]) == _final(m)["n_patients"]
+            and _n(g[1]) == _final(m)["min_held_out_patients"]
+        )
+    ),
+    rf"^{_NUMBER} of the {_NUMBER} training patients \({_NUMBER} encounters\) were held out "
+    r"while the model was fitted on the others\.$": (
+        lambda m, g: (
+            _n(g[0]) == _final(m)["held_out_patients"] > 0
+            and _n(g[2]) == _final(m)["held_out_encounters"]
+        )
+    ),
+    r"^The penalty was tuned on the held-out patients\.$": (
+        lambda m, g: _final(m)["tuning"] == "tuned"
+    ),
+    r"^The penalty was not tuned: its default was used\.$": (
+        lambda m, g: _final(m)["tuning"] == "default" and m["tuning"]["C"] == 0.003
+    ),
+    r"^The trees stopped early on the held-out patients, at (\d+) of at most (\d+) "
+    r"iterations\.$": (
+        lambda m, g: (
+            _final(m)["early_stopping"] == "used"
+            and int(g[0]) == _final(m)["boosting_iterations"] < int(g[1])
+        )
+    ),
+    r"^No early stopping: the trees used a fixed (\d+) iterations\.$": (
+        lambda m, g: (
+            _final(m)["early_stopping"] == "not_used"
+            and int(g[0])
+            == _final(m)["boosting_iterations"]
+            == m["estimator"]["params"]["max_iter"]
+        )
+    ),
+    # calibration
+    r"^Calibration was not checked \(no held-out patients\), and not corrected\.$": (
+        lambda m, g: (
+            _recalibration(m)["status"] == "no_held_out"
+            and (m["recalibration"]["intercept"], m["recalibration"]["slope"]) == (0.0, 1.0)
+        )
+    ),
+    rf"^Calibration was not checked: the {_NUMBER} held-out encounters held {_NUMBER} of the "
+    r"rarer outcome, fewer than the (\d+) of each outcome needed to judge it; no correction "
+    r"was applied\.$": (
+        lambda m, g: (
+            _recalibration(m)["status"] == "too_few_events"
+            and _n(g[1]) < int(g[2])
+            and not m["recalibration"]["applied"]
+        )
+    ),
+    rf"^Calibration was checked on {_NUMBER} held-out encounters and needed no correction": (
+        lambda m, g: _recalibration(m)["status"] == "not_needed"
+    ),
+    rf"^Calibration was checked on {_NUMBER} held-out encounters and corrected": (
+        lambda m, g: _recalibration(m)["status"] == "corrected" and m["recalibration"]["applied"]
+    ),
+    r"^The logistic model was then refitted on every training patient": (
+        lambda m, g: _final(m)["refit_on_all_patients"]
+    ),
+    r"^The logistic model kept its fit on the patients not held out\.$": (
+        lambda m, g: _final(m)["held_out"] and not _final(m)["refit_on_all_patients"]
+    ),
+    # inside cross-validation
+    r"^No fold held out training patients \(too few patients\), so inside cross-validation "
+    r"the (penalty was not tuned|trees did not stop early) and calibration was not checked\.$": (
+        lambda m, g: (
+            not any(f["held_out"] for f in _folds(m))
+            and not any(f["recalibration"]["checked"] for f in _folds(m))
+            and all(f["tuning"] != "tuned" and f["early_stopping"] != "used" for f in _folds(m))
+        )
+    ),
+    r"^(All \d+|\d+ of the \d+) folds held out training patients": (
+        lambda m, g: any(f["held_out"] for f in _folds(m))
+    ),
+    # fitness for use
+    r"^This model is not fit for use: (.*)\.$": (
+        lambda m, g: m["fit_for_use"] is False and g[0] == m["unfit_reason"]
+    ),
+    r"^It was saved marked `fit_for_use: false`": lambda m, g: m["fit_for_use"] is False,
+    r"^Fitness for use: not fit for use \(see the first section\): (.*)\.$": (
+        lambda m, g: m["fit_for_use"] is False and g[0] == m["unfit_reason"]
+    ),
+    r"^Fitness for use: fit for use: (.*)\.$": (
+        lambda m, g: m["fit_for_use"] is True and g[0] == m["training_steps"]["fitness"]["reason"]
+    ),
+    r"^The rule: (.*)\.$": lambda m, g: g[0] == m["training_steps"]["fitness"]["rule"],
+}
+
+# what makes a sentence a statement about a fitting step or the verdict
+STEP_WORDS = re.compile(
+    r"held[- ]out|\bheld out\b|\bearly\b|early_stopping|\btun(?:ed|ing)\b|\bcalibrat(?:ed|ion "
+    r"was)|recalibrat|refit|fit for use|fit_for_use",
+    flags=re.IGNORECASE,
+)
+
+
+def card_sentences(card: str) -> list[str]:
+    """The card's sentences, Markdown escapes undone, bullets and table rows apart."""
+    sentences = []
+    for line in card.splitlines():
+        if line.startswith(("#", "|")) or not line.strip():
+            continue
+        line = re.sub(r"\\([\\*_\[\]<>#|])", r"\1", line.removeprefix("- "))
+        sentences += re.split(r"(?<=\.)\s+(?=[A-Z])", line)
+    return sentences
+
+
+@pytest.fixture(scope="module")
+def hundred_patients(tmp_path_factory):
+    """A simulated service of 100 patients (too few to hold any out), and a table no
+    model can rank better than chance."""
+    from _cli import run
+    from _factories import flat_encounter_rows, write_csv
+
+    tmp = tmp_path_factory.mktemp("hundred")
+    result = run("simulate", "--patients", "100", "--seed", "4", "--out", "enc.csv", cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    write_csv(flat_encounter_rows(), tmp / "flat.csv")
+    return tmp
+
+
+@pytest.mark.parametrize(
+    ("data", "target", "kind"),
+    [
+        ("enc.csv", "attended_next", "logistic"),
+        ("enc.csv", "adherent", "gbm"),
+        ("flat.csv", "attended_next", "logistic"),
+    ],
+)
+def test_every_statement_about_what_ran_is_what_the_manifest_records(
+    hundred_patients, data, target, kind
+):
+    import json
+
+    from _cli import assert_no_traceback, run
+
+    out = f"{target}-{kind}-{data}"
+    result = run(
+        "train", data, "--target", target, "--model", kind, "--bootstrap", "100",
+        "--out", out, cwd=hundred_patients,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    manifest = json.loads((hundred_patients / out / "manifest.json").read_text())
+    card = (hundred_patients / out / "model_card.md").read_text()
+    final = _final(manifest)
+    # too few patients to hold any out: none of those steps may be claimed
+    assert not final["held_out"] and not any(f["held_out"] for f in _folds(manifest))
+    claims = [s for s in card_sentences(card) if STEP_WORDS.search(s)]
+    matched = []
+    for sentence in claims:
+        found = [p for p in CLAIMS if re.search(p, sentence)]
+        assert len(found) == 1, f"no single known claim for: {sentence!r} ({found})"
+        groups = re.search(found[0], sentence).groups()
+        assert CLAIMS[found[0]](manifest, groups), f"untrue of the manifest: {sentence!r}"
+        matched.append(found[0])
+    # each step is stated once, and the verdict leads an unfit model's card
+    for start in ("^No training patients", "^Calibration was", "^No fold held out"):
+        assert sum(p.startswith(start) for p in matched) == 1, start
+    assert ("not fit for use" in card) is (manifest["fit_for_use"] is False)
+    assert ("## Not fit for use" in card) is (manifest["fit_for_use"] is False)
+    if manifest["fit_for_use"] is False:
+        assert card.split("\n## ")[1].startswith("Not fit for use")
+    assert "early stopping on held-out" not in card.lower()
+    assert "Calibration was checked" not in card

@@ -6,7 +6,15 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from engagekit import ContractError, load_config, simulate_encounters
-from engagekit.models import cross_validate, fit_model, train_model
+from engagekit.models import (
+    MIN_RECALIBRATION_EVENTS,
+    CalibrationStatus,
+    EarlyStopping,
+    TuningStatus,
+    cross_validate,
+    fit_model,
+    train_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +112,84 @@ def test_an_outcome_that_cannot_be_modelled_is_refused(service, change, message)
     train, _ = service
     with pytest.raises(ContractError, match=message):
         fit_model(change(train.encounters), "adherent", "logistic")
+
+
+# --------------------------------------------------------------------------- what ran
+def test_a_small_hold_out_leaves_the_model_as_fitted():
+    # the case seen: 300 patients, 45 held out with 178 encounters and 18 missed
+    # sessions; an unguarded recalibration came out as -7.4 + 3.2 * margin and nearly
+    # tripled every risk. The simulator knows the true risks.
+    simulated = simulate_encounters(300, seed=1)
+    model = fit_model(simulated.encounters, "attended_next", "logistic", seed=0)
+    record = model.fit_record
+    assert (record.held_out_patients, record.held_out_encounters) == (45, 178)
+    assert record.tuning == TuningStatus.TUNED and record.refit_on_all_patients
+    recalibration = model.recalibration
+    assert recalibration is record.recalibration
+    assert recalibration.status == CalibrationStatus.TOO_FEW_EVENTS
+    assert recalibration.n_events == 18 and not recalibration.applied
+    risk = 1 - model.predict_proba(simulated.encounters)
+    true_risk = 1 - simulated.truth["p_attended_next"].to_numpy()
+    assert abs(risk.mean() - true_risk.mean()) < 0.015
+
+
+@pytest.mark.parametrize("kind", ["logistic", "gbm"])
+def test_too_few_patients_to_hold_out_is_recorded_and_nothing_pretends_to_run(kind):
+    encounters = simulate_encounters(100, seed=4).encounters
+    model = fit_model(encounters, "adherent", kind, seed=0)
+    record = model.fit_record
+    assert (
+        record.n_patients == encounters.loc[encounters["adherent"].notna(), "patient_id"].nunique()
+    )
+    assert (record.held_out_patients, record.held_out_encounters) == (0, 0)
+    assert record.recalibration.status == CalibrationStatus.NO_HELD_OUT
+    assert not record.recalibration.checked and not model.recalibration.applied
+    if kind == "logistic":
+        assert record.tuning == TuningStatus.DEFAULT
+        assert record.early_stopping == EarlyStopping.NOT_APPLICABLE
+        assert not record.refit_on_all_patients
+    else:
+        assert record.tuning == TuningStatus.FIXED
+        assert record.early_stopping == EarlyStopping.NOT_USED
+        assert not model.estimator.early_stopping
+        assert record.boosting_iterations == model.estimator.n_iter_ == 100
+    cv = cross_validate(encounters, "adherent", kind, n_splits=3, seed=0)
+    assert [d["fit"]["held_out"] for d in cv.details] == [False] * 3
+    assert [d["recalibrated"] for d in cv.details] == [False] * 3
+    assert [r.to_dict() for r in cv.fit_records] == [d["fit"] for d in cv.details]
+
+
+@pytest.mark.parametrize("kind", ["logistic", "gbm"])
+def test_enough_patients_hold_out_fifteen_percent_for_every_step(kind):
+    encounters = simulate_encounters(700, seed=5).encounters
+    model = fit_model(encounters, "adherent", kind, seed=0)
+    record = model.fit_record
+    assert record.held_out_patients == round(0.15 * record.n_patients)
+    # adherence is common: over a hundred of each outcome among 105 patients' encounters
+    assert record.recalibration.checked
+    assert record.recalibration.n_events >= MIN_RECALIBRATION_EVENTS
+    assert record.recalibration.n == record.held_out_encounters
+    if kind == "gbm":
+        assert record.early_stopping == EarlyStopping.USED
+        assert (
+            record.boosting_iterations == model.estimator.n_iter_ < record.max_boosting_iterations
+        )
+    else:
+        assert record.tuning == TuningStatus.TUNED
+        assert model.tuning["held_out_rows"] == record.held_out_encounters
+
+
+def test_train_model_judges_fitness_and_records_every_fold():
+    encounters = simulate_encounters(300, seed=2).encounters
+    result = train_model(encounters, "adherent", "logistic", n_splits=3, n_boot=50)
+    m = result.metrics
+    assert result.steps.fitness.fit_for_use is result.fit_for_use is m["fit_for_use"]
+    assert result.fit_for_use is (m["auroc_ci_low"] > 0.5)
+    assert m["unfit_reason"] is (None if result.fit_for_use else result.steps.fitness.reason)
+    assert m["training_steps"] == result.steps.to_dict()
+    assert len(result.steps.cross_validation_folds) == 3
+    assert result.steps.final_model == result.model.fit_record
+    # the decision curve reaches the flag rule's thresholds, so a figure can mark them
+    thresholds = [row["threshold"] for row in m["decision_curve"]]
+    assert result.flag_rule.threshold in thresholds
+    assert result.flag_rule.medium_threshold in thresholds

@@ -21,12 +21,14 @@ from ._app import (
     _bad_outcome,
     _check_target,
     _config,
+    _escape,
     _iso_day,
     _load,
     _metric_table,
     _parse_flag_rule,
     _read_valid,
     _refuse_unfit,
+    _require_column,
     _with_progress,
     app,
     out,
@@ -80,7 +82,7 @@ def train(
     from ..io.model_store import data_fingerprint, read_manifest, save_model
     from ..io.write import write_text
     from ..models import train_model
-    from ..report import model_card
+    from ..report import model_card, training_steps_sentences
 
     _check_target(target)
     if model not in ("auto", "logistic", "gbm"):
@@ -89,6 +91,10 @@ def train(
     temporal_split = _iso_day(temporal_split, "--temporal-split")
     cfg = _config(config)
     encounters, cfg = _read_valid(Source(data, table, query, encoding, sep), cfg)
+    if temporal_split is not None:
+        _require_column(encounters, "encounter_date", "--temporal-split", "a temporal split")
+    if rule[0] == "per_practitioner":
+        _require_column(encounters, "practitioner_id", "--flag-rule", "per_practitioner flags")
     result = _with_progress(
         train_model,
         encounters,
@@ -118,11 +124,12 @@ def train(
             "n_patients": metrics.get("n_patients"),
             "tuning": result.model.tuning,
             "flag_rule": result.flag_rule.to_dict(),
-            "recalibration": {
-                "applied": result.model.recalibration.applied,
-                "intercept": result.model.recalibration.intercept,
-                "slope": result.model.recalibration.slope,
-            },
+            "recalibration": result.model.recalibration.to_dict(),
+            # what train did and its verdict, as metrics.json says it; score, forecast
+            # and predict read fit_for_use and unfit_reason (see _refuse_unfit)
+            "fit_for_use": metrics["fit_for_use"],
+            "unfit_reason": metrics["unfit_reason"],
+            "training_steps": metrics["training_steps"],
             "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))},
         },
     )
@@ -139,6 +146,7 @@ def train(
         f"{metrics['n_excluded_missing_outcome']:,} left out (no {target} recorded)."
     )
     out.print(_metric_table(metrics, "patient-grouped cross-validation"))
+    out.print(_flagged_auprc_line(metrics, _bad_outcome(cfg, target)), highlight=False)
     temporal = metrics.get("temporal_validation")
     if temporal is not None:
         out.print(
@@ -156,7 +164,35 @@ def train(
         f"{point.flags_per_100_encounters:.1f} flags per 100 encounters.",
         highlight=False,
     )
+    out.print("What training ran:", highlight=False)
+    for sentence in training_steps_sentences(metrics["training_steps"]):
+        out.print(f"  - {sentence}", highlight=False, markup=False)
     out.print(f"Model and metrics written to {str(out_dir)!r}.")
+    fitness = metrics["training_steps"]["fitness"]
+    if metrics["fit_for_use"]:
+        out.print(f"[green]Fit for use:[/green] {_escape(fitness['reason'])}.", highlight=False)
+    else:
+        # last, in red: the one line a user must not miss
+        out.print(
+            f"[bold red]NOT FIT FOR USE:[/bold red] {_escape(metrics['unfit_reason'])}. The "
+            "model was saved marked fit_for_use: false; score, forecast and predict refuse "
+            "it unless given --allow-unfit-model.",
+            highlight=False,
+        )
+
+
+def _flagged_auprc_line(metrics: dict, bad_outcome: str) -> str:
+    """The AUPRC of the flagged outcome beside its chance level (the table's ``auprc``
+    is that of the good outcome, near its base rate whatever the model)."""
+    value = metrics.get("auprc_flagged")
+    if value is None:
+        return f"AUPRC for {bad_outcome}: not defined ({metrics.get('note')})."
+    low, high = metrics.get("auprc_flagged_ci_low"), metrics.get("auprc_flagged_ci_high")
+    ci = "" if low is None or high is None else f" (95% CI {low:.3f} to {high:.3f})"
+    return (
+        f"AUPRC for {bad_outcome} (the flagged outcome): {value:.3f}{ci}; a model no better "
+        f"than chance scores its rate, {1 - metrics['prevalence']:.3f}."
+    )
 
 
 def _training_data(data: str, table: str | None, query: str | None, encounters) -> dict:

@@ -14,9 +14,11 @@ one patient contributes many encounters, uncertainty comes from a patient-level
 
 from .bootstrap import cluster_bootstrap
 from .metrics import (
+    FLAGGED_AUPRC,
     POINT_METRICS,
     calibration_curve,
     decision_curve,
+    decision_thresholds,
     evaluate_predictions,
     point_metrics,
     roc_curve,
@@ -24,10 +26,12 @@ from .metrics import (
 )
 
 __all__ = [
+    "FLAGGED_AUPRC",
     "POINT_METRICS",
     "calibration_curve",
     "cluster_bootstrap",
     "decision_curve",
+    "decision_thresholds",
     "evaluate_predictions",
     "point_metrics",
     "roc_curve",

@@ -31,9 +31,11 @@ from .bootstrap import (
 )
 
 __all__ = [
+    "FLAGGED_AUPRC",
     "POINT_METRICS",
     "calibration_curve",
     "decision_curve",
+    "decision_thresholds",
     "evaluate_predictions",
     "point_metrics",
     "roc_curve",
@@ -51,6 +53,12 @@ POINT_METRICS = (
     "prevalence",
     "n",
 )
+
+#: Name, in :func:`evaluate_predictions`' block, of the average precision of the outcome
+#: a flag is meant to catch (by default ``y == 0``, ranked by the risk ``1 - p``). For
+#: engagekit's targets ``auprc`` is that of the good, usually common outcome, which says
+#: little: at a base rate of 0.96 any ranking scores near 0.96.
+FLAGGED_AUPRC = "auprc_flagged"
 
 # Probabilities are kept this far from 0 and 1 before a logit or a log, so a model that
 # says exactly 0 or 1 gets a large but finite log loss and logit.
@@ -230,9 +238,14 @@ class _PointMetricsEngine:
     ----------
     y, p : numpy.ndarray
         Checked outcomes and predictions.
+    flagged_outcome : {0, 1} or None
+        If given, the values also hold :data:`FLAGGED_AUPRC`, the average precision of
+        this outcome (``y == 0`` ranked by ``1 - p``).
     """
 
-    def __init__(self, y: np.ndarray, p: np.ndarray):
+    def __init__(self, y: np.ndarray, p: np.ndarray, flagged_outcome: int | None = None):
+        self._flagged = flagged_outcome
+        self.names = POINT_METRICS + ((FLAGGED_AUPRC,) if flagged_outcome is not None else ())
         #: row order the engine works in (by increasing p); weights come in this order
         self.order = np.argsort(p, kind="stable")
         y, p = y[self.order], p[self.order]
@@ -271,7 +284,7 @@ class _PointMetricsEngine:
 
     def __call__(self, w: np.ndarray) -> tuple[dict[str, float], dict[str, str]]:
         """Metrics and notes for weights ``w``, given in the engine's :attr:`order`."""
-        values = dict.fromkeys(POINT_METRICS, math.nan)
+        values = dict.fromkeys(self.names, math.nan)
         notes: dict[str, str] = {}
         w_pos, w_neg = self._work[0], self._work[1]
         np.multiply(w, self._y, out=w_pos)  # a row's weight if y = 1, else 0
@@ -284,11 +297,14 @@ class _PointMetricsEngine:
         values["log_loss"] = _dot(w, self._row_log_loss) / total
         if positives == 0 or positives == total:
             reason = f"only one outcome class (every y = {0 if positives == 0 else 1})"
-            notes.update(dict.fromkeys(_ONE_CLASS_UNDEFINED, reason))
+            undefined = _ONE_CLASS_UNDEFINED + self.names[len(POINT_METRICS) :]
+            notes.update(dict.fromkeys(undefined, reason))
             return values, notes
 
-        auroc, auprc, concordant, discordant = self._ranking(w_pos, w_neg)
+        auroc, auprc, auprc_of_0, concordant, discordant = self._ranking(w_pos, w_neg)
         values["auroc"], values["auprc"] = auroc, auprc
+        if self._flagged is not None:
+            values[FLAGGED_AUPRC] = auprc if self._flagged == 1 else auprc_of_0
 
         # the regressions go faster without the rows of weight 0 (in a bootstrap
         # replicate, the third of patients not drawn)
@@ -328,8 +344,11 @@ class _PointMetricsEngine:
                 self._fitted = (self._fitted[0], float(beta[0]), float(beta[1]))
         return values, notes
 
-    def _ranking(self, w_pos: np.ndarray, w_neg: np.ndarray) -> tuple[float, float, float, float]:
-        """AUROC, average precision and the weights of concordant and discordant pairs.
+    def _ranking(
+        self, w_pos: np.ndarray, w_neg: np.ndarray
+    ) -> tuple[float, float, float, float, float]:
+        """AUROC, average precision of y = 1 (by p) and of y = 0 (by 1 - p), and the
+        weights of concordant and discordant pairs.
 
         Tied predictions are handled as scikit-learn's ``roc_auc_score`` and
         ``average_precision_score`` handle them.
@@ -351,6 +370,15 @@ class _PointMetricsEngine:
         discordant = total_pos * total_neg - concordant - ties
         auroc = (concordant + ties / 2) / (total_pos * total_neg)
 
+        # average precision of y = 0 ranked by 1 - p: flagging every p at or below each
+        # distinct value (ascending p is descending risk), weighted by the y = 0 recall
+        # gained there; before the cumulative sums are overwritten below
+        flags_of_0 = np.add(cum_neg, cum_pos, out=self._work[6, : cum_neg.size])
+        # rows of weight 0 (not drawn in a bootstrap replicate) can lead: avoid 0 / 0
+        np.maximum(flags_of_0, np.finfo(float).tiny, out=flags_of_0)
+        precision_of_0 = np.divide(cum_neg, flags_of_0, out=flags_of_0)
+        auprc_of_0 = _dot(neg, precision_of_0) / total_neg
+
         # average precision: the precision of flagging every p at or above each distinct
         # value, weighted by the recall gained there
         true_flags = np.subtract(total_pos, cum_pos, out=cum_pos)
@@ -362,7 +390,7 @@ class _PointMetricsEngine:
         np.maximum(all_flags, np.finfo(float).tiny, out=all_flags)
         precision = np.divide(true_flags, all_flags, out=true_flags)
         auprc = _dot(pos, precision) / total_pos
-        return auroc, auprc, concordant, discordant
+        return auroc, auprc, auprc_of_0, concordant, discordant
 
     def _calibration_intercept(
         self,
@@ -704,6 +732,39 @@ def decision_curve(y: Any, p: Any, thresholds: Sequence[float] | None = None) ->
     )
 
 
+def decision_thresholds(*marks: float | None) -> np.ndarray:
+    """The risk thresholds of :func:`decision_curve`, widened to reach every mark.
+
+    The default grid is 0.01, 0.02, …, 0.50. Each mark strictly between 0 and 1 (a flag
+    rule's thresholds) is added to the grid, and a mark above 0.50 extends the grid in
+    hundredths to 0.05 beyond it (at most 0.99), so that a figure of the curve can show
+    where the rule stands. Other marks (None, NaN, 0, 1) are ignored.
+
+    Parameters
+    ----------
+    *marks : float or None
+        Risks that the curve must reach.
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted, distinct thresholds strictly between 0 and 1.
+
+    Examples
+    --------
+    >>> t = decision_thresholds(0.56)
+    >>> float(t.min()), float(t.max()), 0.56 in t
+    (0.01, 0.61, True)
+    >>> float(decision_thresholds(0.004).min()), len(decision_thresholds(None))
+    (0.004, 50)
+    """
+    kept = [float(m) for m in marks if m is not None and 0.0 < float(m) < 1.0]
+    top = max([0.50, *kept])
+    # integer hundredths, so the grid is exactly 0.01, 0.02, ...
+    last = 50 if top <= 0.50 else min(99, math.ceil(round(top * 100, 6)) + 5)
+    return np.union1d(np.arange(1, last + 1) / 100, kept)
+
+
 # --------------------------------------------------------------------------- the metrics block
 #: Metrics with bootstrap CIs in :func:`evaluate_predictions` (``n`` is a count, reported
 #: as ``n_encounters``).
@@ -734,14 +795,16 @@ def _metrics_block(
     seed: int,
     ci: float,
     n_jobs: int,
+    flagged_outcome: int = 0,
 ) -> dict[str, Any]:
     """Point metrics with patient-bootstrap CIs, counts and a note on what is undefined.
 
     The same as ``cluster_bootstrap(y, p, groups, point_metrics, ...)`` without ``n``,
-    but one prepared engine per thread serves every replicate.
+    plus :data:`FLAGGED_AUPRC`, but one prepared engine per thread serves every
+    replicate.
     """
     codes, n_groups = _group_codes(groups)
-    engine = _PointMetricsEngine(y, p)
+    engine = _PointMetricsEngine(y, p, flagged_outcome)
     values, notes = engine(np.ones_like(y))
     # replicates start Newton's method from the estimates on all data, a few steps away
     engine.warm_start()
@@ -756,7 +819,8 @@ def _metrics_block(
 
         return replicate
 
-    estimate = {name: values[name] for name in _ESTIMATED}
+    names = (*_ESTIMATED, FLAGGED_AUPRC)
+    estimate = {name: values[name] for name in names}
     replicates = _bootstrap_replicates(
         list(estimate), n_groups, make_replicate, n_boot=n_boot, seed=seed, n_jobs=n_jobs
     )
@@ -768,7 +832,7 @@ def _metrics_block(
     remarks += [
         f"{name}: CI from the {block[f'{name}_n_boot']} of {n_boot} replicates in which it "
         "was defined"
-        for name in _ESTIMATED
+        for name in names
         if name not in notes and 0 < block[f"{name}_n_boot"] < n_boot
     ]
     block["note"] = "; ".join(remarks) or None
@@ -790,7 +854,7 @@ def _skipped_block(
     else:
         return None
     block: dict[str, Any] = {}
-    for name in _ESTIMATED:
+    for name in (*_ESTIMATED, FLAGGED_AUPRC):
         block.update({name: None, f"{name}_ci_low": None, f"{name}_ci_high": None})
         block[f"{name}_n_boot"] = 0
     block.update(
@@ -815,6 +879,7 @@ def evaluate_predictions(
     min_patients: int = 10,
     n_bins: int = 10,
     n_jobs: int = 1,
+    decision_thresholds: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Every metric of a set of predictions, with patient-bootstrap CIs, overall and by group.
 
@@ -837,9 +902,10 @@ def evaluate_predictions(
     ci : float
         Level of the percentile CIs.
     flagged_outcome : {0, 1}
-        The outcome a flag is meant to catch, for the decision curve. engagekit's
-        targets code the good outcome (attended, adherent) as 1 and flag the bad one, so
-        by default the curve is for ``y == 0`` with risk ``1 - p``.
+        The outcome a flag is meant to catch, for the decision curve and
+        ``auprc_flagged``. engagekit's targets code the good outcome (attended,
+        adherent) as 1 and flag the bad one, so by default both are for ``y == 0`` with
+        risk ``1 - p``.
     min_encounters, min_patients : int
         A subgroup level with fewer encounters or patients than this gets null metrics
         and a note, as does one with a single outcome class.
@@ -848,6 +914,10 @@ def evaluate_predictions(
     n_jobs : int
         Threads sharing the bootstrap replicates (-1: one per core); the result does
         not depend on it.
+    decision_thresholds : sequence of float, optional
+        Risks at which the decision curve is computed; by default those of
+        :func:`decision_curve`. Pass :func:`decision_thresholds` of a flag rule's
+        thresholds so that the curve reaches them.
 
     Returns
     -------
@@ -856,9 +926,11 @@ def evaluate_predictions(
         are None):
 
         - for each of ``auroc``, ``auprc``, ``brier``, ``log_loss``,
-          ``calibration_intercept``, ``calibration_slope``, ``prevalence``: the value on
-          all data, ``<name>_ci_low``, ``<name>_ci_high`` and ``<name>_n_boot`` (the
-          replicates in which it was defined);
+          ``calibration_intercept``, ``calibration_slope``, ``prevalence``, and
+          ``auprc_flagged`` (:data:`FLAGGED_AUPRC`: the average precision of the
+          flagged outcome, ranked by its risk; its chance level is that outcome's
+          rate): the value on all data, ``<name>_ci_low``, ``<name>_ci_high`` and
+          ``<name>_n_boot`` (the replicates in which it was defined);
         - ``n_encounters``, ``n_patients``, ``note``: why a metric is undefined, and
           which CIs rest on fewer than ``n_boot`` replicates; None if nothing to say;
         - ``n_boot``, ``ci_level``, ``seed``;
@@ -911,15 +983,15 @@ def evaluate_predictions(
             f"'by' must have one row per encounter; got {len(by)} rows for {y_arr.size} encounters."
         )
 
-    out = _metrics_block(y_arr, p_arr, groups_arr, n_boot, seed, ci, n_jobs)
+    out = _metrics_block(y_arr, p_arr, groups_arr, n_boot, seed, ci, n_jobs, flagged_outcome)
     out.update(n_boot=int(n_boot), ci_level=float(ci), seed=int(seed))
     out["calibration_curve"] = _records(calibration_curve(y_arr, p_arr, n_bins=n_bins))
     positives = y_arr.sum()
     out["roc_curve"] = _records(roc_curve(y_arr, p_arr)) if 0 < positives < y_arr.size else None
     if flagged_outcome == 1:
-        curve = decision_curve(y_arr, p_arr)
+        curve = decision_curve(y_arr, p_arr, decision_thresholds)
     else:
-        curve = decision_curve(1 - y_arr, 1 - p_arr)
+        curve = decision_curve(1 - y_arr, 1 - p_arr, decision_thresholds)
     out["decision_curve"] = _records(curve)
     out["decision_curve_flagged_outcome"] = int(flagged_outcome)
 
@@ -935,7 +1007,9 @@ def evaluate_predictions(
             blocks[label] = (
                 skipped
                 if skipped is not None
-                else _metrics_block(y_level, p_level, g_level, n_boot, seed, ci, n_jobs)
+                else _metrics_block(
+                    y_level, p_level, g_level, n_boot, seed, ci, n_jobs, flagged_outcome
+                )
             )
         out[f"by_{column}"] = blocks
     return out

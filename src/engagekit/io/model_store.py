@@ -53,6 +53,7 @@ TRUSTED_TYPES = [
     "engagekit.features.transformer.EncounterFeatures",
     "engagekit.models.calibration.LogitRecalibration",
     "engagekit.models.estimators.ColumnWeights",
+    "engagekit.models.fit_record.FitRecord",
     "engagekit.models.model.EngagementModel",
     "numpy.dtype",
     "numpy.float64",

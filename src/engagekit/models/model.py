@@ -11,6 +11,7 @@ from scipy.special import expit
 
 from .calibration import LogitRecalibration
 from .estimators import add_interactions, logistic_coefficients
+from .fit_record import FitRecord
 
 __all__ = ["EngagementModel"]
 
@@ -35,6 +36,9 @@ class EngagementModel:
         Attribute × treatment terms added for the logistic model (empty for trees).
     tuning : dict
         Hyperparameters chosen on held-out training patients, and how (logistic only).
+    fit_record : FitRecord or None
+        Which fitting steps ran (held-out patients, tuning, early stopping, calibration
+        check); None for a model saved before engagekit recorded them.
     """
 
     target: str
@@ -45,6 +49,7 @@ class EngagementModel:
     interaction_attributes: tuple[str, ...] = ()
     interaction_treatments: tuple[str, ...] = ()
     tuning: dict[str, Any] = field(default_factory=dict)
+    fit_record: FitRecord | None = None
 
     def design(self, encounters: pd.DataFrame) -> pd.DataFrame:
         """The feature matrix the estimator sees, one row per encounter."""

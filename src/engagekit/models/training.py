@@ -6,10 +6,16 @@
 - Calibration is corrected inside each training set only: a random 15% of its patients
   is held out, the model is fitted on the rest (the trees stop early on the held-out
   patients), and a logistic recalibration of the margin is fitted on the held-out
-  patients if a likelihood-ratio test finds the calibration off. The logistic model is
+  patients if they hold enough of each outcome and a likelihood-ratio test finds the
+  calibration off (see :mod:`engagekit.models.calibration`). The logistic model is
   then refitted on all patients (the trees keep their early-stopped fit). The same
   held-out patients choose the logistic model's penalty (see
   :mod:`engagekit.models.estimators`), so tuning never sees a test fold.
+- With fewer than about 200 patients (15% of them under 30), none is held out: the
+  penalty takes its default, the trees a fixed number of iterations, and calibration is
+  not checked. Each model's :class:`~engagekit.models.FitRecord` says which steps ran.
+- A model whose validated AUROC cannot be told from chance is marked unfit for use
+  (:func:`~engagekit.models.judge_fitness`); it is still returned, with the verdict.
 - ``auto`` picks the kind with the lower cross-validated log loss.
 - Optionally, a temporal split: everything above happens on the encounters dated before
   the split date, and the final model is then scored on the encounters from that date
@@ -32,11 +38,13 @@ from ..errors import ContractError
 from ..features import EncounterFeatures
 from .calibration import LogitRecalibration, fit_logit_recalibration
 from .estimators import LOGISTIC_GRID, MODEL_KINDS, make_estimator, penalty_weights
+from .fit_record import EarlyStopping, FitnessForUse, FitRecord, TuningStatus, judge_fitness
 from .model import EngagementModel
 
 __all__ = [
     "CrossValidation",
     "TrainingResult",
+    "TrainingSteps",
     "auto_bootstrap_reps",
     "cross_validate",
     "evaluate_model_predictions",
@@ -90,6 +98,19 @@ def fit_model(
     config : Config, optional
     seed : int
         Seeds the held-out calibration patients and the trees.
+
+    Returns
+    -------
+    EngagementModel
+        With ``fit_record``, a :class:`FitRecord` of the steps that ran: whether 15% of
+        the patients were held out (at least 30 of them) and, on them, whether the
+        penalty was tuned, the trees stopped early and calibration was checked and
+        corrected (see :mod:`engagekit.models.calibration`).
+
+    Raises
+    ------
+    ContractError
+        The outcome is absent, never recorded, or has one value only.
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {list(MODEL_KINDS)}")
@@ -130,7 +151,11 @@ def fit_model(
         if cal_rows.any():
             start, model.tuning = _tune_logistic(X, y, fit_rows, cal_rows, patients, model, seed)
         else:
-            model.tuning = {**_DEFAULT_LOGISTIC, "chosen_by": "default (too few patients)"}
+            model.tuning = {
+                **_DEFAULT_LOGISTIC,
+                "chosen_by": f"default (fewer than {_MIN_CALIBRATION_PATIENTS} patients "
+                "to hold out for tuning)",
+            }
         model.estimator = make_estimator(
             "logistic",
             C=model.tuning["C"],
@@ -152,10 +177,35 @@ def fit_model(
         model.recalibration = fit_logit_recalibration(margin, y[cal_rows])
     else:
         model.recalibration = LogitRecalibration()
-    if kind == "logistic" and cal_rows.any() and labelled.sum() <= _REFIT_ROWS:
+    refit = bool(kind == "logistic" and cal_rows.any() and labelled.sum() <= _REFIT_ROWS)
+    if refit:
         # The held-out patients have done their job (tuning, judging calibration); a
         # logistic fit is stable, so refit it on every labelled row and keep the map.
         model.estimator.fit(X[labelled], y[labelled])
+    held_out = bool(cal_rows.any())
+    if kind == "logistic":
+        tuning = TuningStatus.TUNED if held_out else TuningStatus.DEFAULT
+        stopping, iterations, ceiling = EarlyStopping.NOT_APPLICABLE, 0, 0
+    else:
+        tuning = TuningStatus.FIXED
+        stopping = EarlyStopping.USED if held_out else EarlyStopping.NOT_USED
+        iterations = int(model.estimator.n_iter_)
+        ceiling = int(model.estimator.max_iter)
+    model.fit_record = FitRecord(
+        kind=kind,
+        n_patients=len(unique_patients),
+        n_encounters=int(labelled.sum()),
+        held_out_patients=len(pd.unique(patients[cal_rows])),
+        held_out_encounters=int(cal_rows.sum()),
+        held_out_share=_CALIBRATION_SHARE,
+        min_held_out_patients=_MIN_CALIBRATION_PATIENTS,
+        tuning=tuning,
+        early_stopping=stopping,
+        boosting_iterations=iterations,
+        max_boosting_iterations=ceiling,
+        refit_on_all_patients=refit,
+        recalibration=model.recalibration,
+    )
     return model
 
 
@@ -225,8 +275,11 @@ class CrossValidation:
         each from a model that never saw that row's patient.
     log_loss : float
     folds : int
-    details : dict
-        Per fold: rows, patients, whether recalibration was applied.
+    details : list of dict
+        Per fold: rows, patients, whether recalibration was applied, and ``fit``, the
+        :meth:`FitRecord.to_dict` of the fold's model (which steps ran).
+    fit_records : list of FitRecord
+        The fold models' records, in fold order.
     """
 
     kind: str
@@ -234,6 +287,7 @@ class CrossValidation:
     log_loss: float
     folds: int
     details: list[dict[str, Any]] = field(default_factory=list)
+    fit_records: list[FitRecord] = field(default_factory=list)
 
 
 def cross_validate(
@@ -262,6 +316,7 @@ def cross_validate(
     splitter = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     oof = np.full(len(encounters), np.nan)
     details = []
+    records: list[FitRecord] = []
     # integer codes: scikit-learn's shuffled GroupKFold runs np.isin on the groups, which
     # sorts object arrays such as patient ids (seconds per fold at 100k rows)
     codes = pd.factorize(patients)[0]
@@ -279,8 +334,10 @@ def cross_validate(
                 "test_patients": len(pd.unique(patients[test_idx])),
                 "test_encounters_scored": int(test_labelled.sum()),
                 "recalibrated": bool(model.recalibration.applied),
+                "fit": model.fit_record.to_dict(),
             }
         )
+        records.append(model.fit_record)
         if progress is not None:
             progress(fold + 1, n_splits)
     y = encounters.loc[labelled, target].to_numpy(dtype="float64")
@@ -291,6 +348,7 @@ def cross_validate(
         log_loss=float(log_loss(y, np.clip(predictions.to_numpy(), 1e-15, 1 - 1e-15))),
         folds=n_splits,
         details=details,
+        fit_records=records,
     )
 
 
@@ -300,6 +358,35 @@ def cross_validate(
 # a million rows, and it halves the training time.
 AUTO_SELECTION_ROWS = 100_000
 _SELECTION_FOLDS = 3
+
+
+@dataclass(frozen=True)
+class TrainingSteps:
+    """What :func:`train_model` did: the steps each model's fit ran, and the verdict.
+
+    Attributes
+    ----------
+    final_model : FitRecord
+        The steps of the fit of the model that is returned and saved.
+    cross_validation_folds : tuple of FitRecord
+        The steps of each fold's fit, in fold order.
+    fitness : FitnessForUse
+        Whether the validated model ranks patients better than chance.
+    """
+
+    final_model: FitRecord
+    cross_validation_folds: tuple[FitRecord, ...]
+    fitness: FitnessForUse
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping with a ``format_version`` (``metrics.json`` and the
+        manifest hold it as ``training_steps``)."""
+        return {
+            "format_version": 1,
+            "final_model": self.final_model.to_dict(),
+            "cross_validation_folds": [f.to_dict() for f in self.cross_validation_folds],
+            "fitness": self.fitness.to_dict(),
+        }
 
 
 @dataclass
@@ -312,13 +399,17 @@ class TrainingResult:
         Fitted on every patient.
     metrics : dict
         Out-of-fold metrics with patient-bootstrap CIs, overall and per treatment and
-        subgroup (see :func:`engagekit.evaluation.evaluate_predictions`).
+        subgroup (see :func:`engagekit.evaluation.evaluate_predictions`), with
+        ``fit_for_use``, ``unfit_reason`` and ``training_steps`` (see ``steps``).
     selection : dict
         Cross-validated log loss of each kind tried and which was chosen.
     flag_rule : FlagRule
         The at-risk flag thresholds, chosen on the out-of-fold predictions.
     cross_validation : CrossValidation
         Out-of-fold predictions of the chosen kind.
+    steps : TrainingSteps
+        Which fitting steps ran, in the final model and in each fold, and whether the
+        model is fit for use.
     """
 
     model: EngagementModel
@@ -326,6 +417,12 @@ class TrainingResult:
     selection: dict[str, Any]
     cross_validation: CrossValidation
     flag_rule: Any = None
+    steps: TrainingSteps | None = None
+
+    @property
+    def fit_for_use(self) -> bool:
+        """Whether the model ranks patients better than chance (see :func:`judge_fitness`)."""
+        return self.steps is not None and self.steps.fitness.fit_for_use
 
 
 # Bootstrap replicates when none are asked for: 1,000 up to this many rows x replicates,
@@ -353,11 +450,13 @@ def evaluate_model_predictions(
     n_boot: int | None = None,
     seed: int = 0,
     n_jobs: int = 1,
+    decision_thresholds: Any = None,
 ) -> dict[str, Any]:
     """Metrics of ``p`` against ``rows[target]``, overall, per treatment and per subgroup.
 
     ``rows`` are labelled encounters; the bootstrap resamples their patients
-    (``n_boot`` replicates; None: :func:`auto_bootstrap_reps`).
+    (``n_boot`` replicates; None: :func:`auto_bootstrap_reps`). ``decision_thresholds``
+    are the risks at which the decision curve is computed (None: the default grid).
     """
     from ..evaluation import evaluate_predictions
 
@@ -372,6 +471,7 @@ def evaluate_model_predictions(
         n_boot=n_boot,
         seed=seed,
         n_jobs=n_jobs,
+        decision_thresholds=decision_thresholds,
     )
 
 
@@ -408,6 +508,7 @@ def _temporal_metrics(
     n_boot: int | None,
     seed: int,
     n_jobs: int,
+    decision_thresholds: Any = None,
 ) -> dict[str, Any]:
     """The pre-split model scored on the encounters from ``day`` on."""
     target = model.target
@@ -417,7 +518,14 @@ def _temporal_metrics(
     p = model.predict_proba(everything)
     scored = after & labelled_rows(everything, target)
     metrics = evaluate_model_predictions(
-        everything[scored], target, p[scored], config, n_boot=n_boot, seed=seed, n_jobs=n_jobs
+        everything[scored],
+        target,
+        p[scored],
+        config,
+        n_boot=n_boot,
+        seed=seed,
+        n_jobs=n_jobs,
+        decision_thresholds=decision_thresholds,
     )
     metrics["split_date"] = day.isoformat()
     metrics["n_training_encounters"] = int(labelled_rows(before, target).sum())
@@ -483,6 +591,10 @@ def train_model(
     Returns
     -------
     TrainingResult
+        The model is returned (and can be saved) even when it is not fit for use; its
+        ``steps.fitness`` and ``metrics["fit_for_use"]`` say so (see
+        :func:`~engagekit.models.judge_fitness`), and ``metrics["training_steps"]`` says
+        which fitting steps ran, in the final model and in every fold.
     """
     from ..validation.coverage import without_absent_covariates
 
@@ -535,8 +647,29 @@ def train_model(
     cv = results[chosen]
 
     rows = encounters.loc[cv.predictions.index]
+    from ..evaluation import decision_thresholds
+    from ..flags import choose_flag_rule
+
+    # the rule first: the decision curves must reach its thresholds, to mark them
+    rule = choose_flag_rule(
+        rows[target].to_numpy(dtype="float64"),
+        cv.predictions.to_numpy(),
+        flag_rule[0],
+        flag_rule[1],
+        rows["practitioner_id"].to_numpy() if "practitioner_id" in rows.columns else None,
+        patients=rows["patient_id"].to_numpy(),
+        target=target,
+    )
+    thresholds = decision_thresholds(rule.threshold, rule.medium_threshold)
     metrics = evaluate_model_predictions(
-        rows, target, cv.predictions.to_numpy(), config, n_boot=n_boot, seed=seed, n_jobs=n_jobs
+        rows,
+        target,
+        cv.predictions.to_numpy(),
+        config,
+        n_boot=n_boot,
+        seed=seed,
+        n_jobs=n_jobs,
+        decision_thresholds=thresholds,
     )
     metrics["n_excluded_missing_outcome"] = int((~labelled).sum())
     metrics["cv_folds"] = n_splits
@@ -549,22 +682,24 @@ def train_model(
     final = fit_model(encounters, target, chosen, config, seed=seed)
     if progress is not None:
         progress("fit final model", 1, 1)
-    from ..flags import choose_flag_rule
-
-    rule = choose_flag_rule(
-        rows[target].to_numpy(dtype="float64"),
-        cv.predictions.to_numpy(),
-        flag_rule[0],
-        flag_rule[1],
-        rows["practitioner_id"].to_numpy() if "practitioner_id" in rows.columns else None,
-        patients=rows["patient_id"].to_numpy(),
-        target=target,
-    )
     metrics["flag_rule"] = rule.to_dict()
     if everything is not None:
         metrics["temporal_validation"] = _temporal_metrics(
-            final, encounters, everything, split_day, config, n_boot, seed, n_jobs
+            final, encounters, everything, split_day, config, n_boot, seed, n_jobs, thresholds
         )
+    steps = TrainingSteps(
+        final_model=final.fit_record,
+        cross_validation_folds=tuple(cv.fit_records),
+        fitness=judge_fitness(metrics),
+    )
+    metrics["fit_for_use"] = steps.fitness.fit_for_use
+    metrics["unfit_reason"] = steps.fitness.unfit_reason
+    metrics["training_steps"] = steps.to_dict()
     return TrainingResult(
-        model=final, metrics=metrics, selection=selection, cross_validation=cv, flag_rule=rule
+        model=final,
+        metrics=metrics,
+        selection=selection,
+        cross_validation=cv,
+        flag_rule=rule,
+        steps=steps,
     )

@@ -26,6 +26,7 @@ __all__ = [
     "calibration_figure",
     "decision_curve_figure",
     "importance_figure",
+    "marks_flag_threshold",
     "png_data_uri",
     "roc_figure",
     "shap_summary_figure",
@@ -145,13 +146,27 @@ def calibration_figure(metrics: Mapping[str, Any], title: str = "") -> Figure:
     return fig
 
 
+def marks_flag_threshold(flag_threshold: Any) -> bool:
+    """Whether :func:`decision_curve_figure` draws the line of this flag threshold.
+
+    It does for every risk strictly between 0 and 1, widening the axis to reach it if
+    the curve stops short (a ``metrics.json`` written before the curves were computed to
+    reach the flag rule).
+
+    >>> marks_flag_threshold(0.56), marks_flag_threshold(None), marks_flag_threshold(1.0)
+    (True, False, False)
+    """
+    return is_number(flag_threshold) and 0.0 < flag_threshold < 1.0
+
+
 def decision_curve_figure(
     metrics: Mapping[str, Any], flag_threshold: float | None = None, title: str = ""
 ) -> Figure:
     """Net benefit of flagging on the model, of flagging everyone and no one.
 
-    Thresholds are risks of the flagged outcome (by default the bad one, risk ``1 - p``);
-    ``flag_threshold``, if inside the curve's range, is marked.
+    Thresholds are risks of the flagged outcome (by default the bad one, risk ``1 - p``).
+    ``flag_threshold`` is marked by a dash-dot line whenever
+    :func:`marks_flag_threshold` says so, and the risk axis always reaches it.
 
     Raises
     ------
@@ -171,9 +186,20 @@ def decision_curve_figure(
     top = float(np.nanmax(frame[["net_benefit_model", "net_benefit_all"]].to_numpy(dtype=float)))
     top = max(top, 0.001)
     ax.set_ylim(-0.15 * top, 1.1 * top)
-    ax.set_xlim(float(t.min()), float(t.max()))
-    if is_number(flag_threshold) and t.min() <= flag_threshold <= t.max():
-        ax.axvline(flag_threshold, color=GREEN, linestyle="-.", linewidth=1.2, label="flag rule")
+    low, high = float(t.min()), float(t.max())
+    if marks_flag_threshold(flag_threshold):
+        # the axis reaches the threshold, with a margin so the line is not on the frame
+        margin = 0.02 * (max(high, flag_threshold) - min(low, flag_threshold))
+        low = min(low, max(0.0, flag_threshold - margin))
+        high = max(high, min(1.0, flag_threshold + margin))
+        ax.axvline(
+            flag_threshold,
+            color=GREEN,
+            linestyle="-.",
+            linewidth=1.2,
+            label=f"flag rule ({flag_threshold:.2f})",
+        )
+    ax.set_xlim(low, high)
     flagged = "the bad outcome" if metrics.get("decision_curve_flagged_outcome", 0) == 0 else "1"
     ax.set(xlabel=f"risk threshold (probability of {flagged})", ylabel="net benefit")
     ax.set_title(title or "Decision curve", fontsize="medium")

@@ -22,13 +22,15 @@ from ._tables import (
     OPERATING_POINT_COLUMNS,
     OPERATING_POINT_DEFINITIONS,
     SUBGROUP_COLUMNS,
+    cross_validation_steps_sentence,
+    fit_steps_sentences,
     flag_rule_sentence,
     metric_rows,
     operating_point_rows,
     subgroup_rows,
 )
 
-__all__ = ["model_card", "model_card_sections", "model_card_title"]
+__all__ = ["model_card", "model_card_sections", "model_card_title", "training_steps_sentences"]
 
 _KIND_NAMES = {
     "logistic": "penalised logistic regression",
@@ -55,6 +57,8 @@ def model_card(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
     manifest : mapping
         The model's ``manifest.json`` (target, kind, features, config, tuning,
         recalibration, flag rule, counts, versions, and ``training_data`` when recorded).
+        Its ``training_steps`` say which fitting steps ran, and only those are described;
+        a manifest with ``fit_for_use: false`` gets a card that leads with it.
     metrics : mapping
         Its ``metrics.json``: the cross-validated metrics with CIs, per subgroup, the
         selection of the kind and, when trained with a temporal split, the temporal
@@ -111,19 +115,47 @@ def model_card_sections(manifest: Mapping[str, Any], metrics: Mapping[str, Any])
             f"{target!r}"
         )
     config = _config(manifest)
+    outcome = _outcome(config, target)
+    bad = outcome.bad_outcome if outcome else None
+    # an unfit model's card leads with it: nothing below should be read as usable
+    lead = [_unfit(manifest, metrics)] if _fit_for_use(manifest, metrics) is False else []
     return [
+        *lead,
         _intended_use(manifest, config),
         _data(manifest, metrics, config),
         _predictors(manifest, config),
         _outcome_section(target, config),
         _missing_data(metrics, config),
         _model_and_tuning(manifest, metrics),
-        _validation(metrics),
+        _validation(manifest, metrics, bad),
         _subgroups(metrics, config),
         _flag_rule(manifest, metrics, config),
         _limitations(manifest, metrics),
         _versions(manifest),
     ]
+
+
+def training_steps_sentences(training_steps: Mapping[str, Any]) -> tuple[str, ...]:
+    """What training ran, in the card's words: the final model's fitting steps, then
+    those of the cross-validation folds.
+
+    The ``engagekit train`` summary prints these, so that the screen, the card and
+    ``metrics.json`` (which holds ``training_steps``) say the same.
+
+    Parameters
+    ----------
+    training_steps : mapping
+        ``training_steps`` of ``metrics.json`` or the manifest
+        (:meth:`engagekit.models.TrainingSteps.to_dict`).
+
+    Returns
+    -------
+    tuple of str
+    """
+    sentences = list(fit_steps_sentences(training_steps.get("final_model") or {}))
+    if "cross_validation_folds" in training_steps:
+        sentences.append(cross_validation_steps_sentence(training_steps["cross_validation_folds"]))
+    return tuple(sentences)
 
 
 # --------------------------------------------------------------------------- pieces
@@ -226,7 +258,11 @@ def _data(manifest: Mapping[str, Any], metrics: Mapping[str, Any], config: Confi
 def _predictors(manifest: Mapping[str, Any], config: Config) -> Section:
     features = list(manifest.get("features") or [])
     scale = config.attributes.scale
-    attributes = tuple(f"{a.label} (`{a.name}`): {a.description}." for a in config.attributes.items)
+    attributes = tuple(
+        f"{a.label} (`{a.name}`): {a.description}"
+        + ("." if a.higher_is_better else "; a higher score is worse.")
+        for a in config.attributes.items
+    )
     interactions = [f for f in features if ":treatment=" in f]
     covariate_levels = {
         c: [f.split("=", 1)[1] for f in features if f.startswith(f"{c}=")]
@@ -237,7 +273,7 @@ def _predictors(manifest: Mapping[str, Any], config: Config) -> Section:
         "`n_missing_ratings`: how many ratings are missing at this session; "
         "`session_number` and `log_session`: the session number and its logarithm.",
         "Treatment: one indicator per treatment ("
-        + ", ".join(f"`{t}`" for t in config.treatment_names)
+        + ", ".join(f"{t.label} `treatment={t.name}`" for t in config.treatments)
         + ").",
     ]
     for covariate, levels in covariate_levels.items():
@@ -322,10 +358,7 @@ def _model_and_tuning(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -
             "earlier-session summaries have a tighter prior."
         )
     elif kind == "gbm":
-        items.append(
-            "Gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier) with "
-            "early stopping on held-out training patients."
-        )
+        items.append("Gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier).")
     else:
         items.append(f"Model kind: `{kind}`.")
     items.append(_tuning_sentence(manifest.get("tuning") or {}))
@@ -341,18 +374,23 @@ def _model_and_tuning(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -
             f"Kind requested: `{selection.get('requested')}`; cross-validated log loss: "
             f"{compared}; chosen: `{selection.get('chosen')}`."
         )
-    recalibration = manifest.get("recalibration") or {}
-    if recalibration:
+    final = _steps(manifest, metrics).get("final_model")
+    if final:
+        items += fit_steps_sentences(final)
+    else:
+        # a manifest written before engagekit recorded its fitting steps: say only what
+        # it holds (an applied map is a fact; its absence says nothing about a check)
+        recalibration = manifest.get("recalibration") or {}
         if recalibration.get("applied"):
             items.append(
                 "Calibration was corrected on held-out training patients: log-odds = "
                 f"{number(recalibration.get('intercept'))} + "
                 f"{number(recalibration.get('slope'))} × the model's margin."
             )
-        else:
-            items.append(
-                "Calibration was checked on held-out training patients and needed no correction."
-            )
+        items.append(
+            "Which fitting steps ran (held-out patients, early stopping, calibration check) "
+            "is not recorded in this manifest; retrain the model to record them."
+        )
     return Section("Model and tuning", (Bullets(tuple(items)),))
 
 
@@ -374,20 +412,80 @@ def _tuning_sentence(tuning: Mapping[str, Any]) -> str:
     return text + "."
 
 
-def _metric_table(block: Mapping[str, Any]) -> Table:
+def _metric_table(block: Mapping[str, Any], bad_outcome: str | None = None) -> Table:
     level = block.get("ci_level")
     heading = f"{percent(level, 0)} CI" if is_number(level) else "CI"
-    return Table(("metric", "estimate", heading), metric_rows(block))
+    return Table(("metric", "estimate", heading), metric_rows(block, bad_outcome))
 
 
-def _validation(metrics: Mapping[str, Any]) -> Section:
+def _steps(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``training_steps``: what fitting ran (the manifest's, else metrics.json's)."""
+    return manifest.get("training_steps") or metrics.get("training_steps") or {}
+
+
+def _fit_for_use(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> bool | None:
+    """The recorded verdict; None when neither record holds one."""
+    for record in (manifest, metrics):
+        if isinstance(record.get("fit_for_use"), bool):
+            return record["fit_for_use"]
+    return None
+
+
+def _unfit(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> Section:
+    why = manifest.get("unfit_reason") or metrics.get("unfit_reason") or "not recorded"
+    rule = (_steps(manifest, metrics).get("fitness") or {}).get("rule")
+    return Section(
+        "Not fit for use",
+        (
+            Paragraph(
+                f"This model is not fit for use: {why}. Its risks and at-risk flags would "
+                "mislead. It was saved marked `fit_for_use: false`, and `engagekit score`, "
+                "`forecast` and `predict` refuse it unless given `--allow-unfit-model`. "
+                "Retrain it on more patients or better data."
+            ),
+            *((Paragraph(f"The rule: {rule}."),) if rule else ()),
+        ),
+    )
+
+
+def _fitness_paragraph(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> Paragraph:
+    verdict = _fit_for_use(manifest, metrics)
+    fitness = _steps(manifest, metrics).get("fitness") or {}
+    if verdict is None:
+        return Paragraph("Fitness for use: not recorded in the manifest.")
+    if verdict is False:
+        return Paragraph(
+            "Fitness for use: not fit for use (see the first section): "
+            f"{manifest.get('unfit_reason') or metrics.get('unfit_reason') or 'not recorded'}."
+        )
+    reason = fitness.get("reason")
+    rule = fitness.get("rule")
+    return Paragraph(
+        "Fitness for use: fit for use"
+        + (f": {reason}" if reason else "")
+        + "."
+        + (f" The rule: {rule}." if rule else "")
+    )
+
+
+def _validation(
+    manifest: Mapping[str, Any], metrics: Mapping[str, Any], bad_outcome: str | None = None
+) -> Section:
     folds = metrics.get("cv_folds")
     n_boot = metrics.get("n_boot")
+    steps = _steps(manifest, metrics)
+    fold_steps = (
+        " " + cross_validation_steps_sentence(steps["cross_validation_folds"])
+        if "cross_validation_folds" in steps
+        else ""
+    )
     blocks: list = [
         Paragraph(
             (f"Patient-grouped {folds}-fold" if is_number(folds) else "Patient-grouped")
-            + " cross-validation: each encounter was scored by a model fitted, tuned and "
-            "calibrated without any of its patient's encounters. Confidence intervals "
+            + " cross-validation: each encounter was scored by a model fitted without any "
+            "of its patient's encounters."
+            + fold_steps
+            + " Confidence intervals "
             + (
                 f"come from {count(n_boot)} patient-bootstrap replicates (patients "
                 "resampled with all their encounters)."
@@ -395,7 +493,8 @@ def _validation(metrics: Mapping[str, Any]) -> Section:
                 else "were not computed (no bootstrap replicates)."
             )
         ),
-        _metric_table(metrics),
+        _metric_table(metrics, bad_outcome),
+        _fitness_paragraph(manifest, metrics),
         Paragraph(
             "Calibration: an intercept of 0 and a slope of 1 are ideal; a slope below 1 "
             "means predictions more extreme than the outcomes bear out, above 1 more "
@@ -415,7 +514,7 @@ def _validation(metrics: Mapping[str, Any]) -> Section:
                 "training)."
             )
         )
-        blocks.append(_metric_table(temporal))
+        blocks.append(_metric_table(temporal, bad_outcome))
     return Section("Validation", tuple(blocks))
 
 
