@@ -16,7 +16,8 @@ import pytest
 from _cli import ENGAGEKIT, assert_no_traceback, run
 from _factories import model_with_flag_rule, with_cell, write_csv
 from engagekit import load_config, simulate_encounters
-from engagekit.io.model_store import save_model
+from engagekit.flags import choose_flag_rule
+from engagekit.io.model_store import load_model, save_model
 
 CONFIG = load_config()
 # small chunks, so that a run has many commits to be killed between
@@ -78,8 +79,30 @@ def test_score_writes_every_encounter_with_explanations_that_add_up(service):
     assert np.abs(shap - (np.log(p) - np.log1p(-p))).max() < 1e-6
     assert f"{len(table):,} encounters scored and explained" in result.stdout
     assert "full/scores.sqlite" in result.stdout
+    # the model's rule is "the top 10%": of the encounters scored, side by side
     high = int((table["flag"] == "high").sum())
-    assert f"{high:,} flagged high" in result.stdout
+    assert 0.09 < high / len(table) < 0.11
+    assert (
+        f"{high:,} flagged high ({high / len(table):.1%} of encounters; the rule promises "
+        "the top 10%)"
+    ) in result.stdout
+    flagged = int((table["flag"] != "low").sum())
+    assert f"({flagged / len(table):.1%} high or medium; promised 20.0%)" in result.stdout
+    # the encounter's context, to filter a caseload by
+    assert list(table.columns[:6]) == [
+        "encounter_id",
+        "patient_id",
+        "treatment",
+        "practitioner_id",
+        "session_number",
+        "encounter_date",
+    ]
+    by_id = encounters.set_index("encounter_id").loc[table["encounter_id"]]
+    assert table["practitioner_id"].tolist() == by_id["practitioner_id"].tolist()
+    assert table["session_number"].tolist() == by_id["session_number"].tolist()
+    assert (
+        table["encounter_date"].astype(str).tolist() == by_id["encounter_date"].astype(str).tolist()
+    )
 
 
 def test_a_run_killed_halfway_and_rerun_gives_the_uninterrupted_output(service):
@@ -161,3 +184,92 @@ def test_data_breaking_the_contract_is_reported_and_nothing_written(service, tmp
     assert_no_traceback(result)
     assert "breaks the data contract; nothing was computed or written" in result.stdout
     assert not (tmp_path / "scores.csv").exists() and not (tmp_path / "scores.sqlite").exists()
+
+
+@pytest.fixture(scope="module")
+def refusing(service, tmp_path_factory) -> Path:
+    """Models that score refuses to use on some tables, and those tables: ``unfit/`` (marked
+    unfit for use), ``per_practitioner/`` (a rule of 3 flags per practitioner) with
+    ``no_practitioner.csv`` (no practitioner_id) and ``practitioner_gaps.csv`` (some
+    empty), and ``bad.csv`` (breaks the contract)."""
+    tmp = tmp_path_factory.mktemp("refusing")
+    model, manifest = load_model(service / "model")
+    save_model(
+        model, tmp / "unfit", {**manifest, "fit_for_use": False, "unfit_reason": "AUROC 0.5"}
+    )
+    encounters = simulate_encounters(700, seed=31, config=CONFIG).encounters
+    known = encounters["attended_next"].notna()
+    rule = choose_flag_rule(
+        encounters.loc[known, "attended_next"].astype(int),
+        model.predict_proba(encounters[known]),
+        "per_practitioner",
+        3,
+        encounters.loc[known, "practitioner_id"],
+    )
+    save_model(model, tmp / "per_practitioner", {**manifest, "flag_rule": rule.to_dict()})
+    write_csv(encounters.drop(columns="practitioner_id"), tmp / "no_practitioner.csv")
+    gaps = encounters["practitioner_id"].mask(encounters.index < 5)
+    write_csv(encounters.assign(practitioner_id=gaps), tmp / "practitioner_gaps.csv")
+    write_csv(with_cell(encounters, 4, "empathy", 9), tmp / "bad.csv")
+    return tmp
+
+
+def _folder(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "extra", "code", "message"),
+    [
+        ("model", "encounters.csv", ["--out", "new/scores.txt"], 2, "use a .csv"),
+        ("unfit", "encounters.csv", [], 2, "marked unfit for use: AUROC 0.5"),
+        ("model", "bad.csv", [], 1, "breaks the data contract; nothing was computed"),
+        (
+            "per_practitioner",
+            "no_practitioner.csv",
+            [],
+            1,
+            "flags 3 encounters per practitioner, but the encounter table has no "
+            "'practitioner_id' column",
+        ),
+        (
+            "per_practitioner",
+            "practitioner_gaps.csv",
+            [],
+            1,
+            "'practitioner_id' is empty in 5 encounter(s); fill it in",
+        ),
+        ("model", "encounters.csv", ["--db", "nosuchdb://u:pw@host/x"], 2, "not a database URL"),
+        (
+            "model",
+            "encounters.csv",
+            ["--db", "sqlite:///blocker/scores.sqlite"],
+            2,
+            "cannot create the database 'sqlite:///blocker/scores.sqlite'",
+        ),
+        # the database can be made, the file cannot: the database goes too
+        (
+            "model",
+            "encounters.csv",
+            ["--out", "blocker/scores.csv", "--db", "sqlite:///newdb/scores.sqlite"],
+            2,
+            "cannot write 'blocker/scores.csv'",
+        ),
+    ],
+)
+def test_a_refused_or_failed_score_leaves_the_folder_as_it_was(
+    service, refusing, tmp_path, model, data, extra, code, message
+):
+    for name in ("encounters.csv",):
+        (tmp_path / name).write_bytes((service / name).read_bytes())
+    for name in ("bad.csv", "no_practitioner.csv", "practitioner_gaps.csv"):
+        (tmp_path / name).write_bytes((refusing / name).read_bytes())
+    (tmp_path / "blocker").write_text("a file where a folder would go\n")
+    model_dir = service / "model" if model == "model" else refusing / model
+    before = _folder(tmp_path)
+    extra = extra if "--out" in extra else ["--out", "new/scores.csv", *extra]
+    result = run("score", model_dir, data, *extra, cwd=tmp_path)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert_no_traceback(result)
+    assert message in result.stdout + result.stderr
+    assert _folder(tmp_path) == before

@@ -4,18 +4,21 @@ transaction each, resuming after a failure without duplicating a row."""
 from __future__ import annotations
 
 import doctest
+import math
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 import sqlalchemy as sa
 
 from _factories import model_with_flag_rule
 from engagekit import load_config, simulate_encounters
-from engagekit.errors import DataReadError, OutputError
+from engagekit.errors import ContractError, DataReadError, OutputError
+from engagekit.flags import choose_flag_rule
 from engagekit.io import scores as scores_module
-from engagekit.io.scores import _ScoreStore, default_database_url, write_scores
-from engagekit.scoring import patient_chunks, score_encounters
+from engagekit.io.scores import _ScoreFile, _ScoreStore, default_database_url, write_scores
+from engagekit.scoring import encounter_flag_thresholds, patient_chunks, score_encounters
 
 CONFIG = load_config()
 CHUNK_ROWS = 300
@@ -33,14 +36,25 @@ def service():
 @pytest.fixture(scope="module")
 def expected(service):
     """The scores of every encounter, chunk by chunk as bulk scoring computes them (the
-    last bits of a float can depend on how many rows a matrix product had)."""
+    last bits of a float can depend on how many rows a matrix product had), flagged by
+    the thresholds the rule sets on the whole table."""
     model, manifest, encounters = service
     from engagekit.flags import FlagRule
 
     rule = FlagRule.from_dict(manifest["flag_rule"])
+    applied = encounter_flag_thresholds(rule, 1.0 - model.predict_proba(encounters), encounters)
     chunks = patient_chunks(encounters["patient_id"], CHUNK_ROWS)
-    parts = [score_encounters(model, encounters.iloc[rows], CONFIG, rule) for rows in chunks]
+    parts = [score_encounters(model, encounters.iloc[rows], CONFIG, applied) for rows in chunks]
     return pd.concat(parts, ignore_index=True)
+
+
+def _read_file(out) -> pd.DataFrame:
+    """A scores file as written: Arrow reads a CSV's doubles exactly and keeps an empty
+    reason as "" (pandas' parser may miss a double's last bit); dates stay ISO text."""
+    if out.name.endswith(".parquet"):
+        return pd.read_parquet(out)
+    types = pacsv.ConvertOptions(column_types={"encounter_date": pa.string()})
+    return pacsv.read_csv(out, convert_options=types).to_pandas()
 
 
 def _write(service, out, **kwargs):
@@ -62,10 +76,7 @@ def test_the_file_holds_every_encounter_once_with_exact_values(service, expected
     out = tmp_path / name
     run = _write(service, out)
     assert run.n_rows == len(expected) and run.chunks_computed == run.n_chunks > 3
-    # pandas' CSV parser may miss a double's last bit; Arrow's reads it exactly, and
-    # keeps an empty reason as ""
-    written = pd.read_parquet(out) if name.endswith(".parquet") else pacsv.read_csv(out).to_pandas()
-    pd.testing.assert_frame_equal(written, expected, check_dtype=False, rtol=0, atol=0)
+    pd.testing.assert_frame_equal(_read_file(out), expected, check_dtype=False, rtol=0, atol=0)
     assert not list(tmp_path.glob(".*partial"))
 
 
@@ -74,8 +85,13 @@ def test_the_database_holds_the_same_rows_and_a_record_of_each_chunk(service, ex
     url = default_database_url(tmp_path / "scores.parquet")
     assert run.database == url
     table = _read_db(url).sort_values(["score_chunk"], kind="stable")
+    table["encounter_date"] = table["encounter_date"].dt.strftime("%Y-%m-%d")
     pd.testing.assert_frame_equal(
-        table.drop(columns="score_chunk").reset_index(drop=True), expected, rtol=0, atol=0
+        table.drop(columns="score_chunk").reset_index(drop=True),
+        expected,
+        check_dtype=False,
+        rtol=0,
+        atol=0,
     )
     chunks = _read_db(url, "scores_chunks")
     assert chunks["score_chunk"].tolist() == list(range(run.n_chunks))
@@ -174,6 +190,169 @@ def test_a_model_without_a_flag_rule_is_refused(service, tmp_path):
     model, _manifest, encounters = service
     with pytest.raises(DataReadError, match=r"no stored flag rule.*retrain"):
         write_scores(model, {"model_sha256": "b" * 64}, encounters, CONFIG, tmp_path / "s.csv")
+
+
+def test_the_run_records_the_rule_and_flags_the_top_10_percent_of_the_table(service, tmp_path):
+    out = tmp_path / "scores.parquet"
+    run = _write(service, out)
+    written = pd.read_parquet(out)
+    # the 10% of encounters at highest risk (and any tied with the last of them)
+    risk = written["risk"].sort_values(ascending=False).to_numpy()
+    cut = risk[math.ceil(0.1 * len(risk)) - 1]
+    assert written["flag"].eq("high").tolist() == (written["risk"] >= cut).tolist()
+    cut_medium = risk[math.ceil(0.2 * len(risk)) - 1]
+    assert written["flag"].ne("low").tolist() == (written["risk"] >= cut_medium).tolist()
+    assert run.n_flagged["high"] == int((written["flag"] == "high").sum())
+    assert run.high_share == pytest.approx(0.1, abs=2 / len(risk))
+    assert run.high_or_medium_share == pytest.approx(0.2, abs=2 / len(risk))
+    applied = run.flag_rule
+    assert (applied.rule, applied.set_on, applied.n_encounters) == (
+        "top_percent",
+        "scored",
+        len(risk),
+    )
+    assert (applied.promised_high_share, applied.promised_high_or_medium_share) == (0.1, 0.2)
+    assert applied.promise == "the top 10%"
+
+
+def test_scores_carry_the_encounters_context_with_their_types(service, tmp_path):
+    _model, _manifest, encounters = service
+    out = tmp_path / "scores.parquet"
+    _write(service, out)
+    written = pd.read_parquet(out).set_index("encounter_id")
+    assert list(written.columns[:5]) == [
+        "patient_id",
+        "treatment",
+        "practitioner_id",
+        "session_number",
+        "encounter_date",
+    ]
+    source = encounters.set_index("encounter_id").loc[written.index]
+    assert written["treatment"].tolist() == source["treatment"].tolist()
+    assert written["practitioner_id"].tolist() == source["practitioner_id"].tolist()
+    assert written["session_number"].dtype == "int64"
+    assert written["session_number"].tolist() == source["session_number"].tolist()
+    assert written["encounter_date"].tolist() == [
+        f"{d.year:04d}-{d.month:02d}-{d.day:02d}" for d in source["encounter_date"]
+    ]
+    engine = sa.create_engine(default_database_url(out))
+    try:
+        types = {c["name"]: c["type"] for c in sa.inspect(engine).get_columns("scores")}
+    finally:
+        engine.dispose()
+    assert isinstance(types["session_number"], sa.Integer)
+    assert isinstance(types["encounter_date"], sa.Date)
+    assert isinstance(types["practitioner_id"], sa.Text)
+
+
+def test_a_table_without_the_optional_context_is_scored_without_it(service, tmp_path):
+    model, manifest, encounters = service
+    bare = encounters.drop(columns=["practitioner_id", "encounter_date"])
+    out = tmp_path / "scores.csv"
+    write_scores(model, manifest, bare, CONFIG, out, chunk_rows=CHUNK_ROWS)
+    header = out.read_text().splitlines()[0].split(",")
+    assert header[:5] == ['"encounter_id"', '"patient_id"', '"treatment"', '"session_number"',
+                          '"p_adherent"']  # fmt: skip
+
+
+def test_a_missing_practitioner_is_an_empty_cell_and_reads_back(service, tmp_path):
+    model, manifest, encounters = service
+    gaps = encounters.assign(
+        practitioner_id=encounters["practitioner_id"].mask(encounters.index % 7 == 0)
+    )
+    out = tmp_path / "scores.parquet"
+    first = write_scores(model, manifest, gaps, CONFIG, out, chunk_rows=CHUNK_ROWS)
+    before = out.read_bytes()
+    # the rerun reads every chunk back from the database: the same bytes
+    again = write_scores(model, manifest, gaps, CONFIG, out, chunk_rows=CHUNK_ROWS)
+    assert again.chunks_resumed == first.n_chunks and out.read_bytes() == before
+    written = pd.read_parquet(out)
+    assert written["practitioner_id"].isna().sum() == gaps["practitioner_id"].isna().sum() > 0
+
+
+@pytest.mark.parametrize("failure", [OutputError("disk full"), KeyboardInterrupt()])
+def test_a_run_failing_before_any_commit_leaves_no_database_file_or_folder(
+    service, tmp_path, monkeypatch, failure
+):
+    def fail(self, index, frame):
+        raise failure
+
+    monkeypatch.setattr(_ScoreStore, "write_chunk", fail)
+    with pytest.raises(type(failure)):
+        _write(service, tmp_path / "new" / "folder" / "scores.csv")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_cannot_be_opened_leaves_no_database_it_created(service, tmp_path, monkeypatch):
+    def fail(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_ScoreFile, "_open", fail)
+    url = f"sqlite:///{tmp_path / 'db' / 'scores.sqlite'}"
+    with pytest.raises(OutputError, match="No space left on device"):
+        _write(service, tmp_path / "out" / "scores.parquet", database=url)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_database_that_was_there_is_kept_as_it_was_when_a_run_fails(
+    service, tmp_path, monkeypatch
+):
+    database = tmp_path / "service.sqlite"
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE clinic (x INTEGER)")
+    engine.dispose()
+
+    def fail(self, index, frame):
+        raise OutputError("disk full")
+
+    monkeypatch.setattr(_ScoreStore, "write_chunk", fail)
+    with pytest.raises(OutputError):
+        _write(service, tmp_path / "scores.csv", database=f"sqlite:///{database}")
+    engine = sa.create_engine(f"sqlite:///{database}")
+    try:
+        assert sa.inspect(engine).get_table_names() == ["clinic"]
+    finally:
+        engine.dispose()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["service.sqlite"]
+
+
+def test_another_flag_rule_makes_another_run(service, tmp_path):
+    model, manifest, encounters = service
+    out = tmp_path / "scores.csv"
+    _write(service, out)
+    known = encounters["adherent"].notna()
+    wider = choose_flag_rule(
+        encounters.loc[known, "adherent"].astype(int),
+        model.predict_proba(encounters[known]),
+        "top_percent",
+        20,
+    )
+    other = {**manifest, "flag_rule": wider.to_dict()}
+    with pytest.raises(OutputError, match="holds scores of another run"):
+        write_scores(model, other, encounters, CONFIG, out, chunk_rows=CHUNK_ROWS)
+
+
+def test_a_per_practitioner_rule_without_practitioners_is_refused_before_writing(service, tmp_path):
+    model, manifest, encounters = service
+    known = encounters["adherent"].notna()
+    rule = choose_flag_rule(
+        encounters.loc[known, "adherent"].astype(int),
+        model.predict_proba(encounters[known]),
+        "per_practitioner",
+        3,
+        encounters.loc[known, "practitioner_id"],
+    )
+    per_practitioner = {**manifest, "flag_rule": rule.to_dict()}
+    with pytest.raises(ContractError, match=r"3 encounters per practitioner.*'practitioner_id'"):
+        write_scores(
+            model,
+            per_practitioner,
+            encounters.drop(columns="practitioner_id"),
+            CONFIG,
+            tmp_path / "out" / "scores.csv",
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_docstring_examples():

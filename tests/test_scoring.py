@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import math
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from engagekit.flags import NO_ATTRIBUTE_REASON
 from engagekit.scoring import (
     GROUPED_PREFIX,
     SHAP_PREFIX,
+    encounter_flag_thresholds,
     patient_chunks,
     score_columns,
     score_encounters,
@@ -42,12 +44,18 @@ def _logit(p: pd.Series) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def test_columns_are_ids_prediction_flag_then_every_features_contribution(scored, encounters):
+def test_columns_are_ids_context_prediction_flag_then_every_features_contribution(
+    scored, encounters
+):
     model, _rule, scores = scored
-    assert list(scores.columns) == score_columns(model)
-    assert list(scores.columns[:7]) == [
+    assert list(scores.columns) == score_columns(model, encounter_columns=encounters.columns)
+    assert list(scores.columns[:11]) == [
         "encounter_id",
         "patient_id",
+        "treatment",
+        "practitioner_id",
+        "session_number",
+        "encounter_date",
         "p_attended_next",
         "risk",
         "flag",
@@ -60,6 +68,25 @@ def test_columns_are_ids_prediction_flag_then_every_features_contribution(scored
     assert grouped[:6] == [GROUPED_PREFIX + name for name in CONFIG.attribute_names]
     assert scores["encounter_id"].tolist() == encounters["encounter_id"].tolist()
     assert scores["patient_id"].tolist() == encounters["patient_id"].tolist()
+    for name in ("treatment", "practitioner_id", "session_number"):
+        assert scores[name].tolist() == encounters[name].tolist()
+    assert scores["encounter_date"].tolist() == [
+        d.strftime("%Y-%m-%d") for d in encounters["encounter_date"]
+    ]
+
+
+def test_the_context_columns_are_those_the_table_has(scored, encounters):
+    model, rule, _scores = scored
+    bare = encounters.drop(columns=["practitioner_id", "encounter_date"]).head(50)
+    scores = score_encounters(model, bare, CONFIG, rule)
+    assert list(scores.columns) == score_columns(model, encounter_columns=bare.columns)
+    assert list(scores.columns[:5]) == [
+        "encounter_id",
+        "patient_id",
+        "treatment",
+        "session_number",
+        "p_attended_next",
+    ]
 
 
 def test_local_accuracy_on_every_row(scored):
@@ -80,10 +107,15 @@ def test_probability_risk_and_flags_follow_the_model_and_its_rule(scored, encoun
     model, rule, scores = scored
     np.testing.assert_allclose(scores["p_attended_next"], model.predict_proba(encounters))
     np.testing.assert_allclose(scores["risk"], 1.0 - scores["p_attended_next"])
+    # "the top 10%" of these encounters high, the next 10% medium (ties at a cut flagged)
+    assert rule.rule == "top_percent" and rule.value == 10
+    ranked = np.sort(scores["risk"].to_numpy())[::-1]
+    high_cut = ranked[math.ceil(0.1 * len(ranked)) - 1]
+    medium_cut = ranked[math.ceil(0.2 * len(ranked)) - 1]
     expected = np.where(
-        scores["risk"] >= rule.threshold,
+        scores["risk"] >= high_cut,
         "high",
-        np.where(scores["risk"] >= rule.medium_threshold, "medium", "low"),
+        np.where(scores["risk"] >= medium_cut, "medium", "low"),
     )
     assert scores["flag"].tolist() == expected.tolist()
 
@@ -104,7 +136,9 @@ def test_scoring_in_chunks_of_whole_patients_equals_scoring_the_table(scored, en
     model, rule, scores = scored
     chunks = patient_chunks(encounters["patient_id"], 400)
     assert len(chunks) > 3
-    parts = [score_encounters(model, encounters.iloc[rows], CONFIG, rule) for rows in chunks]
+    # each chunk flagged with the thresholds the rule set on the whole table
+    applied = encounter_flag_thresholds(rule, scores["risk"], encounters)
+    parts = [score_encounters(model, encounters.iloc[rows], CONFIG, applied) for rows in chunks]
     order = np.concatenate(chunks)
     pd.testing.assert_frame_equal(
         pd.concat(parts, ignore_index=True), scores.iloc[order].reset_index(drop=True)

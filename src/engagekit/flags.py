@@ -3,18 +3,23 @@
 Risk is the probability of the bad outcome, ``1 - p`` where ``p`` is a model's probability
 of the target (``attended_next``: came to the next session; ``adherent``: kept to the
 treatment). A :class:`FlagRule` is chosen once, on validation predictions (out-of-fold
-predictions of cross-validation), by one of three rules, and stored with the model; it is
-then applied unchanged to new encounters:
+predictions of cross-validation), by one of three rules, and stored with the model:
 
 - ``sensitivity``: catch at least this share of the bad outcomes;
 - ``top_percent``: flag the k% highest-risk encounters (a capacity);
 - ``per_practitioner``: flag on average N encounters per practitioner (a capacity).
 
 Each rule gives one global risk threshold (``high`` at or above it) and a lower
-``medium`` threshold; everything else is ``low``. A flag's reasons are the rated
-qualities whose contributions to the model (SHAP values on the log-odds of the good
-outcome, grouped by quality) lower this patient's chance of the good outcome most, each
-with the config's practical suggestion.
+``medium`` threshold; everything else is ``low``. When encounters are scored,
+:func:`flag_thresholds` applies the rule to them: a capacity rule is a share of **the
+encounters being scored** (the unit it was chosen on), so its thresholds are set again
+on their risks and it flags the k% (N per practitioner) it promises at any service size
+and whatever the model's calibration; the sensitivity rule needs outcomes, which new
+encounters do not have, so it keeps the thresholds chosen on validation.
+
+A flag's reasons are the rated qualities whose contributions to the model (SHAP values
+on the log-odds of the good outcome, grouped by quality) lower this patient's chance of
+the good outcome most, each with the config's practical suggestion.
 """
 
 from __future__ import annotations
@@ -33,11 +38,13 @@ __all__ = [
     "FLAG_LEVELS",
     "FLAG_RULES",
     "NO_ATTRIBUTE_REASON",
+    "AppliedFlagRule",
     "FlagRule",
     "OperatingPoint",
     "choose_flag_rule",
     "flag_levels",
     "flag_reasons",
+    "flag_thresholds",
     "risk_raising_attributes",
 ]
 
@@ -99,7 +106,15 @@ class OperatingPoint(BaseModel):
 class FlagRule(BaseModel):
     """A stated rule for at-risk flags and the thresholds it chose on validation data.
 
-    Build one with :func:`choose_flag_rule`; apply it with :func:`flag_levels`.
+    Build one with :func:`choose_flag_rule`; apply it to the encounters being scored
+    with :func:`flag_thresholds`, then :func:`flag_levels`.
+
+    The capacity rules are shares of encounters: ``top_percent`` k flags "the k% of
+    encounters at highest risk", on the validation predictions when the rule is chosen
+    and of the encounters being scored when it is applied (every encounter of the table
+    scored, not each patient's latest one; score a caseload's latest encounters to
+    flag k% of them). Their thresholds below are what the rule meant on the validation
+    predictions; scoring sets them again. The ``sensitivity`` rule keeps its thresholds.
 
     Attributes
     ----------
@@ -108,7 +123,8 @@ class FlagRule(BaseModel):
         The rule's target: a sensitivity in (0, 1], a percentage in (0, 100], or a
         number of flags per practitioner (> 0).
     threshold : float
-        Risk (``1 - p``) at or above which a flag is ``high``.
+        Risk (``1 - p``) at or above which a flag is ``high`` on the validation
+        predictions.
     medium_threshold : float
         Risk at or above which (and below ``threshold``) a flag is ``medium``; at most
         ``threshold``. It is the same rule with a wider net: the sensitivity rule with
@@ -165,23 +181,126 @@ class FlagRule(BaseModel):
         ValueError
             The mapping is not a flag rule of a supported ``format_version``.
         """
-        if not isinstance(data, dict):
-            raise ValueError(f"a flag rule must be a mapping, found {type(data).__name__}")
-        data = dict(data)
-        version = data.pop("format_version", _FORMAT_VERSION)
-        if version != _FORMAT_VERSION:
+        return _from_versioned_dict(cls, data, "flag rule")
+
+
+def _from_versioned_dict(cls: type[BaseModel], data: Any, what: str) -> Any:
+    """``cls`` validated from a ``to_dict`` mapping, or a ValueError naming ``what``."""
+    if not isinstance(data, dict):
+        article = "an" if what[0] in "aeiou" else "a"
+        raise ValueError(f"{article} {what} must be a mapping, found {type(data).__name__}")
+    data = dict(data)
+    version = data.pop("format_version", _FORMAT_VERSION)
+    if version != _FORMAT_VERSION:
+        raise ValueError(
+            f"{what} format_version {version!r} is not supported; this engagekit "
+            f"reads format_version {_FORMAT_VERSION}"
+        )
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in e.errors()
+        )
+        raise ValueError(f"the {what} is not valid: {problems}") from e
+
+
+class AppliedFlagRule(BaseModel):
+    """The thresholds a :class:`FlagRule` set on the encounters being scored.
+
+    Build one with :func:`flag_thresholds`; apply it with :func:`flag_levels`. A
+    capacity rule (``top_percent``, ``per_practitioner``) is a share of the encounters
+    being scored, so its thresholds are set on their risks (``set_on="scored"``); the
+    ``sensitivity`` rule needs outcomes, which new encounters do not have, so it keeps
+    the thresholds chosen on the validation predictions (``set_on="validation"``), as
+    does any rule on an empty table.
+
+    Attributes
+    ----------
+    rule, value, target
+        As in the :class:`FlagRule` applied.
+    threshold, medium_threshold : float
+        Risk at or above which an encounter is flagged ``high`` (``medium``, below
+        ``threshold``).
+    set_on : {"scored", "validation"}
+        Where the thresholds were set.
+    n_encounters : int
+        Encounters scored: the set the shares are of.
+    n_practitioners : int or None
+        Distinct practitioners among them (``per_practitioner`` only).
+    promised_high_share, promised_high_or_medium_share : float
+        The share of the scored encounters the rule promises to flag ``high`` (and
+        ``high`` or ``medium``): ``k / 100`` (``2k / 100``) for ``top_percent``,
+        ``N * n_practitioners / n_encounters`` (twice that) for ``per_practitioner``,
+        at most 1. The ``sensitivity`` rule promises a share of the bad outcomes, not
+        of encounters: its shares are those it flagged on the validation predictions.
+        Ties at a threshold are all flagged, so the measured share can be higher.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([1, 1, 0, 1, 0, 1, 1, 0])
+    >>> p = np.array([.9, .8, .3, .95, .5, .7, .85, .6])
+    >>> applied = flag_thresholds(choose_flag_rule(y, p, "top_percent", 25), [.1, .2, .3, .4])
+    >>> applied.set_on, applied.n_encounters, applied.promise
+    ('scored', 4, 'the top 25%')
+    >>> AppliedFlagRule.from_dict(applied.to_dict()) == applied
+    True
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: Literal["sensitivity", "top_percent", "per_practitioner"]
+    value: Annotated[float, Field(gt=0.0)]
+    threshold: Probability
+    medium_threshold: Probability
+    target: str | None = None
+    set_on: Literal["scored", "validation"]
+    n_encounters: Count
+    n_practitioners: Count | None = None
+    promised_high_share: Probability
+    promised_high_or_medium_share: Probability
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AppliedFlagRule:
+        _check_value(self.rule, self.value)
+        if self.medium_threshold > self.threshold:
             raise ValueError(
-                f"flag rule format_version {version!r} is not supported; this engagekit "
-                f"reads format_version {_FORMAT_VERSION}"
+                f"medium_threshold ({self.medium_threshold}) must not exceed threshold "
+                f"({self.threshold})"
             )
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-                for err in e.errors()
-            )
-            raise ValueError(f"the flag rule is not valid: {problems}") from e
+        return self
+
+    @property
+    def promise(self) -> str:
+        """What the rule promises, in words: ``"the top 10%"``, ``"5 per practitioner,
+        10.2% of these encounters"``, or for the sensitivity rule ``"to catch 80% of the
+        bad outcomes; it flagged 31.0% of the validation encounters"``."""
+        if self.rule == "top_percent":
+            return f"the top {self.value:g}%"
+        share = f"{100.0 * self.promised_high_share:.1f}%"
+        if self.rule == "per_practitioner":
+            return f"{self.value:g} per practitioner, {share} of these encounters"
+        return (
+            f"to catch {100.0 * self.value:g}% of the bad outcomes; it flagged {share} of "
+            "the validation encounters"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping, with a ``format_version``; :meth:`from_dict` reads it back."""
+        return {"format_version": _FORMAT_VERSION, **self.model_dump(mode="json")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AppliedFlagRule:
+        """Rebuild an applied rule from :meth:`to_dict`'s mapping.
+
+        Raises
+        ------
+        ValueError
+            The mapping is not an applied flag rule of a supported ``format_version``.
+        """
+        return _from_versioned_dict(cls, data, "applied flag rule")
 
 
 def _check_value(rule: str, value: float) -> None:
@@ -416,14 +535,135 @@ def choose_flag_rule(
     )
 
 
-def flag_levels(risk: Any, rule: FlagRule) -> np.ndarray:
+def _checked_risk(risk: Any) -> np.ndarray:
+    values = _as_float(risk, "risk")
+    invalid = ~((values >= 0.0) & (values <= 1.0))
+    if invalid.any():
+        raise ValueError(
+            f"risk must be in [0, 1]; {int(invalid.sum())} value(s) are not "
+            f"(e.g. {float(values[invalid][0])!r})"
+        )
+    return values
+
+
+def _cut_for_count(risk: np.ndarray, count: int) -> float:
+    """A threshold that flags the ``count`` highest risks (and any tied with the last).
+
+    It lies halfway between the ``count``-th highest risk and the next lower one: the
+    risk of an encounter computed again in another chunk of rows can differ in the last
+    bit of a double (a matrix product's blocking), and must not cross the threshold.
+    """
+    cut = _threshold_for_count(risk, count)
+    lower = risk[risk < cut]
+    if lower.size == 0:
+        return 0.0  # every encounter is flagged
+    below = float(lower.max())
+    middle = below + (cut - below) / 2.0
+    return middle if middle > below else cut
+
+
+def flag_thresholds(rule: FlagRule, risk: Any, practitioners: Any = None) -> AppliedFlagRule:
+    """The thresholds ``rule`` sets on the encounters being scored.
+
+    A capacity rule is a share of the encounters being scored, counted as
+    :func:`choose_flag_rule` counts on the validation predictions: ``top_percent`` k
+    flags ``high`` the ``ceil(k/100 * n)`` highest-risk of the ``n`` scored encounters,
+    ``per_practitioner`` N the ``ceil(N * P)`` highest, ``P`` the distinct
+    practitioners among them; ``medium`` goes to twice as many (high included). Both
+    are capped at every encounter, and encounters tied at a threshold are all flagged.
+    The ``sensitivity`` rule keeps its validation thresholds (it needs outcomes). So
+    that chunks of a large table flag exactly as the whole table, compute the risks of
+    every encounter, call this once, and flag each chunk with the result.
+
+    Parameters
+    ----------
+    rule : FlagRule
+        The model's stored rule.
+    risk : array-like of float
+        Risk of the bad outcome (``1 - p``) of every encounter being scored.
+    practitioners : array-like, optional
+        Practitioner of each encounter; required by ``per_practitioner``.
+
+    Returns
+    -------
+    AppliedFlagRule
+        The thresholds to pass to :func:`flag_levels`, and the shares they promise.
+
+    Raises
+    ------
+    ValueError
+        A risk is missing or outside [0, 1]; ``per_practitioner`` without one
+        practitioner per encounter, or with a practitioner missing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.5, 1.0, 1000)
+    >>> rule = choose_flag_rule(rng.binomial(1, p), p, "top_percent", 10)
+    >>> risk = rng.uniform(0.0, 0.3, 40)  # a service whose risks are lower
+    >>> applied = flag_thresholds(rule, risk)
+    >>> levels = flag_levels(risk, applied)
+    >>> int((levels == "high").sum()), int((levels != "low").sum())
+    (4, 8)
+    >>> bool(applied.threshold < rule.threshold)
+    True
+    >>> by_practitioner = choose_flag_rule(rng.binomial(1, p), p, "per_practitioner", 2,
+    ...                                    np.repeat(np.arange(50), 20))
+    >>> flag_thresholds(by_practitioner, risk)
+    Traceback (most recent call last):
+    ...
+    ValueError: the 'per_practitioner' rule flags 2 encounters per practitioner of the \
+encounters scored; give the practitioner of each (practitioner_id)
+    """
+    values = _checked_risk(risk)
+    n = len(values)
+    common = {"rule": rule.rule, "value": rule.value, "target": rule.target, "n_encounters": n}
+    n_practitioners = None
+    if rule.rule == "per_practitioner":
+        if practitioners is None:
+            raise ValueError(
+                f"the 'per_practitioner' rule flags {rule.value:g} encounters per "
+                "practitioner of the encounters scored; give the practitioner of each "
+                "(practitioner_id)"
+            )
+        n_practitioners = _n_distinct(_as_1d(practitioners, "practitioners", n), "practitioners")
+    if rule.rule == "sensitivity" or n == 0:
+        return AppliedFlagRule(
+            **common,
+            threshold=rule.threshold,
+            medium_threshold=rule.medium_threshold,
+            set_on="validation",
+            n_practitioners=n_practitioners,
+            promised_high_share=rule.operating_point.flags_per_100_encounters / 100.0,
+            promised_high_or_medium_share=(
+                rule.medium_operating_point.flags_per_100_encounters / 100.0
+            ),
+        )
+    count = _capacity_count(rule.rule, rule.value, n, n_practitioners)
+    share = rule.value / 100.0 if rule.rule == "top_percent" else count / n
+    return AppliedFlagRule(
+        **common,
+        threshold=_cut_for_count(values, math.ceil(count - _COUNT_TOLERANCE)),
+        medium_threshold=_cut_for_count(values, math.ceil(2.0 * count - _COUNT_TOLERANCE)),
+        set_on="scored",
+        n_practitioners=n_practitioners,
+        promised_high_share=min(share, 1.0),
+        promised_high_or_medium_share=min(2.0 * share, 1.0),
+    )
+
+
+def flag_levels(risk: Any, rule: FlagRule | AppliedFlagRule) -> np.ndarray:
     """The flag level of each encounter: ``high``, ``medium`` or ``low``.
 
     Parameters
     ----------
     risk : array-like of float
         Risk of the bad outcome, ``1 - p``.
-    rule : FlagRule
+    rule : AppliedFlagRule or FlagRule
+        Thresholds to compare with: those a rule set on the encounters being scored
+        (:func:`flag_thresholds`, which keeps a capacity rule's promise), or a
+        :class:`FlagRule`'s own, chosen on the validation predictions.
 
     Returns
     -------
@@ -449,13 +689,7 @@ def flag_levels(risk: Any, rule: FlagRule) -> np.ndarray:
     ...
     ValueError: risk must be in [0, 1]; 1 value(s) are not (e.g. nan)
     """
-    values = _as_float(risk, "risk")
-    invalid = ~((values >= 0.0) & (values <= 1.0))
-    if invalid.any():
-        raise ValueError(
-            f"risk must be in [0, 1]; {int(invalid.sum())} value(s) are not "
-            f"(e.g. {float(values[invalid][0])!r})"
-        )
+    values = _checked_risk(risk)
     return np.select(
         [values >= rule.threshold, values >= rule.medium_threshold],
         ["high", "medium"],
@@ -552,12 +786,18 @@ def _attribute_sentences(
     suggestion: str,
     rating: pd.Series,
     previous: pd.Series,
-    low_up_to: float,
+    midpoint: float,
     scale_max: str,
+    higher_is_better: bool = True,
 ) -> pd.Series:
-    """One sentence per row about one attribute: "Active listening was rated low (2/5,
-    down from 4): give undivided attention, ...", or "... was rated 4/5 (down from 5):
-    ..." for a rating above ``low_up_to``."""
+    """One sentence per row about one attribute.
+
+    For a rating where higher is better: "Active listening was rated low (2/5, down from
+    4): give undivided attention, ..." at or below ``midpoint``, else "... was rated 4/5
+    (down from 5): ...". For a score where higher is worse: "BDI was high (40/63, up from
+    30): ..." at or above ``midpoint``, else "BDI was 20/63 (up from 12): ...". "Up" and
+    "down" are literal; only the word for a worrying level follows the direction.
+    """
     now, before = _format_rating(rating), _format_rating(previous)
     empty = pd.Series("", index=rating.index, dtype="string")
     change = (
@@ -567,13 +807,19 @@ def _attribute_sentences(
     )
     has_change = change != ""
     on_scale = now + "/" + scale_max
-    low = " was rated low (" + on_scale + empty.mask(has_change, ", " + change) + ")"
-    other = " was rated " + on_scale + empty.mask(has_change, " (" + change + ")")
-    rated = label + low.where(rating <= low_up_to, other)
+    if higher_is_better:
+        verb, worrying_word, worrying = " was rated ", "low", rating <= midpoint
+    else:
+        verb, worrying_word, worrying = " was ", "high", rating >= midpoint
+    flagged_level = verb + worrying_word + " (" + on_scale
+    flagged_level = flagged_level + empty.mask(has_change, ", " + change) + ")"
+    other = verb + on_scale + empty.mask(has_change, " (" + change + ")")
+    rated = label + flagged_level.where(worrying, other)
     last_time = pd.Series("", index=rating.index, dtype="string").mask(
         previous.notna(), " (" + before + "/" + scale_max + " last time)"
     )
-    not_rated = label + " was not rated this session" + last_time
+    missing_word = "rated" if higher_is_better else "recorded"
+    not_rated = label + f" was not {missing_word} this session" + last_time
     sentence = rated.where(rating.notna(), not_rated)
     return (sentence + ": " + suggestion).astype("string")
 
@@ -597,6 +843,12 @@ def flag_reasons(
     suggestion. A rating at or below the scale's midpoint is called ``low`` (patients
     mostly rate 4 or 5 of 5, so a middle rating is low for them). A missing rating reads
     ``"... was not rated this session"``. Sentences are joined with ``" | "``.
+
+    An attribute with ``higher_is_better: false`` (a score where higher is worse, such as
+    a depression score on 0-63) reads the other way: ``"BDI was high (40/63, up from
+    30)"`` at or above the midpoint, ``"BDI was 20/63 (down from 24)"`` below it, and
+    ``"... was not recorded this session"`` when missing. Which attributes are named
+    does not depend on the direction: it is the sign of their contributions.
 
     Parameters
     ----------
@@ -642,6 +894,18 @@ def flag_reasons(
     >>> print(reasons[1])
     Active listening was rated low (2/5, down from 4): give undivided attention, avoid \
 watching the clock, be thoughtful and attend to detail
+
+    A score where higher is worse reads the other way round:
+
+    >>> from engagekit.config import config_from_dict
+    >>> bdi = {"name": "bdi", "label": "BDI", "description": "depression severity",
+    ...        "suggestion": "review the treatment plan", "higher_is_better": False}
+    >>> scale = {"min": 0, "max": 63}
+    >>> scored = config_from_dict({"attributes": {"scale": scale, "items": [bdi]}})
+    >>> visits = pd.DataFrame({
+    ...     "patient_id": ["b", "b"], "session_number": [1, 2], "bdi": [30.0, 40.0]})
+    >>> flag_reasons(pd.DataFrame({"bdi": [0.2, -0.6]}), visits, scored, flagged=[False, True])
+    ['', 'BDI was high (40/63, up from 30): review the treatment plan']
     """
     n = len(encounters)
     if len(grouped) != n:
@@ -688,6 +952,7 @@ watching the clock, be thoughtful and attend to detail
                 previous.loc[rows, name],
                 midpoint,
                 scale_max,
+                attribute.higher_is_better,
             ).to_numpy()
         separator = _REASON_SEPARATOR if k else ""
         text = text.mask(sentence_k.notna(), text + separator + sentence_k)

@@ -3,12 +3,16 @@
 One row per encounter, the unit every output of engagekit's bulk scoring is made of
 (files, database tables, reports):
 
-- ``encounter_id``, ``patient_id``;
+- ``encounter_id``, ``patient_id``, then the encounter's context, so that a caseload
+  can be filtered: ``treatment``, ``practitioner_id``, ``session_number`` and
+  ``encounter_date`` (ISO date text), those of them the encounter table has;
 - ``p_<target>``: the calibrated probability of the good outcome (attended the next
   session, adherent), and ``risk``: the probability of the bad one, ``1 - p``;
-- ``flag``: ``high``, ``medium`` or ``low`` by the model's stored flag rule, and
-  ``reasons``: for ``high`` and ``medium`` flags, the rated qualities that raise this
-  patient's risk most, each with the config's suggestion (empty for ``low``);
+- ``flag``: ``high``, ``medium`` or ``low`` by the model's stored flag rule, applied to
+  the encounters being scored (:func:`engagekit.flags.flag_thresholds`: "the top 10%"
+  flags 10% of them), and ``reasons``: for ``high`` and ``medium`` flags, the rated
+  qualities that raise this patient's risk most, each with the config's suggestion
+  (empty for ``low``);
 - ``shap_base_value`` and ``shap_<feature>`` for every model feature, on the log-odds
   scale, with ``shap_base_value + sum(shap_<feature>) == logit(p_<target>)``;
 - ``grouped_<name>``: the same contributions summed by what they describe (each
@@ -16,26 +20,31 @@ One row per encounter, the unit every output of engagekit's bulk scoring is made
 
 Large tables are scored in chunks of whole patients (:func:`patient_chunks`), because a
 prediction uses the patient's earlier sessions: a chunk holding all of a patient's
-encounters scores them exactly as the whole table would.
+encounters scores them exactly as the whole table would, when it is flagged with the
+thresholds the rule set on the whole table (:func:`encounter_flag_thresholds`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .config import Config
+from .errors import ContractError
 from .explain import explain_predictions
-from .flags import FlagRule, flag_levels, flag_reasons
+from .flags import AppliedFlagRule, FlagRule, flag_levels, flag_reasons, flag_thresholds
 
 if TYPE_CHECKING:
     from .models import EngagementModel
 
 __all__ = [
+    "CONTEXT_COLUMNS",
     "GROUPED_PREFIX",
     "SHAP_PREFIX",
+    "encounter_flag_thresholds",
     "patient_chunks",
     "score_columns",
     "score_encounters",
@@ -45,10 +54,18 @@ SHAP_PREFIX = "shap_"
 #: Contributions summed by attribute (and treatment, session, ...): a prefix of their own,
 #: so that summing every ``shap_`` column never counts a contribution twice.
 GROUPED_PREFIX = "grouped_"
+#: The encounter's context, copied into the scores (when the table has the column) so
+#: that a clinician can build a caseload: by treatment, practitioner, session and date.
+CONTEXT_COLUMNS = ("treatment", "practitioner_id", "session_number", "encounter_date")
 _FLAGGED = ("high", "medium")
 
 
-def score_columns(model: EngagementModel, groups: list[str] | None = None) -> list[str]:
+def score_columns(
+    model: EngagementModel,
+    groups: list[str] | None = None,
+    *,
+    encounter_columns: Iterable[str] | None = None,
+) -> list[str]:
     """The columns of :func:`score_encounters`' table for ``model``, in order.
 
     Parameters
@@ -57,18 +74,32 @@ def score_columns(model: EngagementModel, groups: list[str] | None = None) -> li
     groups : list of str, optional
         The grouped contributions' names (``Explanation.grouped.columns``); computed
         from the model when omitted.
+    encounter_columns : iterable of str, optional
+        The columns of the encounter table scored: the :data:`CONTEXT_COLUMNS` among
+        them are copied into the scores. All of them when omitted.
 
     Returns
     -------
     list of str
+
+    Examples
+    --------
+    >>> from engagekit import simulate_encounters
+    >>> from engagekit.models import fit_model
+    >>> encounters = simulate_encounters(100, seed=1).encounters
+    >>> model = fit_model(encounters, "adherent", "logistic")
+    >>> score_columns(model, encounter_columns=["patient_id", "treatment"])[:6]
+    ['encounter_id', 'patient_id', 'treatment', 'p_adherent', 'risk', 'flag']
     """
     if groups is None:
         from .explain.shap_values import _group_indicator
 
         groups = _group_indicator(model)[0]
+    present = set(CONTEXT_COLUMNS if encounter_columns is None else encounter_columns)
     return [
         "encounter_id",
         "patient_id",
+        *(name for name in CONTEXT_COLUMNS if name in present),
         f"p_{model.target}",
         "risk",
         "flag",
@@ -79,11 +110,75 @@ def score_columns(model: EngagementModel, groups: list[str] | None = None) -> li
     ]
 
 
+def encounter_flag_thresholds(
+    flag_rule: FlagRule, risk: Any, encounters: pd.DataFrame
+) -> AppliedFlagRule:
+    """The thresholds ``flag_rule`` sets on ``encounters``, whose risks are ``risk``.
+
+    :func:`engagekit.flags.flag_thresholds` with each encounter's ``practitioner_id``
+    (read only by the ``per_practitioner`` rule): "the top 10%" is 10% of these
+    encounters.
+
+    Parameters
+    ----------
+    flag_rule : FlagRule
+    risk : array-like of float
+        Risk of the bad outcome of each row of ``encounters``.
+    encounters : pandas.DataFrame
+        The encounters being scored.
+
+    Returns
+    -------
+    AppliedFlagRule
+
+    Raises
+    ------
+    ContractError
+        A ``per_practitioner`` rule, and ``practitioner_id`` is absent or has empty
+        cells.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from engagekit.flags import choose_flag_rule
+    >>> rule = choose_flag_rule([1, 0, 1, 0], [.9, .3, .8, .6], "per_practitioner", 1,
+    ...                         ["a", "a", "b", "b"])
+    >>> scored = pd.DataFrame({"practitioner_id": ["a", "b", "c", "c", "c", "c"]})
+    >>> applied = encounter_flag_thresholds(rule, [.1, .2, .3, .4, .5, .6], scored)
+    >>> applied.n_practitioners, applied.threshold  # 1 flag for each of 3 practitioners
+    (3, 0.35)
+    >>> encounter_flag_thresholds(rule, [.1], pd.DataFrame({"patient_id": ["p"]}))
+    Traceback (most recent call last):
+    ...
+    engagekit.errors.ContractError: the model's flag rule flags 1 encounters per \
+practitioner, but the encounter table has no 'practitioner_id' column; score a table \
+with it, or retrain with another --flag-rule
+    """
+    practitioners = None
+    if flag_rule.rule == "per_practitioner":
+        if "practitioner_id" not in encounters.columns:
+            raise ContractError(
+                f"the model's flag rule flags {flag_rule.value:g} encounters per "
+                "practitioner, but the encounter table has no 'practitioner_id' column; "
+                "score a table with it, or retrain with another --flag-rule"
+            )
+        practitioners = encounters["practitioner_id"]
+        missing = int(practitioners.isna().sum())
+        if missing:
+            raise ContractError(
+                f"the model's flag rule flags {flag_rule.value:g} encounters per "
+                f"practitioner, but 'practitioner_id' is empty in {missing} encounter(s); "
+                "fill it in, or retrain with another --flag-rule"
+            )
+        practitioners = practitioners.to_numpy(dtype=object)
+    return flag_thresholds(flag_rule, risk, practitioners)
+
+
 def score_encounters(
     model: EngagementModel,
     encounters: pd.DataFrame,
     config: Config,
-    flag_rule: FlagRule,
+    flag_rule: FlagRule | AppliedFlagRule,
     *,
     top_reasons: int = 2,
     n_jobs: int = 1,
@@ -100,8 +195,10 @@ def score_encounters(
         and the patient's earlier sessions in this table.
     config : Config
         Attribute labels, suggestions and the rating scale, for the reasons.
-    flag_rule : FlagRule
-        The thresholds of the ``high`` and ``medium`` flags (stored with the model).
+    flag_rule : FlagRule or AppliedFlagRule
+        The model's stored rule, applied to these encounters (a capacity rule flags
+        its share of them: see :func:`encounter_flag_thresholds`); or the thresholds
+        it set on a whole table, to flag a chunk of it as the whole table.
     top_reasons : int, default 2
         At most this many qualities named per flag.
     n_jobs : int, default 1
@@ -117,7 +214,7 @@ def score_encounters(
     Raises
     ------
     ContractError
-        ``encounters`` lacks a column the model needs.
+        ``encounters`` lacks a column the model (or a ``per_practitioner`` rule) needs.
 
     Examples
     --------
@@ -132,9 +229,11 @@ def score_encounters(
     >>> rule = choose_flag_rule(encounters.loc[known, "attended_next"].astype(int),
     ...                         model.predict_proba(encounters[known]), "top_percent", 10)
     >>> scores = score_encounters(model, encounters, config, rule)
-    >>> list(scores.columns[:7])  # doctest: +NORMALIZE_WHITESPACE
-    ['encounter_id', 'patient_id', 'p_attended_next', 'risk', 'flag', 'reasons',
-     'shap_base_value']
+    >>> list(scores.columns[:11])  # doctest: +NORMALIZE_WHITESPACE
+    ['encounter_id', 'patient_id', 'treatment', 'practitioner_id', 'session_number',
+     'encounter_date', 'p_attended_next', 'risk', 'flag', 'reasons', 'shap_base_value']
+    >>> round(float((scores["flag"] == "high").mean()), 3)  # the top 10%
+    0.1
     >>> shap = scores.filter(like="shap_").sum(axis=1)
     >>> p = scores["p_attended_next"]
     >>> bool(np.allclose(shap, np.log(p / (1 - p)), atol=1e-9))
@@ -145,6 +244,8 @@ def score_encounters(
     explanation = explain_predictions(model, encounters, n_jobs=n_jobs)
     p = 1.0 / (1.0 + np.exp(-explanation.logit))
     risk = 1.0 - p
+    if isinstance(flag_rule, FlagRule):
+        flag_rule = encounter_flag_thresholds(flag_rule, risk, encounters)
     flags = flag_levels(risk, flag_rule)
     reasons = flag_reasons(
         explanation.grouped,
@@ -157,6 +258,7 @@ def score_encounters(
     columns: dict[str, Any] = {
         "encounter_id": encounters["encounter_id"].to_numpy(dtype=object),
         "patient_id": encounters["patient_id"].to_numpy(dtype=object),
+        **_context(encounters),
         f"p_{model.target}": p,
         "risk": risk,
         "flag": flags.astype(object),
@@ -170,6 +272,23 @@ def score_encounters(
     for j, name in enumerate(explanation.grouped.columns):
         columns[GROUPED_PREFIX + name] = grouped[:, j]
     return pd.DataFrame(columns, index=pd.RangeIndex(n))
+
+
+def _context(encounters: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The :data:`CONTEXT_COLUMNS` the table has: text (``None`` when empty), the
+    session number as int64, the date as ISO text."""
+    context: dict[str, np.ndarray] = {}
+    for name in CONTEXT_COLUMNS:
+        if name not in encounters.columns:
+            continue
+        column = encounters[name]
+        if name == "session_number":
+            context[name] = column.to_numpy(dtype="int64")
+            continue
+        if name == "encounter_date":
+            column = pd.to_datetime(column).dt.strftime("%Y-%m-%d")
+        context[name] = np.where(column.isna(), None, column.astype(object))
+    return context
 
 
 def patient_chunks(patient_ids: Any, chunk_rows: int) -> list[np.ndarray]:

@@ -61,11 +61,19 @@ def score(
 ) -> None:
     """Score, explain and flag every encounter, into a file and a database.
 
-    One row per encounter: encounter_id, patient_id, p_<target>, risk (of the bad
-    outcome), flag (high, medium, low by the model's stored rule), reasons (the qualities
-    that raise the risk most, with what to try), shap_base_value and shap_<feature> for
-    every feature (they add up to the log-odds of p_<target>), and grouped_<quality>:
-    the contributions summed per quality, treatment and history.
+    One row per encounter: encounter_id, patient_id, the encounter's treatment,
+    practitioner_id, session_number and encounter_date (those the table has, to filter
+    a caseload by), p_<target>, risk (of the bad outcome), flag (high, medium, low by the
+    model's stored rule), reasons (the qualities that raise the risk most, with what to
+    try), shap_base_value and shap_<feature> for every feature (they add up to the
+    log-odds of p_<target>), and grouped_<quality>: the contributions summed per
+    quality, treatment and history.
+
+    A capacity rule is a share of the encounters being scored: "the top 10%" flags high
+    the 10% of the encounters in DATA at highest risk (every encounter, not each
+    patient's latest: to flag 10% of a caseload, score its latest encounters), and
+    medium the next 10%; "N per practitioner" flags N times the practitioners in DATA.
+    A sensitivity rule keeps the risk thresholds chosen at training.
 
     Works in chunks of whole patients, each committed to the database in one
     transaction. If a run is stopped, run the same command again: it keeps the chunks
@@ -103,11 +111,15 @@ def score(
         if run.chunks_resumed
         else ""
     )
-    flagged = run.n_flagged
+    flagged, rule = run.n_flagged, run.flag_rule
     out.print(
         f"{run.n_rows:,} encounters scored and explained{resumed}: "
-        f"{flagged['high']:,} flagged high, {flagged['medium']:,} medium.",
+        f"{flagged['high']:,} flagged high ({run.high_share:.1%} of encounters; the rule "
+        f"promises {rule.promise}), {flagged['medium']:,} medium "
+        f"({run.high_or_medium_share:.1%} high or medium; promised "
+        f"{rule.promised_high_or_medium_share:.1%}).",
         highlight=False,
+        soft_wrap=True,
     )
     out.print(
         f"Scores written to {str(run.out)!r} and to table {run.table!r} of {run.database!r}.",

@@ -8,6 +8,12 @@ it was writing (the transaction is rolled back). Rerunning the same job (same mo
 same table, same settings: a *run key* hashes them) skips the chunks already done and
 scores the rest, so the table ends with every encounter exactly once.
 
+Flags are set on the whole table before the first chunk: the model's flag rule is
+applied to the risks of every encounter (:func:`engagekit.scoring.encounter_flag_thresholds`:
+"the top 10%" is 10% of the encounters scored), and every chunk is flagged with those
+thresholds, so a chunked run flags exactly as an unchunked one. The thresholds are part
+of the run key.
+
 The file (CSV or Parquet, by extension) is written alongside, chunk by chunk, under a
 temporary name, and renamed into place only when every chunk is in it; chunks done by an
 earlier run are read back from the database (floats are stored as 8-byte reals, so they
@@ -16,11 +22,14 @@ come back bit for bit). A rerun therefore writes the same file as an uninterrupt
 The database is SQLite by default (a file next to the output file); any SQLAlchemy URL
 works. The scores table has the columns of :func:`engagekit.scoring.score_columns` plus
 ``score_chunk``; the bookkeeping table is ``<table>_chunks`` (``run_key``,
-``score_chunk``, ``n_rows``, ``committed_at``).
+``score_chunk``, ``n_rows``, ``committed_at``). A run that fails before any chunk is
+committed leaves nothing behind: no partial file, and no SQLite file, table or folder
+it created itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -36,11 +45,17 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ..errors import DataReadError, OutputError
-from ..scoring import patient_chunks, score_columns, score_encounters
+from ..scoring import (
+    encounter_flag_thresholds,
+    patient_chunks,
+    score_columns,
+    score_encounters,
+)
 from .model_store import data_fingerprint
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..flags import AppliedFlagRule, FlagRule
     from ..models import EngagementModel
 
 __all__ = ["ScoreRun", "default_database_url", "write_scores"]
@@ -48,8 +63,11 @@ __all__ = ["ScoreRun", "default_database_url", "write_scores"]
 #: Encounters scored per chunk (whole patients): about 0.4 GB of working memory.
 CHUNK_ROWS = 50_000
 CHUNK_COLUMN = "score_chunk"
-_TEXT_COLUMNS = ("encounter_id", "patient_id", "flag", "reasons")
-_SCORE_FORMAT = 1
+_TEXT_COLUMNS = ("encounter_id", "patient_id", "treatment", "practitioner_id", "flag", "reasons")
+_INTEGER_COLUMNS = ("session_number",)
+# ISO date text in the file; a DATE in the database (text in SQLite)
+_DATE_COLUMNS = ("encounter_date",)
+_SCORE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,10 @@ class ScoreRun:
         Chunks scored by this run, and chunks an earlier run had already committed.
     n_flagged : dict
         Encounters per flag level (``high``, ``medium``, ``low``), over all chunks.
+    flag_rule : AppliedFlagRule
+        The thresholds the model's flag rule set on the encounters scored, and the
+        shares it promises (``promised_high_share``, ...); compare them with the
+        measured :attr:`high_share` and :attr:`high_or_medium_share`.
     out : Path
         The file written.
     database : str
@@ -78,10 +100,22 @@ class ScoreRun:
     chunks_computed: int
     chunks_resumed: int
     n_flagged: dict[str, int]
+    flag_rule: AppliedFlagRule
     out: Path
     database: str
     table: str
     run_key: str
+
+    @property
+    def high_share(self) -> float:
+        """The share of the encounters scored that were flagged ``high`` (0 if none)."""
+        return self.n_flagged["high"] / self.n_rows if self.n_rows else 0.0
+
+    @property
+    def high_or_medium_share(self) -> float:
+        """The share flagged ``high`` or ``medium`` (0 if none were scored)."""
+        flagged = self.n_flagged["high"] + self.n_flagged["medium"]
+        return flagged / self.n_rows if self.n_rows else 0.0
 
 
 def default_database_url(out: str | Path) -> str:
@@ -137,7 +171,8 @@ def write_scores(
     n_jobs : int
         Threads explaining a tree model (-1: one per core).
     progress : callable, optional
-        Called as ``progress("Scoring chunks", done, total)`` after each chunk.
+        Called as ``progress("Ranking risks", done, total)`` and
+        ``progress("Scoring chunks", done, total)`` after each chunk.
 
     Returns
     -------
@@ -150,6 +185,9 @@ def write_scores(
         another run (another model, table or settings) and ``replace`` is false.
     DataReadError
         The manifest has no flag rule (a model from before flag rules: retrain it).
+    ContractError
+        ``encounters`` lacks a column the model or its flag rule needs (checked before
+        anything is written).
     """
     from ..flags import FlagRule
 
@@ -162,35 +200,43 @@ def write_scores(
     out = Path(out)
     url = database or default_database_url(out)
     plan = patient_chunks(encounters["patient_id"].to_numpy(), chunk_rows)
-    run_key = _run_key(manifest, encounters, chunk_rows, top_reasons)
-    columns = score_columns(model)
-
-    store = _ScoreStore(url, table, columns, run_key)
+    columns = score_columns(model, encounter_columns=encounters.columns)
+    store = _ScoreStore(url, table, columns)  # refuses an unusable URL; creates nothing
+    writer = None
+    counts = dict.fromkeys(("high", "medium", "low"), 0)
+    computed = 0
+    committed = False
     try:
+        applied = _thresholds_on_the_table(model, encounters, flag_rule, plan, progress)
+        run_key = _run_key(manifest, encounters, chunk_rows, top_reasons, applied)
+        store.run_key = run_key
         done = store.prepare(replace=replace)
+        committed = bool(done)
         writer = _ScoreFile(out, columns)
-        counts = dict.fromkeys(("high", "medium", "low"), 0)
-        computed = 0
-        try:
-            for index, rows in enumerate(plan):
-                chunk = encounters.iloc[rows]
-                if index in done:
-                    frame = store.read_chunk(index, chunk["encounter_id"].to_numpy(dtype=object))
-                else:
-                    frame = score_encounters(
-                        model, chunk, config, flag_rule, top_reasons=top_reasons, n_jobs=n_jobs
-                    )
-                    store.write_chunk(index, frame)
-                    computed += 1
-                writer.write(frame)
-                for level, n in frame["flag"].value_counts().items():
-                    counts[str(level)] += int(n)
-                if progress is not None:
-                    progress("Scoring chunks", index + 1, len(plan))
-        except BaseException:
-            writer.abandon()
-            raise
+        for index, rows in enumerate(plan):
+            chunk = encounters.iloc[rows]
+            if index in done:
+                frame = store.read_chunk(index, chunk["encounter_id"].to_numpy(dtype=object))
+            else:
+                frame = score_encounters(
+                    model, chunk, config, applied, top_reasons=top_reasons, n_jobs=n_jobs
+                )
+                store.write_chunk(index, frame)
+                committed = True
+                computed += 1
+            writer.write(frame)
+            for level, n in frame["flag"].value_counts().items():
+                counts[str(level)] += int(n)
+            if progress is not None:
+                progress("Scoring chunks", index + 1, len(plan))
         writer.finish()
+    except BaseException:
+        if writer is not None:
+            writer.abandon()
+        if not committed:
+            # nothing a rerun could resume: leave no empty database behind
+            store.discard()
+        raise
     finally:
         store.dispose()
     return ScoreRun(
@@ -199,6 +245,7 @@ def write_scores(
         chunks_computed=computed,
         chunks_resumed=len(plan) - computed,
         n_flagged=counts,
+        flag_rule=applied,
         out=out,
         database=store.display_url,
         table=table,
@@ -206,8 +253,30 @@ def write_scores(
     )
 
 
+def _thresholds_on_the_table(
+    model: EngagementModel,
+    encounters: pd.DataFrame,
+    flag_rule: FlagRule,
+    plan: list[np.ndarray],
+    progress: Callable[[str, int, int], None] | None,
+) -> AppliedFlagRule:
+    """The thresholds the flag rule sets on every encounter of the table, from their
+    risks computed chunk by chunk (which bounds the memory, and costs little next to
+    the explanations)."""
+    risk = np.empty(len(encounters))
+    for index, rows in enumerate(plan):
+        risk[rows] = 1.0 - model.predict_proba(encounters.iloc[rows])
+        if progress is not None:
+            progress("Ranking risks", index + 1, len(plan))
+    return encounter_flag_thresholds(flag_rule, risk, encounters)
+
+
 def _run_key(
-    manifest: dict[str, Any], encounters: pd.DataFrame, chunk_rows: int, top_reasons: int
+    manifest: dict[str, Any],
+    encounters: pd.DataFrame,
+    chunk_rows: int,
+    top_reasons: int,
+    applied: AppliedFlagRule,
 ) -> str:
     record = {
         "format": _SCORE_FORMAT,
@@ -215,8 +284,54 @@ def _run_key(
         "data_sha256": data_fingerprint(encounters),
         "chunk_rows": int(chunk_rows),
         "top_reasons": int(top_reasons),
+        # a rerun that would flag differently (another rule or thresholds) is another
+        # run; thresholds to 12 digits, as risks computed with another number of BLAS
+        # threads may differ in the last bits
+        "flag_rule": {
+            **applied.to_dict(),
+            "threshold": f"{applied.threshold:.12g}",
+            "medium_threshold": f"{applied.medium_threshold:.12g}",
+        },
     }
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def _sql_type(name: str) -> Any:
+    if name in _TEXT_COLUMNS:
+        return sa.Text
+    if name in _INTEGER_COLUMNS:
+        return sa.Integer
+    if name in _DATE_COLUMNS:
+        return sa.Date
+    return sa.Float(precision=53)
+
+
+def _arrow_type(name: str) -> Any:
+    import pyarrow as pa
+
+    if name in _INTEGER_COLUMNS:
+        return pa.int64()
+    if name in _TEXT_COLUMNS or name in _DATE_COLUMNS:
+        return pa.string()
+    return pa.float64()
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another file is in it) or already gone
+            return
 
 
 def _without_password(text: str) -> str:
@@ -227,14 +342,14 @@ def _without_password(text: str) -> str:
 class _ScoreStore:
     """The scores table and its bookkeeping table in one database."""
 
-    def __init__(self, url: str, table: str, columns: list[str], run_key: str) -> None:
+    def __init__(self, url: str, table: str, columns: list[str]) -> None:
         self.table_name = table
         self.columns = columns
-        self.run_key = run_key
+        self.run_key = ""  # set before prepare()
         self.display_url = _without_password(url)
         try:
             parsed = sa.engine.make_url(url)
-            self._make_sqlite_folder(parsed)
+            self.sqlite_file = self._sqlite_file(parsed)
             self.engine = sa.create_engine(parsed)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as e:
             raise OutputError(
@@ -250,10 +365,7 @@ class _ScoreStore:
         self.scores = sa.Table(
             table,
             metadata,
-            *(
-                sa.Column(name, sa.Text if name in _TEXT_COLUMNS else sa.Float(precision=53))
-                for name in columns
-            ),
+            *(sa.Column(name, _sql_type(name)) for name in columns),
             sa.Column(CHUNK_COLUMN, sa.Integer, nullable=False, index=True),
         )
         self.chunks = sa.Table(
@@ -265,13 +377,19 @@ class _ScoreStore:
             sa.Column("committed_at", sa.String(32), nullable=False),
         )
         self.metadata = metadata
+        # what prepare() creates, for discard() to remove
+        self.created_file = False
+        self.created_folders: list[Path] = []
+        self.created_tables = False
 
     @staticmethod
-    def _make_sqlite_folder(parsed: Any) -> None:
+    def _sqlite_file(parsed: Any) -> Path | None:
+        """The file of a SQLite database (None for another database or in memory)."""
         database = parsed.database
         if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
             if not database.startswith("file:"):
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                return Path(database)
+        return None
 
     def _fail(self, doing: str, error: Exception) -> OutputError:
         cause = getattr(error, "orig", None) or error
@@ -280,11 +398,21 @@ class _ScoreStore:
 
     def prepare(self, *, replace: bool) -> set[int]:
         """Create the tables if needed; the chunks this run already committed."""
+        if self.sqlite_file is not None:
+            self.created_file = not self.sqlite_file.exists()
+            self.created_folders = _missing_folders(self.sqlite_file.parent)
+            try:
+                self.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise OutputError(
+                    f"cannot create the database {self.display_url!r}: {e.strerror or e}"
+                ) from e
         try:
             with self.engine.begin() as conn:
                 inspector = sa.inspect(conn)
                 has_scores = inspector.has_table(self.table_name)
                 has_chunks = inspector.has_table(self.chunks.name)
+                self.created_tables = not (has_scores or has_chunks)
                 foreign = self._foreign_content(conn, inspector, has_scores, has_chunks)
                 if foreign and not replace:
                     raise OutputError(
@@ -342,6 +470,10 @@ class _ScoreStore:
     def _insert(self, conn, frame: pd.DataFrame) -> None:
         """A fast executemany through the driver where its parameter style is positional;
         SQLAlchemy's portable insert otherwise."""
+        # an empty text cell is NULL (pandas may hold it as NaN)
+        text = [c for c in frame.columns if c in _TEXT_COLUMNS or c in _DATE_COLUMNS]
+        frame = frame.astype(dict.fromkeys(text, object))
+        frame[text] = frame[text].where(frame[text].notna(), None)
         rows = list(frame.itertuples(index=False, name=None))
         marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(conn.dialect.paramstyle)
         if marker is None:
@@ -376,9 +508,30 @@ class _ScoreStore:
                 "encounters it should; pass --replace to score again from scratch"
             )
         frame = frame.loc[encounter_ids]
-        floats = [c for c in self.columns if c not in _TEXT_COLUMNS]
-        frame[floats] = frame[floats].astype("float64")
+        for name in self.columns:
+            if name in _INTEGER_COLUMNS:
+                frame[name] = frame[name].astype("int64")
+            elif name in _DATE_COLUMNS:
+                frame[name] = [None if pd.isna(d) else d.strftime("%Y-%m-%d") for d in frame[name]]
+            elif name not in _TEXT_COLUMNS:
+                frame[name] = frame[name].astype("float64")
         return frame.reset_index(drop=True)
+
+    def discard(self) -> None:
+        """Remove what :meth:`prepare` created (call it when no chunk was committed):
+        the SQLite file and its new folders, or the tables it added to a database that
+        was there before."""
+        self.engine.dispose()
+        if self.sqlite_file is not None and self.created_file:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                with contextlib.suppress(OSError):  # e.g. its folder is a file
+                    Path(f"{self.sqlite_file}{suffix}").unlink(missing_ok=True)
+            _remove_empty(self.created_folders)
+        elif self.created_tables:
+            # best effort: the failure being handled may be the database's own
+            with contextlib.suppress(sa.exc.SQLAlchemyError), self.engine.begin() as conn:
+                self.chunks.drop(conn, checkfirst=True)
+                self.scores.drop(conn, checkfirst=True)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -396,19 +549,18 @@ class _ScoreFile:
 
         self.out = out
         self.partial = out.with_name(f".{out.name}.partial")
-        self.schema = pa.schema(
-            [
-                pa.field(name, pa.string() if name in _TEXT_COLUMNS else pa.float64())
-                for name in columns
-            ]
-        )
+        self.schema = pa.schema([pa.field(name, _arrow_type(name)) for name in columns])
         suffixes = [s.lower() for s in out.suffixes]
         self.parquet = bool(suffixes) and suffixes[-1] in (".parquet", ".pq")
         self.gzip = bool(suffixes) and suffixes[-1] == ".gz"
+        self.created_folders = _missing_folders(out.parent)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             self._open()
         except OSError as e:
+            with contextlib.suppress(OSError):  # e.g. its folder is a file
+                self.partial.unlink(missing_ok=True)
+            _remove_empty(self.created_folders)
             raise OutputError(f"cannot write {str(out)!r}: {e.strerror or e}") from e
 
     def _open(self) -> None:
@@ -448,8 +600,11 @@ class _ScoreFile:
             raise OutputError(f"cannot write {str(self.out)!r}: {e.strerror or e}") from e
 
     def abandon(self) -> None:
-        """Close and delete the partial file (the database keeps the committed chunks)."""
+        """Close and delete the partial file, and the folders made for it (the database
+        keeps the committed chunks)."""
         try:
-            self._close()
+            with contextlib.suppress(OSError):  # e.g. closed already by a failed finish
+                self._close()
         finally:
             self.partial.unlink(missing_ok=True)
+            _remove_empty(self.created_folders)
