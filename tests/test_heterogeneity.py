@@ -13,10 +13,11 @@ from scipy.special import expit
 from statsmodels.stats.multitest import multipletests
 
 from _cli import assert_no_traceback, run
-from engagekit.config import load_config
+from engagekit.config import Config, config_from_dict, load_config
 from engagekit.errors import AnalysisError, ContractError
 from engagekit.heterogeneity import fit_gee, heterogeneity_analysis, slope_name
-from engagekit.heterogeneity.analysis import _design
+from engagekit.heterogeneity.analysis import _design, _verdict
+from engagekit.heterogeneity.plot import forest_plot
 from engagekit.simulation import parse_heterogeneity, simulate_encounters
 
 CONFIG = load_config()
@@ -58,7 +59,11 @@ def test_the_deviating_attribute_differs_and_no_other_is_flagged(deviating):
     slopes = {r["treatment"]: r["log_odds"] for r in by_treatment}
     others = np.mean([v for t, v in slopes.items() if t != treatment])
     assert slopes[treatment] - others == pytest.approx(0.5, abs=0.15)
-    assert treatment in attributes[attribute]["sentence"]
+    # the sentence names the treatment by the config's label, never by its code
+    sentence = attributes[attribute]["sentence"]
+    assert "strongest in Online CBT" in sentence
+    assert treatment not in sentence
+    assert sentence.startswith("The effect of active listening on adherence differs")
 
 
 def test_with_no_heterogeneity_nothing_differs(null_result):
@@ -265,8 +270,12 @@ def test_cli_writes_the_json_and_the_forest_plot(tmp_path):
     saved = json.loads((tmp_path / "h.json").read_text())
     assert saved["target"] == "adherent" and len(saved["attributes"]) == 6
     assert (tmp_path / "forest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the screen speaks the config's labels; the JSON keeps the codes
     for a in saved["attributes"]:
-        assert a["attribute"] in result.stdout
+        assert a["label"] in result.stdout
+    assert "Does the effect on adherence differ by treatment?" in result.stdout
+    for code in CONFIG.treatment_names:
+        assert code not in result.stdout
 
 
 def test_cli_rejects_a_bad_choice(tmp_path):
@@ -302,3 +311,74 @@ def test_cli_power_names_an_unknown_treatment(tmp_path):
     assert result.returncode == 2
     assert_no_traceback(result)
     assert "yoga" in result.stderr and "usual_care" in result.stderr
+
+
+# --------------------------------------------------------------------------- labels
+def _relabelled() -> Config:
+    """The defaults with a service's own words for adherence and two treatments."""
+    blocks = load_config().model_dump(mode="json")
+    for outcome in blocks["outcomes"]:
+        if outcome["name"] == "adherent":
+            outcome["label"] = "Keeping to the plan"
+    for treatment in blocks["treatments"]:
+        if treatment["name"] == "listening_visits":
+            treatment["label"] = "Health-visitor listening"
+        if treatment["name"] == "cbt_online":
+            treatment["label"] = "Computerised CBT"
+    return config_from_dict({k: blocks[k] for k in ("outcomes", "treatments")})
+
+
+def test_sentences_and_plot_speak_the_configs_labels_not_codes(deviating):
+    encounters, _ = deviating
+    config = _relabelled()
+    result = heterogeneity_analysis(encounters, "adherent", config)
+    assert result["target"] == "adherent"
+    assert result["target_label"] == "Keeping to the plan"
+    attributes = _by_name(result)
+    assert "strongest in Computerised CBT" in attributes[DEVIATING[0]]["sentence"]
+    # ("approachability" is a code and, in a sentence, its label too)
+    codes = [*config.treatment_names, *config.outcome_names]
+    codes += [name for name in config.attribute_names if "_" in name]
+    for a in result["attributes"]:
+        assert " on keeping to the plan " in a["sentence"], a["sentence"]
+        for code in codes:
+            assert code not in a["sentence"], (code, a["sentence"])
+    fig = forest_plot(result)
+    assert fig.get_suptitle().endswith("— Keeping to the plan")
+    ticks = [t.get_text().split(" (n =")[0] for t in fig.axes[0].get_yticklabels()]
+    assert ticks == [t.label for t in config.treatments]
+    assert "Health-visitor listening" in ticks
+
+
+_BY_TREATMENT = [
+    {"treatment": "a", "log_odds": -0.6, "odds_ratio": math.exp(-0.6)},
+    {"treatment": "b", "log_odds": -0.1, "odds_ratio": math.exp(-0.1)},
+    {"treatment": "c", "log_odds": 0.2, "odds_ratio": math.exp(0.2)},
+]
+
+
+@pytest.mark.parametrize(
+    ("higher_is_better", "expected"),
+    [
+        (True, "strongest in Gamma (odds ratio 1.22 per point), weakest in Alpha (0.55)."),
+        (False, "strongest in Alpha (odds ratio 0.55 per point higher), weakest in Gamma (1.22)."),
+    ],
+    ids=["higher_is_better", "higher_is_worse"],
+)
+def test_a_differing_effect_is_strongest_in_the_direction_of_the_scale(higher_is_better, expected):
+    verdict, sentence = _verdict(
+        "BDI",
+        "Re-attendance",
+        0.001,
+        False,
+        0.05,
+        "holm",
+        _BY_TREATMENT,
+        [],
+        math.log(1.25),
+        treatment_labels={"a": "Alpha", "b": "Beta", "c": "Gamma"},
+        higher_is_better=higher_is_better,
+    )
+    assert verdict == "differs"
+    assert sentence.startswith("The effect of BDI on re-attendance differs by treatment")
+    assert sentence.endswith(expected)

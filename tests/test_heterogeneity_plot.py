@@ -99,6 +99,20 @@ def test_one_log_scale_panel_per_attribute_on_a_shared_axis(make_result, n_attri
     assert fig.get_suptitle() == "Odds ratio per rating point, by treatment — adherent"
 
 
+def test_the_title_names_the_outcome_by_its_label_and_a_worse_score_says_so(make_result):
+    result = make_result(2)
+    result["target_label"] = "Keeping to the plan"
+    result["attributes"][0]["higher_is_better"] = False
+    result["attributes"][1]["higher_is_better"] = True
+    fig = forest_plot(result)
+
+    assert fig.get_suptitle() == "Odds ratio per rating point, by treatment — Keeping to the plan"
+    assert fig.axes[0].get_title(loc="left") == (
+        "Active listening (higher is worse) — differs (Holm p = 0.003)"
+    )
+    assert fig.axes[1].get_title(loc="left") == "Warmth — equivalent (Holm p = 0.610)"
+
+
 def test_each_panel_has_one_point_and_interval_per_treatment_in_the_given_order(make_result):
     result = make_result()
     fig = forest_plot(result)

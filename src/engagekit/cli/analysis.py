@@ -19,6 +19,7 @@ from ._app import (
     _config,
     _pct,
     _read_valid,
+    _require_column,
     _with_progress,
     app,
     err,
@@ -77,6 +78,7 @@ def heterogeneity(
     """
     from rich.table import Table
 
+    from .._labels import in_sentence
     from ..heterogeneity import heterogeneity_analysis
     from ..io import write_json
 
@@ -97,6 +99,8 @@ def heterogeneity(
         )
     cfg = _config(config)
     encounters, cfg = _read_valid(Source(data, table, query, encoding, sep), cfg)
+    if (cluster or cfg.heterogeneity.cluster) == "practitioner":
+        _require_column(encounters, "practitioner_id", "--cluster", "practitioner clusters")
     with err.status("fitting the GEE …"):
         result = heterogeneity_analysis(
             encounters,
@@ -116,17 +120,16 @@ def heterogeneity(
         forest_plot(result, plot)
     method = result["method"]
     t = Table(
-        title=f"Does the effect on {target} differ by treatment? "
+        title=f"Does the effect on {in_sentence(result['target_label'])} differ by treatment? "
         f"({result['n_patients']:,} patients, {result['n_encounters']:,} encounters)",
         header_style="bold",
     )
     for col in ("attribute", "p", "adjusted p", "verdict", "odds ratio per point by treatment"):
         t.add_column(col, justify="right" if "p" == col.split()[-1] else "left")
     for a in result["attributes"]:
-        ors = ", ".join(f"{r['treatment']} {r['odds_ratio']:.2f}" for r in a["by_treatment"])
-        t.add_row(
-            a["attribute"], f"{a['p_value']:.3g}", f"{a['p_adjusted']:.3g}", a["verdict"], ors
-        )
+        ors = ", ".join(f"{r['treatment_label']} {r['odds_ratio']:.2f}" for r in a["by_treatment"])
+        label = a["label"] if a["higher_is_better"] else f"{a['label']} (higher is worse)"
+        t.add_row(label, f"{a['p_value']:.3g}", f"{a['p_adjusted']:.3g}", a["verdict"], ors)
     out.print(t)
     for a in result["attributes"]:
         out.print(f"- {a['sentence']}", highlight=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,9 @@ from ._app import (
     err,
     out,
 )
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 # --------------------------------------------------------------------------- demo
 TARGETS = ("attended_next", "adherent")
@@ -48,6 +51,7 @@ def demo(
     encounter (scores_<outcome>.parquet and the scores.sqlite database); forecast
     missed next sessions per treatment (forecast.csv); and the report (report.html).
     """
+    from .._labels import in_sentence, outcome_label
     from ..errors import AnalysisError
     from ..io import read_encounters, write_json, write_table
     from ..io.model_store import read_metrics
@@ -84,11 +88,13 @@ def demo(
         raise typer.Exit(1)
     summary = summarize_encounters(coerce_encounters(raw, cfg), cfg)
     write_json(summary.to_dict(), out_dir / "summary.json")
-    _print_summary(summary)
+    _print_summary(summary, cfg)
 
     models = {target: out_dir / "models" / target for target in TARGETS}
     for target, model_dir in models.items():
-        _step(3, f"Train and validate a model of {target}", started)
+        _step(
+            3, f"Train and validate a model of {in_sentence(outcome_label(cfg, target))}", started
+        )
         train(data_path, target, model_dir, seed=seed, config=config)
     write_json(
         {target: read_metrics(model_dir) for target, model_dir in models.items()},
@@ -97,7 +103,12 @@ def demo(
 
     analyses = {}
     for target in TARGETS:
-        _step(4, f"Does each quality matter differently by treatment? ({target})", started)
+        _step(
+            4,
+            "Does each quality matter differently by treatment? "
+            f"({in_sentence(outcome_label(cfg, target))})",
+            started,
+        )
         result = out_dir / f"heterogeneity_{target}.json"
         try:
             heterogeneity(
@@ -150,8 +161,12 @@ def demo(
     )
 
 
-def _print_summary(summary) -> None:
+def _print_summary(summary, cfg: Config) -> None:
     from rich.table import Table
+
+    from .._labels import attribute_label, outcome_label
+
+    treatments = {t.name: t.label for t in cfg.treatments} | {"all": "All treatments"}
 
     t = Table(header_style="bold")
     for col in (
@@ -161,12 +176,12 @@ def _print_summary(summary) -> None:
         "sessions/patient\nmean (max)",
         "missed next\n(encounters)",
         "dropped out\n(patients)",
-        "adherent\n(encounters)",
+        f"{outcome_label(cfg, 'adherent')}\n(encounters)",
     ):
         t.add_column(col, justify="left" if col == "treatment" else "right")
     for r in summary.by_treatment.itertuples(index=False):
         t.add_row(
-            r.treatment,
+            treatments.get(r.treatment, r.treatment),
             f"{r.patients:,}",
             f"{r.encounters:,}",
             f"{r.sessions_mean:.1f} ({r.sessions_max})",
@@ -179,5 +194,5 @@ def _print_summary(summary) -> None:
     m.add_column("attribute")
     m.add_column("ratings missing", justify="right")
     for r in summary.missing_ratings.itertuples(index=False):
-        m.add_row(r.attribute, f"{r.missing:,} ({_pct(r.share_missing)})")
+        m.add_row(attribute_label(cfg, r.attribute), f"{r.missing:,} ({_pct(r.share_missing)})")
     out.print(m)

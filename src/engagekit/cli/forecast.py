@@ -19,6 +19,7 @@ from ._app import (
     _load,
     _read_valid,
     _refuse_unfit,
+    _require_column,
     app,
     out,
 )
@@ -76,10 +77,7 @@ def forecast(
     encounters, cfg = _read_valid(
         Source(data, table, query, encoding, sep), cfg, model_features=model.feature_names
     )
-    if by not in encounters.columns:
-        raise ContractError(
-            f"the table has no column {by!r} to group by; it has {list(encounters.columns)}"
-        )
+    _require_column(encounters, by, "--by", "grouping the forecast")
     p_bad = 1.0 - model.predict_proba(encounters)
     target = model.target
     if every_encounter:
@@ -109,9 +107,11 @@ def forecast(
     )
     for col in (by, "n", "expected", "interval"):
         t.add_column(col, justify="left" if col == by else "right")
+    # the file keeps the codes; the screen names treatments as the config does
+    shown = {tr.name: tr.label for tr in cfg.treatments} if by == "treatment" else {}
     for r in table_out.itertuples(index=False):
         t.add_row(
-            str(r[0]),
+            shown.get(str(r[0]), str(r[0])),
             f"{r.n_encounters:,}",
             f"{r.expected:.1f}",
             f"{r.interval_low:.0f} to {r.interval_high:.0f}",

@@ -40,6 +40,7 @@ from scipy import stats
 from scipy.special import expit
 from statsmodels.stats.multitest import multipletests
 
+from .._labels import in_sentence, outcome_label
 from ..config import Config, load_config
 from ..errors import AnalysisError, ContractError
 from .gee import GeeFit, fit_gee
@@ -221,32 +222,46 @@ def _verdict(
     by_treatment: list[dict[str, Any]],
     contrasts: list[dict[str, Any]],
     margin: float,
+    *,
+    treatment_labels: dict[str, str],
+    higher_is_better: bool = True,
 ) -> tuple[str, str]:
+    """The verdict and its sentence, in the config's words.
+
+    ``label`` and ``outcome`` are the attribute's and the outcome's labels; treatments
+    are named by ``treatment_labels``. Where higher is worse, the effect is strongest
+    where its odds ratio is lowest (a higher score lowers the chance most).
+    """
     rejected = p_adjusted < alpha
     factor = math.exp(margin)
+    quality, outcome = in_sentence(label), in_sentence(outcome)
     if equivalent:
         extra = " A difference was detected, but it is smaller than the margin." if rejected else ""
         return "equivalent", (
-            f"The effect of {label.lower()} on {outcome} is the same in every treatment to "
+            f"The effect of {quality} on {outcome} is the same in every treatment to "
             f"within the margin: each between-treatment difference in its odds ratio per "
             f"rating point is within ×/÷{factor:.2f} (90% CIs).{extra}"
         )
     if rejected:
-        high = max(by_treatment, key=lambda r: r["log_odds"])
-        low = min(by_treatment, key=lambda r: r["log_odds"])
+        sign = 1.0 if higher_is_better else -1.0
+        high = max(by_treatment, key=lambda r: sign * r["log_odds"])
+        low = min(by_treatment, key=lambda r: sign * r["log_odds"])
+        per_point = "per point" if higher_is_better else "per point higher"
         return "differs", (
-            f"The effect of {label.lower()} on {outcome} differs by treatment "
+            f"The effect of {quality} on {outcome} differs by treatment "
             f"({_ADJUSTMENT_NAMES[adjustment]}-adjusted p = {p_adjusted:.3g}): strongest in "
-            f"{high['treatment']} (odds ratio {high['odds_ratio']:.2f} per point), weakest in "
-            f"{low['treatment']} ({low['odds_ratio']:.2f})."
+            f"{treatment_labels[high['treatment']]} (odds ratio {high['odds_ratio']:.2f} "
+            f"{per_point}), weakest in {treatment_labels[low['treatment']]} "
+            f"({low['odds_ratio']:.2f})."
         )
     widest = max(contrasts, key=lambda c: max(abs(c["ci_low"]), abs(c["ci_high"])))
     return "inconclusive", (
-        f"The data show neither that the effect of {label.lower()} on {outcome} differs by "
+        f"The data show neither that the effect of {quality} on {outcome} differs by "
         f"treatment (adjusted p = {p_adjusted:.3g}) nor that it is the same: the 90% CI of "
-        f"the difference between {widest['treatment_a']} and {widest['treatment_b']} "
-        f"({widest['ci_low']:+.2f} to {widest['ci_high']:+.2f} log-odds per point) reaches "
-        f"beyond ±{margin:.2f}. More patients would settle it."
+        f"the difference between {treatment_labels[widest['treatment_a']]} and "
+        f"{treatment_labels[widest['treatment_b']]} ({widest['ci_low']:+.2f} to "
+        f"{widest['ci_high']:+.2f} log-odds per point) reaches beyond ±{margin:.2f}. More "
+        "patients would settle it."
     )
 
 
@@ -288,11 +303,15 @@ def heterogeneity_analysis(
     Returns
     -------
     dict
-        JSON-ready: ``target``, ``n_encounters``, ``n_patients``, ``n_clusters``, the
-        exclusion counts, ``method`` (how it was done, versions and data hash) and
-        ``attributes``: per attribute ``p_value``, ``p_adjusted``, ``verdict``,
-        ``sentence``, ``equivalence``, ``contrasts`` and ``by_treatment`` (``treatment``,
+        JSON-ready: ``target``, ``target_label`` (the config's label of the outcome),
+        ``n_encounters``, ``n_patients``, ``n_clusters``, the exclusion counts, ``method``
+        (how it was done, versions and data hash) and ``attributes``: per attribute
+        ``label``, ``higher_is_better``, ``p_value``, ``p_adjusted``, ``verdict``,
+        ``sentence`` (in the config's labels of the attribute, the outcome and the
+        treatments), ``equivalence``, ``contrasts`` and ``by_treatment`` (``treatment``,
         ``treatment_label``, ``log_odds``, ``odds_ratio``, ``ci_low``, ``ci_high``, ``ame`` …).
+        Where ``higher_is_better`` is false the odds ratios are per point higher, so an
+        effect in the expected direction is an odds ratio below 1.
 
     Raises
     ------
@@ -378,6 +397,7 @@ def heterogeneity_analysis(
             {
                 "attribute": attribute,
                 "label": config.attribute(attribute).label,
+                "higher_is_better": config.attribute(attribute).higher_is_better,
                 "test": {"kind": test, **tested},
                 "p_value": tested["p_value"],
                 "common_log_odds": float(estimate.mean()),
@@ -391,12 +411,12 @@ def heterogeneity_analysis(
             }
         )
     adjusted = multipletests(raw_p, alpha=alpha, method=adjustment)[1]
-    outcome_words = {"attended_next": "re-attendance", "adherent": "adherence"}.get(target, target)
+    target_label = outcome_label(config, target)
     for result, p_adj in zip(results, adjusted, strict=True):
         result["p_adjusted"] = float(p_adj)
         result["verdict"], result["sentence"] = _verdict(
             result["label"],
-            outcome_words,
+            target_label,
             float(p_adj),
             result["equivalence"]["equivalent"],
             alpha,
@@ -404,9 +424,12 @@ def heterogeneity_analysis(
             result["by_treatment"],
             result["contrasts"],
             margin,
+            treatment_labels=labels,
+            higher_is_better=result["higher_is_better"],
         )
     return {
         "target": target,
+        "target_label": target_label,
         "n_encounters": len(rows),
         "n_patients": int(rows["patient_id"].nunique()),
         "n_clusters": n_clusters,

@@ -64,16 +64,19 @@ def forest_plot(
     and a margin is known, a shaded band ``exp(common ± margin)`` shows the equivalence
     margin around the pooled effect, with a dashed line at the pooled effect itself.
     Points are coloured and shaped by the attribute's verdict; the panel title gives the
-    attribute's label, its verdict and its adjusted p-value.
+    attribute's label, its verdict and its adjusted p-value, and says "higher is worse"
+    for an attribute whose ``higher_is_better`` is false (its odds ratios are per point
+    higher, so below 1 where the score does harm). The figure's title names the outcome
+    by its ``target_label`` where the result has one, else by ``target``.
 
     Parameters
     ----------
     result : mapping
-        A heterogeneity result as JSON-ready dict: ``target``, ``method`` (with
-        ``margin`` and optionally ``adjustment``) and ``attributes``, each with
-        ``attribute``, ``label``, ``verdict``, ``p_adjusted``, optionally
-        ``common_log_odds``, and ``by_treatment`` rows of ``treatment`` (shown by its
-        ``treatment_label`` where the row has one),
+        A heterogeneity result as JSON-ready dict: ``target`` (optionally
+        ``target_label``), ``method`` (with ``margin`` and optionally ``adjustment``) and
+        ``attributes``, each with ``attribute``, ``label``, ``verdict``, ``p_adjusted``,
+        optionally ``higher_is_better`` and ``common_log_odds``, and ``by_treatment``
+        rows of ``treatment`` (shown by its ``treatment_label`` where the row has one),
         ``odds_ratio`` (or ``log_odds``), ``ci_low``, ``ci_high`` and optionally
         ``n_encounters``. A missing, ``None`` or NaN interval is drawn as the point
         alone, labelled "CI not estimable".
@@ -129,7 +132,8 @@ def forest_plot(
     band_margin = _resolve_margin(margin, method.get("margin"))
     p_name = _ADJUSTMENT_NAMES.get(method.get("adjustment"), "adjusted p")
 
-    fig = _empty_figure(attributes, str(result.get("target", "")))
+    # the config's label of the outcome ("Adherence") where the result has it
+    fig = _empty_figure(attributes, str(result.get("target_label") or result.get("target", "")))
     axes = fig.axes
     drew_band = False
     for ax, attribute in zip(axes, attributes, strict=True):
@@ -265,6 +269,8 @@ def _treatment_label(row: Mapping[str, Any]) -> str:
 
 def _panel_title(attribute: Mapping[str, Any], p_name: str) -> str:
     name = attribute.get("label") or attribute.get("attribute") or "?"
+    if attribute.get("higher_is_better") is False:
+        name += " (higher is worse)"
     verdict = attribute.get("verdict") or "no verdict"
     p_adjusted = attribute.get("p_adjusted")
     if not _is_finite(p_adjusted):

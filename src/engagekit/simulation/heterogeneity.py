@@ -33,7 +33,9 @@ class Heterogeneity:
         A configured treatment, e.g. ``"cbt_online"``.
     extra_log_odds : float
         Added to the attribute's log-odds effect in that treatment, per point of the
-        *configured* rating scale (not the default 1-5 scale).
+        *configured* rating scale (not the default 1-5 scale), as recorded: for an
+        attribute with ``higher_is_better: false``, whose slope is negative, a negative
+        extra makes it matter more.
     outcomes : tuple of str, default ("attended_next", "adherent")
         The outcomes the extra effect applies to.
 

@@ -39,6 +39,13 @@ and the recorded rating is ``round(lo + (x - 1) u)`` clipped to the whole number
 ``[lo, hi]``. Each rating is independently empty with ``missing_rating_rate``, and the
 whole questionnaire is empty with ``missing_form_rate``.
 
+An attribute with ``higher_is_better: false`` (a score where higher is worse, such as a
+depression score) is the same latent quality recorded the other way round: ``x`` still
+says how good things are, and the recorded score is ``m - round(lo + (x - 1) u)`` with
+``m`` the sum of the lowest and highest whole numbers of the scale. So a patient who
+rates the practitioner highly tends to have a low score, scores fall over the sessions
+(``growth_per_log_session``), and on 0-63 they centre near 17 rather than 46.
+
 **Outcome probabilities.** At session ``t``, for ``o`` in ``attended_next``,
 ``adherent`` (1 = the good outcome), using only what is recorded at or before ``t``:
 
@@ -55,7 +62,13 @@ where a missing ``r_at`` contributes 0, ``ref = lo + (reference - 1) u``, ``beta
 :class:`~engagekit.simulation.Heterogeneity` (per configured-scale point), ``m_t`` is
 the number of empty ratings, ``d_at = r_at - r_a,t-1`` when both are recorded and 0
 otherwise (0 at ``t = 1``), the age-band effect is 0 for bands not listed, and
-``b_i ~ N(0, patient_frailty_sd^2)`` is shared by both outcomes. An outcome key missing
+``b_i ~ N(0, patient_frailty_sd^2)`` is shared by both outcomes. For an attribute with
+``higher_is_better: false`` three terms turn round, so that ``simulated`` keeps its
+meaning as the gain in log-odds per default-scale point *better*: its slope is
+``-beta_ao / u + extra`` (a higher score lowers the chance of the good outcome; the
+heterogeneity ``extra`` is added as given, per recorded point), ``ref`` is ``m - ref``
+(the score at which the attribute contributes nothing), and ``d_at`` is
+``-(r_at - r_a,t-1)`` (a falling score is an improvement). An outcome key missing
 from an effect map (``simulated``, ``rating_change``, ...) means no effect; intercepts
 are required. With the default ``patient_frailty_sd: 0`` the true probability is the
 Bayes limit for the recorded data: a model with the right features can reach it.
@@ -137,7 +150,8 @@ class _Model:
     treatment_names: list[str]
     lo: float
     u: float
-    ref: float
+    ref: np.ndarray  # (K,) the recorded rating at which an attribute contributes nothing
+    direction: np.ndarray  # (K,) 1.0 where higher is better, -1.0 where higher is worse
     rating_min: float
     rating_max: float
     treatment_share: np.ndarray  # (T,)
@@ -304,8 +318,13 @@ def _build_model(cfg: Config, heterogeneity: Sequence[Heterogeneity]) -> _Model:
     beta = np.array(
         [[a.simulated.get(o, 0.0) for a in cfg.attributes.items] for o in OUTCOME_NAMES]
     )
-    # beta is per default-scale point; one default point spans u configured points.
-    coef = np.repeat((beta / u)[:, None, :], n_treat, axis=1)
+    direction = np.array([1.0 if a.higher_is_better else -1.0 for a in cfg.attributes.items])
+    # beta is per default-scale point better; one default point spans u configured
+    # points, and where higher is worse a point better is a point lower.
+    coef = np.repeat((direction * beta / u)[:, None, :], n_treat, axis=1)
+    ref = lo + (sim.rating.reference - 1.0) * u
+    # a score recorded the other way round is mirrored within the whole numbers
+    mirror = float(rating_min + rating_max)
     for h in heterogeneity:
         a = cfg.attribute_names.index(h.attribute)
         j = cfg.treatment_names.index(h.treatment)
@@ -321,7 +340,8 @@ def _build_model(cfg: Config, heterogeneity: Sequence[Heterogeneity]) -> _Model:
         treatment_names=cfg.treatment_names,
         lo=lo,
         u=u,
-        ref=lo + (sim.rating.reference - 1.0) * u,
+        ref=np.where(direction > 0, ref, mirror - ref),
+        direction=direction,
         rating_min=float(rating_min),
         rating_max=float(rating_max),
         treatment_share=_normalise([ts.share for ts in treatments]),
@@ -484,13 +504,17 @@ def _run_sessions(
                 model.rating_min,
                 model.rating_max,
             )
+            ratings = np.where(
+                model.direction > 0, ratings, model.rating_min + model.rating_max - ratings
+            )
             empty = (u_item[i] < sim.missing_rating_rate) | (u_form[i] < sim.missing_form_rate)[
                 :, None
             ]
             ratings[empty] = np.nan
 
             centred = np.where(empty, 0.0, ratings - model.ref)
-            change = ratings - previous[i]
+            # a change counts as better or worse, whichever way the score runs
+            change = (ratings - previous[i]) * model.direction
             mean_change = np.where(np.isnan(change), 0.0, change).sum(axis=1) / n_attr
             n_empty = empty.sum(axis=1)
             p = []
