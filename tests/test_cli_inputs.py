@@ -243,3 +243,31 @@ def test_an_absent_rating_column_stops_train_with_the_reason(service, tmp_path):
     assert_no_traceback(result)
     assert "rating column(s) 'empathy'" in " ".join(result.stderr.split())
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "column"),
+    [
+        (("train", "TABLE", "--target", "adherent", "--temporal-split", "2025-06-01",
+          "--out", "m"), "--temporal-split", "encounter_date"),
+        (("train", "TABLE", "--target", "adherent", "--flag-rule", "per_practitioner:5",
+          "--out", "m"), "--flag-rule", "practitioner_id"),
+        (("heterogeneity", "TABLE", "--target", "adherent", "--cluster", "practitioner",
+          "--out", "h.json"), "--cluster", "practitioner_id"),
+        (("forecast", "MODEL", "TABLE", "--by", "practitioner_id", "--out", "f.csv"),
+         "--by", "practitioner_id"),
+    ],
+)  # fmt: skip
+def test_an_option_needing_an_absent_optional_column_is_refused_before_any_work(
+    service, tmp_path, args, option, column
+):
+    frame = pd.read_csv(service / "comma.csv").drop(columns=["practitioner_id", "encounter_date"])
+    frame.to_csv(tmp_path / "lean.csv", index=False)
+    swap = {"TABLE": str(tmp_path / "lean.csv"), "MODEL": str(service / "model")}
+    result = run(*(swap.get(a, a) for a in args), cwd=tmp_path)
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    message = " ".join(result.stderr.replace("│", " ").split())
+    assert f"needs the column '{column}', which the table lacks" in message
+    assert option in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lean.csv"]  # nothing written

@@ -13,6 +13,7 @@ import base64
 import html
 import io
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -33,7 +34,15 @@ from engagekit.report import ReportModel, build_report
 from engagekit.validation import coerce_encounters
 
 TARGETS = ("adherent", "attended_next")
-METRICS = ("auroc", "auprc", "brier", "log_loss", "calibration_intercept", "calibration_slope")
+# the AUPRC shown is that of the flagged (bad) outcome
+METRICS = (
+    "auroc",
+    "auprc_flagged",
+    "brier",
+    "log_loss",
+    "calibration_intercept",
+    "calibration_slope",
+)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DATA_URI = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=]+)")
 METRIC_CELL = re.compile(
@@ -162,6 +171,29 @@ def test_flag_rule_and_operating_point_come_from_the_manifest(built, service, ta
     assert "flagged encounters per 100 distinct patients" in flags
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_flags_show_the_promised_and_the_measured_share_side_by_side(built, loaded, target):
+    encounters, models, _ = loaded
+    model = next(m.model for m in models if m.target == target)
+    # the models' rule is the default, "the top 10%": of the report's encounters, high
+    # at the 10% highest risks and high or medium at the 20% (ties at a cut included)
+    risk = 1.0 - model.predict_proba(encounters)
+    ranked, n = np.sort(risk)[::-1], len(risk)
+    high = int(np.sum(risk >= ranked[math.ceil(0.1 * n) - 1]))
+    flagged = int(np.sum(risk >= ranked[math.ceil(0.2 * n) - 1]))
+    flags = section(built.html, f"flags-{target}")
+    assert "Promised and measured share of flagged encounters" in flags
+    assert f"<td>high</td><td>10.0%</td><td>{100 * high / n:.1f}%</td><td>{high:,}</td>" in flags
+    assert (
+        f"<td>high or medium</td><td>20.0%</td><td>{100 * flagged / n:.1f}%</td>"
+        f"<td>{flagged:,}</td>"
+    ) in flags
+    assert f"promises the top 10% of the encounters scored; measured on this report's {n:,}" in (
+        text_of(flags)
+    )
+    assert "share of the encounters being scored" in text_of(flags)
+
+
 def test_cross_treatment_verdicts_are_those_of_the_analysis(built):
     assert built.heterogeneity, "no analysis could be computed on the test data"
     for target, result in built.heterogeneity.items():
@@ -173,6 +205,45 @@ def test_cross_treatment_verdicts_are_those_of_the_analysis(built):
                 table,
             ), attribute["attribute"]
         assert "would detect with 80% power one treatment's slope" in text_of(table)
+
+
+def _prose(html_part: str) -> str:
+    """The words a reader sees: no markup, no images, no ``<code>`` (codes are shown as
+    codes there on purpose)."""
+    part = re.sub(r"<code>.*?</code>|<img[^>]*>", " ", html_part, flags=re.S)
+    return text_of(re.sub(r"<[^>]+>", " ", part))
+
+
+def test_prose_speaks_the_configs_labels_not_codes(loaded):
+    """A service that calls adherence "Keeping to the plan" and listening visits
+    "Health-visitor listening" reads those words in the report's prose."""
+    encounters, models, config = loaded
+    blocks = config.model_dump(mode="json")
+    for outcome in blocks["outcomes"]:
+        if outcome["name"] == "adherent":
+            outcome |= {"label": "Keeping to the plan", "bad_outcome": "did not keep to the plan"}
+    for treatment in blocks["treatments"]:
+        if treatment["name"] == "listening_visits":
+            treatment["label"] = "Health-visitor listening"
+    relabelled = config_from_dict({k: blocks[k] for k in ("outcomes", "treatments")})
+    adherent = next(m for m in models if m.target == "adherent")
+    report = build_report(encounters, [adherent], relabelled, rank_agreement_boot=10)
+
+    data = _prose(section(report.html, "data"))
+    assert "Keeping to the plan (encounters)" in data
+    assert "did not attend the next session (encounters)" in data
+    assert "Health-visitor listening" in data
+    cross = _prose(section(report.html, "cross-adherent"))
+    assert "Keeping to the plan" in cross  # the heading
+    sentences = report.heterogeneity["adherent"]["attributes"]
+    assert all(" on keeping to the plan " in a["sentence"] for a in sentences)
+    assert all(a["sentence"] in cross for a in sentences)
+    forecast = _prose(section(report.html, "forecast-adherent"))
+    assert "Keeping to the plan: patients who did not keep to the plan" in forecast
+    # no treatment code is left in the prose of the page (model cards included)
+    page = _prose(report.html)
+    for code in config.treatment_names:
+        assert code not in page, code
 
 
 def test_rank_agreement_table_has_every_pair_of_treatments(built):
@@ -207,6 +278,53 @@ def test_every_image_is_an_inline_png(built):
         assert png.startswith(PNG_SIGNATURE)
         pixels = image.imread(io.BytesIO(png), format="png")
         assert pixels.shape[0] > 200 and pixels.shape[1] > 200
+
+
+def _flag_lines(fig):
+    ax = fig.axes[0]
+    return ax, [line for line in ax.get_lines() if line.get_label().startswith("flag rule")]
+
+
+@pytest.mark.parametrize("threshold", [0.56, 0.3, 0.004, 0.5])
+def test_the_decision_curve_draws_the_flag_threshold_inside_its_axis(threshold):
+    from engagekit.evaluation import decision_curve
+    from engagekit.report import figures
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.2, 0.95, 400)
+    y = (rng.uniform(size=400) < p).astype(float)
+    # a metrics.json of before the curves reached the flag rule: the default 0.01-0.50
+    curve = decision_curve(1 - y, 1 - p).to_dict(orient="records")
+    fig = figures.decision_curve_figure({"decision_curve": curve}, threshold)
+    ax, lines = _flag_lines(fig)
+    assert figures.marks_flag_threshold(threshold)
+    assert len(lines) == 1 and lines[0].get_label() == f"flag rule ({threshold:.2f})"
+    assert list(lines[0].get_xdata()) == [threshold, threshold]
+    low, high = ax.get_xlim()
+    assert low < threshold < high
+
+
+@pytest.mark.parametrize("threshold", [None, float("nan"), 1.0])
+def test_the_decision_curve_claims_no_line_it_cannot_draw(threshold):
+    from engagekit.evaluation import decision_curve
+    from engagekit.report import figures
+
+    curve = decision_curve([1, 0, 1, 0], [0.8, 0.6, 0.4, 0.1]).to_dict(orient="records")
+    fig = figures.decision_curve_figure({"decision_curve": curve}, threshold)
+    assert _flag_lines(fig)[1] == []
+    assert not figures.marks_flag_threshold(threshold)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_caption_names_the_flag_line_the_figure_draws(built, service, target):
+    manifest = json.loads((service / target / "manifest.json").read_text())
+    metrics = json.loads((service / target / "metrics.json").read_text())
+    threshold = manifest["flag_rule"]["threshold"]
+    # train computed the curve out to the threshold
+    curve = [row["threshold"] for row in metrics["decision_curve"]]
+    assert min(curve) <= threshold <= max(curve)
+    performance = text_of(section(built.html, f"performance-{target}"))
+    assert f"(the dash-dot line marks the flag rule's threshold, {threshold:.3f})" in performance
 
 
 @pytest.mark.parametrize(
@@ -293,8 +411,8 @@ def test_given_results_are_used_and_missing_ones_explained(loaded, built, monkey
         section(report.html, f"performance-{other}")
     )
     assert (
-        "Simulated deviation: 0.3 extra log-odds per rating point of active_listening on "
-        "adherent in Listening visits. In 198 simulated studies of 500 patients (2 failed to "
+        "Simulated deviation: 0.3 extra log-odds per rating point of active listening on "
+        "adherence in Listening visits. In 198 simulated studies of 500 patients (2 failed to "
         "fit), the deviation was detected (verdict differs) in 81% (95% CI 75% to 86%)"
     ) in report.html
     assert report.notes == {f"heterogeneity:{other}": "the GEE did not converge (in this test)"}

@@ -59,6 +59,7 @@ _LAZY = {
     "attribute_importance": "explain",
     "rank_agreement": "explain",
     "choose_flag_rule": "flags",
+    "flag_thresholds": "flags",
     "forecast_dropout": "forecast",
     "minimum_detectable_deviation": "heterogeneity",
     "Report": "report",

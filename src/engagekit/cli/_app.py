@@ -357,6 +357,16 @@ def _read_valid(source: Source, cfg: Config, *, model_features: list[str] | None
     return encounters, cfg
 
 
+def _require_column(encounters, column: str, option: str, what: str) -> None:
+    """Stop, as a usage error, an option that needs an optional column the table lacks."""
+    if column not in encounters.columns:
+        raise typer.BadParameter(
+            f"{what} needs the column {column!r}, which the table lacks (engagekit validate "
+            "lists what a table cannot feed)",
+            param_hint=option,
+        )
+
+
 def _metric_table(metrics: dict, title: str | None = None) -> Table:
     from rich.table import Table
 

@@ -11,6 +11,6 @@ caller's (or the ``engagekit report`` command's) job.
 """
 
 from .build import Report, ReportModel, build_report
-from .model_card import model_card
+from .model_card import model_card, training_steps_sentences
 
-__all__ = ["Report", "ReportModel", "build_report", "model_card"]
+__all__ = ["Report", "ReportModel", "build_report", "model_card", "training_steps_sentences"]

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._format import count, estimate, interval, number, percent, plain
+from ._format import count, estimate, interval, is_number, number, p_value, percent, plain
 
 __all__ = [
+    "FLAG_SHARE_COLUMNS",
     "METRIC_LABELS",
     "OPERATING_POINT_COLUMNS",
     "OPERATING_POINT_DEFINITIONS",
     "SUBGROUP_COLUMNS",
+    "cross_validation_steps_sentence",
+    "fit_steps_sentences",
     "flag_rule_sentence",
+    "flag_share_rows",
+    "flagged_auprc_label",
     "metric_rows",
     "operating_point_rows",
     "subgroup_rows",
 ]
 
 #: Reader-facing names of the metrics in ``metrics.json``, in the order they are shown.
+#: The AUPRC shown is that of the flagged (bad) outcome, ``auprc_flagged``: the
+#: ``auprc`` of the good outcome, common in most services, sits near its base rate
+#: whatever the model, and says little.
 METRIC_LABELS = {
     "auroc": "AUROC",
-    "auprc": "AUPRC (average precision)",
+    "auprc_flagged": "AUPRC of the flagged outcome",
     "brier": "Brier score",
     "log_loss": "Log loss",
     "calibration_intercept": "Calibration intercept",
@@ -30,11 +38,35 @@ METRIC_LABELS = {
 }
 
 
-def metric_rows(block: Mapping[str, Any]) -> tuple[tuple[str, ...], ...]:
-    """``(label, estimate, CI)`` of each metric of a metrics block."""
+def flagged_auprc_label(block: Mapping[str, Any], bad_outcome: str | None = None) -> str:
+    """The label of ``auprc_flagged``: the flagged outcome in words, and its chance level.
+
+    The AUPRC of a model that ranks at random is the flagged outcome's rate, so it is
+    shown beside it.
+
+    >>> flagged_auprc_label({"prevalence": 0.956}, "did not attend the next session")
+    'AUPRC (did not attend the next session; chance level 4.4%)'
+    """
+    prevalence = block.get("prevalence")
+    what = bad_outcome or "the flagged outcome"
+    if not is_number(prevalence):
+        return f"AUPRC ({what})"
+    flagged = block.get("decision_curve_flagged_outcome", 0)
+    rate = prevalence if flagged == 1 else 1 - prevalence
+    return f"AUPRC ({what}; chance level {percent(rate)})"
+
+
+def metric_rows(
+    block: Mapping[str, Any], bad_outcome: str | None = None
+) -> tuple[tuple[str, ...], ...]:
+    """``(label, estimate, CI)`` of each metric of a metrics block.
+
+    ``bad_outcome`` (the config's words, e.g. "did not attend the next session") names
+    the outcome of the AUPRC row.
+    """
     return tuple(
         (
-            label,
+            flagged_auprc_label(block, bad_outcome) if name == "auprc_flagged" else label,
             number(block.get(name)),
             interval(block.get(f"{name}_ci_low"), block.get(f"{name}_ci_high")),
         )
@@ -87,14 +119,67 @@ def flag_rule_sentence(rule: Mapping[str, Any], bad_outcome: str) -> str:
             "followed by the bad outcome"
         )
     elif name == "per_practitioner":
-        what = f"flag on average {value:g} encounters per practitioner over the validation period"
+        what = f"flag on average {value:g} encounters per practitioner"
     else:
         what = f"rule `{name}` with value {plain(value)}"
-    return (
-        f"{what[0].upper()}{what[1:]} (risk: the probability that the patient "
-        f"{bad_outcome}), chosen on the cross-validated predictions. An encounter is "
+    thresholds = (
         f"flagged high at a risk of {number(rule.get('threshold'))} or more, medium at "
-        f"{number(rule.get('medium_threshold'))} or more."
+        f"{number(rule.get('medium_threshold'))} or more"
+    )
+    chosen = (
+        f"{what[0].upper()}{what[1:]} (risk: the probability that the patient "
+        f"{bad_outcome}), chosen on the cross-validated predictions"
+    )
+    if name in ("top_percent", "per_practitioner"):
+        return (
+            f"{chosen}, where an encounter was {thresholds}. The rule is a share of the "
+            "encounters being scored (every encounter scored, not each patient's latest), "
+            "with the medium flag for twice as many: scoring sets the risk thresholds "
+            "again on their risks, so that it flags its share at any service size."
+        )
+    return (
+        f"{chosen}. An encounter is {thresholds}; scoring keeps these thresholds (the "
+        "rule needs outcomes, which new encounters do not have)."
+    )
+
+
+#: The columns of :func:`flag_share_rows`.
+FLAG_SHARE_COLUMNS = (
+    "level",
+    "promised by the rule",
+    "measured",
+    "encounters flagged",
+    "risk threshold applied",
+)
+
+
+def flag_share_rows(
+    applied: Mapping[str, Any], n_high: int, n_high_or_medium: int
+) -> tuple[tuple[str, ...], ...]:
+    """The share of encounters a rule promises to flag and the share it flagged, per level.
+
+    ``applied`` is :meth:`engagekit.flags.AppliedFlagRule.to_dict` of the rule applied to
+    the encounters, and the counts those it flagged ``high`` (``high`` or ``medium``).
+
+    >>> applied = {"n_encounters": 200, "promised_high_share": 0.1,
+    ...            "promised_high_or_medium_share": 0.2, "threshold": 0.31,
+    ...            "medium_threshold": 0.22}
+    >>> flag_share_rows(applied, 20, 41)[1]
+    ('high or medium', '20.0%', '20.5%', '41', '0.220')
+    """
+    n = applied.get("n_encounters") or 0
+    return tuple(
+        (
+            level,
+            percent(applied.get(f"promised_{key}_share")),
+            percent(flagged / n if n else None),
+            count(flagged),
+            number(applied.get(threshold)),
+        )
+        for level, key, flagged, threshold in (
+            ("high", "high", n_high, "threshold"),
+            ("high or medium", "high_or_medium", n_high_or_medium, "medium_threshold"),
+        )
     )
 
 
@@ -135,3 +220,137 @@ OPERATING_POINT_DEFINITIONS = (
     "encounters per 100 distinct patients over the whole validation period (a patient "
     "can be flagged at several encounters); flags per practitioner likewise."
 )
+
+
+# --------------------------------------------------------------------------- fitting steps
+def fit_steps_sentences(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """What fitting a model did, one sentence per step, from its fit record.
+
+    ``record`` is :meth:`engagekit.models.FitRecord.to_dict` (``training_steps`` →
+    ``final_model`` in the manifest and ``metrics.json``). Only steps that ran are said
+    to have run; a step left out is named with the reason.
+
+    >>> sentences = fit_steps_sentences({
+    ...     "kind": "gbm", "n_patients": 100, "held_out_patients": 0,
+    ...     "held_out_share": 0.15, "min_held_out_patients": 30, "tuning": "fixed",
+    ...     "early_stopping": "not_used", "boosting_iterations": 100,
+    ...     "recalibration": {"status": "no_held_out"}})
+    >>> sentences[0]
+    'No training patients were held out: 15% of 100 patients is fewer than the 30 a held-out set needs.'
+    >>> sentences[1]
+    'No early stopping: the trees used a fixed 100 iterations.'
+    """  # noqa: E501
+    kind = record.get("kind")
+    held = record.get("held_out_patients") or 0
+    sentences = []
+    if held:
+        sentences.append(
+            f"{count(held)} of the {count(record.get('n_patients'))} training patients "
+            f"({count(record.get('held_out_encounters'))} encounters) were held out while "
+            "the model was fitted on the others."
+        )
+    else:
+        sentences.append(
+            f"No training patients were held out: {percent(record.get('held_out_share'), 0)} "
+            f"of {count(record.get('n_patients'))} patients is fewer than the "
+            f"{count(record.get('min_held_out_patients'))} a held-out set needs."
+        )
+    tuning = record.get("tuning")
+    if tuning == "tuned":
+        sentences.append("The penalty was tuned on the held-out patients.")
+    elif tuning == "default":
+        sentences.append("The penalty was not tuned: its default was used.")
+    stopping = record.get("early_stopping")
+    iterations, ceiling = record.get("boosting_iterations"), record.get("max_boosting_iterations")
+    if stopping == "used":
+        stopped = is_number(iterations) and is_number(ceiling) and iterations < ceiling
+        sentences.append(
+            f"The trees stopped early on the held-out patients, at {count(iterations)} of "
+            f"at most {count(ceiling)} iterations."
+            if stopped
+            else f"Early stopping on the held-out patients was monitored, but the trees "
+            f"used all {count(ceiling)} iterations."
+        )
+    elif stopping == "not_used":
+        sentences.append(
+            f"No early stopping: the trees used a fixed {count(iterations)} iterations."
+        )
+    sentences.append(_calibration_sentence(record.get("recalibration") or {}))
+    if kind == "logistic" and held:
+        sentences.append(
+            "The logistic model was then refitted on every training patient, held-out ones "
+            "included."
+            if record.get("refit_on_all_patients")
+            else "The logistic model kept its fit on the patients not held out."
+        )
+    return tuple(sentences)
+
+
+def _calibration_sentence(recalibration: Mapping[str, Any]) -> str:
+    status = recalibration.get("status")
+    n = count(recalibration.get("n"))
+    if status == "no_held_out":
+        return "Calibration was not checked (no held-out patients), and not corrected."
+    if status == "too_few_events":
+        return (
+            f"Calibration was not checked: the {n} held-out encounters held "
+            f"{count(recalibration.get('n_events'))} of the rarer outcome, fewer than the "
+            f"{count(recalibration.get('min_events'))} of each outcome needed to judge it; "
+            "no correction was applied."
+        )
+    test = f"likelihood-ratio test p = {p_value(recalibration.get('p_value'))}"
+    if status == "not_needed":
+        return (
+            f"Calibration was checked on {n} held-out encounters and needed no correction ({test})."
+        )
+    if status == "corrected":
+        return (
+            f"Calibration was checked on {n} held-out encounters and corrected ({test}): "
+            f"log-odds = {number(recalibration.get('intercept'))} + "
+            f"{number(recalibration.get('slope'))} × the model's margin (the fitted "
+            f"{number(recalibration.get('raw_intercept'))} + "
+            f"{number(recalibration.get('raw_slope'))} × margin, shrunk toward no change "
+            f"by the factor {number(recalibration.get('shrinkage'))})."
+        )
+    return "Whether calibration was checked is not recorded."
+
+
+def cross_validation_steps_sentence(folds: Sequence[Mapping[str, Any]]) -> str:
+    """What the fold models' fits did, in one sentence, from their fit records.
+
+    >>> cross_validation_steps_sentence([
+    ...     {"kind": "logistic", "held_out_patients": 0, "tuning": "default",
+    ...      "recalibration": {"status": "no_held_out"}}] * 5)
+    'No fold held out training patients (too few patients), so inside cross-validation the penalty was not tuned and calibration was not checked.'
+    """  # noqa: E501
+    if not folds:
+        return "The steps of the fold models' fits are not recorded."
+    k = len(folds)
+    held = sum(1 for f in folds if f.get("held_out_patients"))
+    statuses = [(f.get("recalibration") or {}).get("status") for f in folds]
+    checked = sum(s in ("not_needed", "corrected") for s in statuses)
+    corrected = statuses.count("corrected")
+    logistic = all(f.get("kind") == "logistic" for f in folds)
+    tuned = sum(f.get("tuning") == "tuned" for f in folds)
+    stopped = sum(f.get("early_stopping") == "used" for f in folds)
+    if held == 0:
+        step = "the penalty was not tuned" if logistic else "the trees did not stop early"
+        return (
+            "No fold held out training patients (too few patients), so inside "
+            f"cross-validation {step} and calibration was not checked."
+        )
+    step = (
+        f"the penalty was tuned in {_of(tuned, k)}"
+        if logistic
+        else f"the trees stopped early on them in {_of(stopped, k)}"
+    )
+    return (
+        f"{_of(held, k).capitalize()} held out training patients: {step}, calibration "
+        f"was checked in {_of(checked, k)} and corrected in {_of(corrected, k)}."
+    )
+
+
+def _of(n: int, k: int) -> str:
+    if n == 0:
+        return "none of the folds"
+    return f"all {k} folds" if n == k else f"{n} of the {k} folds"

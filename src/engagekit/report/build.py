@@ -24,16 +24,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._labels import attribute_label, in_sentence, outcome_label
 from ..config import Config
 from ..errors import AnalysisError, ConfigError, ContractError, DataReadError
 from ._document import inline_html
 from ._format import DASH, count, is_number, number, p_value, percent
 from ._tables import (
+    FLAG_SHARE_COLUMNS,
     METRIC_LABELS,
     OPERATING_POINT_COLUMNS,
     OPERATING_POINT_DEFINITIONS,
     SUBGROUP_COLUMNS,
     flag_rule_sentence,
+    flag_share_rows,
     metric_rows,
     operating_point_rows,
     subgroup_rows,
@@ -433,7 +436,12 @@ def _data_section(
         "source": data_source,
         "sha256": data_fingerprint(encounters),
         "by_treatment": rows,
-        "empty_columns": [f"{o} not recorded (encounters)" for o in outcomes],
+        # the outcome columns in the config's words: "did not attend the next session"
+        "not_attended_header": _bad_outcome(config, "attended_next"),
+        "adherent_header": _outcome_label(config, "adherent"),
+        "empty_columns": [
+            f"{_outcome_label(config, o)}: not recorded (encounters)" for o in outcomes
+        ],
         "missing": missing,
     }
 
@@ -450,9 +458,12 @@ def _figure_or_note(draw: Callable[[], Any], what: str) -> dict[str, str | None]
     return {"uri": png_data_uri(fig), "note": None}
 
 
-def _metric_cells(block: Mapping[str, Any], target: str) -> list[dict[str, Any]]:
+def _metric_cells(
+    block: Mapping[str, Any], target: str, bad_outcome: str | None = None
+) -> list[dict[str, Any]]:
     cells = []
-    for (label, value, ci), name in zip(metric_rows(block), METRIC_LABELS, strict=True):
+    rows = metric_rows(block, bad_outcome)
+    for (label, value, ci), name in zip(rows, METRIC_LABELS, strict=True):
         raw = block.get(name)
         cells.append(
             {
@@ -487,7 +498,7 @@ def _model_section(
     notes: dict[str, str] = {}
 
     performance = {
-        "metrics": _metric_cells(metrics, target),
+        "metrics": _metric_cells(metrics, target, _bad_outcome(config, target)),
         "ci_level": percent(metrics.get("ci_level"), 0),
         "n_boot": count(metrics.get("n_boot")),
         "folds": count(metrics.get("cv_folds")),
@@ -520,6 +531,12 @@ def _model_section(
             if key.startswith("by_") and isinstance(blocks, Mapping)
         ],
         "temporal": None,
+        # the caption names the dash-dot line only when the figure draws it
+        "threshold_marked": (
+            number(rule.get("threshold"))
+            if rule and figures.marks_flag_threshold(rule.get("threshold"))
+            else None
+        ),
     }
     if not metrics.get("roc_curve"):
         performance["figures"][0]["note"] = f"ROC curve: {DASH} (this metrics.json holds none: " + (
@@ -533,7 +550,7 @@ def _model_section(
             "split_date": temporal.get("split_date"),
             "n_encounters": count(temporal.get("n_encounters")),
             "n_patients": count(temporal.get("n_patients")),
-            "metrics": _metric_cells(temporal, target),
+            "metrics": _metric_cells(temporal, target, _bad_outcome(config, target)),
         }
 
     explanation: Explanation = explain_predictions(m.model, encounters, n_jobs=n_jobs)
@@ -589,6 +606,8 @@ def _model_section(
         "n_boot": count(rank_agreement_boot),
     }
 
+    # the risk as scoring computes it (engagekit.scoring.score_encounters)
+    p_bad = 1.0 - 1.0 / (1.0 + np.exp(-explanation.logit))
     flags = None
     if rule:
         bad = _bad_outcome(config, target)
@@ -602,9 +621,9 @@ def _model_section(
             "n_patients": count(point.get("n_patients")),
             "n_bad": count(point.get("n_bad_outcomes")),
             "n_flagged": count(point.get("n_flagged")),
+            "shares": _flag_shares(rule, p_bad, encounters),
         }
 
-    p_bad = 1.0 - 1.0 / (1.0 + np.exp(-explanation.logit))
     forecast_table, forecast_view = _forecast(
         forecast, encounters, target, p_bad, forecast_level, config
     )
@@ -627,6 +646,37 @@ def _model_section(
         "_rank_agreement": agreement,
         "_forecast": forecast_table,
         "_notes": notes,
+    }
+
+
+def _flag_shares(rule: Mapping[str, Any], risk: np.ndarray, encounters: pd.DataFrame):
+    """The share of the report's encounters the rule promises to flag, beside the share
+    it flags when they are scored (the thresholds set as scoring sets them)."""
+    from ..flags import FlagRule, flag_levels
+    from ..scoring import encounter_flag_thresholds
+
+    try:
+        applied = encounter_flag_thresholds(FlagRule.from_dict(dict(rule)), risk, encounters)
+    except ValueError as e:  # also a ContractError: no practitioner_id for per_practitioner
+        return {"rows": (), "note": f"the rule cannot be applied to these encounters: {e}"}
+    levels = flag_levels(risk, applied)
+    n_high = int(np.sum(levels == "high"))
+    if applied.set_on == "scored":
+        basis = (
+            f"the rule promises {applied.promise} of the encounters scored; measured on "
+            f"this report's {count(applied.n_encounters)} encounters, scored as "
+            "engagekit score scores them (encounters tied at a threshold are all flagged)"
+        )
+    else:
+        basis = (
+            f"the rule promises {applied.promise}: its promised shares are those it "
+            f"flagged on the cross-validated predictions; measured on this report's "
+            f"{count(applied.n_encounters)} encounters with the same thresholds"
+        )
+    return {
+        "columns": FLAG_SHARE_COLUMNS,
+        "rows": flag_share_rows(applied.to_dict(), n_high, int(np.sum(levels != "low"))),
+        "note": f"{basis[0].upper()}{basis[1:]}.",
     }
 
 
@@ -714,7 +764,8 @@ def _cross_treatment_section(
             {
                 "verdict": a.get("verdict", ""),
                 "cells": (
-                    a.get("label") or a["attribute"],
+                    (a.get("label") or a["attribute"])
+                    + (" (higher is worse)" if a.get("higher_is_better") is False else ""),
                     a.get("verdict", DASH),
                     p_value(a.get("p_value")),
                     p_value(a.get("p_adjusted")),
@@ -771,7 +822,10 @@ def _cross_treatment_section(
         ),
         "rows": rows,
         "sentences": [a.get("sentence", "") for a in attributes if a.get("sentence")],
-        "forest": _figure_or_note(lambda: forest_plot(result), "Forest plot"),
+        # a result saved by an older engagekit lacks the outcome's label
+        "forest": _figure_or_note(
+            lambda: forest_plot({**result, "target_label": label}), "Forest plot"
+        ),
         "power": unpowered
         or (
             f"From this analysis's own standard errors: at the level "
@@ -794,9 +848,11 @@ def _exp(value: float) -> float:
 def _power_section(power: Mapping[str, Any], config: Config) -> dict[str, Any]:
     settings = power.get("settings") or {}
     labels = _treatment_labels(config)
+    attribute, target = settings.get("attribute", DASH), settings.get("target", DASH)
     design = (
         f"{settings.get('deviation', DASH)} extra log-odds per rating point of "
-        f"{settings.get('attribute', DASH)} on {settings.get('target', DASH)} in "
+        f"{in_sentence(attribute_label(config, attribute))} on "
+        f"{in_sentence(outcome_label(config, target))} in "
         f"{labels.get(settings.get('treatment'), settings.get('treatment', DASH))}"
     )
     if "target_power" in power:
