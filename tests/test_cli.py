@@ -303,3 +303,27 @@ def test_the_command_starts_without_the_heavy_stack(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Usage: engagekit" in done.stdout
     assert "HEAVY []" in done.stderr
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(tmp_path):
+    """``engagekit validate BIG --json | head -1``: the reader leaves early, and engagekit
+    stops without a traceback or an 'internal error' (a real process and a real pipe)."""
+    import subprocess
+
+    from _cli import ENGAGEKIT
+
+    table = valid_encounter_rows(400, 3)
+    table["empathy"] = "9"  # 1,200 problems: far more JSON than a pipe's buffer holds
+    path = write_csv(table, tmp_path / "big.csv")
+    with subprocess.Popen(
+        [ENGAGEKIT, "validate", str(path), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout.readline().strip() == "{"
+        process.stdout.close()  # as head does after its line
+        stderr = process.stderr.read()
+        process.wait(timeout=60)
+    assert process.returncode == 1
+    assert "Traceback" not in stderr and "internal error" not in stderr, stderr

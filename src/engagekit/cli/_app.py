@@ -100,7 +100,8 @@ class _Group(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):
+        except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
+            # BrokenPipeError: the reader went away (| head); click ends quietly, exit 1
             raise
         except EngagekitError as e:
             err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True, markup=True)
@@ -367,19 +368,32 @@ def _require_column(encounters, column: str, option: str, what: str) -> None:
         )
 
 
-def _metric_table(metrics: dict, title: str | None = None) -> Table:
+def _metric_table(metrics: dict, title: str | None = None, bad_outcome: str | None = None):
+    """The headline metrics with their CIs. The AUPRC shown is the flagged (bad)
+    outcome's, beside its chance level: the good outcome's sits near its own base rate
+    whatever the model, so it says little."""
     from rich.table import Table
+
+    from ..evaluation import FLAGGED_AUPRC, POINT_METRICS
 
     t = Table(title=title, header_style="bold")
     for col in ("metric", "value", "95% CI"):
         t.add_column(col, justify="left" if col == "metric" else "right")
-    from ..evaluation import POINT_METRICS
-
     for name in POINT_METRICS[:6]:  # the scores; prevalence and n are not estimates
+        shown = name
+        if name == "auprc" and FLAGGED_AUPRC in metrics:
+            name, shown = FLAGGED_AUPRC, "auprc (flagged outcome)"
         value = metrics.get(name)
         low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
         ci = "–" if low is None or high is None else f"{low:.3f} to {high:.3f}"
-        t.add_row(name, "–" if value is None else f"{value:.3f}", ci)
+        t.add_row(shown, "–" if value is None else f"{value:.3f}", ci)
+    prevalence = metrics.get("prevalence")
+    if FLAGGED_AUPRC in metrics and prevalence is not None:
+        who = f"patients who {bad_outcome}" if bad_outcome else "the flagged outcome"
+        t.caption = (
+            f"auprc is for {who}; a model no better than chance scores their rate, "
+            f"{1 - prevalence:.3f}."
+        )
     return t
 
 

@@ -145,8 +145,8 @@ def train(
         f"{metrics['n_encounters']:,} encounters of {metrics['n_patients']:,} patients; "
         f"{metrics['n_excluded_missing_outcome']:,} left out (no {target} recorded)."
     )
-    out.print(_metric_table(metrics, "patient-grouped cross-validation"))
-    out.print(_flagged_auprc_line(metrics, _bad_outcome(cfg, target)), highlight=False)
+    bad = _bad_outcome(cfg, target)
+    out.print(_metric_table(metrics, "patient-grouped cross-validation", bad_outcome=bad))
     temporal = metrics.get("temporal_validation")
     if temporal is not None:
         out.print(
@@ -154,16 +154,10 @@ def train(
                 temporal,
                 f"temporal validation: {temporal['n_encounters']:,} encounters from "
                 f"{temporal['split_date']} on",
+                bad_outcome=bad,
             )
         )
-    point = result.flag_rule.operating_point
-    out.print(
-        f"At-risk flags ({flag_rule}): risk of {_bad_outcome(cfg, target)} at or above "
-        f"{result.flag_rule.threshold:.3f}; on the cross-validated predictions "
-        f"sensitivity {point.sensitivity:.2f}, PPV {point.ppv:.2f}, "
-        f"{point.flags_per_100_encounters:.1f} flags per 100 encounters.",
-        highlight=False,
-    )
+    out.print(_flag_rule_line(flag_rule, result.flag_rule, bad), highlight=False)
     out.print("What training ran:", highlight=False)
     for sentence in training_steps_sentences(metrics["training_steps"]):
         out.print(f"  - {sentence}", highlight=False, markup=False)
@@ -181,17 +175,28 @@ def train(
         )
 
 
-def _flagged_auprc_line(metrics: dict, bad_outcome: str) -> str:
-    """The AUPRC of the flagged outcome beside its chance level (the table's ``auprc``
-    is that of the good outcome, near its base rate whatever the model)."""
-    value = metrics.get("auprc_flagged")
-    if value is None:
-        return f"AUPRC for {bad_outcome}: not defined ({metrics.get('note')})."
-    low, high = metrics.get("auprc_flagged_ci_low"), metrics.get("auprc_flagged_ci_high")
-    ci = "" if low is None or high is None else f" (95% CI {low:.3f} to {high:.3f})"
+def _flag_rule_line(text: str, rule, bad_outcome: str) -> str:
+    """What the flag rule will do when scoring, and how it did on the validation."""
+    point = rule.operating_point
+    validation = (
+        f"sensitivity {point.sensitivity:.2f}, PPV {point.ppv:.2f}, "
+        f"{point.flags_per_100_encounters:.1f} flags per 100 encounters"
+    )
+    if rule.rule == "sensitivity":
+        return (
+            f"At-risk flags ({text}): risk that the patient {bad_outcome} at or above "
+            f"{rule.threshold:.3f}; on the cross-validated predictions {validation}."
+        )
+    share = (
+        f"the {rule.value:g}% of encounters"
+        if rule.rule == "top_percent"
+        else f"{rule.value:g} encounters per practitioner"
+    )
     return (
-        f"AUPRC for {bad_outcome} (the flagged outcome): {value:.3f}{ci}; a model no better "
-        f"than chance scores its rate, {1 - metrics['prevalence']:.3f}."
+        f"At-risk flags ({text}): each score run flags high {share} at highest risk that "
+        f"the patient {bad_outcome} (a share of the encounters scored, whatever their "
+        f"risks); on the cross-validated predictions that was a risk of "
+        f"{rule.threshold:.3f} or more, with {validation}."
     )
 
 
@@ -313,5 +318,7 @@ def evaluate(
     metrics["target"] = model.target
     metrics["model"] = model.kind
     write_json(metrics, out_file)
-    out.print(_metric_table(metrics, "external validation"))
+    out.print(
+        _metric_table(metrics, "external validation", bad_outcome=_bad_outcome(cfg, model.target))
+    )
     out.print(f"Metrics written to {str(out_file)!r}.")
