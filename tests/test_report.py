@@ -547,3 +547,19 @@ def test_report_command_refuses_bad_input(service, tmp_path, arguments, data, ou
     assert_no_traceback(result)
     assert message in " ".join((result.stdout + result.stderr).split())
     assert not list(tmp_path.glob("**/*.html")) and not list(tmp_path.glob("**/model_card_*"))
+
+
+def test_a_model_unfit_for_use_is_named_so_where_its_performance_is_shown(loaded):
+    encounters, models, config = loaded
+    reason = "its cross-validated AUROC 0.48 (95% CI 0.40 to 0.56) does not exclude chance"
+    unfit = ReportModel(
+        models[0].model,
+        {**models[0].manifest, "fit_for_use": False, "unfit_reason": reason},
+        models[0].metrics,
+        source="unfit",
+    )
+    html = build_report(encounters, [unfit, models[1]], config, rank_agreement_boot=20).html
+    flagged = section(html, f"performance-{unfit.target}")
+    assert f"Not fit for use:</strong> {reason}." in flagged
+    assert "--allow-unfit-model" in flagged
+    assert "Not fit for use" not in section(html, f"performance-{models[1].target}")

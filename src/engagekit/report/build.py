@@ -636,6 +636,12 @@ def _model_section(
         "bad_outcome": _bad_outcome(config, target),
         "kind": manifest.get("kind", getattr(m.model, "kind", "")),
         "source": m.source,
+        # a model train marked unfit for use is named as such where its numbers are shown
+        "unfit_reason": (
+            (manifest.get("unfit_reason") or "its validation showed no better than chance")
+            if manifest.get("fit_for_use") is False
+            else None
+        ),
         "performance": performance,
         "explain": explain,
         "flags": flags,
