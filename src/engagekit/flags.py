@@ -25,7 +25,7 @@ the good outcome most, each with the config's practical suggestion.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -103,7 +103,46 @@ class OperatingPoint(BaseModel):
     n_practitioners: Count | None = None
 
 
-class FlagRule(BaseModel):
+class _RuleThresholds(BaseModel):
+    """What a chosen rule and an applied one share: the rule, its value, the two risk
+    thresholds and the outcome; one check and one versioned dict form for both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    _what: ClassVar[str] = "flag rule"
+
+    rule: Literal["sensitivity", "top_percent", "per_practitioner"]
+    value: Annotated[float, Field(gt=0.0)]
+    threshold: Probability
+    medium_threshold: Probability
+    target: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        _check_value(self.rule, self.value)
+        if self.medium_threshold > self.threshold:
+            raise ValueError(
+                f"medium_threshold ({self.medium_threshold}) must not exceed threshold "
+                f"({self.threshold})"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping, with a ``format_version``; :meth:`from_dict` reads it back."""
+        return {"format_version": _FORMAT_VERSION, **self.model_dump(mode="json")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Rebuild the record from :meth:`to_dict`'s mapping (e.g. read from a model's JSON).
+
+        Raises
+        ------
+        ValueError
+            The mapping is not a record of this kind of a supported ``format_version``.
+        """
+        return _from_versioned_dict(cls, data, cls._what)
+
+
+class FlagRule(_RuleThresholds):
     """A stated rule for at-risk flags and the thresholds it chose on validation data.
 
     Build one with :func:`choose_flag_rule`; apply it to the encounters being scored
@@ -148,40 +187,8 @@ class FlagRule(BaseModel):
     True
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rule: Literal["sensitivity", "top_percent", "per_practitioner"]
-    value: Annotated[float, Field(gt=0.0)]
-    threshold: Probability
-    medium_threshold: Probability
-    target: str | None = None
     operating_point: OperatingPoint
     medium_operating_point: OperatingPoint
-
-    @model_validator(mode="after")
-    def _consistent(self) -> FlagRule:
-        _check_value(self.rule, self.value)
-        if self.medium_threshold > self.threshold:
-            raise ValueError(
-                f"medium_threshold ({self.medium_threshold}) must not exceed threshold "
-                f"({self.threshold})"
-            )
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready mapping, with a ``format_version``; :meth:`from_dict` reads it back."""
-        return {"format_version": _FORMAT_VERSION, **self.model_dump(mode="json")}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FlagRule:
-        """Rebuild a rule from :meth:`to_dict`'s mapping (e.g. read from a model's JSON).
-
-        Raises
-        ------
-        ValueError
-            The mapping is not a flag rule of a supported ``format_version``.
-        """
-        return _from_versioned_dict(cls, data, "flag rule")
 
 
 def _from_versioned_dict(cls: type[BaseModel], data: Any, what: str) -> Any:
@@ -206,7 +213,7 @@ def _from_versioned_dict(cls: type[BaseModel], data: Any, what: str) -> Any:
         raise ValueError(f"the {what} is not valid: {problems}") from e
 
 
-class AppliedFlagRule(BaseModel):
+class AppliedFlagRule(_RuleThresholds):
     """The thresholds a :class:`FlagRule` set on the encounters being scored.
 
     Build one with :func:`flag_thresholds`; apply it with :func:`flag_levels`. A
@@ -249,28 +256,13 @@ class AppliedFlagRule(BaseModel):
     True
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    _what: ClassVar[str] = "applied flag rule"
 
-    rule: Literal["sensitivity", "top_percent", "per_practitioner"]
-    value: Annotated[float, Field(gt=0.0)]
-    threshold: Probability
-    medium_threshold: Probability
-    target: str | None = None
     set_on: Literal["scored", "validation"]
     n_encounters: Count
     n_practitioners: Count | None = None
     promised_high_share: Probability
     promised_high_or_medium_share: Probability
-
-    @model_validator(mode="after")
-    def _consistent(self) -> AppliedFlagRule:
-        _check_value(self.rule, self.value)
-        if self.medium_threshold > self.threshold:
-            raise ValueError(
-                f"medium_threshold ({self.medium_threshold}) must not exceed threshold "
-                f"({self.threshold})"
-            )
-        return self
 
     @property
     def promise(self) -> str:
@@ -286,21 +278,6 @@ class AppliedFlagRule(BaseModel):
             f"to catch {100.0 * self.value:g}% of the bad outcomes; it flagged {share} of "
             "the validation encounters"
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready mapping, with a ``format_version``; :meth:`from_dict` reads it back."""
-        return {"format_version": _FORMAT_VERSION, **self.model_dump(mode="json")}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AppliedFlagRule:
-        """Rebuild an applied rule from :meth:`to_dict`'s mapping.
-
-        Raises
-        ------
-        ValueError
-            The mapping is not an applied flag rule of a supported ``format_version``.
-        """
-        return _from_versioned_dict(cls, data, "applied flag rule")
 
 
 def _check_value(rule: str, value: float) -> None:

@@ -190,14 +190,22 @@ def _read_file(
 
 def _first_lines(path: Path, name: str, encoding: str) -> list[str]:
     """The first lines of a (possibly compressed) text file, to detect its separator."""
+    lines = _text_lines(path, name, encoding, _SNIFF_LINES)
+    # a line cut at the sniff limit or a quoted newline must not count as ragged
+    return [line.rstrip("\r\n") for line in lines[:-1] or lines]
+
+
+def _text_lines(path: Path, name: str, encoding: str, limit: int) -> list[str]:
+    """Up to ``limit`` lines of a (possibly compressed) text file, a byte-order mark
+    dropped, or one clear error."""
     import pandas.io.common as pio
 
     try:
         with pio.get_handle(path, "r", encoding=encoding, compression="infer") as handles:
-            lines = []
+            lines: list[str] = []
             for line in handles.handle:
                 lines.append(line.lstrip("\ufeff") if not lines else line)
-                if len(lines) >= _SNIFF_LINES:
+                if len(lines) >= limit:
                     break
     except (OSError, EOFError) as e:
         raise DataReadError(f"{name} cannot be read as CSV: {e}") from e
@@ -205,8 +213,7 @@ def _first_lines(path: Path, name: str, encoding: str) -> list[str]:
         raise DataReadError(
             f"{name} is not {encoding} text; re-save it as UTF-8 or pass --encoding"
         ) from e
-    # a line cut at the sniff limit or a quoted newline must not count as ragged
-    return [line.rstrip("\r\n") for line in lines[:-1] or lines]
+    return lines
 
 
 def _check_text(head: bytes, name: str, encoding: str) -> None:
@@ -230,18 +237,8 @@ def _check_text(head: bytes, name: str, encoding: str) -> None:
 
 def _read_header(path: Path, name: str, sep: str, encoding: str) -> list[str]:
     """The header's column names as written, refusing repeated or empty names."""
-    import pandas.io.common as pio
-
-    try:
-        with pio.get_handle(path, "r", encoding=encoding, compression="infer") as handles:
-            first = handles.handle.readline()
-    except (OSError, EOFError) as e:
-        raise DataReadError(f"{name} cannot be read as CSV: {e}") from e
-    except UnicodeDecodeError as e:
-        raise DataReadError(
-            f"{name} is not {encoding} text; re-save it as UTF-8 or pass --encoding"
-        ) from e
-    header = next(csv.reader(_io.StringIO(first.lstrip("\ufeff")), delimiter=sep), [])
+    first = next(iter(_text_lines(path, name, encoding, 1)), "")
+    header = next(csv.reader(_io.StringIO(first), delimiter=sep), [])
     if not header:
         raise DataReadError(f"{name} has no header row")
     seen: set[str] = set()
