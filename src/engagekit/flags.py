@@ -600,9 +600,9 @@ encounters scored; give the practitioner of each (practitioner_id)
     if rule.rule == "per_practitioner":
         if practitioners is None:
             raise ValueError(
-                f"the 'per_practitioner' rule flags {rule.value:g} encounters per "
-                "practitioner of the encounters scored; give the practitioner of each "
-                "(practitioner_id)"
+                f"the 'per_practitioner' rule flags {rule.value:g} "
+                f"encounter{'' if rule.value == 1 else 's'} per practitioner of the "
+                "encounters scored; give the practitioner of each (practitioner_id)"
             )
         n_practitioners = _n_distinct(_as_1d(practitioners, "practitioners", n), "practitioners")
     if rule.rule == "sensitivity" or n == 0:
