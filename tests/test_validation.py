@@ -51,7 +51,7 @@ def _found(report) -> list[tuple[int, str, str]]:
 # --------------------------------------------------------------------------- the rules
 
 WHOLE = "must be a whole number"
-AT_LEAST_1 = "must be at least 1"
+SESSION_RANGE = "must be between 1 and 2147483647"
 ISO = r"must be an ISO date \(YYYY-MM-DD\)"
 NUMBER = "must be a number"
 BETWEEN = "must be between 1 and 5"
@@ -87,8 +87,8 @@ RULE_CASES = [
     # session_number
     case("session-not-whole", 2, "session_number", "1.5", "whole_number", WHOLE),
     case("session-not-a-number", 2, "session_number", "two", "whole_number", WHOLE),
-    case("session-zero", 1, "session_number", "0", "bounds", AT_LEAST_1),
-    case("session-negative", 1, "session_number", "-3", "bounds", AT_LEAST_1),
+    case("session-zero", 1, "session_number", "0", "bounds", SESSION_RANGE),
+    case("session-negative", 1, "session_number", "-3", "bounds", SESSION_RANGE),
     case(
         "session-duplicate",
         2,

@@ -7,7 +7,10 @@ source checkout reads the originals.
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _CANDIDATE_ROOTS = (_PACKAGE_DIR / "_bundled", _PACKAGE_DIR.parents[1])
@@ -31,3 +34,10 @@ def default_config_path() -> Path:
 
 def contract_schema_path() -> Path:
     return resource_path("data_schema/encounters.schema.json")
+
+
+@lru_cache(maxsize=1)
+def contract_schema() -> dict[str, Any]:
+    """The data contract's Table Schema, parsed (read once)."""
+    with contract_schema_path().open(encoding="utf-8") as fh:
+        return json.load(fh)

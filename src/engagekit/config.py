@@ -12,9 +12,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from ._resources import default_config_path
+from ._excerpt import excerpt, excerpt_lines
+from ._files import NotARegularFileError, open_regular_file
+from ._resources import contract_schema, default_config_path
 from .errors import ConfigError
 
 __all__ = [
@@ -31,6 +41,39 @@ __all__ = [
 
 OUTCOME_NAMES = ("attended_next", "adherent")
 
+#: The contract columns that describe a patient or a practitioner: the only contract
+#: columns a covariate or subgroup may name. Every other one identifies or orders an
+#: encounter, is its treatment (in every model and subgroup table already) or records
+#: what happened after it. A column added to the contract later is refused as a
+#: covariate until it is listed here.
+DESCRIPTIVE_COLUMNS = ("practitioner_role", "age_band", "gender")
+
+
+def _contract_columns() -> dict[str, str | None]:
+    """The data contract's columns other than the rating fields, each with its role."""
+    return {
+        spec["name"]: spec.get("engagekit:role")
+        for spec in contract_schema()["fields"]
+        if spec.get("engagekit:role") != "attribute"
+    }
+
+
+def _why_reserved(name: str) -> str:
+    """Why the contract column ``name`` cannot be a rated attribute or a predictor."""
+    role = _contract_columns().get(name)
+    if role == "outcome":
+        return f"{name!r} is an outcome: a model given it would see the answer it predicts"
+    if role == "treatment":
+        return f"{name!r} is the treatment, which every model and subgroup table uses already"
+    if name == "next_session_due":
+        return f"{name!r} says whether a further session was due, known only afterwards"
+    if name in ("session_number", "encounter_date"):
+        return f"{name!r} orders a patient's sessions, which the features use already"
+    if name.endswith("_id"):
+        return f"{name!r} is an identifier"
+    return f"{name!r} is a column of the data contract with its own meaning"
+
+
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PerOutcome = dict[str, float]
 
@@ -43,7 +86,8 @@ def _check_outcome_keys(mapping: dict[str, Any], where: str) -> None:
     unknown = sorted(set(mapping) - set(OUTCOME_NAMES))
     if unknown:
         raise ValueError(
-            f"{where} names unknown outcome(s) {unknown}; expected keys among {list(OUTCOME_NAMES)}"
+            f"{where} names unknown outcome(s) {excerpt(unknown)}; expected keys among "
+            f"{list(OUTCOME_NAMES)}"
         )
 
 
@@ -95,7 +139,16 @@ class Attributes(_Strict):
         names = [a.name for a in self.items]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"attribute names must be unique; repeated: {dupes}")
+            raise ValueError(f"attribute names must be unique; repeated: {excerpt(dupes)}")
+        # a rating named like a contract column would read that column: an attribute
+        # named attended_next fed the outcome to the model (AUROC 1.000)
+        clashes = [n for n in names if n in _contract_columns()]
+        if clashes:
+            raise ValueError(
+                "an attribute may not take the name of a column of the data contract: "
+                + "; ".join(_why_reserved(n) for n in clashes)
+                + ". Give each rated quality a name of its own"
+            )
         return self
 
 
@@ -115,7 +168,8 @@ class TreatmentSimulation(_Strict):
         lo, hi = self.planned_sessions
         if not 1 <= lo <= hi:
             raise ValueError(
-                f"planned_sessions must be [low, high] with 1 <= low <= high, found {[lo, hi]}"
+                f"planned_sessions must be [low, high] with 1 <= low <= high, found "
+                f"{excerpt([lo, hi])}"
             )
         _check_outcome_keys(self.intercept, "intercept")
         return self
@@ -137,7 +191,7 @@ class Outcome(_Strict):
     def _known(self) -> Outcome:
         if self.name not in OUTCOME_NAMES:
             raise ValueError(
-                f"outcome {self.name!r} is not one engagekit models; expected one of "
+                f"outcome {excerpt(self.name)} is not one engagekit models; expected one of "
                 f"{list(OUTCOME_NAMES)}"
             )
         return self
@@ -185,7 +239,10 @@ class CategoricalSimulation(_Strict):
         for outcome, by_level in self.effect.items():
             unknown = sorted(set(by_level) - set(self.shares))
             if unknown:
-                raise ValueError(f"effect.{outcome} names categories {unknown} that have no share")
+                raise ValueError(
+                    f"effect.{excerpt(outcome)} names categories {excerpt(unknown)} that "
+                    "have no share"
+                )
         return self
 
 
@@ -241,20 +298,35 @@ class Config(_Strict):
     simulation: SimulationSettings = Field(default_factory=SimulationSettings)
     heterogeneity: HeterogeneitySettings = Field(default_factory=HeterogeneitySettings)
 
+    @field_validator("covariates", "subgroups")
+    @classmethod
+    def _descriptive_columns(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        attributes = info.data.get("attributes")
+        rated = {a.name for a in attributes.items} if attributes is not None else set()
+        contract = _contract_columns()
+        reasons = [
+            _why_reserved(n) for n in names if n in contract and n not in DESCRIPTIVE_COLUMNS
+        ] + [f"{excerpt(n)} is a rated attribute, a predictor already" for n in names if n in rated]
+        if reasons:
+            kind = info.field_name.removesuffix("s") if info.field_name else "covariate"
+            raise ValueError(
+                f"a {kind} must be a column that describes the patient or practitioner "
+                f"({', '.join(DESCRIPTIVE_COLUMNS)}, or a column of the service's own): "
+                + "; ".join(reasons)
+            )
+        return names
+
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         if self.config_version != 1:
             raise ValueError(
-                f"config_version {self.config_version} is not supported; this engagekit "
+                f"config_version {excerpt(self.config_version)} is not supported; this engagekit "
                 "reads config_version 1"
             )
         names = [t.name for t in self.treatments]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"treatment names must be unique; repeated: {dupes}")
-        reserved = set(self.attribute_names) & {"treatment", "patient_id"}
-        if reserved:
-            raise ValueError(f"attribute names {sorted(reserved)} are reserved columns")
+            raise ValueError(f"treatment names must be unique; repeated: {excerpt(dupes)}")
         return self
 
     @property
@@ -316,16 +388,31 @@ def check_compatible(given: Config, trained: Config, given_name: str, trained_na
     for what, theirs, ours in checks:
         if theirs != ours:
             raise ConfigError(
-                f"{given_name} does not match {trained_name}: {what} are {theirs} there but "
-                f"{ours} here; a model keeps the attributes, scale, treatments and "
-                "covariates it was trained with"
+                f"{given_name} does not match {trained_name}: {what} are "
+                f"{excerpt(theirs, 200)} there but {excerpt(ours, 200)} here; a model keeps "
+                "the attributes, scale, treatments and covariates it was trained with"
             )
+
+
+#: A config file is a few kilobytes; these bound what a hostile one can cost.
+MAX_CONFIG_BYTES = 1_000_000
+#: values (scalars, lists and mappings) of a config with every alias expanded
+MAX_CONFIG_VALUES = 100_000
+#: levels of nesting
+MAX_CONFIG_DEPTH = 50
+#: problems listed in one message
+_MAX_PROBLEMS_SHOWN = 20
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
     lines = [f"the config {source} is not valid:"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    errors = err.errors()
+    for e in errors[:_MAX_PROBLEMS_SHOWN]:
+        # a key may be as long as the file: quote every part of its path briefly
+        loc = (
+            ".".join(str(p) if isinstance(p, int) else excerpt(str(p), 40)[1:-1] for p in e["loc"])
+            or "(top level)"
+        )
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling against configs/default.yaml)"
@@ -333,28 +420,132 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
             msg = "required key is missing"
         found = e.get("input")
         shown = (
-            "" if e["type"] in ("missing",) or isinstance(found, dict) else (f" (found {found!r})")
+            ""
+            if e["type"] in ("missing",) or isinstance(found, dict)
+            else f" (found {excerpt(found)})"
         )
-        lines.append(f"  - {loc}: {msg}{shown}")
+        lines.append(f"  - {loc}: {excerpt_lines(msg, width=300, max_lines=1)}{shown}")
+    if len(errors) > _MAX_PROBLEMS_SHOWN:
+        lines.append(f"  ... and {len(errors) - _MAX_PROBLEMS_SHOWN} more problem(s)")
     return "\n".join(lines)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_config_text(path: Path) -> str:
+    """The text of a config file: a regular file of at most ``MAX_CONFIG_BYTES``."""
+    name = excerpt(str(path), 200)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open_regular_file(path) as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError as e:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"config file {str(path)!r} cannot be read: {e}") from e
+        raise ConfigError(f"config file {name} does not exist") from e
+    except NotARegularFileError as e:
+        raise ConfigError(
+            f"config file {name} cannot be read: it is {e.kind}, not a YAML file"
+        ) from e
+    except OSError as e:
+        raise ConfigError(f"config file {name} cannot be read: {e.strerror or e}") from e
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {name} is larger than {MAX_CONFIG_BYTES:,} bytes; a config is a "
+            "few kilobytes of YAML (see configs/default.yaml)"
+        )
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from e
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"config file {name} is not UTF-8 text (byte 0x{data[e.start]:02x} at position "
+            f"{e.start}); save it as UTF-8"
+        ) from e
+
+
+class _TooLarge(Exception):
+    """A composed YAML document breaks one of the bounds; the message says which."""
+
+
+def _check_bounds(root: yaml.Node) -> None:
+    """Refuse a composed YAML document too large or too deep once aliases are expanded.
+
+    An alias is the same node object as its anchor, so the expanded size of a node is
+    counted once and reused (memoised on the node's identity): a "billion laughs"
+    document of nine nested anchors is measured in a few hundred steps, before any of
+    it is built into Python objects.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise _TooLarge("an alias refers to a node that contains it (a recursive alias)")
+        if depth > MAX_CONFIG_DEPTH:
+            raise _TooLarge(f"it is nested more than {MAX_CONFIG_DEPTH} levels deep")
+        total = 1
+        if isinstance(node, yaml.SequenceNode | yaml.MappingNode):
+            open_nodes.add(key)
+            children = (
+                node.value
+                if isinstance(node, yaml.SequenceNode)
+                else [part for pair in node.value for part in pair]
+            )
+            for child in children:
+                total += size(child, depth + 1)
+                if total > MAX_CONFIG_VALUES:
+                    raise _TooLarge(
+                        f"it holds more than {MAX_CONFIG_VALUES:,} values once its aliases "
+                        "(*name) are expanded"
+                    )
+            open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root, 0)
+
+
+def _safe_loader(text: str) -> yaml.SafeLoader:
+    """A safe YAML loader for ``text``: libyaml's where it limits nesting (0.2.5 on),
+    which parses a megabyte in a fraction of a second, else PyYAML's own."""
+    try:
+        from yaml import CSafeLoader
+        from yaml._yaml import get_version
+    except ImportError:
+        return yaml.SafeLoader(text)
+    return CSafeLoader(text) if get_version() >= (0, 2, 5) else yaml.SafeLoader(text)
+
+
+def _parse_yaml(text: str, name: str) -> Any:
+    """Parse YAML text safely and within bounds (see :func:`_check_bounds`)."""
+    loader = None
+    try:
+        loader = _safe_loader(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_bounds(node)
+        return loader.construct_document(node)
+    except _TooLarge as e:
+        raise ConfigError(f"config file {name} is refused: {e}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"config file {name} is refused: it is nested more than {MAX_CONFIG_DEPTH} levels deep"
+        ) from None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
+        # the parser's messages quote the offending line; keep them short
+        raise ConfigError(f"config file {name} is not valid YAML: {excerpt_lines(str(e))}") from e
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    name = excerpt(str(path), 200)
+    data = _parse_yaml(_read_config_text(path), name)
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"config file {str(path)!r} must be a YAML mapping of blocks "
+            f"config file {name} must be a YAML mapping of blocks "
             f"(attributes:, treatments:, ...), found a {type(data).__name__}"
         )
     return data
@@ -431,4 +622,4 @@ def load_config(path: str | Path | None = None) -> Config:
     if path is None:
         return config_from_dict({}, source="(defaults)")
     path = Path(path)
-    return config_from_dict(_read_yaml(path), source=repr(str(path)))
+    return config_from_dict(_read_yaml(path), source=excerpt(str(path), 200))

@@ -93,7 +93,7 @@ def patient_session_order(patient_id: pd.Series, session_number: pd.Series) -> P
     Traceback (most recent call last):
     ...
     engagekit.errors.ContractError: cannot order the encounters by patient and session: \
-1 row(s) repeat a session number of their patient (first at row 2, patient 'a', session 1); \
+1 row(s) repeat a session number of their patient (first at row 2, session 1); \
 validate the table with validate_encounters first
     """
     codes, _ = pd.factorize(patient_id, use_na_sentinel=True)
@@ -125,8 +125,7 @@ validate the table with validate_encounters first
             _order_message(
                 [
                     f"{repeated.size} row(s) repeat a session number of their patient "
-                    f"(first at row {at + 1}, patient {patient_id.iloc[at]!r}, "
-                    f"session {int(session_number.iloc[at])})"
+                    f"(first at row {at + 1}, session {int(session_number.iloc[at])})"
                 ]
             )
         )

@@ -10,7 +10,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..config import Config
+from .._excerpt import excerpt
+from ..config import OUTCOME_NAMES, Config
 from ..errors import ConfigError, ContractError
 from .history import (
     PatientOrder,
@@ -189,7 +190,8 @@ the columns to the contract's names or change the config
             A column the features need is absent or a rating column is not numeric.
         ConfigError
             The parameters are inconsistent (feature names that clash, a scale whose
-            maximum is not above its minimum).
+            maximum is not above its minimum), or an attribute or covariate is an
+            outcome column (``attended_next``, ``adherent``).
         """
         attributes, treatments, covariates = self._checked_params()
         self._require_columns(X, attributes, covariates)
@@ -309,7 +311,23 @@ the columns to the contract's names or change the config
         low, high = self.scale
         if not float(high) > float(low):
             raise ConfigError(
-                f"scale must be (min, max) with max > min, found {tuple(self.scale)!r}"
+                f"scale must be (min, max) with max > min, found {excerpt(tuple(self.scale))}"
+            )
+        # A second line of defence behind the config's own check: a feature read from an
+        # outcome column hands the model the answer (an attribute named attended_next
+        # once gave an AUROC of 1.000 without a word).
+        leaking = [
+            (what, name)
+            for what, names in (("attribute", attributes), ("covariate", covariates))
+            for name in names
+            if name in OUTCOME_NAMES
+        ]
+        if leaking:
+            raise ConfigError(
+                "features may not be read from an outcome column: "
+                + ", ".join(f"the {what} {name!r}" for what, name in leaking)
+                + " would give the model the answer it is to predict; rename the "
+                "attribute or remove the covariate"
             )
         return attributes, treatments, covariates
 
@@ -325,10 +343,10 @@ the columns to the contract's names or change the config
         needed = [*_KEY_COLUMNS, "treatment", *attributes, *covariates]
         absent = [c for c in needed if c not in X.columns]
         if absent:
-            found = ", ".join(repr(str(c)) for c in X.columns[:20])
+            found = ", ".join(excerpt(str(c), 40) for c in X.columns[:20])
             more = " ..." if X.shape[1] > 20 else ""
             raise ContractError(
-                f"the encounter table lacks column(s) {', '.join(repr(c) for c in absent)}, "
+                f"the encounter table lacks column(s) {', '.join(excerpt(c, 40) for c in absent)}, "
                 f"which the features need (found: {found}{more}); rename the columns to "
                 "the contract's names or change the config"
             )
@@ -396,11 +414,11 @@ def _layout(
 
 def _names(value: Sequence[str], what: str) -> tuple[str, ...]:
     if isinstance(value, str):
-        raise ConfigError(f"{what} must be a sequence of names, found the string {value!r}")
+        raise ConfigError(f"{what} must be a sequence of names, found the string {excerpt(value)}")
     names = tuple(value)
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise ConfigError(f"{what} must be unique; repeated: {repeated}")
+        raise ConfigError(f"{what} must be unique; repeated: {excerpt(repeated)}")
     return names
 
 
@@ -409,7 +427,7 @@ def _ratings(X: pd.DataFrame, name: str) -> np.ndarray:
         return X[name].to_numpy(dtype="float64", na_value=np.nan)
     except (TypeError, ValueError) as e:
         raise ContractError(
-            f"rating column {name!r} must be numeric, found dtype {X[name].dtype}; "
+            f"rating column {excerpt(name, 40)} must be numeric, found dtype {X[name].dtype}; "
             "convert the table with engagekit.coerce_encounters first"
         ) from e
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import csv
 import io as _io
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from .._excerpt import excerpt, excerpt_lines
+from .._files import NotARegularFileError, open_regular_file, refuse_special_file
 from ..errors import DataReadError
 
 __all__ = ["SEPARATORS", "detect_separator", "is_database_url", "read_encounters"]
@@ -47,7 +50,11 @@ def read_encounters(
         sniffed) or a SQLAlchemy URL (``sqlite:///service.db``,
         ``postgresql://user@host/db``).
     table, query : str, optional
-        For a database: the table to read (default ``encounters``) or a SQL query.
+        For a database: the table to read (default ``encounters``) or a SQL query,
+        which must be one ``SELECT`` (or ``WITH … SELECT``) statement. Either is read
+        on a connection that cannot write: a SQLite file opened read-only, a READ ONLY
+        transaction on PostgreSQL, MySQL/MariaDB and Oracle (other databases rely on the
+        statement check and a rollback; see :mod:`engagekit.io._read_only_sql`).
     missing_values : sequence of str
         CSV cell values read as missing; anything else stays as written.
     encoding : str
@@ -67,7 +74,9 @@ def read_encounters(
     ------
     DataReadError
         The source is missing, empty, binary, not a table, or not in the stated
-        encoding; or ``sep`` is not one character.
+        encoding; it is a folder, named pipe, device or socket rather than a regular
+        file (refused before it is opened, so a pipe with no writer cannot hang the
+        read); the query is not one SELECT statement; or ``sep`` is not one character.
 
     Examples
     --------
@@ -89,7 +98,7 @@ def read_encounters(
     else:
         if table is not None or query is not None:
             raise DataReadError(
-                f"--table and --query are for database URLs; {str(source)!r} is a file path"
+                f"--table and --query are for database URLs; {_name(source)} is a file path"
             )
         frame = _read_file(Path(source), missing_values, encoding, _separator(sep))
     if frame.shape[1] == 0:
@@ -104,10 +113,15 @@ def _name(source: str | Path) -> str:
         from sqlalchemy.engine import make_url
 
         try:
-            return repr(make_url(str(source)).render_as_string(hide_password=True))
+            return excerpt(make_url(str(source)).render_as_string(hide_password=True), 200)
         except Exception:
             return "the database"
-    return repr(str(source))
+    return excerpt(str(source), 200)
+
+
+def _detail(error: BaseException) -> str:
+    """The first line of another library's message, cut short: some quote the data."""
+    return excerpt_lines(str(error), width=160, max_lines=1)
 
 
 #: Separators a CSV export may use, in the order ties are broken.
@@ -122,7 +136,8 @@ def _separator(sep: str | None) -> str | None:
     sep = _SEPARATOR_NAMES.get(sep.lower(), sep)
     if len(sep) != 1 or sep in ('"', "\n", "\r"):
         raise DataReadError(
-            f"the separator {sep!r} is not one character; give e.g. --sep ';' or --sep tab"
+            f"the separator {excerpt(sep, 20)} is not one character; give e.g. --sep ';' "
+            "or --sep tab"
         )
     return sep
 
@@ -161,15 +176,18 @@ def _read_file(
     path: Path, missing_values: Sequence[str], encoding: str, sep: str | None = None
 ) -> pd.DataFrame:
     name = _name(path)
-    if not path.exists():
-        raise DataReadError(f"{name} does not exist")
-    if path.is_dir():
-        raise DataReadError(f"{name} is a folder, not a data file")
     try:
-        with path.open("rb") as fh:
+        # a named pipe or device is refused before it is opened: reading one would
+        # block for ever (a FIFO with no writer) or never end (/dev/zero)
+        with open_regular_file(path) as fh:
             head = fh.read(_SNIFF_BYTES)
+    except FileNotFoundError as e:
+        raise DataReadError(f"{name} does not exist") from e
+    except NotARegularFileError as e:
+        what = "a data file" if e.kind == "a folder" else "a regular data file"
+        raise DataReadError(f"{name} is {e.kind}, not {what}") from e
     except OSError as e:
-        raise DataReadError(f"{name} cannot be opened: {e.strerror}") from e
+        raise DataReadError(f"{name} cannot be opened: {e.strerror or e}") from e
     if not head:
         raise DataReadError(f"{name} is empty")
     suffixes = [s.lower() for s in path.suffixes]
@@ -182,7 +200,7 @@ def _read_file(
         try:
             "".encode(encoding)
         except LookupError as e:
-            raise DataReadError(f"{name}: unknown text encoding {encoding!r}") from e
+            raise DataReadError(f"{name}: unknown text encoding {excerpt(encoding, 40)}") from e
     if sep is None:
         sep = "\t" if ".tsv" in suffixes else detect_separator(_first_lines(path, name, encoding))
     return _read_csv(path, name, sep, missing_values, encoding)
@@ -208,7 +226,7 @@ def _text_lines(path: Path, name: str, encoding: str, limit: int) -> list[str]:
                 if len(lines) >= limit:
                     break
     except (OSError, EOFError) as e:
-        raise DataReadError(f"{name} cannot be read as CSV: {e}") from e
+        raise DataReadError(f"{name} cannot be read as CSV: {_detail(e)}") from e
     except UnicodeDecodeError as e:
         raise DataReadError(
             f"{name} is not {encoding} text; re-save it as UTF-8 or pass --encoding"
@@ -232,7 +250,12 @@ def _check_text(head: bytes, name: str, encoding: str) -> None:
                 f"position {e.start}); re-save it as UTF-8 or pass --encoding"
             ) from e
     except LookupError as e:
-        raise DataReadError(f"{name}: unknown text encoding {encoding!r}") from e
+        raise DataReadError(f"{name}: unknown text encoding {excerpt(encoding, 40)}") from e
+
+
+# a column name as people write one: letters, underscores and spaces, no digits (a
+# patient or encounter id has some)
+_NAME_LIKE = re.compile(r"[A-Za-z][A-Za-z_ ]{0,39}")
 
 
 def _read_header(path: Path, name: str, sep: str, encoding: str) -> list[str]:
@@ -241,18 +264,22 @@ def _read_header(path: Path, name: str, sep: str, encoding: str) -> list[str]:
     header = next(csv.reader(_io.StringIO(first), delimiter=sep), [])
     if not header:
         raise DataReadError(f"{name} has no header row")
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     for position, col in enumerate(header, start=1):
         if col.strip() == "":
             raise DataReadError(
                 f"{name}: header column {position} has no name; every column needs one"
             )
         if col in seen:
+            # a name is quoted only if it reads like one: in a file without a header row
+            # the "names" are a patient's record
+            named = f"column {col!r} appears" if _NAME_LIKE.fullmatch(col) else "a name appears"
             raise DataReadError(
-                f"{name}: column {col!r} appears more than once in the header; "
-                "rename or remove the repeated column"
+                f"{name}: {named} more than once in the header (columns {seen[col]} and "
+                f"{position}); rename or remove the repeated column, or add the header "
+                "row if the first line is data"
             )
-        seen.add(col)
+        seen[col] = position
     return header
 
 
@@ -289,10 +316,10 @@ def _read_csv(
                 f"{name} is not {encoding} text; re-save it as UTF-8 or pass --encoding"
             ) from e
         # Arrow quotes the offending row; keep only its own words, not patient data
-        detail = str(e).split(":")[0]
+        detail = excerpt_lines(str(e).split(":")[0], width=80, max_lines=1)
         raise DataReadError(f"{name} is not a well-formed CSV table ({detail})") from e
     except (OSError, ValueError, LookupError) as e:
-        raise DataReadError(f"{name} cannot be read as CSV: {e}") from e
+        raise DataReadError(f"{name} cannot be read as CSV: {_detail(e)}") from e
     if ragged:
         lines = ", ".join(
             f"line {n if n is not None else '?'} has {got} fields" for n, _, got in ragged[:5]
@@ -309,59 +336,95 @@ def _read_parquet(path: Path, name: str) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as e:  # pyarrow raises many types for a corrupt file
-        raise DataReadError(f"{name} cannot be read as Parquet: {e}") from e
+        raise DataReadError(f"{name} cannot be read as Parquet: {_detail(e)}") from e
 
 
 def _read_sql(url: str, *, table: str | None, query: str | None) -> pd.DataFrame:
     import sqlalchemy as sa
 
+    from ._read_only_sql import begin_read_only, check_single_select
+
     name = _name(url)
     if table is not None and query is not None:
         raise DataReadError(f"{name}: give either --table or --query, not both")
-    _refuse_missing_sqlite_file(url, name)
+    if query is not None:
+        # refused before any connection is made: a DROP never reaches the database
+        check_single_select(query)
     try:
-        engine = sa.create_engine(url)
+        engine = _read_only_engine(url, name)
+    except DataReadError:
+        raise
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as e:
-        raise DataReadError(f"{name} is not a database URL SQLAlchemy can use: {e}") from e
+        raise DataReadError(f"{name} is not a database URL SQLAlchemy can use: {_detail(e)}") from e
     except ImportError as e:
         raise DataReadError(
             f"the database driver for {name} is not installed: {e.name or e}"
         ) from e
     try:
         with engine.connect() as conn:
+            begin_read_only(conn)
             if query is not None:
                 return pd.read_sql_query(sa.text(query), conn)
             table = table or "encounters"
             if not sa.inspect(conn).has_table(table):
                 raise DataReadError(
-                    f"{name} has no table {table!r}; pass --table NAME or --query SQL"
+                    f"{name} has no table {excerpt(table, 80)}; pass --table NAME or --query SQL"
                 )
             return pd.read_sql_table(table, conn)
+        # leaving the block rolls the transaction back: a read never commits
     except DataReadError:
         raise
     except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as e:
         # pandas wraps a failed query in its own DatabaseError
         cause = getattr(e, "orig", None) or e.__cause__ or e
-        detail = str(cause).splitlines()[0]
-        raise DataReadError(f"cannot read from {name}: {detail}") from e
+        raise DataReadError(f"cannot read from {name}: {_detail(cause)}") from e
     finally:
         engine.dispose()
 
 
-def _refuse_missing_sqlite_file(url: str, name: str) -> None:
-    """SQLite creates a missing database file on connect; a typo should not."""
+def _read_only_engine(url: str, name: str):
+    """A SQLAlchemy engine for ``url`` whose SQLite connections cannot write."""
+    import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
+    from ._read_only_sql import sqlite_read_only_connection
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url)
+    database = parsed.database or ":memory:"
+    _refuse_missing_sqlite_file(database, name)
+    return sa.create_engine(
+        "sqlite://",
+        creator=lambda: sqlite_read_only_connection(database),
+        poolclass=sa.pool.NullPool,
+    )
+
+
+def _refuse_missing_sqlite_file(database: str, name: str) -> None:
+    """Refuse a SQLite database path that is missing or not a regular file.
+
+    SQLite would create a missing file on connect (a typo should not), and a named pipe
+    would block it.
+    """
+    if database == ":memory:":
+        return
+    if database.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+
+        database = unquote(urlsplit(database).path)
     try:
-        parsed = make_url(url)
-    except Exception:
-        return  # create_engine reports a malformed URL
-    database = parsed.database
-    if (
-        parsed.get_backend_name() == "sqlite"
-        and database
-        and database != ":memory:"
-        and not database.startswith("file:")
-        and not Path(database).exists()
-    ):
-        raise DataReadError(f"{name}: the database file {database!r} does not exist")
+        refuse_special_file(Path(database))
+    except FileNotFoundError as e:
+        raise DataReadError(
+            f"{name}: the database file {excerpt(database, 200)} does not exist"
+        ) from e
+    except NotARegularFileError as e:
+        raise DataReadError(
+            f"{name}: the database file {excerpt(database, 200)} is {e.kind}, not a regular file"
+        ) from e
+    except OSError as e:
+        raise DataReadError(
+            f"{name}: the database file {excerpt(database, 200)} cannot be opened: "
+            f"{e.strerror or e}"
+        ) from e

@@ -137,6 +137,10 @@ def fit_model(
     ------
     ContractError
         The outcome is absent, never recorded, or has one value only.
+    ConfigError
+        A feature would be read from an outcome column (an attribute or covariate
+        named ``attended_next`` or ``adherent``), even in a config built without
+        validation: the model would be given the answer it is to predict.
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {list(MODEL_KINDS)}")

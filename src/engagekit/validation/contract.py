@@ -7,12 +7,10 @@ scale. The field marked ``engagekit:role: treatment`` takes the config's treatme
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from .._resources import contract_schema_path
+from .._resources import contract_schema
 from ..config import Config
 
 __all__ = ["ContractField", "EncounterContract", "encounter_contract"]
@@ -67,12 +65,6 @@ class EncounterContract:
         return [f for f in self.fields if f.role == role]
 
 
-@lru_cache(maxsize=1)
-def _schema() -> dict[str, Any]:
-    with contract_schema_path().open(encoding="utf-8") as fh:
-        return json.load(fh)
-
-
 def _field_from_schema(spec: dict[str, Any]) -> ContractField:
     c = spec.get("constraints", {})
     nd = spec.get("engagekit:nonDecreasing") or {}
@@ -104,7 +96,7 @@ def encounter_contract(config: Config) -> EncounterContract:
     -------
     EncounterContract
     """
-    schema = _schema()
+    schema = contract_schema()
     fields: list[ContractField] = []
     attributes_placed = False
     scale = config.attributes.scale

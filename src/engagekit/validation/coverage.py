@@ -22,13 +22,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .._excerpt import excerpt
 from ..config import Config
 
 __all__ = ["TableCoverage", "table_coverage", "without_absent_covariates"]
 
 
 def _quoted(names: Iterable[str]) -> str:
-    return ", ".join(repr(n) for n in names)
+    # config names are free text: a note quotes each briefly
+    return ", ".join(excerpt(n, 40) for n in names)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pandera.pandas as pa
 
-from ._parse import as_date, as_number, as_text, full_match
+from ._parse import as_date, as_number, as_text, full_match, not_plain
 from .contract import ContractField, EncounterContract
 
 __all__ = ["ContractSchema", "build_schema"]
@@ -40,7 +40,8 @@ def _check(fn, name: str, error: str) -> pa.Check:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:g}"
+    # a whole bound in full ("2147483647", not "2.14748e+09"), others as short as exact
+    return str(int(x)) if float(x).is_integer() and abs(x) < 2**53 else f"{x:g}"
 
 
 def _rule_type(f: ContractField) -> pa.Check | None:
@@ -70,7 +71,13 @@ def _rule_type(f: ContractField) -> pa.Check | None:
             name="iso_date",
             error="must be an ISO date (YYYY-MM-DD)",
         )
-    return None
+    # a Parquet or SQL column may hold booleans, lists or bytes, which would pass for
+    # text once printed ("True", "[1, 2]", "P001" from b"P001")
+    return _check(
+        lambda s: ~not_plain(s),
+        name="text",
+        error="must be text or a number, not true/false, a list, a mapping or bytes",
+    )
 
 
 def _rule_range(f: ContractField) -> pa.Check | None:
@@ -99,8 +106,14 @@ def _rule_enum_text(f: ContractField) -> pa.Check | None:
         return None
     allowed = [str(v) for v in f.enum]
     what = "treatments" if f.role == "treatment" else "values"
+
+    def _allowed(s: pd.Series) -> pd.Series:
+        text = as_text(s)
+        # a cell that is not text at all is the type rule's problem, not this one's
+        return (text.isin(allowed) | text.isna()).astype(bool)
+
     return _check(
-        lambda s: as_text(s).isin(allowed).fillna(True).astype(bool),
+        _allowed,
         name="allowed_values",
         error=f"must be one of the configured {what}: {', '.join(allowed)}",
     )
@@ -122,8 +135,13 @@ def _rule_pattern(f: ContractField) -> pa.Check | None:
 def _rule_unique(f: ContractField) -> pa.Check | None:
     if not f.unique:
         return None
+
+    def _unique(s: pd.Series) -> pd.Series:
+        text = as_text(s)
+        return ~(text.duplicated(keep=False) & text.notna())
+
     return _check(
-        lambda s: ~(as_text(s).duplicated(keep=False) & s.notna()),
+        _unique,
         name="unique_over_table",
         error="must be unique over the whole table",
     )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
+
 import numpy as np
 import pandas as pd
 import pandera.errors as pa_errors
 
+from .._excerpt import EXCERPT_WIDTH, excerpt
 from ..config import Config, load_config
 from ..errors import ContractError, DataReadError
-from ._parse import as_date, as_number, as_text
+from ._parse import as_date, as_number, as_text, is_not_plain
 from .contract import EncounterContract, encounter_contract
 from .report import PROBLEM_COLUMNS, ValidationReport
 from .schema import ContractSchema, build_schema
@@ -28,12 +31,40 @@ def _resolve(config: Config | None) -> tuple[Config, EncounterContract]:
     return config, encounter_contract(config)
 
 
+def _shown(value: object) -> str | None:
+    """A cell as the problem table shows it: its text, cut to a short excerpt."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, np.ndarray):
+        # a Parquet list cell; its first items are enough to recognise it
+        return excerpt(value[:EXCERPT_WIDTH].tolist())
+    if is_not_plain(value):
+        return excerpt(value)
+    if pd.isna(value):
+        return None
+    text = str(value)
+    return text if len(text) <= EXCERPT_WIDTH else text[: EXCERPT_WIDTH - 1] + "…"
+
+
 def _require_columns(frame: pd.DataFrame, contract: EncounterContract) -> None:
     missing = [c for c in contract.required_columns if c not in frame.columns]
     if missing:
-        found = ", ".join(repr(str(c)) for c in frame.columns[:20])
-        more = " ..." if frame.shape[1] > 20 else ""
-        hint = "rename the columns to the contract's names"
+        # The names found are not quoted: in a file without a header row they are the
+        # first record, a patient's ids and data. Only names close to a contract name
+        # are, as a likely misspelling.
+        by_folded = {str(c).strip().lower(): str(c) for c in frame.columns[:200]}
+        candidates = [c for c in by_folded if len(c) <= 64]
+        close = {
+            name: by_folded[match[0]]
+            for name in missing
+            if (match := difflib.get_close_matches(name, candidates, n=1, cutoff=0.8))
+        }
+        guess = "".join(f"; for {n!r} did you mean {excerpt(m, 40)}?" for n, m in close.items())
+        found = f"{frame.shape[1]} column(s) found{guess}"
+        hint = (
+            "rename the columns to the contract's names; if the first line of the file is "
+            "data, the file lacks its header row"
+        )
         if frame.shape[1] == 1:
             header = str(frame.columns[0])
             used = [s for s in (";", "\t", "|", ",") if s in header]
@@ -48,7 +79,7 @@ def _require_columns(frame: pd.DataFrame, contract: EncounterContract) -> None:
                 )
         raise DataReadError(
             f"required column(s) {', '.join(repr(c) for c in missing)} missing from the "
-            f"table (found: {found}{more}); {hint}"
+            f"table ({found}); {hint}"
         )
 
 
@@ -86,8 +117,8 @@ def _problems(
         # a check that raised instead of answering is a bug in engagekit, not bad data
         first = cases[broken].iloc[0]
         raise RuntimeError(
-            f"engagekit's check {first['check']!r} on column {first['column']!r} "
-            f"failed to run: {first['failure_case']}"
+            f"engagekit's check {first['check']!r} on column {excerpt(first['column'], 40)} "
+            f"failed to run: {excerpt(first['failure_case'], 200)}"
         )
     check_name = cases["check"].astype(str)
     table_level = check_name.isin(list(built.table_checks))
@@ -103,7 +134,7 @@ def _problems(
         frame.at[i, c] if c in frame.columns else None for i, c in zip(index, columns, strict=True)
     ]
     encounter = (
-        as_text(frame["encounter_id"]).reindex(index).to_numpy()
+        [_shown(e) for e in as_text(frame["encounter_id"]).reindex(index)]
         if "encounter_id" in frame.columns
         else np.full(len(index), None)
     )
@@ -112,7 +143,7 @@ def _problems(
             "row": index + 1,
             "encounter_id": encounter,
             "column": columns,
-            "value": [None if pd.isna(v) else str(v) for v in values],
+            "value": [_shown(v) for v in values],
             "check": checks,
             "rule": rules,
             "detail": "",
@@ -168,7 +199,9 @@ def validate_encounters(frame: pd.DataFrame, config: Config | None = None) -> Va
     Raises
     ------
     DataReadError
-        A required column is missing, so the table cannot be checked at all.
+        A required column is missing, or a column name repeats, so the table cannot be
+        checked at all. The message names the missing columns and how many were found,
+        never the names found (without a header row they are a patient's record).
 
     Examples
     --------
@@ -187,6 +220,18 @@ def validate_encounters(frame: pd.DataFrame, config: Config | None = None) -> Va
     _, contract = _resolve(config)
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
+    repeated = frame.columns[frame.columns.duplicated()]
+    if len(repeated):
+        # a SQL query may select a column twice; no rule can say which one counts
+        raise DataReadError(
+            f"column {excerpt(repeated[0], 40)} appears more than once in the table; "
+            "rename or remove the repeated column (in a --query, with AS)"
+        )
+    half = {c: "float32" for c, dtype in frame.dtypes.items() if dtype == np.float16}
+    if half:
+        # a Parquet half-float column holds the same values as float32; pandas cannot
+        # print float16 without overflow warnings, which pandera does on a failure
+        frame = frame.astype(half)
     _require_columns(frame, contract)
     built = build_schema(contract, list(frame.columns))
     cases = _failure_cases(frame, built)
