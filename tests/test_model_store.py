@@ -1,12 +1,14 @@
 """Saved models: round trip, refusal of altered or foreign files, version warnings."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import skops.io as sio
 from sklearn.tree import DecisionTreeClassifier
 
+from _model_dirs import reseal
 from engagekit import simulate_encounters
 from engagekit.io.model_store import (
     ModelVersionWarning,
@@ -34,7 +36,7 @@ def test_round_trip_gives_identical_predictions(saved, data):
     model, directory = saved
     loaded, manifest = load_model(directory)
     assert manifest["target"] == "attended_next"
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert np.array_equal(loaded.predict_proba(data), model.predict_proba(data))
 
 
@@ -51,40 +53,43 @@ def test_an_altered_model_file_is_refused(saved, tmp_path):
         load_model(copy)
 
 
-def test_a_foreign_object_is_refused_even_with_a_matching_hash(tmp_path):
-    import hashlib
-
-    sio.dump(DecisionTreeClassifier(), tmp_path / "model.skops")
-    digest = hashlib.sha256((tmp_path / "model.skops").read_bytes()).hexdigest()
-    (tmp_path / "manifest.json").write_text(
-        json.dumps({"format_version": 1, "model_sha256": digest, "versions": {}})
-    )
+def test_a_foreign_object_is_refused_even_with_a_matching_hash(saved, tmp_path):
+    _, directory = saved
+    copy = shutil.copytree(directory, tmp_path / "m")
+    sio.dump(DecisionTreeClassifier(), copy / "model.skops")
+    reseal(copy)  # the manifest and the integrity record name the foreign file
     with pytest.raises(UntrustedModelError, match="does not trust"):
-        load_model(tmp_path)
+        load_model(copy)
 
 
 @pytest.mark.parametrize(
     ("manifest", "message"),
     [
-        (None, "no manifest.json"),
+        (None, "manifest.json' is missing"),
         ("{not json", "not a readable manifest"),
-        ('{"format_version": 99}', "format version 1"),
+        ('{"format_version": 99}', "'format_version' is 99; this engagekit reads model format 2"),
     ],
 )
-def test_a_directory_without_a_good_manifest_is_refused(tmp_path, manifest, message):
-    (tmp_path / "model.skops").write_bytes(b"x")
-    if manifest is not None:
-        (tmp_path / "manifest.json").write_text(manifest)
+def test_a_directory_without_a_good_manifest_is_refused(saved, tmp_path, manifest, message):
+    _, directory = saved
+    copy = shutil.copytree(directory, tmp_path / "m")
+    if manifest is None:
+        (copy / "manifest.json").unlink()
+    else:
+        whole = json.loads((copy / "manifest.json").read_text())
+        edited = {**whole, **json.loads(manifest)} if manifest.startswith('{"') else None
+        (copy / "manifest.json").write_text(manifest if edited is None else json.dumps(edited))
+        reseal(copy, model_sha256=False)  # so that the manifest itself is read
     with pytest.raises(UntrustedModelError, match=message):
-        load_model(tmp_path)
+        load_model(copy)
 
 
 def test_other_library_versions_warn(saved, tmp_path):
     _, directory = saved
-    for f in directory.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    copy = shutil.copytree(directory, tmp_path / "m")
+    manifest = json.loads((copy / "manifest.json").read_text())
     manifest["versions"]["scikit-learn"] = "0.0.1"
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    reseal(copy)
     with pytest.warns(ModelVersionWarning, match="scikit-learn 0.0.1"):
-        load_model(tmp_path)
+        load_model(copy)

@@ -20,6 +20,8 @@ from .errors import (
     DataReadError,
     EngagekitError,
     OutputError,
+    TamperedModelError,
+    UntrustedModelError,
 )
 
 # Everything else loads on first use (``engagekit.load_config`` imports the config
@@ -67,6 +69,7 @@ _LAZY = {
     "build_report": "report",
     "model_card": "report",
     "load_model": "io.model_store",
+    "load_model_directory": "io.model_store",
     "save_model": "io.model_store",
 }
 
@@ -97,6 +100,8 @@ __all__ = [
     "DataReadError",
     "EngagekitError",
     "OutputError",
+    "TamperedModelError",
+    "UntrustedModelError",
     "__version__",
     *_LAZY,
 ]

@@ -14,7 +14,9 @@ __all__ = [
     "DataReadError",
     "EngagekitError",
     "OutputError",
+    "TamperedModelError",
     "UnfitModelError",
+    "UntrustedModelError",
 ]
 
 
@@ -36,6 +38,30 @@ class DataReadError(EngagekitError, ValueError):
     wrong encoding, a required column absent)."""
 
     exit_code = 2
+
+
+class UntrustedModelError(DataReadError):
+    """A model directory engagekit refuses to load: a file holds something engagekit did
+    not write (a type outside its trusted list, a malformed file), or the directory is of
+    an older format whose files cannot be checked.
+
+    Parameters
+    ----------
+    message : str
+    file : str, optional
+        The name of the file of the model directory at fault (``manifest.json``,
+        ``model.skops``, ...), when one is.
+    """
+
+    def __init__(self, message: str, file: str | None = None):
+        super().__init__(message)
+        self.file = file
+
+
+class TamperedModelError(UntrustedModelError):
+    """A file of a model directory differs from the directory's integrity record (it was
+    altered, truncated, replaced, deleted or added after training), or the record's
+    signature does not verify; :attr:`file` names it."""
 
 
 class ContractError(EngagekitError, ValueError):

@@ -1,11 +1,21 @@
 """Save and load engagement models safely.
 
-A model directory holds ``model.skops`` (skops' secure format: no pickle, nothing runs
-on load unless its type is on an explicit trusted list) and ``manifest.json`` (engagekit
-and library versions, config, training-data hash, features, target, metrics, creation
-time, and the SHA-256 of ``model.skops``). Loading refuses, before any of the file's
-content is turned into objects, a model whose hash does not match its manifest (it was
-altered) or that holds any type outside engagekit's trusted list (it is not one of ours).
+A model directory (:mod:`engagekit.io.model_directory`) holds ``model.skops`` (skops'
+secure format: no pickle, nothing runs on load unless its type is on an explicit trusted
+list), ``manifest.json`` (engagekit and library versions, config, training-data hash,
+features, target, flag rule, metrics, creation time, and the SHA-256 of
+``model.skops``), ``metrics.json``, ``model_card.md``, and ``integrity.json``: the size
+and SHA-256 of every other file, and a signature when a key is set.
+
+:func:`save_model` writes them all into a new directory swapped in whole. Every reader
+(:func:`load_model`, :func:`load_model_directory`, :func:`read_manifest`,
+:func:`read_metrics`) first checks the whole directory against its integrity record,
+then parses the checked bytes: the manifest and metrics are checked for the form their
+readers rely on, and the model is loaded only if it holds nothing outside engagekit's
+trusted types, is an engagekit model, and agrees with its manifest. Each refusal is an
+:class:`~engagekit.errors.UntrustedModelError` (a
+:class:`~engagekit.errors.TamperedModelError` for a file that differs from the record)
+naming the file; nothing has been turned into objects when it is raised.
 """
 
 from __future__ import annotations
@@ -14,31 +24,67 @@ import hashlib
 import json
 import warnings
 import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired
 
 import pandas as pd
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from ..errors import DataReadError, OutputError
+# pydantic reads typing's TypedDict only from Python 3.12; typing_extensions comes with it
+from typing_extensions import TypedDict
+
+from ..errors import DataReadError, TamperedModelError, UntrustedModelError
+from .model_directory import (
+    INTEGRITY_FILE,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    MODEL_CARD_FILE,
+    MODEL_FILE,
+    MODEL_KEY_VARIABLE,
+    SIZE_LIMITS,
+    ModelSignatureWarning,
+    _Checked,
+    _checked,
+    _seal,
+    _signing_key,
+    check_replaceable,
+    replacing_directory,
+)
+from .results import _field_problems
 
 __all__ = [
+    "INTEGRITY_FILE",
+    "MANIFEST_FILE",
+    "METRICS_FILE",
+    "MODEL_CARD_FILE",
+    "MODEL_FILE",
     "MODEL_FORMAT_VERSION",
+    "MODEL_KEY_VARIABLE",
+    "SIZE_LIMITS",
+    "ModelSignatureWarning",
     "ModelVersionWarning",
+    "SavedModel",
+    "TamperedModelError",
     "UntrustedModelError",
+    "check_replaceable",
     "data_fingerprint",
     "load_model",
+    "load_model_directory",
     "read_manifest",
     "read_metrics",
+    "replacing_directory",
     "save_model",
 ]
 
-MODEL_FORMAT_VERSION = 1
-MODEL_FILE = "model.skops"
-MANIFEST_FILE = "manifest.json"
-METRICS_FILE = "metrics.json"
+#: 2: every file of the directory is covered by ``integrity.json`` (1: only the model
+#: file's hash, in the manifest).
+MODEL_FORMAT_VERSION = 2
 _LIBRARIES = ("engagekit", "scikit-learn", "numpy", "pandas", "scipy", "skops")
+_RETRAIN = "retrain it with engagekit train"
 
 # Every type a saved engagekit model may contain. Anything else in a file means it is
 # not a model engagekit wrote, and it is refused before being loaded.
@@ -75,22 +121,112 @@ TRUSTED_TYPES = [
     "sklearn.preprocessing._data.StandardScaler",
     "sklearn.preprocessing._label.LabelEncoder",
 ]
+# what the top of a model file must be
+_MODEL_CLASS = "engagekit.models.model.EngagementModel"
 
 
-class UntrustedModelError(DataReadError):
-    """A model file was altered, or holds something engagekit did not write."""
+# The manifest and metrics as their readers (the commands, the report, the model card)
+# rely on them: the JSON type of every field they read, checked strictly (a number is
+# not a string, a bool is not a number). Fields no reader relies on may be anything.
+_STRICT = ConfigDict(strict=True)
+_Object = dict[str, Any]
+
+
+class _FitRecord(TypedDict):
+    __pydantic_config__ = _STRICT
+    recalibration: NotRequired[_Object]
+
+
+class _TrainingSteps(TypedDict):
+    __pydantic_config__ = _STRICT
+    final_model: NotRequired[_FitRecord]
+    cross_validation_folds: NotRequired[list[_FitRecord]]
+    fitness: NotRequired[_Object]
+
+
+class _Estimator(TypedDict):
+    __pydantic_config__ = _STRICT
+    params: NotRequired[_Object]
+
+
+class _Manifest(TypedDict):
+    __pydantic_config__ = _STRICT
+    # written by save_model itself
+    format_version: int
+    created: str
+    versions: dict[str, str]
+    model_file: str
+    model_sha256: str
+    target: str
+    # recorded by train
+    kind: NotRequired[str]
+    features: NotRequired[list[str]]
+    config: NotRequired[_Object]
+    training_data_sha256: NotRequired[str]
+    training_data: NotRequired[_Object]
+    estimator: NotRequired[_Estimator]
+    n_encounters: NotRequired[int | None]
+    n_patients: NotRequired[int | None]
+    tuning: NotRequired[_Object]
+    flag_rule: NotRequired[_Object]
+    recalibration: NotRequired[_Object]
+    fit_for_use: NotRequired[bool]
+    unfit_reason: NotRequired[str | None]
+    training_steps: NotRequired[_TrainingSteps]
+    metrics: NotRequired[_Object]
+
+
+class _Selection(TypedDict):
+    __pydantic_config__ = _STRICT
+    requested: NotRequired[str]
+    chosen: NotRequired[str]
+    cv_log_loss: NotRequired[dict[str, float | None]]
+
+
+class _Metrics(TypedDict):
+    __pydantic_config__ = _STRICT
+    target: NotRequired[str]
+    note: NotRequired[str | None]
+    fit_for_use: NotRequired[bool]
+    unfit_reason: NotRequired[str | None]
+    selection: NotRequired[_Selection]
+    training_steps: NotRequired[_TrainingSteps]
+    flag_rule: NotRequired[_Object]
+    calibration_curve: NotRequired[list[dict[str, float | None]]]
+    roc_curve: NotRequired[list[dict[str, float | None]]]
+    decision_curve: NotRequired[list[dict[str, float | None]]]
+    temporal_validation: NotRequired[_Object | None]
+
+
+_MANIFEST = TypeAdapter(_Manifest)
+_METRICS = TypeAdapter(_Metrics)
+# metrics per level of each subgroup: by_treatment, by_gender, ... (named by the config)
+_BY_GROUP = TypeAdapter(dict[str, dict[str, _Object]], config=_STRICT)
 
 
 class ModelVersionWarning(UserWarning):
     """A model is loaded under library versions other than those it was saved with."""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class SavedModel:
+    """A model directory, loaded whole and checked.
+
+    Attributes
+    ----------
+    path : Path
+        Where it was read from.
+    model : EngagementModel
+    manifest : dict
+        ``manifest.json``.
+    metrics : dict or None
+        ``metrics.json`` (None for a directory saved without metrics).
+    """
+
+    path: Path
+    model: Any
+    manifest: dict[str, Any]
+    metrics: dict[str, Any] | None
 
 
 def data_fingerprint(frame: pd.DataFrame) -> str:
@@ -105,18 +241,188 @@ def _versions() -> dict[str, str]:
     return {name: version(name) for name in _LIBRARIES}
 
 
-def _types_in(path: Path) -> set[str]:
-    """Every type and function a skops file refers to, read from its JSON schema only.
+# --------------------------------------------------------------------------- saving
+def save_model(
+    model: Any,
+    directory: str | Path,
+    manifest: Mapping[str, Any],
+    *,
+    metrics: Mapping[str, Any] | None = None,
+    model_card: Callable[[dict[str, Any], Mapping[str, Any]], str] | None = None,
+    key: str | bytes | None = None,
+) -> Path:
+    """Write a model directory: ``model``, its manifest, its metrics and model card, and
+    the integrity record over them (last), replacing any previous directory whole.
+
+    Parameters
+    ----------
+    model : EngagementModel
+    directory : str or Path
+        Made if needed. A model directory there is replaced whole (see
+        :func:`~engagekit.io.model_directory.replacing_directory`); a folder holding
+        other files is refused.
+    manifest : mapping
+        What the caller knows (target, config, data hash, features, flag rule,
+        metrics); the format version, library versions, creation time and the model
+        file's name and hash are set here.
+    metrics : mapping, optional
+        Written as ``metrics.json``.
+    model_card : callable, optional
+        ``model_card(manifest, metrics)`` gives the text of ``model_card.md``
+        (:func:`engagekit.report.model_card`), from the manifest as written; it needs
+        ``metrics``.
+    key : str or bytes, optional
+        Signing key; by default the value of the environment variable
+        ``ENGAGEKIT_MODEL_KEY``, if set. With a key, the integrity record carries an
+        HMAC-SHA256 signature, and loading with the key refuses any directory not
+        signed with it.
+
+    Returns
+    -------
+    Path
+        ``directory``.
+
+    Raises
+    ------
+    OutputError
+        The directory cannot be written or replaced; it is left as it was.
+    ConfigError
+        The signing key is shorter than 16 characters.
+    """
+    import skops.io as sio
+
+    from ..models.model import EngagementModel
+
+    if not isinstance(model, EngagementModel):
+        raise TypeError(f"save_model saves an EngagementModel, not a {type(model).__name__}")
+    if model_card is not None and metrics is None:
+        raise ValueError("a model card is written from the metrics: pass metrics too")
+    signing_key = _signing_key(key)
+    directory = Path(directory)
+    with replacing_directory(directory) as partial:
+        path = partial / MODEL_FILE
+        sio.dump(model, path)
+        record = {
+            **manifest,
+            # what this file is, whatever a manifest copied from another model says
+            "format_version": MODEL_FORMAT_VERSION,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "versions": _versions(),
+            "model_file": MODEL_FILE,
+            "model_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        }
+        (partial / MANIFEST_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        if metrics is not None:
+            (partial / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        if model_card is not None:
+            card = model_card(record, metrics)
+            (partial / MODEL_CARD_FILE).write_text(card, encoding="utf-8")
+        _seal(partial, signing_key)
+    return directory
+
+
+# --------------------------------------------------------------------------- checking
+def _check_form(
+    record: Any, adapter: TypeAdapter, checked: _Checked, name: str, what: str
+) -> dict[str, Any]:
+    """``record`` if it has the form ``adapter`` describes; else refused naming the file
+    and each field at fault."""
+    where = checked.where(name)
+    if not isinstance(record, dict):
+        raise UntrustedModelError(f"{where} must hold a JSON object; {_RETRAIN}", file=name)
+    try:
+        adapter.validate_python(record)
+        _BY_GROUP.validate_python({k: v for k, v in record.items() if k.startswith("by_")})
+    except ValidationError as e:
+        raise UntrustedModelError(
+            f"{where} is not {what}: {_field_problems(e)}. {_RETRAIN.capitalize()}",
+            file=name,
+        ) from None
+    return record
+
+
+def _manifest(checked: _Checked) -> dict[str, Any]:
+    """``manifest.json``, checked for form and against the integrity record."""
+    what = "a valid engagekit model manifest"
+    record = checked.json(MANIFEST_FILE, "a readable manifest")
+    record = _check_form(record, _MANIFEST, checked, MANIFEST_FILE, what)
+    where = checked.where(MANIFEST_FILE)
+    problem = None
+    if record["format_version"] != MODEL_FORMAT_VERSION:
+        problem = (
+            f"its 'format_version' is {record['format_version']!r}; this engagekit reads "
+            f"model format {MODEL_FORMAT_VERSION}"
+        )
+    elif record["model_file"] != MODEL_FILE:
+        problem = f"its 'model_file' must be {MODEL_FILE!r}, found {record['model_file']!r}"
+    elif "flag_rule" in record:
+        from ..flags import FlagRule
+
+        try:
+            FlagRule.from_dict(record["flag_rule"])
+        except ValueError as e:
+            problem = f"'flag_rule': {e}"
+    if problem is not None:
+        raise UntrustedModelError(
+            f"{where} is not {what}: {problem}. {_RETRAIN.capitalize()}", file=MANIFEST_FILE
+        )
+    # the manifest names its model by hash: one more sign of a directory rewritten
+    # piecemeal
+    if record["model_sha256"] != checked.sha256(MODEL_FILE):
+        raise TamperedModelError(
+            f"{where} names another model file (its 'model_sha256' is not the SHA-256 of "
+            f"{MODEL_FILE}); {_RETRAIN}",
+            file=MANIFEST_FILE,
+        )
+    return record
+
+
+def _metrics(checked: _Checked, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``metrics.json`` (None when the directory has none), checked for form."""
+    if METRICS_FILE not in checked.texts:
+        return None
+    what = "a valid metrics file"
+    record = checked.json(METRICS_FILE, "a readable metrics file")
+    record = _check_form(record, _METRICS, checked, METRICS_FILE, what)
+    temporal = record.get("temporal_validation")
+    if temporal is not None:
+        _check_form(temporal, _METRICS, checked, METRICS_FILE, what)
+    if record.get("target", manifest["target"]) != manifest["target"]:
+        raise UntrustedModelError(
+            f"{checked.where(METRICS_FILE)} is for {record['target']!r}, but the manifest's "
+            f"model predicts {manifest['target']!r}: the records disagree on the outcome; "
+            f"{_RETRAIN}",
+            file=METRICS_FILE,
+        )
+    return record
+
+
+def _types_in(checked: _Checked) -> tuple[set[str], str | None]:
+    """Every type and function the model file refers to, and the type of its top
+    object, read from its JSON schema only.
 
     skops' own ``get_untrusted_types`` leaves out the types skops trusts by default (any
     scikit-learn estimator), so it cannot tell an engagekit model from another object;
     this lists everything, without turning any of it into objects.
     """
+    where = checked.where(MODEL_FILE)
+    limit = SIZE_LIMITS[MODEL_FILE]
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(checked.model) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+            if unpacked > limit:
+                raise UntrustedModelError(
+                    f"{where} unpacks to {unpacked:,} bytes, more than the {limit:,} a model "
+                    "may hold; refusing to load it",
+                    file=MODEL_FILE,
+                )
             schema = json.loads(archive.read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError) as e:
-        raise UntrustedModelError(f"{str(path)!r} is not a readable skops file: {e}") from e
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+        raise UntrustedModelError(
+            f"{where} is not a readable skops file: {e}; {_RETRAIN}", file=MODEL_FILE
+        ) from e
+    finally:
+        checked.model.seek(0)
     found: set[str] = set()
     stack = [schema]
     while stack:
@@ -134,120 +440,84 @@ def _types_in(path: Path) -> set[str]:
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
-    return found
+    stated = isinstance(schema, dict) and "__module__" in schema and "__class__" in schema
+    top = f"{schema['__module__']}.{schema['__class__']}" if stated else None
+    return found, top
 
 
-def save_model(model: Any, directory: str | Path, manifest: dict[str, Any]) -> Path:
-    """Write ``model`` and its manifest to ``directory`` (created if needed).
-
-    ``manifest`` carries what the caller knows (config, data hash, features, target,
-    metrics); the format version, library versions, creation time and file hash are
-    added here.
-    """
+def _model(checked: _Checked, manifest: Mapping[str, Any]) -> Any:
+    """The model, loaded once the file has been checked and its types found trusted."""
     import skops.io as sio
 
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / MODEL_FILE
-        sio.dump(model, path)
-        record = {
-            "format_version": MODEL_FORMAT_VERSION,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "versions": _versions(),
-            **manifest,
-            "model_file": MODEL_FILE,
-            "model_sha256": _sha256(path),
-        }
-        (directory / MANIFEST_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    except OSError as e:
-        raise OutputError(f"cannot write the model to {str(directory)!r}: {e}") from e
-    return directory
-
-
-def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """The manifest of a saved model, checked for form."""
-    directory = Path(directory)
-    path = directory / MANIFEST_FILE
-    if not directory.is_dir():
-        raise DataReadError(f"{str(directory)!r} is not a model directory")
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError as e:
-        raise UntrustedModelError(
-            f"{str(directory)!r} has no {MANIFEST_FILE}; it is not an engagekit model"
-        ) from e
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UntrustedModelError(f"{str(path)!r} is not a readable manifest: {e}") from e
-    if not isinstance(record, dict) or record.get("format_version") != MODEL_FORMAT_VERSION:
-        raise UntrustedModelError(
-            f"{str(path)!r} is not an engagekit model manifest of format version "
-            f"{MODEL_FORMAT_VERSION}"
-        )
-    return record
-
-
-def read_metrics(directory: str | Path) -> dict[str, Any]:
-    """The validation metrics ``engagekit train`` wrote beside a model (``metrics.json``).
-
-    Raises
-    ------
-    DataReadError
-        The directory has no readable ``metrics.json`` holding a JSON object.
-    """
-    path = Path(directory) / METRICS_FILE
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise DataReadError(
-            f"{str(Path(directory))!r} has no {METRICS_FILE}; train the model with "
-            "engagekit train, which writes it"
-        ) from e
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataReadError(f"{str(path)!r} is not a readable metrics file: {e}") from e
-    if not isinstance(record, dict):
-        raise DataReadError(f"{str(path)!r} must hold a JSON object of metrics")
-    return record
-
-
-def load_model(directory: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Load a model saved by :func:`save_model`, refusing altered or foreign files.
-
-    Returns
-    -------
-    (model, manifest)
-
-    Raises
-    ------
-    UntrustedModelError
-        The file's hash does not match the manifest, or it holds a type engagekit does
-        not trust. Nothing from the file has been turned into objects when this raises.
-
-    Warns
-    -----
-    ModelVersionWarning
-        The model was saved under other library versions.
-    """
-    import skops.io as sio
-
-    directory = Path(directory)
-    manifest = read_manifest(directory)
-    path = directory / MODEL_FILE
-    if not path.is_file():
-        raise UntrustedModelError(f"{str(directory)!r} has no {MODEL_FILE}")
-    if _sha256(path) != manifest.get("model_sha256"):
-        raise UntrustedModelError(
-            f"{str(path)!r} does not match the hash in its manifest: the model file was "
-            "altered after it was saved; refusing to load it"
-        )
-    found = _types_in(path)
+    where = checked.where(MODEL_FILE)
+    found, top = _types_in(checked)
     foreign = sorted(found - set(TRUSTED_TYPES))
     if foreign:
         raise UntrustedModelError(
-            f"{str(path)!r} holds types engagekit does not trust ({', '.join(foreign)}); "
-            "refusing to load it"
+            f"{where} holds types engagekit does not trust ({', '.join(foreign)}); "
+            "refusing to load it",
+            file=MODEL_FILE,
         )
-    saved = manifest.get("versions", {})
+    if top != _MODEL_CLASS:
+        held = f"an object of type {top}" if top else "an object of no stated type"
+        raise UntrustedModelError(
+            f"{where} holds {held}, not an engagekit model (EngagementModel); {_RETRAIN}",
+            file=MODEL_FILE,
+        )
+    try:
+        model = sio.load(checked.model, trusted=sorted(found))
+    except Exception as e:
+        # the file is hashed and holds only trusted types, yet skops cannot build it: it
+        # is malformed (a node lacking a field, a field of the wrong kind), whatever skops
+        # raises for it
+        raise UntrustedModelError(
+            f"{where} is malformed: skops cannot load it ({type(e).__name__}: {e}); {_RETRAIN}",
+            file=MODEL_FILE,
+        ) from e
+    problem = _model_problem(model)
+    if problem:
+        raise UntrustedModelError(f"{where} is malformed: {problem}; {_RETRAIN}", file=MODEL_FILE)
+    said = {"target": model.target, "kind": model.kind, "features": model.feature_names}
+    differ = [key for key, value in said.items() if key in manifest and manifest[key] != value]
+    if differ:
+        detail = "; ".join(
+            f"{key}: {manifest[key]!r:.60} in the manifest, {said[key]!r:.60} in the model"
+            for key in differ
+        )
+        raise UntrustedModelError(
+            f"{checked.where(MANIFEST_FILE)} and {MODEL_FILE} disagree ({detail}); one of "
+            f"them was rewritten. {_RETRAIN.capitalize()}",
+            file=MANIFEST_FILE,
+        )
+    return model
+
+
+def _model_problem(model: Any) -> str | None:
+    """What makes a loaded object unusable as an engagekit model, if anything."""
+    from ..models.calibration import LogitRecalibration
+    from ..models.model import EngagementModel
+
+    if not isinstance(model, EngagementModel):
+        return f"it holds a {type(model).__name__}, not an EngagementModel"
+    if not (isinstance(model.target, str) and isinstance(model.kind, str)):
+        return "its target and kind must be names"
+    if not hasattr(model.features, "transform") or not hasattr(
+        model.estimator, "decision_function"
+    ):
+        return "its features or estimator are not fitted transformers"
+    if not isinstance(model.recalibration, LogitRecalibration):
+        return "its recalibration is not a LogitRecalibration"
+    try:
+        names = model.feature_names
+    except (AttributeError, TypeError) as e:
+        return f"its feature names cannot be read ({e})"
+    if not all(isinstance(name, str) for name in names):
+        return "its feature names must be names"
+    return None
+
+
+def _warn_versions(directory: Path, manifest: Mapping[str, Any]) -> None:
+    saved = manifest["versions"]
     now = _versions()
     differ = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
     if differ:
@@ -256,7 +526,124 @@ def load_model(directory: str | Path) -> tuple[Any, dict[str, Any]]:
             f"the model in {str(directory)!r} was saved under other versions ({listed}); "
             "its predictions may differ slightly — retrain to be sure",
             ModelVersionWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    model = sio.load(path, trusted=sorted(found))
-    return model, manifest
+
+
+# --------------------------------------------------------------------------- reading
+def load_model_directory(directory: str | Path, *, key: str | bytes | None = None) -> SavedModel:
+    """Load a model directory whole: model, manifest and metrics, read at one moment.
+
+    Every file is checked against the directory's integrity record before any is
+    parsed; the manifest and metrics are checked for form, and the model is loaded
+    only if it holds nothing but trusted types, is an engagekit model and agrees with
+    its manifest.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Written by :func:`save_model` (``engagekit train``).
+    key : str or bytes, optional
+        Signing key; by default the value of the environment variable
+        ``ENGAGEKIT_MODEL_KEY``, if set. With a key, a directory not signed with it is
+        refused.
+
+    Returns
+    -------
+    SavedModel
+
+    Raises
+    ------
+    TamperedModelError
+        A file differs from the integrity record (altered, truncated, replaced, deleted,
+        added, a link or a special file), or the signature does not verify; the message
+        names the file. Nothing from the directory has been parsed.
+    UntrustedModelError
+        A file is malformed, the model holds a type engagekit does not trust or is not
+        an engagekit model, or the directory is of an older format; the message names
+        the file.
+    DataReadError
+        ``directory`` is not a directory.
+    ConfigError
+        The signing key is shorter than 16 characters.
+
+    Warns
+    -----
+    ModelVersionWarning
+        The model was saved under other library versions.
+    ModelSignatureWarning
+        The directory is signed but no key was given, so the signature was not checked.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> load_model_directory(tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    engagekit.errors.UntrustedModelError: '.../integrity.json' is missing, and so is manifest.json: '...' is not an engagekit model directory
+    """  # noqa: E501
+    with _checked(directory, key) as checked:
+        manifest = _manifest(checked)
+        _warn_versions(checked.directory, manifest)
+        model = _model(checked, manifest)
+        metrics = _metrics(checked, manifest)
+    return SavedModel(Path(directory), model, manifest, metrics)
+
+
+def load_model(
+    directory: str | Path, *, key: str | bytes | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Load a model saved by :func:`save_model`, refusing altered or foreign files.
+
+    The checks are :func:`load_model_directory`'s.
+
+    Returns
+    -------
+    (model, manifest)
+
+    Raises
+    ------
+    TamperedModelError, UntrustedModelError, DataReadError, ConfigError
+        As :func:`load_model_directory`.
+
+    Warns
+    -----
+    ModelVersionWarning, ModelSignatureWarning
+        As :func:`load_model_directory`.
+    """
+    loaded = load_model_directory(directory, key=key)
+    return loaded.model, loaded.manifest
+
+
+def read_manifest(directory: str | Path, *, key: str | bytes | None = None) -> dict[str, Any]:
+    """The manifest of a saved model, once every file of its directory has been checked
+    against the integrity record (the model itself is not loaded).
+
+    Raises
+    ------
+    TamperedModelError, UntrustedModelError, DataReadError, ConfigError
+        As :func:`load_model_directory`.
+    """
+    with _checked(directory, key) as checked:
+        return _manifest(checked)
+
+
+def read_metrics(directory: str | Path, *, key: str | bytes | None = None) -> dict[str, Any]:
+    """The validation metrics ``engagekit train`` wrote beside a model (``metrics.json``),
+    once every file of its directory has been checked against the integrity record.
+
+    Raises
+    ------
+    DataReadError
+        The directory has no ``metrics.json``.
+    TamperedModelError, UntrustedModelError, ConfigError
+        As :func:`load_model_directory`.
+    """
+    with _checked(directory, key) as checked:
+        metrics = _metrics(checked, _manifest(checked))
+    if metrics is None:
+        raise DataReadError(
+            f"{str(Path(directory))!r} has no {METRICS_FILE}; train the model with "
+            "engagekit train, which writes it"
+        )
+    return metrics
