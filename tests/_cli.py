@@ -73,6 +73,22 @@ def run_process(*args: str | Path, cwd: Path, timeout: int = 300) -> Completed:
     return Completed(tuple(map(str, args)), done.returncode, done.stdout, done.stderr)
 
 
+def start_process(*args: str | Path, cwd: Path) -> subprocess.Popen:
+    """Start the ``engagekit`` console script as :func:`run_process` does, without waiting
+    (to kill it, or to run two at once); its output goes to pipes, read with
+    ``communicate()``."""
+    env = {**os.environ, **_ENV}
+    env.pop("ENGAGEKIT_DEBUG", None)
+    return subprocess.Popen(
+        [ENGAGEKIT, *map(str, args)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def assert_no_traceback(result: Completed) -> None:
     """A traceback, or the internal-error message that stands for one, is always a bug."""
     for stream in (result.stderr, result.stdout):

@@ -245,7 +245,9 @@ def _folder(path: Path) -> list[str]:
             "encounters.csv",
             ["--db", "sqlite:///blocker/scores.sqlite"],
             2,
-            "cannot create the database 'sqlite:///blocker/scores.sqlite'",
+            # refused before the model is loaded or the data read
+            "cannot write the database 'sqlite:///blocker/scores.sqlite': 'blocker' is a "
+            "file, not a folder",
         ),
         # the database can be made, the file cannot: the database goes too
         (

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -262,6 +263,25 @@ def test_other_formats_are_chosen_by_extension(make_result, tmp_path, name, magi
     forest_plot(make_result(), str(path))
 
     assert path.read_bytes().startswith(magic)
+
+
+def test_a_save_that_fails_halfway_leaves_the_previous_plot(make_result, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from engagekit.errors import OutputError
+
+    path = tmp_path / "forest.png"
+    path.write_bytes(b"the previous complete plot")
+
+    def fail_halfway(self, fname, **kwargs):
+        Path(fname).write_bytes(b"\x89PNG\r\n\x1a\n half a plot")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", fail_halfway)
+    with pytest.raises(OutputError, match="No space left on device"):
+        forest_plot(make_result(), path)
+    assert path.read_bytes() == b"the previous complete plot"
+    assert [p.name for p in tmp_path.iterdir()] == ["forest.png"]  # no temporary file
 
 
 @pytest.mark.parametrize(

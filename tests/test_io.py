@@ -4,6 +4,8 @@ what cannot be read with one clear message, and writing result tables."""
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -430,6 +432,66 @@ def test_a_write_that_fails_halfway_leaves_the_final_name_as_it_was(tmp_path, mo
         writers.get(target.suffix, lambda: write_module.write_table(frame, target))()
     assert target.read_text() == "the previous complete file"
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no partial file left
+
+
+def test_formula_cells_are_escaped_in_text_only_and_the_frame_is_left_as_it_was():
+    from engagekit.io.write import escape_formula_cells
+
+    frame = pd.DataFrame(
+        {
+            "mixed": pd.Series(["=1+2", -5, None, "-x"], dtype=object),
+            "category": pd.Categorical(["@a", "b", "@a", "-1"]),
+            "number": [-1.5, 2.0, 3.0, -4.0],
+            "=name": ["a", "b", "c", "d"],
+        }
+    )
+    escaped = escape_formula_cells(frame)
+    assert escaped["mixed"].tolist() == ["'=1+2", -5, None, "'-x"]
+    assert escaped["category"].tolist() == ["'@a", "b", "'@a", "-1"]
+    assert escaped["number"].tolist() == [-1.5, 2.0, 3.0, -4.0]
+    assert list(escaped.columns) == ["mixed", "category", "number", "'=name"]
+    assert frame["mixed"].iloc[0] == "=1+2" and "=name" in frame.columns
+
+
+def test_a_cell_holding_a_carriage_return_is_quoted_so_the_rows_stay_whole(tmp_path):
+    frame = pd.DataFrame({"patient_id": ["P1\rP2", "P3"], "risk": [0.5, 0.25]})
+    path = write_table(frame, tmp_path / "out.csv", escape_formulas=False)
+    back = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert back["patient_id"].tolist() == ["P1\rP2", "P3"]
+    assert back["risk"].tolist() == ["0.5", "0.25"]
+
+
+def test_the_temporary_file_of_a_killed_writer_is_deleted_by_the_next_write(tmp_path):
+    """A writer killed halfway (kill -9) leaves its temporary file; the next write of the
+    same name deletes it, but never that of a writer still at work."""
+    from engagekit.io.write import write_text
+
+    target = tmp_path / "report.html"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _HALF_A_WRITE, str(target)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        partial = Path(writer.stdout.readline().strip())
+        assert partial.parent == tmp_path and partial.read_text() == "half"
+        write_text("complete", target)  # the writer is alive: its file is kept
+        assert partial.exists() and target.read_text() == "complete"
+    finally:
+        writer.kill()
+        writer.communicate()
+    write_text("again", target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+    assert target.read_text() == "again"
+
+
+# writes half a file under its temporary name, says which, and waits to be killed
+_HALF_A_WRITE = """
+import sys, time
+from engagekit.io.write import atomic_path
+with atomic_path(sys.argv[1]) as partial:
+    partial.write_text("half")
+    print(partial, flush=True)
+    time.sleep(120)
+"""
 
 
 def test_writes_round_trip_through_their_temporary_name(tmp_path):

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import doctest
 import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pyarrow as pa
@@ -353,6 +359,119 @@ def test_a_per_practitioner_rule_without_practitioners_is_refused_before_writing
             tmp_path / "out" / "scores.csv",
         )
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- one run per table
+def _claim_as(url: str, *, host: str, pid: int, age: float) -> None:
+    """Put another run's claim on table 'scores', in the writer table's documented form."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TABLE IF NOT EXISTS scores_writer (scores_table VARCHAR(255) PRIMARY "
+                "KEY, run_id VARCHAR(32) NOT NULL, host VARCHAR(255) NOT NULL, pid INTEGER "
+                "NOT NULL, claimed_at VARCHAR(32) NOT NULL, renewed_at FLOAT NOT NULL)"
+            )
+            conn.exec_driver_sql("DELETE FROM scores_writer")
+            conn.exec_driver_sql(
+                "INSERT INTO scores_writer VALUES ('scores', 'another run', ?, ?, "
+                "'2026-01-01T00:00:00+00:00', ?)",
+                (host, pid, time.time() - age),
+            )
+    finally:
+        engine.dispose()
+
+
+def _claims(url: str) -> list[tuple]:
+    return list(_read_db(url, "scores_writer").itertuples(index=False, name=None))
+
+
+@pytest.fixture(scope="module")
+def scored(service, tmp_path_factory):
+    """``(run, file bytes)`` of a complete run into ``scores.csv`` and its database."""
+    run = _write(service, tmp_path_factory.mktemp("scored") / "scores.csv")
+    return run, run.out.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def dead_pid() -> int:
+    """The id of a process of this machine that has ended (and was reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.parametrize(
+    ("where", "alive", "silent", "taken_over"),
+    [
+        ("here", True, 0, False),
+        ("here", False, 0, True),  # its process is gone: at once
+        ("elsewhere", True, 5, False),
+        ("elsewhere", True, scores_module.LEASE_STALE_SECONDS + 5, True),  # silent too long
+    ],
+    ids=["live-here", "dead-here", "live-elsewhere", "silent-elsewhere"],
+)
+def test_a_table_claimed_by_another_run_is_refused_unless_the_claim_is_abandoned(
+    service, scored, tmp_path, dead_pid, where, alive, silent, taken_over
+):
+    first, before = scored
+    shutil.copy(first.out.with_suffix(".sqlite"), tmp_path / "scores.sqlite")
+    out = tmp_path / "scores.csv"
+    url = default_database_url(out)
+    host = socket.gethostname() if where == "here" else "another-host.example"
+    _claim_as(url, host=host, pid=os.getpid() if alive else dead_pid, age=silent)
+    if taken_over:
+        again = _write(service, out)
+        assert again.chunks_resumed == first.n_chunks and out.read_bytes() == before
+        assert _claims(url) == []  # released at the end
+        return
+    with pytest.raises(OutputError) as refusal:
+        _write(service, out)
+    message = str(refusal.value)
+    assert f"another run is writing to table 'scores' of {url!r}" in message
+    assert f"on {host!r}" in message and "wait for it to finish, then run again" in message
+    assert not out.exists() and not list(tmp_path.glob(".*partial"))
+    assert len(_read_db(url)) == first.n_rows  # untouched
+    assert [c[1] for c in _claims(url)] == ["another run"]
+
+
+def test_a_run_whose_table_was_taken_over_stops_without_writing_to_it_again(
+    service, tmp_path, monkeypatch
+):
+    out = tmp_path / "scores.csv"
+    url = default_database_url(out)
+    real = _ScoreStore.write_chunk
+
+    def taken_over_after_the_first_chunk(self, index, frame):
+        if index == 1:
+            _claim_as(url, host="another-host.example", pid=1, age=0)
+        real(self, index, frame)
+
+    monkeypatch.setattr(_ScoreStore, "write_chunk", taken_over_after_the_first_chunk)
+    with pytest.raises(OutputError, match="another run took over table 'scores'"):
+        _write(service, out)
+    assert _read_db(url, "scores_chunks")["score_chunk"].tolist() == [0]
+    assert not out.exists() and not list(tmp_path.glob(".*partial"))
+    assert [c[1] for c in _claims(url)] == ["another run"]  # the other run's, kept
+
+
+def test_the_claim_is_renewed_while_a_long_chunk_is_scored(service, tmp_path, monkeypatch):
+    monkeypatch.setattr(scores_module, "LEASE_RENEW_SECONDS", 0.02)
+    out = tmp_path / "scores.csv"
+    url = default_database_url(out)
+    real = scores_module.score_encounters
+    renewals = []
+
+    def slow_first_chunk(*args, **kwargs):
+        if not renewals:
+            renewals.append(_read_db(url, "scores_writer")["renewed_at"].iloc[0])
+            time.sleep(0.3)
+            renewals.append(_read_db(url, "scores_writer")["renewed_at"].iloc[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scores_module, "score_encounters", slow_first_chunk)
+    _write(service, out)
+    assert renewals[1] - renewals[0] > 0.15  # renewed during the chunk, with no commit
 
 
 def test_docstring_examples():

@@ -11,6 +11,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 _TESTS = str(Path(__file__).resolve().parent.parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
+
+
+@pytest.fixture(scope="session")
+def score_service(tmp_path_factory) -> Path:
+    """For the runs of ``engagekit score`` killed or run two at once: see
+    :func:`_score_outputs.make_score_service`."""
+    from _score_outputs import make_score_service
+
+    return make_score_service(tmp_path_factory.mktemp("score_service"))

@@ -81,6 +81,7 @@ def heterogeneity(
     from .._labels import in_sentence
     from ..heterogeneity import heterogeneity_analysis
     from ..io import write_json
+    from ..io.write import check_writable
 
     _check_target(target)
     choices = {
@@ -97,6 +98,9 @@ def heterogeneity(
         raise typer.BadParameter(
             "the plot file must end in .png, .svg or .pdf", param_hint="--plot"
         )
+    for path in (out_file, plot):
+        if path is not None:
+            check_writable(path)
     cfg = _config(config)
     encounters, cfg = _read_valid(Source(data, table, query, encoding, sep), cfg)
     if (cluster or cfg.heterogeneity.cluster) == "practitioner":
@@ -185,8 +189,11 @@ def power(
     """
     from ..heterogeneity.power import estimate_power, patients_for_power, power_config
     from ..io import write_json
+    from ..io.write import check_writable
 
     _check_target(target)
+    if out_file is not None:
+        check_writable(out_file)  # in a second, not after minutes of simulating
     cfg = _config(config)
     chosen = None if treatments is None else [t.strip() for t in treatments.split(",") if t]
     cfg = power_config(cfg, treatments=chosen, sessions=sessions)

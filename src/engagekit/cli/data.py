@@ -11,6 +11,7 @@ import typer
 from ._app import (
     ConfigOption,
     EncodingOption,
+    EscapeFormulasOption,
     QueryOption,
     SepOption,
     Source,
@@ -57,6 +58,7 @@ def validate(
     max_problems: Annotated[
         int, typer.Option(help="Problems listed on screen; --json lists all.", min=0)
     ] = 50,
+    escape_formulas: EscapeFormulasOption = True,
 ) -> None:
     """Check an encounter table against the data contract.
 
@@ -66,11 +68,17 @@ def validate(
     the table is valid, 1 when it breaks the contract, 2 when it cannot be read at all (missing,
     empty, binary, not a table, a required column absent). With --quarantine the
     offending rows are written out and the command says how many rows are good and how
-    many were quarantined; good + quarantined = all rows, always.
+    many were quarantined; good + quarantined = all rows, always. A CSV written keeps
+    the cells as read, except that text a spreadsheet would run as a formula gets a
+    leading ' (see --no-escape-formulas).
     """
     from ..io import write_table
+    from ..io.write import check_writable
     from ..validation import split_by_validity, table_coverage, validate_encounters
 
+    for path in (quarantine, good):
+        if path is not None:
+            check_writable(path)
     cfg = _config(config)
     with err.status("Reading and checking the encounter table…"):
         frame = _read(Source(data, table, query, encoding, sep))
@@ -79,9 +87,9 @@ def validate(
     if quarantine is not None or good is not None:
         good_frame, bad_frame = split_by_validity(frame, report)
         if quarantine is not None:
-            write_table(bad_frame, quarantine)
+            write_table(bad_frame, quarantine, escape_formulas=escape_formulas)
         if good is not None:
-            write_table(good_frame, good)
+            write_table(good_frame, good, escape_formulas=escape_formulas)
     if as_json:
         payload = report.to_dict()
         if quarantine is not None:

@@ -55,6 +55,7 @@ def demo(
     from ..errors import AnalysisError
     from ..io import read_encounters, write_json, write_table
     from ..io.model_store import read_metrics
+    from ..io.write import check_writable
     from ..summary import summarize_encounters
     from ..validation import coerce_encounters, validate_encounters
     from .analysis import heterogeneity
@@ -65,6 +66,7 @@ def demo(
 
     started = time.perf_counter()
     cfg = _config(config)
+    check_writable(out_dir / "report.html", what=f"the demo folder {str(out_dir)!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     data = _simulate_with_progress(patients, seed, cfg)
     encounters_file = write_table(data.encounters, out_dir / "encounters.csv")

@@ -10,6 +10,7 @@ import typer
 from ._app import (
     AllowUnfitOption,
     EncodingOption,
+    EscapeFormulasOption,
     ModelConfigOption,
     QueryOption,
     SepOption,
@@ -44,6 +45,7 @@ def forecast(
             "of each patient's latest encounter whose outcome is not yet known.",
         ),
     ] = False,
+    escape_formulas: EscapeFormulasOption = True,
     table: TableOption = None,
     query: QueryOption = None,
     encoding: EncodingOption = "utf-8",
@@ -67,11 +69,13 @@ def forecast(
     from ..errors import ContractError
     from ..forecast import forecast_dropout, pending_encounters
     from ..io import write_json, write_table
+    from ..io.write import check_writable
 
     if not 0 < level < 1:
         raise typer.BadParameter("the level must be between 0 and 1", param_hint="--level")
     if out_file.suffix.lower() not in (".csv", ".parquet", ".json"):
         raise typer.BadParameter("use a .csv, .parquet or .json file", param_hint="--out")
+    check_writable(out_file)
     model, manifest, cfg = _load(model_dir, config)
     _refuse_unfit(manifest, model_dir, allow_unfit_model)
     encounters, cfg = _read_valid(
@@ -100,7 +104,7 @@ def forecast(
     if out_file.suffix.lower() == ".json":
         write_json({"level": level, "by": by, "groups": table_out.to_dict("records")}, out_file)
     else:
-        write_table(table_out, out_file)
+        write_table(table_out, out_file, escape_formulas=escape_formulas)
     t = Table(
         title=f"Expected number who {_bad_outcome(cfg, target)} ({level:.0%} interval)",
         header_style="bold",

@@ -10,6 +10,7 @@ import typer
 from ._app import (
     AllowUnfitOption,
     EncodingOption,
+    EscapeFormulasOption,
     ModelConfigOption,
     QueryOption,
     SepOption,
@@ -52,6 +53,7 @@ def score(
             "--replace", help="Overwrite scores of another run found in the database table."
         ),
     ] = False,
+    escape_formulas: EscapeFormulasOption = True,
     table: TableOption = None,
     query: QueryOption = None,
     encoding: EncodingOption = "utf-8",
@@ -78,14 +80,17 @@ def score(
     Works in chunks of whole patients, each committed to the database in one
     transaction. If a run is stopped, run the same command again: it keeps the chunks
     already committed, scores the rest and writes the whole file, with no row twice.
+    One run writes to a database table at a time: a second run into the same table
+    stops at once with a message.
     """
-    from ..io.scores import write_scores
+    from ..io.scores import check_score_outputs, write_scores
 
     suffixes = [s.lower() for s in out_file.suffixes][-2:]
     if not suffixes or (
         suffixes[-1] not in (".csv", ".parquet", ".pq") and suffixes != [".csv", ".gz"]
     ):
         raise typer.BadParameter("use a .csv, .csv.gz or .parquet file", param_hint="--out")
+    check_score_outputs(out_file, db)  # in a second, not after the scoring
     model, manifest, cfg = _load(model_dir, config)
     _refuse_unfit(manifest, model_dir, allow_unfit_model)
     encounters, cfg = _read_valid(
@@ -103,6 +108,7 @@ def score(
         chunk_rows=chunk_rows,
         top_reasons=top_reasons,
         replace=replace,
+        escape_formulas=escape_formulas,
         n_jobs=-1,
     )
     resumed = (

@@ -82,7 +82,8 @@ def forest_plot(
         alone, labelled "CI not estimable".
     path : str or pathlib.Path, optional
         Where to save the figure; the extension chooses the format (``.png``, ``.svg``
-        or ``.pdf``), saved at 150 dpi. Nothing is saved when omitted.
+        or ``.pdf``), saved at 150 dpi under a temporary name and renamed when
+        complete. Nothing is saved when omitted.
     margin : float, optional
         Equivalence margin on the log-odds scale; defaults to
         ``result["method"]["margin"]``. No band is drawn when neither is given.
@@ -97,6 +98,8 @@ def forest_plot(
     ValueError
         If ``path`` has an extension other than ``.png``, ``.svg`` or ``.pdf``, if
         ``result`` has no attributes, or if the margin is not a positive number.
+    OutputError
+        If ``path`` cannot be written (nothing is left at it that was not there).
 
     Examples
     --------
@@ -142,7 +145,11 @@ def forest_plot(
     _add_legend(fig, drew_band)
 
     if path is not None:
-        fig.savefig(path, dpi=_DPI, format=Path(path).suffix.lower().lstrip("."))
+        from ..io.write import atomic_path
+
+        # under a temporary name, renamed when complete, as every file engagekit writes
+        with atomic_path(path) as partial:
+            fig.savefig(partial, dpi=_DPI, format=Path(path).suffix.lower().lstrip("."))
     return fig
 
 

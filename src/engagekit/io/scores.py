@@ -15,16 +15,34 @@ thresholds, so a chunked run flags exactly as an unchunked one. The thresholds a
 of the run key.
 
 The file (CSV or Parquet, by extension) is written alongside, chunk by chunk, under a
-temporary name, and renamed into place only when every chunk is in it; chunks done by an
-earlier run are read back from the database (floats are stored as 8-byte reals, so they
-come back bit for bit). A rerun therefore writes the same file as an uninterrupted run.
+temporary name unique to the run, and renamed into place only when every chunk is in it;
+chunks done by an earlier run are read back from the database (floats are stored as
+8-byte reals, so they come back bit for bit). A rerun therefore writes the same file as
+an uninterrupted run. In a CSV, text cells a spreadsheet would run as a formula get a
+leading ``'`` (:func:`engagekit.io.write.escape_formula_cells`); the database and a
+Parquet file keep the raw values.
+
+**One run writes to a table at a time.** A run claims the table before it reads or
+changes it, by inserting a row in ``<table>_writer`` (in its own transaction; the row's
+key is the table's name, so a second claim breaks the primary key). The row names the
+run (an id, its host and process) and the time the run last showed it was alive: a
+thread renews it every :data:`LEASE_RENEW_SECONDS`, and every chunk is committed in the
+same transaction as a renewal that checks the claim is still the run's. A run that finds
+the table claimed stops at once with "another run is writing to table ...", unless the
+claim is abandoned: its process is gone (same host), or it has not been renewed for
+:data:`LEASE_STALE_SECONDS` (a run killed on another machine); then the claim is taken
+over (a conditional update, so two runs cannot both take it). The claim is released when
+the run ends, after the file is renamed into place, so the file and the table always
+hold the same run's scores. Only standard SQL is used (a primary key, conditional
+updates), so it holds for any database SQLAlchemy reaches.
 
 The database is SQLite by default (a file next to the output file); any SQLAlchemy URL
 works. The scores table has the columns of :func:`engagekit.scoring.score_columns` plus
 ``score_chunk``; the bookkeeping table is ``<table>_chunks`` (``run_key``,
-``score_chunk``, ``n_rows``, ``committed_at``). A run that fails before any chunk is
-committed leaves nothing behind: no partial file, and no SQLite file, table or folder
-it created itself.
+``score_chunk``, ``n_rows``, ``committed_at``), and the claim is ``<table>_writer``
+(``scores_table``, ``run_id``, ``host``, ``pid``, ``claimed_at``, ``renewed_at``). A run
+that fails before any chunk is committed leaves nothing behind: no partial file, and no
+SQLite file, table or folder it created itself.
 """
 
 from __future__ import annotations
@@ -34,6 +52,10 @@ import hashlib
 import json
 import os
 import re
+import socket
+import threading
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,13 +74,20 @@ from ..scoring import (
     score_encounters,
 )
 from .model_store import data_fingerprint
+from .write import (
+    _missing_folders,
+    _new_partial,
+    _remove_empty,
+    check_writable,
+    escape_formula_cells,
+)
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..flags import AppliedFlagRule, FlagRule
     from ..models import EngagementModel
 
-__all__ = ["ScoreRun", "default_database_url", "write_scores"]
+__all__ = ["ScoreRun", "check_score_outputs", "default_database_url", "write_scores"]
 
 #: Encounters scored per chunk (whole patients): about 0.4 GB of working memory.
 CHUNK_ROWS = 50_000
@@ -68,6 +97,14 @@ _INTEGER_COLUMNS = ("session_number",)
 # ISO date text in the file; a DATE in the database (text in SQLite)
 _DATE_COLUMNS = ("encounter_date",)
 _SCORE_FORMAT = 2
+#: Seconds between two renewals of a run's claim on its scores table.
+LEASE_RENEW_SECONDS = 10.0
+#: A claim not renewed for this many seconds is abandoned (its run was killed on another
+#: machine, or the machine stopped) and the next run takes it over. On the claim's own
+#: machine, a claim whose process is gone is taken over at once.
+LEASE_STALE_SECONDS = 120.0
+# how long a SQLite connection waits for another's write lock (a chunk being committed)
+_SQLITE_BUSY_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -128,6 +165,25 @@ def default_database_url(out: str | Path) -> str:
     return f"sqlite:///{path.with_name(path.name.split('.')[0] + '.sqlite')}"
 
 
+def check_score_outputs(out: str | Path, database: str | None = None) -> None:
+    """Refuse now, before minutes of scoring, outputs :func:`write_scores` could not
+    write: the file's folder (made if needed and tried with a temporary file, then left
+    as it was), the database URL (parsed, its driver imported) and a SQLite database's
+    folder (tried the same way). A database server is not contacted.
+
+    Raises
+    ------
+    OutputError
+        Naming the file or the database and why.
+    """
+    check_writable(out)
+    store = _ScoreStore(database or default_database_url(out), "scores", [])
+    try:
+        store.check_writable()
+    finally:
+        store.dispose()
+
+
 def write_scores(
     model: EngagementModel,
     manifest: dict[str, Any],
@@ -140,6 +196,7 @@ def write_scores(
     chunk_rows: int = CHUNK_ROWS,
     top_reasons: int = 2,
     replace: bool = False,
+    escape_formulas: bool = True,
     n_jobs: int = 1,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> ScoreRun:
@@ -168,6 +225,10 @@ def write_scores(
         Qualities named per flag.
     replace : bool, default False
         Drop scores of another run found in ``table`` instead of refusing.
+    escape_formulas : bool, default True
+        In a CSV, give text cells a spreadsheet would run as a formula a leading ``'``
+        (:func:`engagekit.io.write.escape_formula_cells`); the database and Parquet keep
+        the raw values.
     n_jobs : int
         Threads explaining a tree model (-1: one per core).
     progress : callable, optional
@@ -181,8 +242,9 @@ def write_scores(
     Raises
     ------
     OutputError
-        The database or the file cannot be written, or ``table`` holds scores of
-        another run (another model, table or settings) and ``replace`` is false.
+        The database or the file cannot be written (checked before scoring), another
+        run is writing to ``table`` (see the module's notes), or ``table`` holds scores
+        of another run (another model, table or settings) and ``replace`` is false.
     DataReadError
         The manifest has no flag rule (a model from before flag rules: retrain it).
     ContractError
@@ -198,10 +260,16 @@ def write_scores(
         )
     flag_rule = FlagRule.from_dict(manifest["flag_rule"])
     out = Path(out)
+    check_writable(out)  # in a second, not after the scoring
     url = database or default_database_url(out)
     plan = patient_chunks(encounters["patient_id"].to_numpy(), chunk_rows)
     columns = score_columns(model, encounter_columns=encounters.columns)
     store = _ScoreStore(url, table, columns)  # refuses an unusable URL; creates nothing
+    try:
+        store.check_writable()
+    except OutputError:
+        store.dispose()
+        raise
     writer = None
     counts = dict.fromkeys(("high", "medium", "low"), 0)
     computed = 0
@@ -210,9 +278,9 @@ def write_scores(
         applied = _thresholds_on_the_table(model, encounters, flag_rule, plan, progress)
         run_key = _run_key(manifest, encounters, chunk_rows, top_reasons, applied)
         store.run_key = run_key
-        done = store.prepare(replace=replace)
+        done = store.prepare(replace=replace)  # claims the table, or refuses
         committed = bool(done)
-        writer = _ScoreFile(out, columns)
+        writer = _ScoreFile(out, columns, escape_formulas=escape_formulas)
         for index, rows in enumerate(plan):
             chunk = encounters.iloc[rows]
             if index in done:
@@ -229,15 +297,19 @@ def write_scores(
                 counts[str(level)] += int(n)
             if progress is not None:
                 progress("Scoring chunks", index + 1, len(plan))
+        # the file is renamed while the table is still this run's: a run that takes the
+        # table over next renames its own file after this one
+        store.confirm_claim()
         writer.finish()
     except BaseException:
         if writer is not None:
             writer.abandon()
-        if not committed:
+        if not committed and store.holds_claim:
             # nothing a rerun could resume: leave no empty database behind
             store.discard()
         raise
     finally:
+        store.release()
         store.dispose()
     return ScoreRun(
         n_rows=len(encounters),
@@ -316,31 +388,61 @@ def _arrow_type(name: str) -> Any:
     return pa.float64()
 
 
-def _missing_folders(folder: Path) -> list[Path]:
-    """``folder`` and those of its parents that do not exist yet, deepest first."""
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    return missing
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    """Remove ``folders`` (deepest first) while they are empty."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty (another file is in it) or already gone
-            return
-
-
 def _without_password(text: str) -> str:
     """``text`` with the password of any URL in it replaced by ``***``."""
     return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
 
 
+def _engine(url: Any, **options: Any) -> sa.engine.Engine:
+    """An engine whose transactions are the database's own.
+
+    SQLite through Python's driver would run DDL outside the transaction and begin one
+    only at the first write: a run killed between creating (or dropping) the scores
+    table and its bookkeeping table would leave one without the other, and two runs
+    that read then write could fail at once with a lock error. So every transaction is
+    ``BEGIN IMMEDIATE``: DDL included, and the write lock is waited for (up to the busy
+    timeout) at the start (SQLAlchemy's recipe for SQLite).
+    """
+    engine = sa.create_engine(url, **options)
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is running (True when it cannot be told:
+    then only the claim's age frees it)."""
+    if os.name != "posix":  # os.kill(pid, 0) would stop it on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    try:  # Linux: a killed process its parent has not yet reaped is a zombie
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def _locked(error: Exception) -> bool:
+    """Whether a database error is another connection's lock outlasting the wait."""
+    text = str(getattr(error, "orig", None) or error).lower()
+    return "database is locked" in text or "lock timeout" in text or "could not obtain lock" in text
+
+
 class _ScoreStore:
-    """The scores table and its bookkeeping table in one database."""
+    """The scores table, its bookkeeping table and its claim in one database."""
 
     def __init__(self, url: str, table: str, columns: list[str]) -> None:
         self.table_name = table
@@ -350,7 +452,12 @@ class _ScoreStore:
         try:
             parsed = sa.engine.make_url(url)
             self.sqlite_file = self._sqlite_file(parsed)
-            self.engine = sa.create_engine(parsed)
+            self.engine_options: dict[str, Any] = {}
+            if parsed.get_backend_name() == "sqlite" and "timeout" not in parsed.query:
+                # wait for another run's commit rather than fail at once
+                self.engine_options["connect_args"] = {"timeout": _SQLITE_BUSY_SECONDS}
+            self.parsed_url = parsed
+            self.engine = _engine(parsed, **self.engine_options)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as e:
             raise OutputError(
                 f"{self.display_url!r} is not a database URL SQLAlchemy can use: "
@@ -376,11 +483,26 @@ class _ScoreStore:
             sa.Column("n_rows", sa.Integer, nullable=False),
             sa.Column("committed_at", sa.String(32), nullable=False),
         )
+        # one row while a run writes to the table: the run's claim (see the module notes)
+        self.writer = sa.Table(
+            f"{table}_writer",
+            metadata,
+            sa.Column("scores_table", sa.String(255), primary_key=True),
+            sa.Column("run_id", sa.String(32), nullable=False),
+            sa.Column("host", sa.String(255), nullable=False),
+            sa.Column("pid", sa.Integer, nullable=False),
+            sa.Column("claimed_at", sa.String(32), nullable=False),
+            sa.Column("renewed_at", sa.Float(precision=53), nullable=False),
+        )
         self.metadata = metadata
+        self.run_id = uuid.uuid4().hex
+        self.holds_claim = False
+        self._keeper: _ClaimKeeper | None = None
         # what prepare() creates, for discard() to remove
         self.created_file = False
         self.created_folders: list[Path] = []
         self.created_tables = False
+        self.created_writer = False
 
     @staticmethod
     def _sqlite_file(parsed: Any) -> Path | None:
@@ -392,12 +514,177 @@ class _ScoreStore:
         return None
 
     def _fail(self, doing: str, error: Exception) -> OutputError:
+        if _locked(error):
+            return OutputError(
+                f"cannot {doing} in {self.display_url!r}: another program kept the database "
+                "locked for longer than this run waits; wait for it to finish, then run "
+                "again (a run of the same job resumes where it stopped)"
+            )
         cause = getattr(error, "orig", None) or error
         detail = str(cause).splitlines()[0]
         return OutputError(f"cannot {doing} in {self.display_url!r}: {detail}")
 
+    def check_writable(self) -> None:
+        """Refuse a SQLite database whose folder cannot be made or written to."""
+        if self.sqlite_file is not None:
+            check_writable(self.sqlite_file, what=f"the database {self.display_url!r}")
+
+    # ------------------------------------------------------------------ the claim
+    def _claim_row(self) -> dict[str, Any]:
+        return {
+            "scores_table": self.table_name,
+            "run_id": self.run_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "claimed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "renewed_at": time.time(),
+        }
+
+    def _claimant(self) -> Any:
+        """The row of the run that holds the table (None if none does)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(self.writer).where(self.writer.c.scores_table == self.table_name)
+            ).first()
+
+    def _busy(self, claimant: Any) -> OutputError:
+        silent = max(0.0, time.time() - claimant.renewed_at)
+        return OutputError(
+            f"another run is writing to table {self.table_name!r} of {self.display_url!r} "
+            f"(process {claimant.pid} on {claimant.host!r}, since {claimant.claimed_at}, "
+            f"last active {silent:.0f} s ago); wait for it to finish, then run again (a run "
+            "of the same job resumes where it stopped). A run that was killed on another "
+            f"machine is taken over once it has been silent for {LEASE_STALE_SECONDS:.0f} s"
+        )
+
+    @staticmethod
+    def _abandoned(claimant: Any) -> bool:
+        if claimant.host == socket.gethostname() and not _process_alive(claimant.pid):
+            return True
+        return time.time() - claimant.renewed_at > LEASE_STALE_SECONDS
+
+    def claim(self) -> None:
+        """Claim the table for this run, taking over an abandoned claim.
+
+        Raises
+        ------
+        OutputError
+            Another live run holds the table.
+        """
+        last: Exception | None = None
+        for _attempt in range(5):
+            try:
+                if self._insert_claim():
+                    break
+                claimant = self._claimant()
+                if claimant is None:  # released since
+                    continue
+                if not self._abandoned(claimant):
+                    raise self._busy(claimant)
+                if self._take_over(claimant):
+                    break
+            except sa.exc.SQLAlchemyError as e:
+                if _locked(e):
+                    raise self._fail("claim the table", e) from e
+                # e.g. the claim's table dropped by a run that failed meanwhile: again
+                last = e
+        else:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                claimant = self._claimant()
+                if claimant is not None:
+                    raise self._busy(claimant)
+            raise self._fail("claim the table", last or RuntimeError("claimed by others"))
+        self.holds_claim = True
+        self._keeper = _ClaimKeeper(self)
+        self._keeper.start()
+
+    def _insert_claim(self) -> bool:
+        """Insert this run's claim, in its own transaction; False if the table is
+        claimed already."""
+        if not sa.inspect(self.engine).has_table(self.writer.name):
+            with self.engine.begin() as conn:
+                conn.execute(sa.schema.CreateTable(self.writer, if_not_exists=True))
+            self.created_writer = True
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(self.writer.insert(), self._claim_row())
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def _take_over(self, claimant: Any) -> bool:
+        """Take an abandoned claim, unless it was renewed or taken since it was read."""
+        writer = self.writer.c
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                self.writer.update()
+                .where(
+                    writer.scores_table == self.table_name,
+                    writer.run_id == claimant.run_id,
+                    writer.renewed_at == claimant.renewed_at,
+                )
+                .values(self._claim_row())
+            ).rowcount
+        return taken == 1
+
+    def renew(self, conn: Any) -> None:
+        """Renew the claim in ``conn``'s transaction.
+
+        Raises
+        ------
+        OutputError
+            The claim is no longer this run's: another run took the table over after
+            this one was silent for too long.
+        """
+        renewed = conn.execute(
+            self.writer.update()
+            .where(
+                self.writer.c.scores_table == self.table_name,
+                self.writer.c.run_id == self.run_id,
+            )
+            .values(renewed_at=time.time())
+        ).rowcount
+        if renewed != 1:
+            self.holds_claim = False
+            raise OutputError(
+                f"another run took over table {self.table_name!r} of {self.display_url!r} "
+                f"after this run was silent for more than {LEASE_STALE_SECONDS:.0f} s; this "
+                "run stopped without writing to the table again. Run again once that run "
+                "has finished"
+            )
+
+    def confirm_claim(self) -> None:
+        """Check (and renew) that the table is still this run's."""
+        try:
+            with self.engine.begin() as conn:
+                self.renew(conn)
+        except sa.exc.SQLAlchemyError as e:
+            raise self._fail("confirm the claim on the table", e) from e
+
+    def _stop_keeper(self) -> None:
+        if self._keeper is not None:
+            self._keeper.stop()
+            self._keeper = None
+
+    def release(self) -> None:
+        """Give up the claim (if still held), so the next run can write to the table."""
+        self._stop_keeper()
+        if not self.holds_claim:
+            return
+        self.holds_claim = False
+        # best effort: a claim left behind is taken over as abandoned
+        with contextlib.suppress(sa.exc.SQLAlchemyError), self.engine.begin() as conn:
+            conn.execute(
+                self.writer.delete().where(
+                    self.writer.c.scores_table == self.table_name,
+                    self.writer.c.run_id == self.run_id,
+                )
+            )
+
+    # ------------------------------------------------------------------ the tables
     def prepare(self, *, replace: bool) -> set[int]:
-        """Create the tables if needed; the chunks this run already committed."""
+        """Claim the table, create the tables if needed; the chunks this run already
+        committed."""
         if self.sqlite_file is not None:
             self.created_file = not self.sqlite_file.exists()
             self.created_folders = _missing_folders(self.sqlite_file.parent)
@@ -407,6 +694,7 @@ class _ScoreStore:
                 raise OutputError(
                     f"cannot create the database {self.display_url!r}: {e.strerror or e}"
                 ) from e
+        self.claim()
         try:
             with self.engine.begin() as conn:
                 inspector = sa.inspect(conn)
@@ -451,9 +739,11 @@ class _ScoreStore:
         return ""
 
     def write_chunk(self, index: int, frame: pd.DataFrame) -> None:
-        """Insert a chunk's rows and mark it done, in one transaction."""
+        """Insert a chunk's rows and mark it done, in one transaction, which also renews
+        the claim (and commits nothing if the table is no longer this run's)."""
         try:
             with self.engine.begin() as conn:
+                self.renew(conn)
                 self._insert(conn, frame.assign(**{CHUNK_COLUMN: index}))
                 conn.execute(
                     self.chunks.insert(),
@@ -518,50 +808,104 @@ class _ScoreStore:
         return frame.reset_index(drop=True)
 
     def discard(self) -> None:
-        """Remove what :meth:`prepare` created (call it when no chunk was committed):
-        the SQLite file and its new folders, or the tables it added to a database that
-        was there before."""
+        """Remove what :meth:`prepare` created (call it, holding the claim, when no chunk
+        was committed): the SQLite file and its new folders, or the tables it added to a
+        database that was there before."""
+        self._stop_keeper()
         self.engine.dispose()
         if self.sqlite_file is not None and self.created_file:
+            # the claim goes with the file
             for suffix in ("", "-journal", "-wal", "-shm"):
                 with contextlib.suppress(OSError):  # e.g. its folder is a file
                     Path(f"{self.sqlite_file}{suffix}").unlink(missing_ok=True)
             _remove_empty(self.created_folders)
-        elif self.created_tables:
-            # best effort: the failure being handled may be the database's own
-            with contextlib.suppress(sa.exc.SQLAlchemyError), self.engine.begin() as conn:
+            self.holds_claim = False
+            return
+        # best effort: the failure being handled may be the database's own
+        with contextlib.suppress(sa.exc.SQLAlchemyError), self.engine.begin() as conn:
+            if self.created_tables:
                 self.chunks.drop(conn, checkfirst=True)
                 self.scores.drop(conn, checkfirst=True)
+            if self.created_writer:
+                self.writer.drop(conn, checkfirst=True)
+                self.holds_claim = False
+        self.release()
 
     def dispose(self) -> None:
+        self._stop_keeper()
         self.engine.dispose()
 
 
+class _ClaimKeeper(threading.Thread):
+    """Renews a run's claim every :data:`LEASE_RENEW_SECONDS` while the run computes
+    (a chunk may take longer than a claim stays fresh), on a connection of its own."""
+
+    def __init__(self, store: _ScoreStore) -> None:
+        super().__init__(name=f"engagekit claim on {store.table_name}", daemon=True)
+        self.store = store
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        engine = _engine(
+            self.store.parsed_url, poolclass=sa.pool.NullPool, **self.store.engine_options
+        )
+        try:
+            while not self.stopped.wait(LEASE_RENEW_SECONDS):
+                # a renewal missed (the database busy) is made at the next one; a claim
+                # lost stops the run at its next commit
+                with contextlib.suppress(sa.exc.SQLAlchemyError, OutputError):
+                    with engine.begin() as conn:
+                        self.store.renew(conn)
+        finally:
+            engine.dispose()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self is not threading.current_thread():
+            self.join()
+
+
 class _ScoreFile:
-    """Chunks appended to a temporary file, renamed into place when all are in.
+    """Chunks appended to a temporary file of this run's own, renamed into place when
+    all are in (see :mod:`engagekit.io.write` for its name and how the leftovers of a
+    killed run are deleted).
 
     Written with Arrow: Parquet, or CSV with every float in its shortest exact form
-    (reading it back gives the same doubles, so local accuracy survives the file).
+    (reading it back gives the same doubles, so local accuracy survives the file), its
+    text cells escaped as every CSV engagekit writes unless ``escape_formulas`` is false.
     """
 
-    def __init__(self, out: Path, columns: list[str]) -> None:
+    def __init__(self, out: Path, columns: list[str], *, escape_formulas: bool = True) -> None:
         import pyarrow as pa
 
         self.out = out
-        self.partial = out.with_name(f".{out.name}.partial")
         self.schema = pa.schema([pa.field(name, _arrow_type(name)) for name in columns])
         suffixes = [s.lower() for s in out.suffixes]
         self.parquet = bool(suffixes) and suffixes[-1] in (".parquet", ".pq")
         self.gzip = bool(suffixes) and suffixes[-1] == ".gz"
+        self.escape_formulas = escape_formulas and not self.parquet
         self.created_folders = _missing_folders(out.parent)
+        self.partial: Path | None = None
+        self.lock: int | None = None  # holds the temporary file's lock while it is open
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
+            self.partial, self.lock = _new_partial(out)
             self._open()
         except OSError as e:
-            with contextlib.suppress(OSError):  # e.g. its folder is a file
-                self.partial.unlink(missing_ok=True)
+            self._delete_partial()
             _remove_empty(self.created_folders)
             raise OutputError(f"cannot write {str(out)!r}: {e.strerror or e}") from e
+
+    def _delete_partial(self) -> None:
+        if self.partial is not None:
+            with contextlib.suppress(OSError):  # e.g. its folder is a file
+                self.partial.unlink(missing_ok=True)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
 
     def _open(self) -> None:
         import pyarrow as pa
@@ -580,6 +924,8 @@ class _ScoreFile:
     def write(self, frame: pd.DataFrame) -> None:
         import pyarrow as pa
 
+        if self.escape_formulas:
+            frame = escape_formula_cells(frame)
         try:
             self.writer.write_table(
                 pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
@@ -598,6 +944,7 @@ class _ScoreFile:
             os.replace(self.partial, self.out)
         except OSError as e:
             raise OutputError(f"cannot write {str(self.out)!r}: {e.strerror or e}") from e
+        self._unlock()
 
     def abandon(self) -> None:
         """Close and delete the partial file, and the folders made for it (the database
@@ -606,5 +953,5 @@ class _ScoreFile:
             with contextlib.suppress(OSError):  # e.g. closed already by a failed finish
                 self._close()
         finally:
-            self.partial.unlink(missing_ok=True)
+            self._delete_partial()
             _remove_empty(self.created_folders)
