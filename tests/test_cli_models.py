@@ -127,7 +127,7 @@ def test_predict_refuses_a_tampered_model(trained, service, tmp_path):
     result = run("predict", model_dir, service / "test.csv", "--out", "pred.csv", cwd=tmp_path)
     assert result.returncode == 2
     assert_no_traceback(result)
-    assert "does not match the hash in its manifest" in result.stderr
+    assert "model.skops' does not match the directory's integrity record" in result.stderr
     assert not (tmp_path / "pred.csv").exists()
 
 

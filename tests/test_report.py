@@ -26,6 +26,7 @@ from matplotlib import image
 import engagekit.heterogeneity
 from _cli import assert_no_traceback, run
 from _factories import valid_encounter_rows, with_cell, write_csv
+from _model_dirs import reseal
 from engagekit.config import config_from_dict
 from engagekit.errors import AnalysisError, ConfigError, ContractError, DataReadError
 from engagekit.io import read_encounters
@@ -490,6 +491,7 @@ def _other_outcome(service: Path, tmp_path: Path) -> list[str]:
     copy = shutil.copytree(service / "adherent", tmp_path / "relabelled")
     metrics = json.loads((copy / "metrics.json").read_text())
     (copy / "metrics.json").write_text(json.dumps({**metrics, "target": "attended_next"}))
+    reseal(copy)  # as consistent as the integrity record can make it
     return ["--model", str(copy)]
 
 
@@ -508,7 +510,7 @@ def _bad_data(service: Path, tmp_path: Path) -> list[str]:
     ("arguments", "data", "out", "code", "message"),
     [
         (lambda s, t: ["--model", str(t / "nowhere")], None, "r.html", 2, "is not a model"),
-        (_tampered, None, "r.html", 2, "does not match the hash in its manifest"),
+        (_tampered, None, "r.html", 2, "does not match the directory's integrity record"),
         (_other_outcome, None, "r.html", 2, "disagree on the outcome"),
         (
             lambda s, t: ["--model", str(s / "adherent"), "--model", str(s / "adherent")],

@@ -201,6 +201,16 @@ AllowUnfitOption = Annotated[
         help="Use a model that train marked unfit for use (no better than chance).",
     ),
 ]
+# every command writing a CSV (OWASP's rule against CSV injection; see io.write)
+EscapeFormulasOption = Annotated[
+    bool,
+    typer.Option(
+        "--escape-formulas/--no-escape-formulas",
+        help="In a CSV written, give text cells beginning with =, +, -, @, a tab or a "
+        "carriage return a leading ' so a spreadsheet shows them instead of running them "
+        "(numbers are untouched; Parquet and databases keep the raw values).",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -426,24 +436,44 @@ def _parse_flag_rule(text: str) -> tuple[str, float]:
 def _load(model_dir: Path, config: Path | None = None):
     """``(model, manifest, config)``: the model's own config, or ``config`` when given
     and compatible with it (same attributes, scale and treatments)."""
+    loaded, cfg = _load_directory(model_dir, config)
+    return loaded.model, loaded.manifest, cfg
+
+
+def _load_directory(model_dir: Path, config: Path | None = None):
+    """``(the model directory loaded whole, config)``, as :func:`_load`; its version and
+    signature warnings said on stderr."""
     import warnings
 
     from ..config import config_from_dict
-    from ..io.model_store import ModelVersionWarning, load_model
+    from ..errors import UntrustedModelError
+    from ..io.model_store import (
+        MANIFEST_FILE,
+        ModelSignatureWarning,
+        ModelVersionWarning,
+        load_model_directory,
+    )
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelVersionWarning)
-        model, manifest = load_model(model_dir)
+        warnings.simplefilter("always", ModelSignatureWarning)
+        loaded = load_model_directory(model_dir)
     for w in caught:
         err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
-    cfg = config_from_dict(manifest["config"], source=f"of the model {str(model_dir)!r}")
+    if "config" not in loaded.manifest:
+        raise UntrustedModelError(
+            f"{str(model_dir / MANIFEST_FILE)!r} has no 'config': the commands read the "
+            "attributes, scale and treatments from it; retrain it with engagekit train",
+            file=MANIFEST_FILE,
+        )
+    cfg = config_from_dict(loaded.manifest["config"], source=f"of the model {str(model_dir)!r}")
     if config is not None:
         from ..config import check_compatible
 
         given = _config(config)
         check_compatible(given, cfg, f"the config {str(config)!r}", f"the model {str(model_dir)!r}")
         cfg = given
-    return model, manifest, cfg
+    return loaded, cfg
 
 
 def _refuse_unfit(manifest: dict, model_dir: Path, allow: bool) -> None:

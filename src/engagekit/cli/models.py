@@ -12,6 +12,7 @@ from ._app import (
     BootstrapOption,
     ConfigOption,
     EncodingOption,
+    EscapeFormulasOption,
     ModelConfigOption,
     QueryOption,
     SepOption,
@@ -76,11 +77,11 @@ def train(
     whose outcome is empty (and says how many), cross-validates grouped by patient,
     calibrates inside the training data, and writes the model (secure skops format),
     manifest.json and metrics.json (with patient-bootstrap 95% CIs, per treatment and
-    per subgroup) and model_card.md to --out.
+    per subgroup), model_card.md and integrity.json (every file's hash; signed when
+    ENGAGEKIT_MODEL_KEY is set) to --out, replacing a previous model there whole.
     """
-    from ..io import write_json
-    from ..io.model_store import data_fingerprint, read_manifest, save_model
-    from ..io.write import write_text
+    from ..io.model_store import check_replaceable, data_fingerprint, save_model
+    from ..io.write import check_writable
     from ..models import train_model
     from ..report import model_card, training_steps_sentences
 
@@ -89,6 +90,9 @@ def train(
         raise typer.BadParameter("choose auto, logistic or gbm", param_hint="--model")
     rule = _parse_flag_rule(flag_rule)
     temporal_split = _iso_day(temporal_split, "--temporal-split")
+    # in a second, not after the training
+    check_writable(out_dir / "metrics.json", what=f"the model directory {str(out_dir)!r}")
+    check_replaceable(out_dir)
     cfg = _config(config)
     encounters, cfg = _read_valid(Source(data, table, query, encoding, sep), cfg)
     if temporal_split is not None:
@@ -132,9 +136,9 @@ def train(
             "training_steps": metrics["training_steps"],
             "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))},
         },
+        metrics=metrics,
+        model_card=model_card,
     )
-    write_json(metrics, out_dir / "metrics.json")
-    write_text(model_card(read_manifest(out_dir), metrics), out_dir / "model_card.md")
     out.print(
         f"[bold]{target}[/bold]: {result.model.kind} model chosen "
         f"(cross-validated log loss: "
@@ -246,6 +250,7 @@ def predict(
     model_dir: Annotated[Path, typer.Argument(help="A model directory written by train.")],
     data: Annotated[str, typer.Argument(help="Encounters to score (CSV, Parquet, database URL).")],
     out_file: Annotated[Path, typer.Option("--out", help="Predictions file (CSV or Parquet).")],
+    escape_formulas: EscapeFormulasOption = True,
     table: TableOption = None,
     query: QueryOption = None,
     encoding: EncodingOption = "utf-8",
@@ -262,7 +267,9 @@ def predict(
     import pandas as pd
 
     from ..io import write_table
+    from ..io.write import check_writable
 
+    check_writable(out_file)
     model, manifest, cfg = _load(model_dir, config)
     _refuse_unfit(manifest, model_dir, allow_unfit_model)
     encounters, cfg = _read_valid(
@@ -277,7 +284,7 @@ def predict(
             column: p,
         }
     )
-    write_table(frame, out_file)
+    write_table(frame, out_file, escape_formulas=escape_formulas)
     out.print(f"{len(frame):,} encounters scored → {str(out_file)!r} ({column}).")
 
 
@@ -301,8 +308,10 @@ def evaluate(
     """
     from ..errors import ContractError
     from ..io import write_json
+    from ..io.write import check_writable
     from ..models import evaluate_model_predictions, labelled_rows
 
+    check_writable(out_file)
     model, _manifest, cfg = _load(model_dir, config)
     encounters, cfg = _read_valid(
         Source(data, table, query, encoding, sep), cfg, model_features=model.feature_names

@@ -15,15 +15,13 @@ from ._app import (
     Source,
     TableOption,
     _config,
-    _load,
+    _load_directory,
     _read_valid,
     _with_progress,
     app,
     err,
     out,
 )
-
-_HETEROGENEITY_KEYS = ("target", "attributes", "method")
 
 
 @app.command()
@@ -73,20 +71,29 @@ def report(
     refused. Without --config, the first model's config is used.
     """
     from ..errors import DataReadError
-    from ..io.model_store import read_metrics
-    from ..io.results import read_result
-    from ..io.write import write_text
+    from ..io.model_store import METRICS_FILE
+    from ..io.results import read_heterogeneity_result, read_power_result
+    from ..io.write import check_writable, write_text
     from ..report import ReportModel, build_report
 
     if out_file.suffix.lower() not in (".html", ".htm"):
         raise typer.BadParameter("the report must be an .html file", param_hint="--out")
-    _check_writable(out_file)
+    # in a second, not after building the report (the model cards go beside it)
+    check_writable(out_file)
     models, model_configs = [], []
     for model_dir in model_dirs:
-        model, manifest, model_cfg = _load(model_dir)
+        # model, manifest and metrics read at one moment, all checked against the
+        # directory's integrity record
+        loaded, model_cfg = _load_directory(model_dir)
+        if loaded.metrics is None:
+            raise DataReadError(
+                f"{str(model_dir)!r} has no {METRICS_FILE}; train the model with engagekit "
+                "train, which writes it"
+            )
         model_configs.append(model_cfg)
-        metrics = read_metrics(model_dir)
-        models.append(ReportModel(model, manifest, metrics, source=str(model_dir)))
+        models.append(
+            ReportModel(loaded.model, loaded.manifest, loaded.metrics, source=str(model_dir))
+        )
     targets = [m.target for m in models]
     for target in set(targets):
         if targets.count(target) > 1:
@@ -97,9 +104,7 @@ def report(
             )
     analyses = []
     for path in heterogeneity or []:
-        result = read_result(
-            path, "a result of engagekit heterogeneity", required=_HETEROGENEITY_KEYS
-        )
+        result = read_heterogeneity_result(path)
         if result["target"] not in targets:
             raise typer.BadParameter(
                 f"{str(path)!r} analyses {result['target']!r}, which no --model predicts "
@@ -114,12 +119,7 @@ def report(
         analyses.append(result)
     simulated = None
     if power is not None:
-        simulated = read_result(power, "a result of engagekit power")
-        if "power_differs" not in simulated and "target_power" not in simulated:
-            raise DataReadError(
-                f"{str(power)!r} is not a result of engagekit power: it has neither "
-                "'power_differs' nor 'target_power'"
-            )
+        simulated = read_power_result(power)
     cfg = _config(config) if config is not None else model_configs[0]
     features = [f for m in models for f in m.model.feature_names]
     encounters, cfg = _read_valid(
@@ -150,18 +150,3 @@ def report(
         f"{built.seconds:.0f} s); model cards: {', '.join(repr(str(c)) for c in cards)}.",
         highlight=False,
     )
-
-
-def _check_writable(path: Path) -> None:
-    """Refuse early, before minutes of work, an output whose folder cannot be made."""
-    from ..errors import OutputError
-
-    if path.is_dir():
-        raise OutputError(f"cannot write the report to {str(path)!r}: it is a directory")
-    ancestor = path.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise OutputError(
-            f"cannot write the report to {str(path)!r}: {str(ancestor)!r} is a file, not a folder"
-        )
