@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from _cli import assert_no_traceback, run, run_process
+from _golden import demo_record, differences
 
 TARGETS = ("attended_next", "adherent")
 PATIENTS = 1000
@@ -122,3 +123,19 @@ def test_a_second_run_into_the_same_folder_replaces_the_first(demo, tmp_path):
     with sqlite3.connect(folder / "scores.sqlite") as conn:
         (n,) = conn.execute("SELECT count(DISTINCT encounter_id) FROM scores_adherent").fetchone()
     assert n == len(pd.read_csv(folder / "encounters.csv"))
+
+
+def test_the_demo_computes_and_says_what_the_golden_copy_holds(demo):
+    """Refactors keep outputs: every JSON result, the forecast, the model cards and the
+    report's visible text equal a golden copy of a demo run (made as
+    ``tests/data/golden_demo/README.md`` says), up to what differs between two runs of
+    the same code (times, versions, the model file's hash) and float round-off."""
+    folder, result = demo
+    assert result.returncode == 0, result.stdout + result.stderr
+    golden = json.loads((Path(__file__).parent / "data/golden_demo/demo_record.json").read_text())
+    # through JSON, as the golden copy was written: tuples become lists
+    actual = json.loads(json.dumps(demo_record(folder)))
+    found = differences(actual, golden)
+    assert not found, f"{len(found)} differences from the golden demo, e.g.:\n" + "\n".join(
+        found[:25]
+    )
