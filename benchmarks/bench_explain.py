@@ -36,8 +36,8 @@ from _common import peak_rss_mb, summary, timed, write_result
 from engagekit import simulate_encounters
 from engagekit.config import load_config
 from engagekit.explain import explain_predictions
-from engagekit.explain.shap_values import _import_shap
 from engagekit.models import fit_model
+from engagekit.models.kinds._tree_shap import import_shap
 
 ENCOUNTERS_PER_PATIENT = 5.3
 TRAINING_ROWS = 100_000
@@ -93,7 +93,7 @@ def shap_rate(explainer, X: np.ndarray, repeats: int) -> tuple[dict[str, Any], f
 
 def baseline(train, encounters, design_model, repeats: int, limit_s: float, seed: int):
     """A default HGB on the same features, explained by shap.TreeExplainer."""
-    shap = _import_shap()
+    shap = import_shap()
     known = train[TARGET].notna().to_numpy()
     X_train = design_model.design(train).to_numpy()[known]
     hgb = HistGradientBoostingClassifier(random_state=seed)
@@ -125,7 +125,7 @@ def baseline(train, encounters, design_model, repeats: int, limit_s: float, seed
 
 def reference_same_trees(gbm_model, encounters, seed: int) -> dict[str, Any]:
     """shap on the gbm model's own trees, for the speed of the same exact numbers."""
-    shap = _import_shap()
+    shap = import_shap()
     rng = np.random.default_rng(seed)
     rows = np.sort(
         rng.choice(len(encounters), size=min(REFERENCE_ROWS, len(encounters)), replace=False)

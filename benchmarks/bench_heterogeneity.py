@@ -173,12 +173,12 @@ def _power_replicate(n_patients: int, seed: int, target: str, config, deviation)
         out["fit_error"] = str(error)
         out["error_type"] = type(error).__name__
     else:
-        out["verdicts"] = {a["attribute"]: a["verdict"] for a in result["attributes"]}
-        out["p_adjusted"] = {a["attribute"]: a["p_adjusted"] for a in result["attributes"]}
-        deviating = next(a for a in result["attributes"] if a["attribute"] == attribute)
-        largest = max(deviating["by_treatment"], key=lambda r: r["odds_ratio"])
-        out["largest_odds_ratio_treatment"] = largest["treatment"]
-        out["cov_type"] = result["method"]["cov_type"]
+        out["verdicts"] = {a.attribute: a.verdict for a in result.attributes}
+        out["p_adjusted"] = {a.attribute: a.p_adjusted for a in result.attributes}
+        deviating = next(a for a in result.attributes if a.attribute == attribute)
+        largest = max(deviating.by_treatment, key=lambda r: r.odds_ratio)
+        out["largest_odds_ratio_treatment"] = largest.treatment
+        out["cov_type"] = result.method.cov_type
     out["analysis_s"] = time.perf_counter() - simulated
     out["simulate_s"] = simulated - start
     return out

@@ -116,7 +116,7 @@ def cost(rows, seed):
         # this part runs in its own process, so the peak is the training's own
         "peak_rss_mb": peak_rss_mb(),
         "chosen": result.selection["chosen"],
-        "bootstrap_replicates": result.metrics.get("n_boot"),
+        "bootstrap_replicates": result.metrics.n_boot,
         "target_s": 300,
         "target_memory_mb": 4000,
     }

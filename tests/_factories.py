@@ -124,6 +124,17 @@ def model_with_flag_rule(encounters: pd.DataFrame, target: str, kind: str, confi
     return model, rule
 
 
+def model_with_manifest(encounters: pd.DataFrame, target: str, kind: str, config, seed: int):
+    """``(model, manifest)``: a model of ``target`` trained on ``encounters`` as
+    ``engagekit train`` trains it (quickly: 2 folds, no bootstrap), with its at-risk flag
+    rule (the top 10% of risk, chosen on the cross-validated predictions), and the
+    manifest that train records (not yet stamped by saving)."""
+    from engagekit.models import build_manifest, train_model
+
+    trained = train_model(encounters, target, kind, config, n_splits=2, seed=seed, n_boot=0)
+    return trained.model, build_manifest(trained, config, encounters, source="simulated")
+
+
 def flat_encounter_rows(n_patients: int = 60) -> pd.DataFrame:
     """A valid raw table in which no predictor varies: one session per patient, the same
     treatment, ratings and covariates throughout, and a third of the patients missing

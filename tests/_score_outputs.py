@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 
 from _cli import run
-from _factories import model_with_flag_rule, write_csv
+from _factories import model_with_manifest, write_csv
 from engagekit import load_config, simulate_encounters
 from engagekit.io.model_store import save_model
 
@@ -35,28 +35,12 @@ def make_score_service(folder: Path) -> Path:
     encounters = simulate_encounters(80, seed=17, config=config).encounters
     write_csv(encounters, folder / "encounters.csv")
     for target in MODELS:
-        model, rule = model_with_flag_rule(encounters, target, "logistic", config, seed=6)
-        save_scoring_model(model, rule, target, config, folder / target)
+        model, manifest = model_with_manifest(encounters, target, "logistic", config, seed=6)
+        save_model(model, folder / target, manifest)
         (folder / f"clean_{target}").mkdir()
         result = run(*score_args(folder, target), cwd=folder / f"clean_{target}")
         assert result.returncode == 0, result.stderr
     return folder
-
-
-def save_scoring_model(model, rule, target: str, config, directory: Path) -> Path:
-    """Save a fitted model and its flag rule as ``engagekit train`` would for score."""
-    save_model(
-        model,
-        directory,
-        {
-            "target": target,
-            "kind": model.kind,
-            "features": model.feature_names,
-            "config": config.model_dump(mode="json"),
-            "flag_rule": rule.to_dict(),
-        },
-    )
-    return directory
 
 
 @dataclass(frozen=True)

@@ -255,6 +255,18 @@ def test_a_bad_flag_rule_is_refused_before_training(service, tmp_path, rule, mes
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize("model", ["svm", "Logistic", "auto,gbm"])
+def test_a_model_kind_not_offered_is_refused_naming_every_choice(service, tmp_path, model):
+    result = run(
+        "train", service / "train.csv", "--target", "adherent", "--model", model,
+        "--out", "m", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    assert f"'{model}' is not one of 'auto', 'logistic', 'gbm'" in result.stderr
+    assert not (tmp_path / "m").exists()
+
+
 def test_forecast_counts_every_encounter_per_treatment(trained, service, tmp_path):
     model_dir = _copy_model(trained, tmp_path)
     result = run(
@@ -323,6 +335,7 @@ def test_train_saves_a_model_no_better_than_chance_marked_unfit(unfit):
 
 
 def test_train_says_what_ran_as_metrics_json_records_it(trained):
+    from engagekit.models import TrainingSteps
     from engagekit.report import training_steps_sentences
 
     model_dir, result = trained
@@ -340,7 +353,7 @@ def test_train_says_what_ran_as_metrics_json_records_it(trained):
     assert final["tuning"] == "tuned"
     assert len(steps["cross_validation_folds"]) == 3
     screen = " ".join(result.stdout.split())
-    for sentence in training_steps_sentences(steps):
+    for sentence in training_steps_sentences(TrainingSteps.from_dict(steps)):
         assert " ".join(sentence.split()) in screen
     assert "Fit for use: its cross-validated AUROC is" in screen
     assert "NOT FIT FOR USE" not in screen

@@ -14,7 +14,7 @@ import pyarrow.csv as pacsv
 import pytest
 
 from _cli import ENGAGEKIT, assert_no_traceback, run
-from _factories import model_with_flag_rule, with_cell, write_csv
+from _factories import model_with_manifest, with_cell, write_csv
 from engagekit import load_config, simulate_encounters
 from engagekit.flags import choose_flag_rule
 from engagekit.io.model_store import load_model, save_model
@@ -30,18 +30,8 @@ def service(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("score")
     encounters = simulate_encounters(700, seed=31, config=CONFIG).encounters
     write_csv(encounters, tmp / "encounters.csv")
-    model, rule = model_with_flag_rule(encounters, "attended_next", "gbm", CONFIG, seed=3)
-    save_model(
-        model,
-        tmp / "model",
-        {
-            "target": "attended_next",
-            "kind": "gbm",
-            "features": model.feature_names,
-            "config": CONFIG.model_dump(mode="json"),
-            "flag_rule": rule.to_dict(),
-        },
-    )
+    model, manifest = model_with_manifest(encounters, "attended_next", "gbm", CONFIG, seed=3)
+    save_model(model, tmp / "model", manifest)
     return tmp
 
 
@@ -194,9 +184,8 @@ def refusing(service, tmp_path_factory) -> Path:
     empty), and ``bad.csv`` (breaks the contract)."""
     tmp = tmp_path_factory.mktemp("refusing")
     model, manifest = load_model(service / "model")
-    save_model(
-        model, tmp / "unfit", {**manifest, "fit_for_use": False, "unfit_reason": "AUROC 0.5"}
-    )
+    unfit = manifest.model_copy(update={"fit_for_use": False, "unfit_reason": "AUROC 0.5"})
+    save_model(model, tmp / "unfit", unfit)
     encounters = simulate_encounters(700, seed=31, config=CONFIG).encounters
     known = encounters["attended_next"].notna()
     rule = choose_flag_rule(
@@ -206,7 +195,7 @@ def refusing(service, tmp_path_factory) -> Path:
         3,
         encounters.loc[known, "practitioner_id"],
     )
-    save_model(model, tmp / "per_practitioner", {**manifest, "flag_rule": rule.to_dict()})
+    save_model(model, tmp / "per_practitioner", manifest.model_copy(update={"flag_rule": rule}))
     write_csv(encounters.drop(columns="practitioner_id"), tmp / "no_practitioner.csv")
     gaps = encounters["practitioner_id"].mask(encounters.index < 5)
     write_csv(encounters.assign(practitioner_id=gaps), tmp / "practitioner_gaps.csv")

@@ -668,14 +668,15 @@ def evaluated(make_clustered):
 def test_evaluate_predictions_top_level(evaluated):
     out, (y, p, groups, _) = evaluated
     for name in POINT_METRICS[:-1]:
-        for key in (name, f"{name}_ci_low", f"{name}_ci_high"):
-            assert isinstance(out[key], float), key
-        assert out[f"{name}_ci_low"] <= out[name] <= out[f"{name}_ci_high"], name
-    assert out["n_encounters"] == y.size
-    assert out["n_patients"] == len(set(groups))
-    assert out["auroc"] == pytest.approx(auroc_by_pairs(y, p), abs=1e-12)
-    assert len(out["calibration_curve"]) == 10
-    assert out["calibration_curve"][0].keys() == {
+        estimate = out.overall.estimate(name)
+        for value in (estimate.value, estimate.ci_low, estimate.ci_high):
+            assert isinstance(value, float), name
+        assert estimate.ci_low <= estimate.value <= estimate.ci_high, name
+    assert out.overall.n_encounters == y.size
+    assert out.overall.n_patients == len(set(groups))
+    assert out.overall.auroc.value == pytest.approx(auroc_by_pairs(y, p), abs=1e-12)
+    assert len(out.calibration_curve) == 10
+    assert out.to_dict()["calibration_curve"][0].keys() == {
         "bin",
         "mean_predicted",
         "observed_rate",
@@ -684,8 +685,8 @@ def test_evaluate_predictions_top_level(evaluated):
         "ci_high",
     }
     # the ROC curve is of p for y = 1, as the AUROC, and its full-resolution area is it
-    roc = pd.DataFrame(out["roc_curve"])
-    assert out["roc_curve"][0]["threshold"] is None  # inf is not JSON
+    roc = pd.DataFrame(out.to_dict()["roc_curve"])
+    assert out.roc_curve[0].threshold is None  # inf is not JSON
     fpr, tpr, _ = skm.roc_curve(y, p)
     assert roc["true_positive_rate"].iloc[-1] == 1.0 and len(roc) <= 200
     assert trapezoid_area(roc["false_positive_rate"], roc["true_positive_rate"]) == pytest.approx(
@@ -693,44 +694,48 @@ def test_evaluate_predictions_top_level(evaluated):
     )
     # the flagged event is the bad outcome, y = 0, with risk 1 - p
     expected = decision_curve(1 - y, 1 - p)
-    got = pd.DataFrame(out["decision_curve"])
+    got = pd.DataFrame(out.to_dict()["decision_curve"])
     np.testing.assert_allclose(got["net_benefit_model"], expected["net_benefit_model"])
-    assert out["decision_curve_flagged_outcome"] == 0
+    assert out.decision_curve_flagged_outcome == 0
 
 
 def test_evaluate_predictions_equals_cluster_bootstrap(evaluated):
     out, (y, p, groups, _) = evaluated
     reference = cluster_bootstrap(y, p, groups, without_weights, n_boot=60, seed=2)
     for name in POINT_METRICS[:-1]:
-        for key in (name, f"{name}_ci_low", f"{name}_ci_high"):
-            tol = 1e-6 if name.startswith("calibration") else 1e-9
-            assert same(out[key], reference[key], tol), key
-        assert out[f"{name}_n_boot"] == reference[f"{name}_n_boot"]
+        estimate = out.overall.estimate(name)
+        tol = 1e-6 if name.startswith("calibration") else 1e-9
+        assert same(estimate.value, reference[name], tol), name
+        assert same(estimate.ci_low, reference[f"{name}_ci_low"], tol), name
+        assert same(estimate.ci_high, reference[f"{name}_ci_high"], tol), name
+        assert estimate.n_boot == reference[f"{name}_n_boot"]
 
 
 def test_evaluate_predictions_subgroups(evaluated):
     out, (y, p, groups, treatment) = evaluated
-    assert set(out["by_treatment"]) == {"cbt_online", "antidepressants", "listening_visits"}
-    cbt = out["by_treatment"]["cbt_online"]
+    by_treatment = out.by_group["treatment"]
+    assert set(by_treatment) == {"cbt_online", "antidepressants", "listening_visits"}
+    cbt = by_treatment["cbt_online"]
     rows = treatment == "cbt_online"
-    assert cbt["n_encounters"] == rows.sum()
-    assert cbt["n_patients"] == len(set(groups[rows]))
-    assert cbt["auroc"] == pytest.approx(auroc_by_pairs(y[rows], p[rows]), abs=1e-12)
-    assert cbt["note"] is None
+    assert cbt.n_encounters == rows.sum()
+    assert cbt.n_patients == len(set(groups[rows]))
+    assert cbt.auroc.value == pytest.approx(auroc_by_pairs(y[rows], p[rows]), abs=1e-12)
+    assert cbt.note is None
 
-    one_class = out["by_treatment"]["listening_visits"]
-    assert one_class["note"].startswith("metrics not computed: only one outcome class")
+    one_class = by_treatment["listening_visits"]
+    assert one_class.note.startswith("metrics not computed: only one outcome class")
     for name in POINT_METRICS[:-1]:
-        assert one_class[name] is None
-        assert one_class[f"{name}_ci_low"] is None
-    assert set(out["by_gender"]) == {"female", "(missing)"}
-    assert "fewer than" in out["by_gender"]["(missing)"]["note"]
+        assert one_class.estimate(name).value is None
+        assert one_class.estimate(name).ci_low is None
+    assert set(out.by_group["gender"]) == {"female", "(missing)"}
+    assert "fewer than" in out.by_group["gender"]["(missing)"].note
 
 
 def test_evaluate_predictions_is_plain_json(evaluated):
     out, _ = evaluated
-    json.dumps(out, allow_nan=False)
-    for path, value in walk(out):
+    record = out.to_dict()
+    json.dumps(record, allow_nan=False)
+    for path, value in walk(record):
         assert value is None or type(value) in (str, int, float, bool), path
 
 
@@ -739,11 +744,11 @@ def test_evaluate_predictions_with_one_class_overall():
     p = np.linspace(0.3, 0.9, 60)
     groups = np.repeat(np.arange(20), 3)
     out = evaluate_predictions(y, p, groups, n_boot=20)
-    assert out["auroc"] is None and out["calibration_slope"] is None
-    assert out["roc_curve"] is None
-    assert "only one outcome class" in out["note"]
-    assert out["prevalence"] == 1.0
-    json.dumps(out, allow_nan=False)
+    assert out.overall.auroc.value is None and out.overall.calibration_slope.value is None
+    assert out.roc_curve is None
+    assert "only one outcome class" in out.overall.note
+    assert out.overall.prevalence.value == 1.0
+    json.dumps(out.to_dict(), allow_nan=False)
 
 
 # --------------------------------------------------------------------------- the flagged outcome
@@ -762,26 +767,29 @@ def test_flagged_auprc_is_the_average_precision_of_the_bad_outcome(make_clustere
     by = pd.DataFrame({"half": np.where(groups < 60, "first", "second")})
     out = evaluate_predictions(y, p, groups, by=by, n_boot=60, seed=4)
     expected = skm.average_precision_score(1 - y, 1 - p)
-    assert out[FLAGGED_AUPRC] == pytest.approx(expected, abs=1e-12)
+    flagged = out.overall.estimate(FLAGGED_AUPRC)
+    assert flagged.value == pytest.approx(expected, abs=1e-12)
     # not the AUPRC of y = 1, which sits near the base rate of the common outcome
-    assert out["auprc"] == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
+    assert out.overall.auprc.value == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
     # its interval: the same replicates, each scored by scikit-learn
     reference = cluster_bootstrap(y, p, groups, flagged_average_precision, n_boot=60, seed=4)
-    for key in (f"{FLAGGED_AUPRC}_ci_low", f"{FLAGGED_AUPRC}_ci_high", f"{FLAGGED_AUPRC}_n_boot"):
-        assert out[key] == pytest.approx(reference[key], abs=1e-9), key
+    assert flagged.ci_low == pytest.approx(reference[f"{FLAGGED_AUPRC}_ci_low"], abs=1e-9)
+    assert flagged.ci_high == pytest.approx(reference[f"{FLAGGED_AUPRC}_ci_high"], abs=1e-9)
+    assert flagged.n_boot == reference[f"{FLAGGED_AUPRC}_n_boot"]
     first = groups < 60
-    assert out["by_half"]["first"][FLAGGED_AUPRC] == pytest.approx(
+    assert out.by_group["half"]["first"].estimate(FLAGGED_AUPRC).value == pytest.approx(
         skm.average_precision_score(1 - y[first], 1 - p[first]), abs=1e-12
     )
     # flagging the outcome coded 1 instead makes it the usual AUPRC
     other = evaluate_predictions(y, p, groups, n_boot=0, flagged_outcome=1)
-    assert other[FLAGGED_AUPRC] == other["auprc"]
+    assert other.overall.estimate(FLAGGED_AUPRC).value == other.overall.auprc.value
 
 
 def test_flagged_auprc_is_undefined_with_one_outcome_class():
     out = evaluate_predictions(np.ones(60), np.linspace(0.3, 0.9, 60), np.arange(60) // 3)
-    assert out[FLAGGED_AUPRC] is None and out[f"{FLAGGED_AUPRC}_ci_low"] is None
-    assert f"{FLAGGED_AUPRC}: only one outcome class" in out["note"]
+    flagged = out.overall.estimate(FLAGGED_AUPRC)
+    assert flagged.value is None and flagged.ci_low is None
+    assert f"{FLAGGED_AUPRC}: only one outcome class" in out.overall.note
 
 
 # --------------------------------------------------------------------------- decision thresholds
@@ -812,7 +820,7 @@ def test_evaluate_predictions_computes_the_curve_at_the_thresholds_given(make_cl
     y, p, groups = make_clustered(n_patients=80, seed=3)
     thresholds = decision_thresholds(0.56)
     out = evaluate_predictions(y, p, groups, n_boot=0, decision_thresholds=thresholds)
-    got = pd.DataFrame(out["decision_curve"])
+    got = pd.DataFrame(out.to_dict()["decision_curve"])
     expected = decision_curve(1 - y, 1 - p, thresholds)
     np.testing.assert_allclose(got["threshold"], thresholds)
     np.testing.assert_allclose(got["net_benefit_model"], expected["net_benefit_model"])

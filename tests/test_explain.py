@@ -21,12 +21,12 @@ from engagekit import (
     simulate_encounters,
 )
 from engagekit.explain import attribute_importance, explain_predictions, rank_agreement
-from engagekit.explain import shap_values as shap_module
 from engagekit.models import LogitRecalibration, fit_model
+from engagekit.models.kinds import _tree_shap as tree_shap_module
 
 # shap is the reference implementation of TreeSHAP (imported without the matplotlib
-# deprecation note its import raises, see _import_shap)
-shap = shap_module._import_shap()
+# deprecation note its import raises, see import_shap)
+shap = tree_shap_module.import_shap()
 TARGET = "adherent"
 RECALIBRATIONS = {
     "identity": LogitRecalibration(),
@@ -146,7 +146,7 @@ def test_gbm_values_equal_shap_tree_explainer(models, encounters, explanations):
 def test_gbm_values_do_not_depend_on_how_the_trees_are_processed(
     models, encounters, explanations, monkeypatch, setting, value
 ):
-    monkeypatch.setattr(shap_module, setting, value)
+    monkeypatch.setattr(tree_shap_module, setting, value)
     other = explain_predictions(models["gbm"], encounters, n_jobs=2, chunk_rows=500)
     np.testing.assert_allclose(other.values, explanations["gbm"].values, rtol=0, atol=1e-10)
     assert other.base_value == pytest.approx(explanations["gbm"].base_value, abs=1e-10)
@@ -168,10 +168,10 @@ def test_tree_shap_matches_shap_on_arbitrary_trees_and_threshold_ties(seed, leve
         max_iter=8, max_leaf_nodes=leaves, max_depth=depth, min_samples_leaf=5, random_state=0
     ).fit(X, y)
     # rows exactly on the split thresholds: a tie goes left, as in scikit-learn
-    assert all(shap_module._tabulable(p[0].nodes) for p in estimator._predictors)
+    assert all(tree_shap_module._tabulable(p[0].nodes) for p in estimator._predictors)
     thresholds = np.concatenate([p[0].nodes["num_threshold"] for p in estimator._predictors])
     X = np.vstack([X, np.tile(thresholds[:, None], (1, 5))])
-    base, values = shap_module._tree_shap(estimator, X, n_threads=1, chunk_rows=128)
+    base, values = tree_shap_module.tree_shap(estimator, X, n_threads=1, chunk_rows=128)
     reference = shap.TreeExplainer(estimator)
     np.testing.assert_allclose(values, reference.shap_values(X, check_additivity=False), atol=1e-10)
     total = base + values.sum(axis=1)

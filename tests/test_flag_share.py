@@ -30,7 +30,7 @@ from engagekit.flags import (
     flag_thresholds,
 )
 from engagekit.io.scores import write_scores
-from engagekit.models import train_model
+from engagekit.models import ModelManifest, build_manifest, train_model
 from engagekit.scoring import score_encounters
 
 CONFIG = load_config()
@@ -57,10 +57,9 @@ def _trained_service(n_patients: int, seed: int):
     trained = train_model(
         encounters, "attended_next", "logistic", CONFIG, n_splits=2, n_boot=0, seed=seed
     )
-    manifest = json.loads(
-        json.dumps({"model_sha256": f"{seed:064d}", "flag_rule": trained.flag_rule.to_dict()})
-    )
-    return encounters, manifest, trained.model
+    manifest = build_manifest(trained, CONFIG, encounters, source="simulated")
+    record = manifest.model_copy(update={"model_sha256": f"{seed:064d}"}).to_dict()
+    return encounters, ModelManifest.from_dict(json.loads(json.dumps(record))), trained.model
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -69,7 +68,7 @@ def test_a_top_10_percent_rule_flags_about_10_percent_at_every_service_size(
     tmp_path, n_patients, seed
 ):
     encounters, manifest, model = _trained_service(n_patients, seed)
-    rule = FlagRule.from_dict(manifest["flag_rule"])
+    rule = manifest.flag_rule
     assert (rule.rule, rule.value) == ("top_percent", 10)
     flags = score_encounters(model, encounters, CONFIG, rule)["flag"]
     high = float((flags == "high").mean())

@@ -15,7 +15,14 @@ from statsmodels.stats.multitest import multipletests
 from _cli import assert_no_traceback, run
 from engagekit.config import Config, config_from_dict, load_config
 from engagekit.errors import AnalysisError, ContractError
-from engagekit.heterogeneity import fit_gee, heterogeneity_analysis, slope_name
+from engagekit.heterogeneity import (
+    AttributeResult,
+    HeterogeneityResult,
+    TreatmentEffect,
+    fit_gee,
+    heterogeneity_analysis,
+    slope_name,
+)
 from engagekit.heterogeneity.analysis import _design, _verdict
 from engagekit.heterogeneity.plot import forest_plot
 from engagekit.simulation import parse_heterogeneity, simulate_encounters
@@ -25,7 +32,7 @@ DEVIATING = ("active_listening", "cbt_online")
 
 
 @pytest.fixture(scope="module")
-def deviating() -> tuple[pd.DataFrame, dict]:
+def deviating() -> tuple[pd.DataFrame, HeterogeneityResult]:
     """4,000 patients; online CBT's active-listening effect on adherence is +0.5 log-odds
     per point larger than elsewhere (the issue's acceptance setting)."""
     spec = parse_heterogeneity(f"{DEVIATING[0]}:{DEVIATING[1]}:0.5:adherent", CONFIG)
@@ -34,33 +41,33 @@ def deviating() -> tuple[pd.DataFrame, dict]:
 
 
 @pytest.fixture(scope="module")
-def null_result() -> tuple[pd.DataFrame, dict]:
+def null_result() -> tuple[pd.DataFrame, HeterogeneityResult]:
     encounters = simulate_encounters(1500, seed=12).encounters
     return encounters, heterogeneity_analysis(encounters, "adherent", CONFIG)
 
 
-def _by_name(result: dict) -> dict[str, dict]:
-    return {a["attribute"]: a for a in result["attributes"]}
+def _by_name(result: HeterogeneityResult) -> dict[str, AttributeResult]:
+    return {a.attribute: a for a in result.attributes}
 
 
 def test_the_deviating_attribute_differs_and_no_other_is_flagged(deviating):
     _, result = deviating
     attributes = _by_name(result)
     attribute, treatment = DEVIATING
-    assert attributes[attribute]["verdict"] == "differs"
-    assert attributes[attribute]["p_adjusted"] < 0.05
-    by_treatment = attributes[attribute]["by_treatment"]
-    largest = max(by_treatment, key=lambda r: r["odds_ratio"])
-    assert largest["treatment"] == treatment
+    assert attributes[attribute].verdict == "differs"
+    assert attributes[attribute].p_adjusted < 0.05
+    by_treatment = attributes[attribute].by_treatment
+    largest = max(by_treatment, key=lambda r: r.odds_ratio)
+    assert largest.treatment == treatment
     for name, a in attributes.items():
         if name != attribute:
-            assert a["verdict"] != "differs", (name, a["p_adjusted"])
+            assert a.verdict != "differs", (name, a.p_adjusted)
     # the estimate recovers the truth: common slope + 0.5 in online CBT
-    slopes = {r["treatment"]: r["log_odds"] for r in by_treatment}
+    slopes = {r.treatment: r.log_odds for r in by_treatment}
     others = np.mean([v for t, v in slopes.items() if t != treatment])
     assert slopes[treatment] - others == pytest.approx(0.5, abs=0.15)
     # the sentence names the treatment by the config's label, never by its code
-    sentence = attributes[attribute]["sentence"]
+    sentence = attributes[attribute].sentence
     assert "strongest in Online CBT" in sentence
     assert treatment not in sentence
     assert sentence.startswith("The effect of active listening on adherence differs")
@@ -68,47 +75,48 @@ def test_the_deviating_attribute_differs_and_no_other_is_flagged(deviating):
 
 def test_with_no_heterogeneity_nothing_differs(null_result):
     _, result = null_result
-    for a in result["attributes"]:
-        assert a["verdict"] in ("equivalent", "inconclusive"), (a["attribute"], a["p_adjusted"])
+    for a in result.attributes:
+        assert a.verdict in ("equivalent", "inconclusive"), (a.attribute, a.p_adjusted)
 
 
 def test_the_result_has_the_documented_fields(null_result):
     encounters, result = null_result
+    record = json.loads(json.dumps(result.to_dict(), allow_nan=False))  # JSON-ready
     for key in ("target", "n_encounters", "n_patients", "method", "attributes"):
-        assert key in result
+        assert key in record
     for key in ("cov_type", "working_correlation", "margin", "versions", "data_sha256"):
-        assert key in result["method"]
-    assert result["method"]["cov_type"] == "kauermann_carroll"
-    first = result["attributes"][0]
+        assert key in record["method"]
+    assert result.method.cov_type == "kauermann_carroll"
+    first = result.attributes[0]
     for key in ("attribute", "p_value", "p_adjusted", "verdict", "by_treatment"):
-        assert key in first
+        assert key in record["attributes"][0]
     for key in ("treatment", "odds_ratio", "ci_low", "ci_high", "ame"):
-        assert key in first["by_treatment"][0]
-    assert [r["treatment"] for r in first["by_treatment"]] == CONFIG.treatment_names
+        assert key in record["attributes"][0]["by_treatment"][0]
+    assert [r.treatment for r in first.by_treatment] == CONFIG.treatment_names
     labels = [t.label for t in CONFIG.treatments]
-    assert [r["treatment_label"] for r in first["by_treatment"]] == labels
-    json.dumps(result, allow_nan=False)  # JSON-ready
+    assert [r.treatment_label for r in first.by_treatment] == labels
     # every row is accounted for: analysed or counted under one reason
-    excluded = sum(v for k, v in result.items() if k.startswith("n_excluded"))
-    assert result["n_encounters"] + excluded == len(encounters)
-    assert result["n_excluded_missing_outcome"] == int(encounters["adherent"].isna().sum())
+    excluded = sum(v for k, v in record.items() if k.startswith("n_excluded"))
+    assert result.n_excluded == excluded
+    assert result.n_encounters + excluded == len(encounters)
+    assert result.n_excluded_missing_outcome == int(encounters["adherent"].isna().sum())
 
 
 def test_holm_adjustment_and_verdict_rules(null_result):
     _, result = null_result
-    raw = [a["p_value"] for a in result["attributes"]]
+    raw = [a.p_value for a in result.attributes]
     expected = multipletests(raw, method="holm")[1]
-    assert [a["p_adjusted"] for a in result["attributes"]] == pytest.approx(list(expected))
-    margin = result["method"]["margin"]
+    assert [a.p_adjusted for a in result.attributes] == pytest.approx(list(expected))
+    margin = result.method.margin
     assert margin == pytest.approx(math.log(1.25))
-    for a in result["attributes"]:
-        inside = all(-margin < c["ci_low"] and c["ci_high"] < margin for c in a["contrasts"])
-        assert a["equivalence"]["equivalent"] == inside
+    for a in result.attributes:
+        inside = all(-margin < c.ci_low and c.ci_high < margin for c in a.contrasts)
+        assert a.equivalence.equivalent == inside
         expected_verdict = (
-            "equivalent" if inside else "differs" if a["p_adjusted"] < 0.05 else "inconclusive"
+            "equivalent" if inside else "differs" if a.p_adjusted < 0.05 else "inconclusive"
         )
-        assert a["verdict"] == expected_verdict
-        assert len(a["contrasts"]) == 15  # every pair of six treatments
+        assert a.verdict == expected_verdict
+        assert len(a.contrasts) == 15  # every pair of six treatments
 
 
 def _kauermann_carroll_reference(X, y, params, groups):
@@ -145,12 +153,12 @@ def test_odds_ratios_and_cis_match_statsmodels_and_the_kauermann_carroll_formula
     # the correction inflates the plain sandwich, a little with 1,500 patients
     plain = pd.Series(np.sqrt(np.diag(model.cov_robust)), index=design.columns)
     assert (se > plain).all() and (se < 1.2 * plain).all()
-    for a in result["attributes"]:
-        for r in a["by_treatment"]:
-            name = slope_name(a["attribute"], r["treatment"])
-            assert r["log_odds"] == pytest.approx(params[name], abs=1e-8)
-            assert r["ci_low"] == pytest.approx(math.exp(params[name] - 1.959964 * se[name]))
-            assert r["ci_high"] == pytest.approx(math.exp(params[name] + 1.959964 * se[name]))
+    for a in result.attributes:
+        for r in a.by_treatment:
+            name = slope_name(a.attribute, r.treatment)
+            assert r.log_odds == pytest.approx(params[name], abs=1e-8)
+            assert r.ci_low == pytest.approx(math.exp(params[name] - 1.959964 * se[name]))
+            assert r.ci_high == pytest.approx(math.exp(params[name] + 1.959964 * se[name]))
 
 
 def test_bias_reduced_option_is_statsmodels_mancl_derouen(null_result):
@@ -168,10 +176,10 @@ def test_bias_reduced_option_is_statsmodels_mancl_derouen(null_result):
         family=sm.families.Binomial(),
     ).fit(cov_type="bias_reduced")
     se = pd.Series(np.sqrt(np.diag(model.cov_robust_bc)), index=design.columns)
-    first = result["attributes"][0]
-    name = slope_name(first["attribute"], first["by_treatment"][0]["treatment"])
-    assert first["by_treatment"][0]["se"] == pytest.approx(se[name], rel=1e-8)
-    assert result["method"]["cov_type"] == "bias_reduced"
+    first = result.attributes[0]
+    name = slope_name(first.attribute, first.by_treatment[0].treatment)
+    assert first.by_treatment[0].se == pytest.approx(se[name], rel=1e-8)
+    assert result.method.cov_type == "bias_reduced"
 
 
 def test_average_marginal_effect_is_the_derivative_of_the_mean_probability(null_result):
@@ -181,9 +189,9 @@ def test_average_marginal_effect_is_the_derivative_of_the_mean_probability(null_
     attribute = "support"
     params = pd.Series(
         {
-            slope_name(a["attribute"], r["treatment"]): r["log_odds"]
-            for a in result["attributes"]
-            for r in a["by_treatment"]
+            slope_name(a.attribute, r.treatment): r.log_odds
+            for a in result.attributes
+            for r in a.by_treatment
         }
     )
     design = _design(rows, CONFIG, CONFIG.treatment_names)
@@ -191,15 +199,15 @@ def test_average_marginal_effect_is_the_derivative_of_the_mean_probability(null_
     fit = fit_gee(rows["adherent"].to_numpy(float), design, rows["patient_id"].to_numpy())
     assert fit.params[params.index].to_numpy() == pytest.approx(params.to_numpy(), abs=1e-8)
     h = 1e-5
-    for r in _by_name(result)[attribute]["by_treatment"]:
-        in_treatment = (rows["treatment"] == r["treatment"]).to_numpy()
+    for r in _by_name(result)[attribute].by_treatment:
+        in_treatment = (rows["treatment"] == r.treatment).to_numpy()
         moved = rows.copy()
         moved.loc[in_treatment, attribute] = moved.loc[in_treatment, attribute] + h
         up = expit(_design(moved, CONFIG, CONFIG.treatment_names).to_numpy() @ fit.params)
         base = expit(design.to_numpy() @ fit.params)
         numeric = (up[in_treatment] - base[in_treatment]).mean() / h
-        assert r["ame"] == pytest.approx(numeric, rel=1e-4)
-        assert r["ame_ci_low"] < r["ame"] < r["ame_ci_high"]
+        assert r.ame == pytest.approx(numeric, rel=1e-4)
+        assert r.ame_ci_low < r.ame < r.ame_ci_high
 
 
 def test_a_fit_that_does_not_converge_is_refused():
@@ -228,27 +236,25 @@ def test_practitioner_clusters_need_the_column(null_result):
 def test_practitioner_clusters_give_fewer_clusters(null_result):
     encounters, result = null_result
     by_practitioner = heterogeneity_analysis(encounters, "adherent", CONFIG, cluster="practitioner")
-    assert by_practitioner["n_clusters"] == encounters["practitioner_id"].nunique()
-    assert by_practitioner["n_clusters"] < result["n_clusters"]
+    assert by_practitioner.n_clusters == encounters["practitioner_id"].nunique()
+    assert by_practitioner.n_clusters < result.n_clusters
     # same point estimates (independence working correlation), other standard errors
     a, b = (
-        result["attributes"][0]["by_treatment"][0],
-        by_practitioner["attributes"][0]["by_treatment"][0],
+        result.attributes[0].by_treatment[0],
+        by_practitioner.attributes[0].by_treatment[0],
     )
-    assert a["log_odds"] == pytest.approx(b["log_odds"])
-    assert a["ci_low"] != pytest.approx(b["ci_low"])
+    assert a.log_odds == pytest.approx(b.log_odds)
+    assert a.ci_low != pytest.approx(b.ci_low)
 
 
 def test_the_score_test_agrees_with_the_wald_test_in_large_samples(null_result):
     encounters, result = null_result
     score = heterogeneity_analysis(encounters, "adherent", CONFIG, test="score")
-    for w, s in zip(result["attributes"], score["attributes"], strict=True):
-        assert s["test"]["kind"] == "score"
-        assert 0 <= s["p_value"] <= 1
+    for w, s in zip(result.attributes, score.attributes, strict=True):
+        assert s.test.kind == "score"
+        assert 0 <= s.p_value <= 1
         # both tests of the same hypothesis on 1,500 patients: same conclusion at 5%
-        assert (w["p_value"] < 0.05) == (s["p_value"] < 0.05) or abs(
-            w["p_value"] - s["p_value"]
-        ) < 0.05
+        assert (w.p_value < 0.05) == (s.p_value < 0.05) or abs(w.p_value - s.p_value) < 0.05
 
 
 def test_one_treatment_only_is_refused(null_result):
@@ -332,17 +338,17 @@ def test_sentences_and_plot_speak_the_configs_labels_not_codes(deviating):
     encounters, _ = deviating
     config = _relabelled()
     result = heterogeneity_analysis(encounters, "adherent", config)
-    assert result["target"] == "adherent"
-    assert result["target_label"] == "Keeping to the plan"
+    assert result.target == "adherent"
+    assert result.target_label == "Keeping to the plan"
     attributes = _by_name(result)
-    assert "strongest in Computerised CBT" in attributes[DEVIATING[0]]["sentence"]
+    assert "strongest in Computerised CBT" in attributes[DEVIATING[0]].sentence
     # ("approachability" is a code and, in a sentence, its label too)
     codes = [*config.treatment_names, *config.outcome_names]
     codes += [name for name in config.attribute_names if "_" in name]
-    for a in result["attributes"]:
-        assert " on keeping to the plan " in a["sentence"], a["sentence"]
+    for a in result.attributes:
+        assert " on keeping to the plan " in a.sentence, a.sentence
         for code in codes:
-            assert code not in a["sentence"], (code, a["sentence"])
+            assert code not in a.sentence, (code, a.sentence)
     fig = forest_plot(result)
     assert fig.get_suptitle().endswith("— Keeping to the plan")
     ticks = [t.get_text().split(" (n =")[0] for t in fig.axes[0].get_yticklabels()]
@@ -350,11 +356,24 @@ def test_sentences_and_plot_speak_the_configs_labels_not_codes(deviating):
     assert "Health-visitor listening" in ticks
 
 
-_BY_TREATMENT = [
-    {"treatment": "a", "log_odds": -0.6, "odds_ratio": math.exp(-0.6)},
-    {"treatment": "b", "log_odds": -0.1, "odds_ratio": math.exp(-0.1)},
-    {"treatment": "c", "log_odds": 0.2, "odds_ratio": math.exp(0.2)},
-]
+def _effect(treatment: str, log_odds: float) -> TreatmentEffect:
+    """An effect of ``log_odds`` per point in ``treatment`` (the rest is not read)."""
+    return TreatmentEffect(
+        treatment=treatment,
+        treatment_label=treatment.upper(),
+        log_odds=log_odds,
+        se=0.1,
+        odds_ratio=math.exp(log_odds),
+        ci_low=math.exp(log_odds - 0.2),
+        ci_high=math.exp(log_odds + 0.2),
+        n_encounters=100,
+        ame=log_odds / 4,
+        ame_ci_low=log_odds / 4 - 0.05,
+        ame_ci_high=log_odds / 4 + 0.05,
+    )
+
+
+_BY_TREATMENT = [_effect("a", -0.6), _effect("b", -0.1), _effect("c", 0.2)]
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,9 @@ import pyarrow.csv as pacsv
 import pytest
 import sqlalchemy as sa
 
-from _factories import model_with_flag_rule
+from _factories import model_with_manifest
 from engagekit import load_config, simulate_encounters
-from engagekit.errors import ContractError, DataReadError, OutputError
+from engagekit.errors import ContractError, OutputError, UntrustedModelError
 from engagekit.flags import choose_flag_rule
 from engagekit.io import scores as scores_module
 from engagekit.io.scores import _ScoreFile, _ScoreStore, default_database_url, write_scores
@@ -34,9 +34,8 @@ CHUNK_ROWS = 300
 def service():
     """``(model, manifest, encounters)``: a logistic model with its flag rule."""
     encounters = simulate_encounters(300, seed=21, config=CONFIG).encounters
-    model, rule = model_with_flag_rule(encounters, "adherent", "logistic", CONFIG, seed=2)
-    manifest = {"model_sha256": "a" * 64, "flag_rule": rule.to_dict()}
-    return model, manifest, encounters
+    model, manifest = model_with_manifest(encounters, "adherent", "logistic", CONFIG, seed=2)
+    return model, manifest.model_copy(update={"model_sha256": "a" * 64}), encounters
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +44,8 @@ def expected(service):
     last bits of a float can depend on how many rows a matrix product had), flagged by
     the thresholds the rule sets on the whole table."""
     model, manifest, encounters = service
-    from engagekit.flags import FlagRule
-
-    rule = FlagRule.from_dict(manifest["flag_rule"])
-    applied = encounter_flag_thresholds(rule, 1.0 - model.predict_proba(encounters), encounters)
+    risk = 1.0 - model.predict_proba(encounters)
+    applied = encounter_flag_thresholds(manifest.flag_rule, risk, encounters)
     chunks = patient_chunks(encounters["patient_id"], CHUNK_ROWS)
     parts = [score_encounters(model, encounters.iloc[rows], CONFIG, applied) for rows in chunks]
     return pd.concat(parts, ignore_index=True)
@@ -192,10 +189,16 @@ def test_a_password_never_appears_in_a_refusal(service, tmp_path, url):
     assert refusal.value.__cause__ is None  # the driver's own text may hold the URL
 
 
-def test_a_model_without_a_flag_rule_is_refused(service, tmp_path):
-    model, _manifest, encounters = service
-    with pytest.raises(DataReadError, match=r"no stored flag rule.*retrain"):
-        write_scores(model, {"model_sha256": "b" * 64}, encounters, CONFIG, tmp_path / "s.csv")
+def test_a_model_without_a_flag_rule_is_refused_as_it_is_read(service, tmp_path):
+    from _model_dirs import edit_json, reseal
+    from engagekit.io.model_store import load_model, save_model
+
+    model, manifest, _encounters = service
+    save_model(model, tmp_path / "model", manifest)
+    edit_json(tmp_path / "model" / "manifest.json", lambda m: m.pop("flag_rule"))
+    reseal(tmp_path / "model")
+    with pytest.raises(UntrustedModelError, match=r"'flag_rule': field required.*Retrain"):
+        load_model(tmp_path / "model")
 
 
 def test_the_run_records_the_rule_and_flags_the_top_10_percent_of_the_table(service, tmp_path):
@@ -334,7 +337,7 @@ def test_another_flag_rule_makes_another_run(service, tmp_path):
         "top_percent",
         20,
     )
-    other = {**manifest, "flag_rule": wider.to_dict()}
+    other = manifest.model_copy(update={"flag_rule": wider})
     with pytest.raises(OutputError, match="holds scores of another run"):
         write_scores(model, other, encounters, CONFIG, out, chunk_rows=CHUNK_ROWS)
 
@@ -349,7 +352,7 @@ def test_a_per_practitioner_rule_without_practitioners_is_refused_before_writing
         3,
         encounters.loc[known, "practitioner_id"],
     )
-    per_practitioner = {**manifest, "flag_rule": rule.to_dict()}
+    per_practitioner = manifest.model_copy(update={"flag_rule": rule})
     with pytest.raises(ContractError, match=r"3 encounters per practitioner.*'practitioner_id'"):
         write_scores(
             model,

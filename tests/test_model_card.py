@@ -1,7 +1,9 @@
 """The model card: TRIPOD+AI headings, and every number taken from the manifest and metrics.
 
-The records are built here by hand with distinctive numbers, so that each expected
-string is written from the input, not from the code under test.
+The records are written here by hand with distinctive numbers, in the JSON form of
+``manifest.json`` and ``metrics.json``, and read as the types that write those files
+(:class:`~engagekit.models.ModelManifest`, :class:`~engagekit.models.ModelMetrics`), so
+that each expected string is written from the input, not from the code under test.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import re
 import pytest
 
 from engagekit.config import load_config
-from engagekit.errors import ConfigError
+from engagekit.errors import ConfigError, ResultFormatError
+from engagekit.evaluation import ESTIMATE_NAMES
+from engagekit.models import ModelManifest, ModelMetrics
 from engagekit.report import model_card
 
 HEADINGS = (
@@ -30,22 +34,42 @@ HEADINGS = (
 )
 
 
+def card_of(manifest: dict, metrics: dict) -> str:
+    """The card of the records in their JSON form, read as the files are read."""
+    return model_card(ModelManifest.from_dict(manifest), ModelMetrics.from_dict(metrics))
+
+
 def metric_block(**values: float) -> dict:
-    """A metrics block: each value with a CI 0.02 below and above it."""
+    """A metrics block: each value with a CI 0.02 below and above it, from 400
+    replicates; the metrics not given undefined."""
     block = {}
-    for name, value in values.items():
-        block |= {name: value, f"{name}_ci_low": value - 0.02, f"{name}_ci_high": value + 0.02}
+    for name in ESTIMATE_NAMES:
+        value = values.get(name)
+        low, high = (None, None) if value is None else (value - 0.02, value + 0.02)
+        n_boot = 0 if value is None else 400
+        block |= {name: value, f"{name}_ci_low": low, f"{name}_ci_high": high}
+        block[f"{name}_n_boot"] = n_boot
     return block
 
 
 def skipped_block(n_encounters: int, n_patients: int, why: str) -> dict:
-    block = {}
-    for name in ("auroc", "brier", "calibration_slope", "prevalence"):
-        block |= {name: None, f"{name}_ci_low": None, f"{name}_ci_high": None}
-    return block | {
+    return metric_block() | {
         "n_encounters": n_encounters,
         "n_patients": n_patients,
         "note": f"metrics not computed: {why}",
+    }
+
+
+def settings_and_curves() -> dict:
+    """What a metrics file holds besides the metrics (not shown on a card)."""
+    return {
+        "n_boot": 400,
+        "ci_level": 0.95,
+        "seed": 7,
+        "calibration_curve": [],
+        "roc_curve": None,
+        "decision_curve": [],
+        "decision_curve_flagged_outcome": 0,
     }
 
 
@@ -116,11 +140,21 @@ def make_record() -> tuple[dict, dict]:
     metrics |= {
         "n_encounters": 12345,
         "n_patients": 2345,
-        "n_boot": 400,
-        "ci_level": 0.95,
+        "note": None,
+        **settings_and_curves(),
+        "by_treatment": {
+            "cbt_online": metric_block(
+                auroc=0.6789, calibration_slope=1.1111, brier=0.2222, prevalence=0.579
+            )
+            | {"n_encounters": 2131, "n_patients": 435, "note": None},
+            "usual_care": skipped_block(40, 9, "only 40 encounters (fewer than 50)"),
+        },
+        "by_gender": {
+            "female": metric_block(auroc=0.6543, calibration_slope=0.9, brier=0.21, prevalence=0.64)
+            | {"n_encounters": 8256, "n_patients": 1907, "note": None},
+        },
         "cv_folds": 5,
         "n_excluded_missing_outcome": 678,
-        "note": None,
         "target": "adherent",
         "model": "logistic",
         "selection": {
@@ -128,21 +162,12 @@ def make_record() -> tuple[dict, dict]:
             "cv_log_loss": {"logistic": 0.58761, "gbm": 0.59012},
             "chosen": "logistic",
         },
-        "by_treatment": {
-            "cbt_online": metric_block(auroc=0.6789, calibration_slope=1.1111, brier=0.2222)
-            | {"n_encounters": 2131, "n_patients": 435, "prevalence": 0.579, "note": None},
-            "usual_care": skipped_block(40, 9, "only 40 encounters (fewer than 50)"),
-        },
-        "by_gender": {
-            "female": metric_block(auroc=0.6543, calibration_slope=0.9, brier=0.21)
-            | {"n_encounters": 8256, "n_patients": 1907, "prevalence": 0.64, "note": None},
-        },
     }
     features = [f"{a}{s}" for a in ("empathy", "support") for s in ("", "__missing", "__mean")]
     features += ["n_missing_ratings", "session_number", "log_session", "treatment=cbt_online"]
     features += ["age_band=18-29", "age_band=60+", "empathy:treatment=usual_care"]
     manifest = {
-        "format_version": 1,
+        "format_version": 2,
         "created": "2026-01-02T03:04:05+00:00",
         "versions": {"engagekit": "0.1.0", "scikit-learn": "1.9.1", "numpy": "2.4.6"},
         "target": "adherent",
@@ -156,6 +181,7 @@ def make_record() -> tuple[dict, dict]:
             "first_encounter_date": "2025-01-06",
             "last_encounter_date": "2026-02-10",
         },
+        "estimator": {"class": "LogisticRegression", "params": {"C": 0.003, "max_iter": 2000}},
         "n_encounters": 12345,
         "n_patients": 2345,
         "tuning": {
@@ -191,9 +217,13 @@ def make_record() -> tuple[dict, dict]:
             "operating_point": operating_point(0.1782, 0.6373, 10.0),
             "medium_operating_point": operating_point(0.3294, 0.5889, 20.0),
         },
+        "metrics": {"auroc": 0.7123, "n_patients": 2345},
         "model_file": "model.skops",
         "model_sha256": "cd" * 32,
     }
+    # what metrics.json and the manifest both hold
+    for key in ("fit_for_use", "unfit_reason", "training_steps", "flag_rule"):
+        metrics[key] = copy.deepcopy(manifest[key])
     return manifest, metrics
 
 
@@ -203,7 +233,7 @@ def record() -> tuple[dict, dict]:
 
 
 def test_tripod_headings_in_order(record):
-    card = model_card(*record)
+    card = card_of(*record)
     assert card.splitlines()[0] == (
         "# Model card: Adherence (`adherent`), penalised logistic regression"
     )
@@ -227,7 +257,7 @@ def test_tripod_headings_in_order(record):
     ],
 )
 def test_validation_table_holds_the_metrics_with_their_cis(record, row):
-    assert row in model_card(*record)
+    assert row in card_of(*record)
 
 
 @pytest.mark.parametrize(
@@ -286,11 +316,11 @@ def test_validation_table_holds_the_metrics_with_their_cis(record, row):
     ],
 )
 def test_card_states_what_the_records_hold(record, text):
-    assert text in model_card(*record)
+    assert text in card_of(*record)
 
 
 def test_subgroup_tables_use_labels_and_give_the_reason_for_a_dash(record):
-    card = model_card(*record)
+    card = card_of(*record)
     assert "*By treatment*" in card and "*By gender*" in card
     assert (
         "| Online CBT | 435 | 2,131 | 57.9% | 0.679 (0.659 to 0.699) | 1.111 (1.091 to 1.131) | "
@@ -334,8 +364,13 @@ _DELETE = object()
         ),
         ("metrics.calibration_intercept_ci_high", -0.02, "excludes its ideal value 0", None),
         ("metrics.calibration_slope_ci_low", 0.9, None, "excludes its ideal value"),
-        ("manifest.training_data", _DELETE, "Source: not recorded in the manifest.", None),
-        ("manifest.training_data", _DELETE, "Period: not recorded in the manifest.", None),
+        ("manifest.training_data.source", _DELETE, "Source: not recorded in the manifest.", None),
+        (
+            "manifest.training_data.first_encounter_date",
+            _DELETE,
+            "Period: not recorded in the manifest.",
+            "2026-02-10",
+        ),
         (
             "manifest.training_steps.final_model",
             fit_record(status="not_needed"),
@@ -374,22 +409,18 @@ _DELETE = object()
             "The penalty was not tuned: its default was used.",
             "refitted",
         ),
-        # a manifest from before engagekit recorded its steps: nothing is guessed
-        (
-            "manifest.training_steps",
-            _DELETE,
-            "Which fitting steps ran (held-out patients, early stopping, calibration check) "
-            "is not recorded",
-            "needed no correction",
-        ),
-        ("manifest.fit_for_use", _DELETE, "Fitness for use: not recorded", "Not fit for use"),
         ("manifest.tuning", {}, "Tuning: no hyperparameter was tuned", "penalty C"),
         ("metrics.note", "auroc: the reason", "Note: auroc: the reason.", None),
-        ("manifest.flag_rule", _DELETE, "No flag rule is recorded with this model.", "0.573"),
+        (
+            "manifest.estimator",
+            {"class": "LogisticRegression", "params": {"C": 0.003, "max_iter": 2000}},
+            "Estimator `LogisticRegression`: `C` = 0.003, `max_iter` = 2000.",
+            None,
+        ),
     ],
 )
 def test_statements_follow_the_records(record, path, value, present, absent):
-    card = model_card(*_change(record, path, value))
+    card = card_of(*_change(record, path, value))
     if present is not None:
         assert present in card
     if absent is not None:
@@ -399,12 +430,16 @@ def test_statements_follow_the_records(record, path, value, present, absent):
 def test_temporal_validation_is_reported_when_present(record):
     manifest, metrics = record
     metrics["temporal_validation"] = metric_block(auroc=0.6543) | {
-        "split_date": "2025-10-01",
         "n_encounters": 3210,
         "n_patients": 987,
+        "note": None,
+        **settings_and_curves(),
+        "split_date": "2025-10-01",
+        "n_training_encounters": 9135,
+        "n_excluded_missing_outcome": 120,
         "patients_also_in_training": 654,
     }
-    card = model_card(manifest, metrics)
+    card = card_of(manifest, metrics)
     assert "Validation is internal: cross-validation and a temporal split" in card
     assert (
         "before 2025-10-01 scored the 3,210 encounters from that day on (987 patients, "
@@ -418,7 +453,7 @@ def test_tables_are_well_formed_markdown(record):
     manifest, metrics = record
     # a level with a pipe must not break its table
     metrics["by_gender"]["a|b"] = metrics["by_gender"].pop("female")
-    card = model_card(manifest, metrics)
+    card = card_of(manifest, metrics)
     tables = re.findall(r"(?:^\|.*\|\n)+", card, flags=re.MULTILINE)
     assert len(tables) >= 6
     for table in tables:
@@ -431,14 +466,15 @@ def test_tables_are_well_formed_markdown(record):
     ("path", "value", "error", "message"),
     [
         ("metrics.target", "attended_next", ValueError, "the metrics are for 'attended_next'"),
-        ("manifest.target", _DELETE, ValueError, "the manifest has no 'target'"),
-        ("manifest.config", _DELETE, ValueError, "the manifest has no 'config'"),
+        # a manifest without them is not one: it is refused as it is read
+        ("manifest.target", _DELETE, ResultFormatError, "'target': field required"),
+        ("manifest.config", _DELETE, ResultFormatError, "'config': field required"),
         ("manifest.config", {"attributes": {"items": []}}, ConfigError, "attributes"),
     ],
 )
 def test_refusals(record, path, value, error, message):
     with pytest.raises(error, match=re.escape(message)):
-        model_card(*_change(record, path, value))
+        card_of(*_change(record, path, value))
 
 
 def test_predictors_name_treatments_by_label_and_say_which_way_a_score_runs(record):
@@ -447,7 +483,7 @@ def test_predictors_name_treatments_by_label_and_say_which_way_a_score_runs(reco
     items[0] |= {"name": "bdi", "label": "BDI", "description": "depression severity"}
     items[0]["higher_is_better"] = False
     manifest["config"]["treatments"][4]["label"] = "Health-visitor listening"
-    card = model_card(manifest, metrics)
+    card = card_of(manifest, metrics)
     assert "- BDI (`bdi`): depression severity; a higher score is worse." in card
     assert f"- {items[1]['label']} (`{items[1]['name']}`): {items[1]['description']}." in card
     assert "Health-visitor listening `treatment=listening_visits`" in card

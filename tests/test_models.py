@@ -84,11 +84,15 @@ def test_train_model_reports_metrics_and_exclusions(service):
     m = result.metrics
     assert result.selection["chosen"] in ("logistic", "gbm")
     assert set(result.selection["cv_log_loss"]) == {"logistic", "gbm"}
-    assert m["n_excluded_missing_outcome"] == int(small["attended_next"].isna().sum())
+    # the metrics record the same choice
+    assert m.selection.model_dump(exclude_none=True) == result.selection
+    assert m.model == result.selection["chosen"] == result.model.kind
+    assert m.n_excluded_missing_outcome == int(small["attended_next"].isna().sum())
     for name in ("auroc", "auprc", "brier", "log_loss", "calibration_intercept"):
-        assert m[f"{name}_ci_low"] <= m[name] <= m[f"{name}_ci_high"]
+        estimate = m.overall.estimate(name)
+        assert estimate.ci_low <= estimate.value <= estimate.ci_high
     # 1,200 patients, ~250 events: some overfitting shows as a slope below 1
-    assert 0.6 <= m["calibration_slope"] <= 1.4
+    assert 0.6 <= m.overall.calibration_slope.value <= 1.4
 
 
 def test_the_logistic_model_reports_attribute_by_treatment_terms(service):
@@ -183,13 +187,15 @@ def test_train_model_judges_fitness_and_records_every_fold():
     encounters = simulate_encounters(300, seed=2).encounters
     result = train_model(encounters, "adherent", "logistic", n_splits=3, n_boot=50)
     m = result.metrics
-    assert result.steps.fitness.fit_for_use is result.fit_for_use is m["fit_for_use"]
-    assert result.fit_for_use is (m["auroc_ci_low"] > 0.5)
-    assert m["unfit_reason"] is (None if result.fit_for_use else result.steps.fitness.reason)
-    assert m["training_steps"] == result.steps.to_dict()
+    assert result.steps.fitness.fit_for_use is result.fit_for_use is m.fit_for_use
+    assert result.fit_for_use is (m.overall.auroc.ci_low > 0.5)
+    assert m.unfit_reason is (None if result.fit_for_use else result.steps.fitness.reason)
+    assert m.training_steps == result.steps
+    assert m.to_dict()["training_steps"] == result.steps.to_dict()
+    assert m.flag_rule == result.flag_rule
     assert len(result.steps.cross_validation_folds) == 3
     assert result.steps.final_model == result.model.fit_record
     # the decision curve reaches the flag rule's thresholds, so a figure can mark them
-    thresholds = [row["threshold"] for row in m["decision_curve"]]
+    thresholds = [point.threshold for point in m.decision_curve]
     assert result.flag_rule.threshold in thresholds
     assert result.flag_rule.medium_threshold in thresholds

@@ -264,13 +264,13 @@ def test_the_cross_treatment_analysis_reads_the_score_the_right_way(config, serv
     """Every treatment's BDI odds ratio per point is below 1, as the simulator made it,
     and the sentences keep the abbreviation as written."""
     result = heterogeneity_analysis(service, "adherent", config)
-    bdi, alliance = result["attributes"]
-    assert (bdi["attribute"], bdi["higher_is_better"]) == ("bdi", False)
-    assert alliance["higher_is_better"] is True
-    assert all(row["odds_ratio"] < 1 for row in bdi["by_treatment"])
-    assert all(row["odds_ratio"] > 1 for row in alliance["by_treatment"])
-    assert bdi["sentence"].startswith("The effect of BDI on adherence ")
-    assert alliance["sentence"].startswith("The effect of working alliance on adherence ")
+    bdi, alliance = result.attributes
+    assert (bdi.attribute, bdi.higher_is_better) == ("bdi", False)
+    assert alliance.higher_is_better is True
+    assert all(row.odds_ratio < 1 for row in bdi.by_treatment)
+    assert all(row.odds_ratio > 1 for row in alliance.by_treatment)
+    assert bdi.sentence.startswith("The effect of BDI on adherence ")
+    assert alliance.sentence.startswith("The effect of working alliance on adherence ")
     fig = forest_plot(result)
     assert fig.axes[0].get_title(loc="left").startswith("BDI (higher is worse) — ")
     shown = _cross_treatment_section("adherent", result, {}, config)

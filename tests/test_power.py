@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from engagekit.config import load_config
+from engagekit.config import HeterogeneitySettings, load_config
 from engagekit.errors import AnalysisError, ConfigError
-from engagekit.heterogeneity import heterogeneity_analysis, power
+from engagekit.heterogeneity import (
+    PatientsForPowerResult,
+    PowerResult,
+    PowerSettings,
+    Share,
+    heterogeneity_analysis,
+    power,
+)
 from engagekit.heterogeneity.power import estimate_power, patients_for_power, power_config
 from engagekit.simulation import parse_heterogeneity, simulate_encounters
 
@@ -18,11 +26,10 @@ CONFIG = load_config()
 SMALL = power_config(CONFIG, ["cbt_face_to_face", "cbt_online", "usual_care"])
 
 
-def _without_timing(result: dict) -> dict:
+def _without_timing(result: PowerResult) -> PowerResult:
     """The result without what may differ between two runs of the same replicates."""
-    out = {k: v for k, v in result.items() if k != "seconds"}
-    out["settings"] = {k: v for k, v in result["settings"].items() if k != "n_jobs"}
-    return out
+    settings = result.settings.model_copy(update={"n_jobs": 0})
+    return result.model_copy(update={"seconds": 0.0, "settings": settings})
 
 
 # --------------------------------------------------------------------------- power_config
@@ -81,29 +88,29 @@ def test_a_large_deviation_is_detected_almost_always():
         seed=1,
         n_jobs=2,
     )
-    assert result["failed"] == 0
-    assert result["succeeded"] == result["reps"] == 8
+    assert result.failed == 0
+    assert result.succeeded == result.reps == 8
     # +1.5 log-odds per point is about 7 times the margin: it cannot be missed with
     # 1,500 patients, so at most one replicate in eight may miss it
-    assert result["power_differs"] >= 7 / 8
-    assert result["power_differs_ci_low"] <= result["power_differs"]
-    assert result["power_differs_ci_high"] >= result["power_differs"]
-    assert result["attribute_verdicts"]["differs"] == result["power_differs"]
-    assert result["power_equivalence_attribute"] is None  # only reported without deviation
-    assert result["settings"]["treatment"] == "cbt_online"
+    assert result.power_differs.value >= 7 / 8
+    assert result.power_differs.ci_low <= result.power_differs.value
+    assert result.power_differs.ci_high >= result.power_differs.value
+    assert result.attribute_verdicts["differs"] == result.power_differs.value
+    assert result.power_equivalence_attribute.value is None  # only reported without deviation
+    assert result.settings.treatment == "cbt_online"
 
 
 def test_without_deviation_the_attribute_is_rarely_flagged():
     result = estimate_power(400, config=SMALL, deviation=0.0, reps=12, seed=2, n_jobs=1)
-    assert result["failed"] == 0
+    assert result.failed == 0
     # With no deviation the Holm-adjusted test flags an attribute at most ~5% of the time
     # (Kauermann-Carroll keeps the level near nominal; benchmarks/README.md). Four or more
     # flags in 12 replicates has probability ~0.002 at a 5% rate and ~0.03 even at a
     # liberal 10%, so the bound catches a broken test, not bad luck.
-    assert result["power_differs"] <= 3 / 12
-    assert result["false_flag_rate"] <= 4 / 12
-    assert result["power_equivalence_attribute"] is not None
-    assert 0 <= result["power_equivalence_attribute"] <= 1
+    assert result.power_differs.value <= 3 / 12
+    assert result.false_flag_rate.value <= 4 / 12
+    assert result.power_equivalence_attribute.value is not None
+    assert 0 <= result.power_equivalence_attribute.value <= 1
 
 
 def test_results_do_not_depend_on_the_number_of_processes():
@@ -112,7 +119,7 @@ def test_results_do_not_depend_on_the_number_of_processes():
     one = estimate_power(300, n_jobs=1, **options)
     two = estimate_power(300, n_jobs=2, progress=lambda *a: calls.append(a), **options)
     # a mix of verdicts, so replicates run with the wrong seeds would change the shares
-    assert 0 < one["power_differs"] < 1
+    assert 0 < one.power_differs.value < 1
     assert _without_timing(one) == _without_timing(two)
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
@@ -126,7 +133,7 @@ def test_replicate_r_simulates_with_seed_plus_r():
             n_patients, seed=seed + r, config=SMALL, heterogeneity=[effect]
         ).encounters
         result = heterogeneity_analysis(encounters, "adherent", SMALL)
-        verdicts.append({a["attribute"]: a["verdict"] for a in result["attributes"]})
+        verdicts.append({a.attribute: a.verdict for a in result.attributes})
     result = estimate_power(
         n_patients,
         config=SMALL,
@@ -137,9 +144,9 @@ def test_replicate_r_simulates_with_seed_plus_r():
         seed=seed,
         n_jobs=1,
     )
-    for attribute, share in result["equivalence_by_attribute"].items():
+    for attribute, share in result.equivalence_by_attribute.items():
         assert share == sum(v[attribute] == "equivalent" for v in verdicts) / 2, attribute
-    for verdict, share in result["attribute_verdicts"].items():
+    for verdict, share in result.attribute_verdicts.items():
         assert share == sum(v["support"] == verdict for v in verdicts) / 2, verdict
 
 
@@ -168,11 +175,13 @@ def scripted_analysis(monkeypatch):
         if verdicts is None:
             raise AnalysisError("the GEE did not converge")
         names = config.attribute_names
-        return {
-            "attributes": [
-                {"attribute": a, "verdict": v} for a, v in zip(names, verdicts, strict=True)
+        # the replicate reads only each attribute's verdict
+        return SimpleNamespace(
+            attributes=[
+                SimpleNamespace(attribute=a, verdict=v)
+                for a, v in zip(names, verdicts, strict=True)
             ]
-        }
+        )
 
     monkeypatch.setattr(power, "simulate_encounters", simulate)
     monkeypatch.setattr(power, "heterogeneity_analysis", analyse)
@@ -180,28 +189,28 @@ def scripted_analysis(monkeypatch):
 
 def test_shares_count_verdicts_and_failed_replicates_are_reported(scripted_analysis):
     result = estimate_power(50, config=CONFIG, deviation=0.5, reps=4, seed=10, n_jobs=1)
-    assert result["failed"] == 1
-    assert result["succeeded"] == 3
-    assert result["failure_examples"] == ["AnalysisError: the GEE did not converge"]
-    assert result["power_differs"] == pytest.approx(2 / 3)
-    assert result["false_flag_rate"] == pytest.approx(1 / 3)  # approachability in rep 11
+    assert result.failed == 1
+    assert result.succeeded == 3
+    assert result.failure_examples == ["AnalysisError: the GEE did not converge"]
+    assert result.power_differs.value == pytest.approx(2 / 3)
+    assert result.false_flag_rate.value == pytest.approx(1 / 3)  # approachability in rep 11
     # others equivalent: 4 of 5, 5 of 5, 0 of 5
-    assert result["power_equivalence"] == pytest.approx((4 / 5 + 1 + 0) / 3)
-    assert result["attribute_verdicts"] == pytest.approx(
+    assert result.power_equivalence.value == pytest.approx((4 / 5 + 1 + 0) / 3)
+    assert result.attribute_verdicts == pytest.approx(
         {"differs": 2 / 3, "equivalent": 0, "inconclusive": 1 / 3}
     )
-    assert result["equivalence_by_attribute"]["approachability"] == pytest.approx(1 / 3)
-    assert result["equivalence_by_attribute"]["empathy"] == pytest.approx(2 / 3)
+    assert result.equivalence_by_attribute["approachability"] == pytest.approx(1 / 3)
+    assert result.equivalence_by_attribute["empathy"] == pytest.approx(2 / 3)
     low, high = proportion_confint(2, 3, alpha=0.05, method="wilson")
-    assert result["power_differs_ci_low"] == pytest.approx(low)
-    assert result["power_differs_ci_high"] == pytest.approx(high)
+    assert result.power_differs.ci_low == pytest.approx(low)
+    assert result.power_differs.ci_high == pytest.approx(high)
 
 
 def test_when_every_replicate_fails_the_shares_are_empty_not_an_error(scripted_analysis):
     result = estimate_power(50, config=CONFIG, reps=1, seed=10, n_jobs=1)
-    assert result["failed"] == 1
-    assert result["power_differs"] is None
-    assert result["power_differs_ci_low"] is None
+    assert result.failed == 1
+    assert result.power_differs.value is None
+    assert result.power_differs.ci_low is None
 
 
 @pytest.mark.parametrize(
@@ -252,15 +261,36 @@ def _toy_power(slope: float, calls: list):
         if progress is not None:
             progress(1, 1)
         p = min(1.0, n_patients / slope)
-        return {
-            "power_differs": p,
-            "power_differs_ci_low": p / 2,
-            "power_differs_ci_high": (1 + p) / 2,
-            "false_flag_rate": 0.0,
-            "power_equivalence": 0.5,
-            "failed": 0,
-            "settings": {"toy": True},
-        }
+        return PowerResult(
+            n_patients=n_patients,
+            reps=kwargs["reps"],
+            succeeded=kwargs["reps"],
+            failed=0,
+            failure_examples=[],
+            power_differs=Share(value=p, ci_low=p / 2, ci_high=(1 + p) / 2),
+            false_flag_rate=Share(value=0.0, ci_low=0.0, ci_high=0.5),
+            power_equivalence=Share(value=0.5, ci_low=0.2, ci_high=0.8),
+            power_equivalence_attribute=Share(value=None, ci_low=None, ci_high=None),
+            attribute_verdicts={},
+            equivalence_by_attribute={},
+            # the seed says which estimate the settings came from
+            settings=PowerSettings(
+                target="adherent",
+                attribute="active_listening",
+                treatment="cbt_online",
+                deviation=0.4,
+                deviation_unit="toy",
+                treatments=["cbt_online", "usual_care"],
+                shares={"cbt_online": 0.5, "usual_care": 0.5},
+                planned_sessions={"cbt_online": [6, 6], "usual_care": [6, 6]},
+                analysis=HeterogeneitySettings(),
+                seed=n_patients,
+                replicate_seeds="toy",
+                n_jobs=1,
+                versions={},
+            ),
+            seconds=0.0,
+        )
 
     return estimate
 
@@ -283,38 +313,41 @@ def test_patients_for_power_finds_the_smallest_size_on_the_grid(monkeypatch, slo
     )
     # brute force over the grid of 50-patient steps from low
     expected = min(n for n in range(100, 20001, 50) if n / slope >= 0.8)
-    assert result["reached"] is True
-    assert result["bracketed"] is True
-    assert result["n_patients"] == expected
-    assert result["power"] == pytest.approx(min(1.0, expected / slope))
-    tried = [p["n_patients"] for p in result["points"]]
+    assert result.reached is True
+    assert result.bracketed is True
+    assert result.n_patients == expected
+    assert isinstance(result, PatientsForPowerResult)
+    assert result.power.value == pytest.approx(min(1.0, expected / slope))
+    answer = [p for p in result.points if p.n_patients == expected]
+    assert [result.power] == [p.power_differs for p in answer]
+    tried = [p.n_patients for p in result.points]
     assert tried == sorted(set(tried))
     assert expected - 50 in tried  # the answer is bracketed within the tolerance
     assert [n for n, _ in calls][:3] == [100, 200, 400]  # the doubling grid first
     assert all(kw["reps"] == 3 and kw["seed"] == 4 and kw["deviation"] == 0.4 for _, kw in calls)
     assert seen == [(n, 1, 1) for n, _ in calls]
-    assert result["settings"] == {"toy": True}
+    assert result.settings.seed == 100  # the first estimate's, that of low
 
 
 def test_patients_for_power_says_when_even_high_is_not_enough(monkeypatch):
     calls = []
     monkeypatch.setattr(power, "estimate_power", _toy_power(1e6, calls))
     result = patients_for_power(config=SMALL, low=100, high=1000, reps=2)
-    assert result["reached"] is False
-    assert result["n_patients"] is None
-    assert [p["n_patients"] for p in result["points"]] == [100, 200, 400, 800, 1000]
-    assert "Even 1,000 patients do not reach 80% power" in result["sentence"]
+    assert result.reached is False
+    assert result.n_patients is None
+    assert [p.n_patients for p in result.points] == [100, 200, 400, 800, 1000]
+    assert "Even 1,000 patients do not reach 80% power" in result.sentence
 
 
 def test_patients_for_power_says_when_low_already_reaches_the_goal(monkeypatch):
     calls = []
     monkeypatch.setattr(power, "estimate_power", _toy_power(10.0, calls))
     result = patients_for_power(config=SMALL, low=200, reps=2)
-    assert result["reached"] is True
-    assert result["bracketed"] is False
-    assert result["n_patients"] == 200
+    assert result.reached is True
+    assert result.bracketed is False
+    assert result.n_patients == 200
     assert len(calls) == 1
-    assert "fewer patients may too" in result["sentence"]
+    assert "fewer patients may too" in result.sentence
 
 
 @pytest.mark.parametrize(

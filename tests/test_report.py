@@ -29,6 +29,8 @@ from _factories import valid_encounter_rows, with_cell, write_csv
 from _model_dirs import reseal
 from engagekit.config import config_from_dict
 from engagekit.errors import AnalysisError, ConfigError, ContractError, DataReadError
+from engagekit.evaluation import Estimate
+from engagekit.heterogeneity import PowerResult, PowerSettings, Share
 from engagekit.io import read_encounters
 from engagekit.io.model_store import load_model, read_metrics
 from engagekit.report import ReportModel, build_report
@@ -77,7 +79,7 @@ def _report_model(directory: Path) -> ReportModel:
 def loaded(service):
     """``(encounters, models, config)`` as the report command reads them."""
     models = [_report_model(service / target) for target in TARGETS]
-    config = config_from_dict(models[0].manifest["config"])
+    config = config_from_dict(models[0].manifest.config)
     encounters = coerce_encounters(read_encounters(service / "encounters.csv"), config)
     return encounters, models, config
 
@@ -199,12 +201,12 @@ def test_cross_treatment_verdicts_are_those_of_the_analysis(built):
     assert built.heterogeneity, "no analysis could be computed on the test data"
     for target, result in built.heterogeneity.items():
         table = section(built.html, f"cross-{target}")
-        for attribute in result["attributes"]:
+        for attribute in result.attributes:
             assert re.search(
-                rf"<td>{re.escape(attribute['label'])}</td><td class=\"text verdict-\w+\">"
-                rf"{attribute['verdict']}</td>",
+                rf"<td>{re.escape(attribute.label)}</td><td class=\"text verdict-\w+\">"
+                rf"{attribute.verdict}</td>",
                 table,
-            ), attribute["attribute"]
+            ), attribute.attribute
         assert "would detect with 80% power one treatment's slope" in text_of(table)
 
 
@@ -236,9 +238,9 @@ def test_prose_speaks_the_configs_labels_not_codes(loaded):
     assert "Health-visitor listening" in data
     cross = _prose(section(report.html, "cross-adherent"))
     assert "Keeping to the plan" in cross  # the heading
-    sentences = report.heterogeneity["adherent"]["attributes"]
-    assert all(" on keeping to the plan " in a["sentence"] for a in sentences)
-    assert all(a["sentence"] in cross for a in sentences)
+    sentences = [a.sentence for a in report.heterogeneity["adherent"].attributes]
+    assert all(" on keeping to the plan " in sentence for sentence in sentences)
+    assert all(sentence in cross for sentence in sentences)
     forecast = _prose(section(report.html, "forecast-adherent"))
     assert "Keeping to the plan: patients who did not keep to the plan" in forecast
     # no treatment code is left in the prose of the page (model cards included)
@@ -288,15 +290,16 @@ def _flag_lines(fig):
 
 @pytest.mark.parametrize("threshold", [0.56, 0.3, 0.004, 0.5])
 def test_the_decision_curve_draws_the_flag_threshold_inside_its_axis(threshold):
-    from engagekit.evaluation import decision_curve
+    from engagekit.evaluation import evaluate_predictions
     from engagekit.report import figures
 
     rng = np.random.default_rng(0)
     p = rng.uniform(0.2, 0.95, 400)
     y = (rng.uniform(size=400) < p).astype(float)
-    # a metrics.json of before the curves reached the flag rule: the default 0.01-0.50
-    curve = decision_curve(1 - y, 1 - p).to_dict(orient="records")
-    fig = figures.decision_curve_figure({"decision_curve": curve}, threshold)
+    # a curve that does not reach the flag rule: the default thresholds, 0.01-0.50
+    metrics = evaluate_predictions(y, p, np.arange(400), n_boot=0)
+    assert max(point.threshold for point in metrics.decision_curve) == 0.5
+    fig = figures.decision_curve_figure(metrics, threshold)
     ax, lines = _flag_lines(fig)
     assert figures.marks_flag_threshold(threshold)
     assert len(lines) == 1 and lines[0].get_label() == f"flag rule ({threshold:.2f})"
@@ -307,11 +310,11 @@ def test_the_decision_curve_draws_the_flag_threshold_inside_its_axis(threshold):
 
 @pytest.mark.parametrize("threshold", [None, float("nan"), 1.0])
 def test_the_decision_curve_claims_no_line_it_cannot_draw(threshold):
-    from engagekit.evaluation import decision_curve
+    from engagekit.evaluation import evaluate_predictions
     from engagekit.report import figures
 
-    curve = decision_curve([1, 0, 1, 0], [0.8, 0.6, 0.4, 0.1]).to_dict(orient="records")
-    fig = figures.decision_curve_figure({"decision_curve": curve}, threshold)
+    metrics = evaluate_predictions([1, 0, 1, 0], [0.8, 0.6, 0.4, 0.1], [0, 1, 2, 3], n_boot=0)
+    fig = figures.decision_curve_figure(metrics, threshold)
     assert _flag_lines(fig)[1] == []
     assert not figures.marks_flag_threshold(threshold)
 
@@ -368,31 +371,46 @@ def test_sections_and_model_cards_are_in_the_page(built):
 def test_given_results_are_used_and_missing_ones_explained(loaded, built, monkeypatch):
     encounters, models, config = loaded
     given = next(iter(built.heterogeneity.values()))
-    other = next(t for t in TARGETS if t != given["target"])
+    other = next(t for t in TARGETS if t != given.target)
 
     def refuse(*args, **kwargs):
         raise AnalysisError("the GEE did not converge (in this test)")
 
     monkeypatch.setattr(engagekit.heterogeneity, "heterogeneity_analysis", refuse)
     old = next(m for m in models if m.target == other)
-    metrics = {k: v for k, v in old.metrics.items() if k != "roc_curve"}
-    power = {
-        "n_patients": 500,
-        "reps": 200,
-        "succeeded": 198,
-        "failed": 2,
-        "power_differs": 0.81,
-        "power_differs_ci_low": 0.75,
-        "power_differs_ci_high": 0.86,
-        "false_flag_rate": 0.04,
-        "power_equivalence": 0.37,
-        "settings": {
-            "target": "adherent",
-            "attribute": "active_listening",
-            "treatment": "listening_visits",
-            "deviation": 0.3,
-        },
-    }
+    # metrics of one outcome class: no AUROC, no ROC curve
+    undefined = Estimate(value=None, ci_low=None, ci_high=None, n_boot=0)
+    overall = old.metrics.overall.model_copy(update={"auroc": undefined})
+    metrics = old.metrics.model_copy(update={"roc_curve": None, "overall": overall})
+    power = PowerResult(
+        n_patients=500,
+        reps=200,
+        succeeded=198,
+        failed=2,
+        failure_examples=["AnalysisError: the GEE did not converge"],
+        power_differs=Share(value=0.81, ci_low=0.75, ci_high=0.86),
+        false_flag_rate=Share(value=0.04, ci_low=0.02, ci_high=0.08),
+        power_equivalence=Share(value=0.37, ci_low=0.31, ci_high=0.44),
+        power_equivalence_attribute=Share(value=None, ci_low=None, ci_high=None),
+        attribute_verdicts={"differs": 0.81, "equivalent": 0.0, "inconclusive": 0.19},
+        equivalence_by_attribute={"empathy": 0.37},
+        settings=PowerSettings(
+            target="adherent",
+            attribute="active_listening",
+            treatment="listening_visits",
+            deviation=0.3,
+            deviation_unit="log-odds per rating point, on the target outcome only",
+            treatments=config.treatment_names,
+            shares={t.name: t.simulated.share for t in config.treatments},
+            planned_sessions={t.name: [6, 6] for t in config.treatments},
+            analysis=config.heterogeneity,
+            seed=0,
+            replicate_seeds="seed + replicate index",
+            n_jobs=1,
+            versions={"engagekit": "0.1"},
+        ),
+        seconds=12.5,
+    )
     report = build_report(
         encounters,
         [m if m is not old else ReportModel(old.model, old.manifest, metrics) for m in models],
@@ -401,14 +419,14 @@ def test_given_results_are_used_and_missing_ones_explained(loaded, built, monkey
         power=power,
         rank_agreement_boot=20,
     )
-    assert report.heterogeneity == {given["target"]: given}
+    assert report.heterogeneity == {given.target: given}
     # the given analysis is shown exactly as the first report showed it
-    kept = section(built.html, f"cross-{given['target']}")
-    assert section(report.html, f"cross-{given['target']}") == kept
+    kept = section(built.html, f"cross-{given.target}")
+    assert section(report.html, f"cross-{given.target}") == kept
     assert "– (the analysis could not be done: the GEE did not converge (in this test))" in (
         section(report.html, f"cross-{other}")
     )
-    assert "ROC curve: – (this metrics.json holds none: it was written by an engagekit " in (
+    assert "ROC curve: – (this metrics.json holds none: only one outcome class)" in (
         section(report.html, f"performance-{other}")
     )
     assert (
@@ -419,32 +437,33 @@ def test_given_results_are_used_and_missing_ones_explained(loaded, built, monkey
     assert report.notes == {f"heterogeneity:{other}": "the GEE did not converge (in this test)"}
 
 
-def test_an_analysis_without_its_contrasts_is_shown_without_a_power_statement(built, loaded):
+def test_an_analysis_read_back_from_its_file_is_shown_as_computed(built, loaded, tmp_path):
+    from engagekit.io.results import read_heterogeneity_result
     from engagekit.report.build import _cross_treatment_section
 
-    result = json.loads(json.dumps(next(iter(built.heterogeneity.values()))))
-    for attribute in result["attributes"]:
-        del attribute["contrasts"]
-    shown = _cross_treatment_section(result["target"], result, {}, loaded[2])
-    assert shown["power"] == "– (it cannot be computed from this result: 'contrasts')"
-    assert [row["cells"][-1] for row in shown["rows"]] == ["–"] * len(result["attributes"])
-    assert shown["forest"]["uri"].startswith("data:image/png;base64,")
+    result = next(iter(built.heterogeneity.values()))
+    path = tmp_path / "heterogeneity.json"
+    path.write_text(json.dumps(result.to_dict()))
+    read = read_heterogeneity_result(path)
+    assert read == result
+    shown = _cross_treatment_section(read.target, read, {}, loaded[2])
+    computed = _cross_treatment_section(result.target, result, {}, loaded[2])
+    assert shown["power"] == computed["power"] and shown["rows"] == computed["rows"]
+    assert shown["power"].startswith("From this analysis's own standard errors")
 
 
 # --------------------------------------------------------------------------- refusals
-def test_library_refusals(loaded):
+def test_library_refusals(loaded, built):
     encounters, models, config = loaded
     with pytest.raises(ValueError, match="a report needs at least one model"):
         build_report(encounters, [], config)
     with pytest.raises(ValueError, match="two models predict 'adherent'"):
         build_report(encounters, [models[0], models[0]], config)
-    with pytest.raises(ValueError, match="the heterogeneity result is for 'attended_next', which"):
-        build_report(
-            encounters,
-            [models[0]],
-            config,
-            heterogeneity=[{"target": "attended_next", "attributes": []}],
-        )
+    adherence = built.heterogeneity["adherent"]
+    with pytest.raises(ValueError, match="the heterogeneity result is for 'adherent', which"):
+        build_report(encounters, [models[1]], config, heterogeneity=[adherence])
+    with pytest.raises(ValueError, match=r"must be the HeterogeneityResult .* not a dict"):
+        build_report(encounters, models, config, heterogeneity=[adherence.to_dict()])
     with pytest.raises(ContractError, match="has no 'adherent' column"):
         build_report(encounters.drop(columns="adherent"), [models[0]], config)
     fewer = config_from_dict(
@@ -454,7 +473,11 @@ def test_library_refusals(loaded):
         build_report(encounters, [models[0]], fewer)
     model = models[0]
     with pytest.raises(DataReadError, match="disagree on the outcome"):
-        ReportModel(model.model, model.manifest, {**model.metrics, "target": "attended_next"})
+        ReportModel(
+            model.model,
+            model.manifest,
+            model.metrics.model_copy(update={"target": "attended_next"}),
+        )
 
 
 # --------------------------------------------------------------------------- the command
@@ -496,9 +519,13 @@ def _other_outcome(service: Path, tmp_path: Path) -> list[str]:
 
 
 def _foreign_analysis(service: Path, tmp_path: Path) -> list[str]:
+    from engagekit.heterogeneity import heterogeneity_analysis
+
+    encounters = read_encounters(service / "encounters.csv")
+    result = heterogeneity_analysis(coerce_encounters(encounters), "adherent")
     path = tmp_path / "heterogeneity.json"
-    path.write_text(json.dumps({"target": "attended_next", "attributes": [], "method": {}}))
-    return ["--model", str(service / "adherent"), "--heterogeneity", str(path)]
+    path.write_text(json.dumps(result.to_dict()))
+    return ["--model", str(service / "attended_next"), "--heterogeneity", str(path)]
 
 
 def _bad_data(service: Path, tmp_path: Path) -> list[str]:
@@ -556,7 +583,7 @@ def test_a_model_unfit_for_use_is_named_so_where_its_performance_is_shown(loaded
     reason = "its cross-validated AUROC 0.48 (95% CI 0.40 to 0.56) does not exclude chance"
     unfit = ReportModel(
         models[0].model,
-        {**models[0].manifest, "fit_for_use": False, "unfit_reason": reason},
+        models[0].manifest.model_copy(update={"fit_for_use": False, "unfit_reason": reason}),
         models[0].metrics,
         source="unfit",
     )

@@ -22,7 +22,7 @@ import pytest
 from _browser import colour_mask, screenshot
 from engagekit import simulate_encounters
 from engagekit.config import load_config
-from engagekit.models import train_model
+from engagekit.models import build_manifest, train_model
 from engagekit.report import ReportModel, build_report
 from engagekit.report.figures import BLUE, ORANGE, VERMILLION
 
@@ -45,17 +45,10 @@ def report_file(tmp_path_factory) -> Path:
     config = load_config()
     encounters = simulate_encounters(300, seed=5, config=config).encounters
     trained = train_model(encounters, "adherent", "logistic", config, n_splits=3, n_boot=20)
-    manifest = {
-        "target": "adherent",
-        "kind": trained.model.kind,
-        "features": trained.model.feature_names,
-        "config": config.model_dump(mode="json"),
-        "flag_rule": trained.flag_rule.to_dict(),
-    }
-    metrics = {**trained.metrics, "selection": trained.selection}
+    manifest = build_manifest(trained, config, encounters, source="simulated")
     report = build_report(
         encounters,
-        [ReportModel(trained.model, manifest, metrics)],
+        [ReportModel(trained.model, manifest, trained.metrics)],
         config,
         rank_agreement_boot=20,
     )

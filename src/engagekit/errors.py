@@ -14,6 +14,7 @@ __all__ = [
     "DataReadError",
     "EngagekitError",
     "OutputError",
+    "ResultFormatError",
     "TamperedModelError",
     "UnfitModelError",
     "UntrustedModelError",
@@ -38,6 +39,33 @@ class DataReadError(EngagekitError, ValueError):
     wrong encoding, a required column absent)."""
 
     exit_code = 2
+
+
+class ResultFormatError(EngagekitError, ValueError):
+    """A mapping is not a saved result of the kind asked for: it is of another
+    ``format_version``, or fields are missing or of the wrong JSON type.
+
+    The readers of result files turn it into a :class:`DataReadError` (or an
+    :class:`UntrustedModelError` for a model directory's files) naming the file.
+
+    Parameters
+    ----------
+    what : str
+        The kind of result ("a heterogeneity result").
+    problems : sequence of str
+        One line per field at fault (``'attributes.0.label': input should be a valid
+        string (found 5)``), or the format version found.
+    format_version : object, optional
+        The ``format_version`` found, when it is one this engagekit does not read.
+    """
+
+    exit_code = 2
+
+    def __init__(self, what: str, problems, format_version: object = None):
+        self.what = what
+        self.problems = tuple(problems)
+        self.format_version = format_version
+        super().__init__(f"{what} is not valid: {'; '.join(self.problems)}")
 
 
 class UntrustedModelError(DataReadError):

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from _cli import assert_no_traceback, run
-from _factories import model_with_flag_rule, valid_encounter_rows
+from _factories import model_with_manifest, valid_encounter_rows
 from engagekit import load_config, simulate_encounters
 from engagekit.io.model_store import save_model
 
@@ -94,18 +94,8 @@ def service(tmp_path_factory) -> Path:
     encounters["patient_id"] = named.fillna(encounters["patient_id"])
     encounters[GROUP] = encounters["patient_id"]
     encounters.to_parquet(tmp / "encounters.parquet", index=False)
-    model, rule = model_with_flag_rule(encounters, "adherent", "logistic", CONFIG, seed=1)
-    save_model(
-        model,
-        tmp / "model",
-        {
-            "target": "adherent",
-            "kind": "logistic",
-            "features": model.feature_names,
-            "config": CONFIG.model_dump(mode="json"),
-            "flag_rule": rule.to_dict(),
-        },
-    )
+    model, manifest = model_with_manifest(encounters, "adherent", "logistic", CONFIG, seed=1)
+    save_model(model, tmp / "model", manifest)
     raw = valid_encounter_rows(len(CELLS), 2)
     for k, (cell, _) in enumerate(CELLS):
         raw.loc[2 * k : 2 * k + 1, "practitioner_id"] = cell
@@ -120,16 +110,19 @@ def _ok(result) -> None:
 
 
 # each command once with its default (escaped) and once with --no-escape-formulas
+# the model of a few dozen patients ranks no better than chance, and is saved marked so
+UNFIT = "--allow-unfit-model"
 COMMANDS = {
     "score": lambda out, *flag: (
-        "score", "model", "encounters.parquet", "--out", f"{out}/scores.csv", *flag
+        "score", "model", "encounters.parquet", "--out", f"{out}/scores.csv", UNFIT, *flag
     ),
     "predict": lambda out, *flag: (
-        "predict", "model", "encounters.parquet", "--out", f"{out}/predictions.csv", *flag
+        "predict", "model", "encounters.parquet", "--out", f"{out}/predictions.csv", UNFIT,
+        *flag,
     ),
     "forecast": lambda out, *flag: (
         "forecast", "model", "encounters.parquet", "--by", GROUP, "--every-encounter",
-        "--out", f"{out}/forecast.csv", *flag,
+        "--out", f"{out}/forecast.csv", UNFIT, *flag,
     ),
     "validate": lambda out, *flag: (
         "validate", "raw.parquet", "--quarantine", f"{out}/quarantine.csv",
@@ -224,10 +217,10 @@ def test_the_scores_database_keeps_the_raw_cells(service, written):
 
 
 PARQUET = [
-    ("score", "model", "encounters.parquet", "--out", "parquet/scores.parquet"),
-    ("predict", "model", "encounters.parquet", "--out", "parquet/predictions.parquet"),
+    ("score", "model", "encounters.parquet", "--out", "parquet/scores.parquet", UNFIT),
+    ("predict", "model", "encounters.parquet", "--out", "parquet/predictions.parquet", UNFIT),
     ("forecast", "model", "encounters.parquet", "--by", GROUP, "--every-encounter",
-     "--out", "parquet/forecast.parquet"),
+     "--out", "parquet/forecast.parquet", UNFIT),
 ]  # fmt: skip
 
 

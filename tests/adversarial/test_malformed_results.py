@@ -18,39 +18,78 @@ import pytest
 
 from _cli import assert_no_traceback, run
 from engagekit import simulate_encounters
+from engagekit.config import HeterogeneitySettings
 from engagekit.errors import DataReadError
-from engagekit.heterogeneity import heterogeneity_analysis
+from engagekit.heterogeneity import (
+    PatientsForPowerResult,
+    PowerPoint,
+    PowerResult,
+    PowerSettings,
+    Share,
+    heterogeneity_analysis,
+)
 from engagekit.io.results import (
     RESULT_SIZE_LIMIT,
     read_heterogeneity_result,
     read_power_result,
 )
 
-# a result of engagekit power (estimate_power) with the fields the report reads
-POWER = {
-    "n_patients": 500,
-    "reps": 200,
-    "succeeded": 198,
-    "failed": 2,
-    "power_differs": 0.81,
-    "power_differs_ci_low": 0.75,
-    "power_differs_ci_high": 0.86,
-    "false_flag_rate": 0.04,
-    "power_equivalence": 0.37,
-    "settings": {
-        "target": "adherent",
-        "attribute": "active_listening",
-        "treatment": "listening_visits",
-        "deviation": 0.3,
-    },
-}
-# a result of patients_for_power
-SEARCH = {
-    "target_power": 0.8,
-    "points": [{"n_patients": 100, "power_differs": 0.4, "failed": 0}],
-    "sentence": "About 400 patients.",
-    "settings": POWER["settings"],
-}
+_SETTINGS = PowerSettings(
+    target="adherent",
+    attribute="active_listening",
+    treatment="listening_visits",
+    deviation=0.3,
+    deviation_unit="log-odds per rating point, on the target outcome only",
+    treatments=["cbt_online", "listening_visits"],
+    shares={"cbt_online": 0.6, "listening_visits": 0.4},
+    planned_sessions={"cbt_online": [6, 8], "listening_visits": [4, 6]},
+    analysis=HeterogeneitySettings(),
+    seed=0,
+    replicate_seeds="seed + replicate index",
+    n_jobs=1,
+    versions={"engagekit": "0.1"},
+)
+# a result of engagekit power (estimate_power), in its JSON form
+POWER = PowerResult(
+    n_patients=500,
+    reps=200,
+    succeeded=198,
+    failed=2,
+    failure_examples=["AnalysisError: the GEE did not converge"],
+    power_differs=Share(value=0.81, ci_low=0.75, ci_high=0.86),
+    false_flag_rate=Share(value=0.04, ci_low=0.02, ci_high=0.08),
+    power_equivalence=Share(value=0.37, ci_low=0.31, ci_high=0.44),
+    power_equivalence_attribute=Share(value=None, ci_low=None, ci_high=None),
+    attribute_verdicts={"differs": 0.81, "equivalent": 0.0, "inconclusive": 0.19},
+    equivalence_by_attribute={"empathy": 0.37},
+    settings=_SETTINGS,
+    seconds=12.5,
+).to_dict()
+# a result of patients_for_power, in its JSON form
+SEARCH = PatientsForPowerResult(
+    target_power=0.8,
+    reached=True,
+    n_patients=400,
+    power=Share(value=0.82, ci_low=0.76, ci_high=0.87),
+    bracketed=True,
+    points=[
+        PowerPoint(
+            n_patients=n,
+            power_differs=Share(value=power, ci_low=power - 0.05, ci_high=power + 0.05),
+            false_flag_rate=0.03,
+            power_equivalence=0.3,
+            failed=0,
+        )
+        for n, power in ((100, 0.4), (200, 0.6), (350, 0.78), (400, 0.82))
+    ],
+    low=100,
+    high=2000,
+    tolerance=50,
+    reps=200,
+    sentence="About 400 patients.",
+    settings=_SETTINGS,
+    seconds=80.0,
+).to_dict()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +105,7 @@ def service(tmp_path_factory) -> tuple[Path, dict]:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     analysis = heterogeneity_analysis(encounters, "attended_next")
-    return tmp, json.loads(json.dumps(analysis))  # as written to and read from a file
+    return tmp, json.loads(json.dumps(analysis.to_dict()))  # as written to a file
 
 
 def _set(*path, value) -> Callable[[dict], None]:
@@ -180,6 +219,16 @@ HETEROGENEITY = [
         _drop("target"),
         "it lacks 'target'",
     ),
+    (
+        "another-format-version",
+        _set("format_version", value=2),
+        "its 'format_version' is 2; this engagekit reads format_version 1",
+    ),
+    (
+        "an-unknown-field",
+        _set("method", "bootstrap", value=True),
+        "'method.bootstrap': extra inputs are not permitted",
+    ),
 ]
 POWER_CASES = [
     (
@@ -230,6 +279,18 @@ POWER_CASES = [
         _drop("power_differs"),
         "neither 'power_differs' nor 'target_power'",
     ),
+    (
+        "another-format-version",
+        SEARCH,
+        _set("format_version", value=0),
+        "its 'format_version' is 0; this engagekit reads format_version 1",
+    ),
+    (
+        "interval-a-string",
+        POWER,
+        _set("false_flag_rate_ci_high", value="8%"),
+        "'false_flag_rate_ci_high': input should be a valid number",
+    ),
 ]
 
 
@@ -275,7 +336,7 @@ def test_the_results_as_the_commands_write_them_are_read(service, tmp_path):
         ("search.json", SEARCH, read_power_result),
     ):
         (tmp_path / name).write_text(json.dumps(result))
-        assert read(tmp_path / name) == result
+        assert read(tmp_path / name).to_dict() == result
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from _cli import assert_no_traceback, run
-from _factories import model_with_flag_rule
+from _factories import model_with_manifest
 from engagekit import load_config, simulate_encounters
 from engagekit.errors import OutputError
 from engagekit.io import scores as scores_module
@@ -139,14 +139,14 @@ def test_write_scores_refuses_an_unwritable_file_before_ranking_risks(tmp_path, 
     """The Python API checks too: the run stops before its first computation."""
     config = load_config()
     encounters = simulate_encounters(30, seed=2, config=config).encounters
-    model, rule = model_with_flag_rule(encounters, "adherent", "logistic", config, seed=0)
+    model, manifest = model_with_manifest(encounters, "adherent", "logistic", config, seed=0)
 
     def reached(*args, **kwargs):
         raise AssertionError("the risks were ranked before the output was tried")
 
     monkeypatch.setattr(scores_module, "_thresholds_on_the_table", reached)
     (tmp_path / "blocker").write_text("x")
-    manifest = {"model_sha256": "c" * 64, "flag_rule": rule.to_dict()}
+    manifest = manifest.model_copy(update={"model_sha256": "c" * 64})
     for out, database in [
         (tmp_path / "blocker" / "scores.csv", None),
         (tmp_path / "scores.csv", f"sqlite:///{tmp_path / 'blocker' / 'scores.sqlite'}"),

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from ..config import Config
+    from ..evaluation import Metrics
+    from ..models import ModelManifest
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
@@ -378,7 +380,7 @@ def _require_column(encounters, column: str, option: str, what: str) -> None:
         )
 
 
-def _metric_table(metrics: dict, title: str | None = None, bad_outcome: str | None = None):
+def _metric_table(metrics: Metrics, title: str | None = None, bad_outcome: str | None = None):
     """The headline metrics with their CIs. The AUPRC shown is the flagged (bad)
     outcome's, beside its chance level: the good outcome's sits near its own base rate
     whatever the model, so it says little."""
@@ -391,14 +393,14 @@ def _metric_table(metrics: dict, title: str | None = None, bad_outcome: str | No
         t.add_column(col, justify="left" if col == "metric" else "right")
     for name in POINT_METRICS[:6]:  # the scores; prevalence and n are not estimates
         shown = name
-        if name == "auprc" and FLAGGED_AUPRC in metrics:
+        if name == "auprc":
             name, shown = FLAGGED_AUPRC, "auprc (flagged outcome)"
-        value = metrics.get(name)
-        low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+        estimate = metrics.overall.estimate(name)
+        value, low, high = estimate.value, estimate.ci_low, estimate.ci_high
         ci = "–" if low is None or high is None else f"{low:.3f} to {high:.3f}"
         t.add_row(shown, "–" if value is None else f"{value:.3f}", ci)
-    prevalence = metrics.get("prevalence")
-    if FLAGGED_AUPRC in metrics and prevalence is not None:
+    prevalence = metrics.overall.prevalence.value
+    if prevalence is not None:
         who = f"patients who {bad_outcome}" if bad_outcome else "the flagged outcome"
         t.caption = (
             f"auprc is for {who}; a model no better than chance scores their rate, "
@@ -446,9 +448,7 @@ def _load_directory(model_dir: Path, config: Path | None = None):
     import warnings
 
     from ..config import config_from_dict
-    from ..errors import UntrustedModelError
     from ..io.model_store import (
-        MANIFEST_FILE,
         ModelSignatureWarning,
         ModelVersionWarning,
         load_model_directory,
@@ -460,13 +460,7 @@ def _load_directory(model_dir: Path, config: Path | None = None):
         loaded = load_model_directory(model_dir)
     for w in caught:
         err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
-    if "config" not in loaded.manifest:
-        raise UntrustedModelError(
-            f"{str(model_dir / MANIFEST_FILE)!r} has no 'config': the commands read the "
-            "attributes, scale and treatments from it; retrain it with engagekit train",
-            file=MANIFEST_FILE,
-        )
-    cfg = config_from_dict(loaded.manifest["config"], source=f"of the model {str(model_dir)!r}")
+    cfg = config_from_dict(loaded.manifest.config, source=f"of the model {str(model_dir)!r}")
     if config is not None:
         from ..config import check_compatible
 
@@ -476,11 +470,11 @@ def _load_directory(model_dir: Path, config: Path | None = None):
     return loaded, cfg
 
 
-def _refuse_unfit(manifest: dict, model_dir: Path, allow: bool) -> None:
+def _refuse_unfit(manifest: ModelManifest, model_dir: Path, allow: bool) -> None:
     """Stop before using a model that train marked unfit for use, unless allowed."""
-    if manifest.get("fit_for_use", True) is not False:
+    if manifest.fit_for_use:
         return
-    why = manifest.get("unfit_reason") or "its validation showed no better than chance"
+    why = manifest.unfit_reason or "its validation showed no better than chance"
     if not allow:
         from ..errors import UnfitModelError
 

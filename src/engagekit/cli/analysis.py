@@ -117,31 +117,30 @@ def heterogeneity(
             adjustment=adjustment,
             cov_type=cov_type,
         )
-    write_json(result, out_file)
+    write_json(result.to_dict(), out_file)
     if plot is not None:
         from ..heterogeneity.plot import forest_plot
 
         forest_plot(result, plot)
-    method = result["method"]
+    method = result.method
     t = Table(
-        title=f"Does the effect on {in_sentence(result['target_label'])} differ by treatment? "
-        f"({result['n_patients']:,} patients, {result['n_encounters']:,} encounters)",
+        title=f"Does the effect on {in_sentence(result.target_label)} differ by treatment? "
+        f"({result.n_patients:,} patients, {result.n_encounters:,} encounters)",
         header_style="bold",
     )
     for col in ("attribute", "p", "adjusted p", "verdict", "odds ratio per point by treatment"):
         t.add_column(col, justify="right" if "p" == col.split()[-1] else "left")
-    for a in result["attributes"]:
-        ors = ", ".join(f"{r['treatment_label']} {r['odds_ratio']:.2f}" for r in a["by_treatment"])
-        label = a["label"] if a["higher_is_better"] else f"{a['label']} (higher is worse)"
-        t.add_row(label, f"{a['p_value']:.3g}", f"{a['p_adjusted']:.3g}", a["verdict"], ors)
+    for a in result.attributes:
+        ors = ", ".join(f"{r.treatment_label} {r.odds_ratio:.2f}" for r in a.by_treatment)
+        label = a.label if a.higher_is_better else f"{a.label} (higher is worse)"
+        t.add_row(label, f"{a.p_value:.3g}", f"{a.p_adjusted:.3g}", a.verdict, ors)
     out.print(t)
-    for a in result["attributes"]:
-        out.print(f"- {a['sentence']}", highlight=False)
-    excluded = sum(v for k, v in result.items() if k.startswith("n_excluded"))
+    for a in result.attributes:
+        out.print(f"- {a.sentence}", highlight=False)
     out.print(
-        f"GEE ({method['working_correlation']} working correlation, clusters: "
-        f"{method['cluster']}s, {method['cov_type']} covariance, margin "
-        f"{method['margin']:.3f}); {excluded:,} encounters left out for missing values "
+        f"GEE ({method.working_correlation} working correlation, clusters: "
+        f"{method.cluster}s, {method.cov_type} covariance, margin "
+        f"{method.margin:.3f}); {result.n_excluded:,} encounters left out for missing values "
         f"(counts in the JSON). Result written to {str(out_file)!r}"
         + (f", forest plot to {str(plot)!r}." if plot is not None else "."),
         highlight=False,
@@ -213,13 +212,14 @@ def power(
                 patients, progress=lambda d, t: progress(f"{patients:,} patients", d, t), **options
             )
         )
+        detected = result.power_differs
         out.print(
-            f"{patients:,} patients, {result['succeeded']} simulated studies "
-            f"({result['failed']} failed to fit): power to detect the deviation "
-            f"{_pct(result['power_differs'], 0)} (95% CI {_pct(result['power_differs_ci_low'], 0)} "
-            f"to {_pct(result['power_differs_ci_high'], 0)}); another quality wrongly flagged in "
-            f"{_pct(result['false_flag_rate'], 0)}; qualities without a deviation shown "
-            f"equivalent in {_pct(result['power_equivalence'], 0)}.",
+            f"{patients:,} patients, {result.succeeded} simulated studies "
+            f"({result.failed} failed to fit): power to detect the deviation "
+            f"{_pct(detected.value, 0)} (95% CI {_pct(detected.ci_low, 0)} "
+            f"to {_pct(detected.ci_high, 0)}); another quality wrongly flagged in "
+            f"{_pct(result.false_flag_rate.value, 0)}; qualities without a deviation shown "
+            f"equivalent in {_pct(result.power_equivalence.value, 0)}.",
             highlight=False,
         )
     else:
@@ -228,7 +228,7 @@ def power(
                 goal, progress=lambda n, d, t: progress(f"{n:,} patients", d, t), **options
             )
         )
-        out.print(result["sentence"], highlight=False)
+        out.print(result.sentence, highlight=False)
     if out_file is not None:
-        write_json(result, out_file)
+        write_json(result.to_dict(), out_file)
         out.print(f"Result written to {str(out_file)!r}.")

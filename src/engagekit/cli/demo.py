@@ -99,7 +99,7 @@ def demo(
         )
         train(data_path, target, model_dir, seed=seed, config=config)
     write_json(
-        {target: read_metrics(model_dir) for target, model_dir in models.items()},
+        {target: read_metrics(model_dir).to_dict() for target, model_dir in models.items()},
         out_dir / "metrics.json",
     )
 

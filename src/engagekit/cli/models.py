@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..choices import ModelChoice
 from ._app import (
     AllowUnfitOption,
     BootstrapOption,
@@ -42,11 +43,12 @@ def train(
     target: TargetOption,
     out_dir: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
     model: Annotated[
-        str,
+        ModelChoice,
         typer.Option(
-            help="auto (the kind with the lower cross-validated log loss), logistic or gbm."
+            help="auto (every kind; the one with the lower cross-validated log loss is "
+            "kept) or one kind."
         ),
-    ] = "auto",
+    ] = ModelChoice.AUTO,
     folds: Annotated[int, typer.Option(help="Patient-grouped CV folds.", min=2)] = 5,
     bootstrap: BootstrapOption = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -80,14 +82,12 @@ def train(
     per subgroup), model_card.md and integrity.json (every file's hash; signed when
     ENGAGEKIT_MODEL_KEY is set) to --out, replacing a previous model there whole.
     """
-    from ..io.model_store import check_replaceable, data_fingerprint, save_model
+    from ..io.model_store import check_replaceable, save_model
     from ..io.write import check_writable
-    from ..models import train_model
+    from ..models import build_manifest, train_model
     from ..report import model_card, training_steps_sentences
 
     _check_target(target)
-    if model not in ("auto", "logistic", "gbm"):
-        raise typer.BadParameter("choose auto, logistic or gbm", param_hint="--model")
     rule = _parse_flag_rule(flag_rule)
     temporal_split = _iso_day(temporal_split, "--temporal-split")
     # in a second, not after the training
@@ -112,67 +112,43 @@ def train(
         temporal_split=temporal_split,
         flag_rule=rule,
     )
-    metrics = {**result.metrics, "selection": result.selection}
-    save_model(
-        result.model,
-        out_dir,
-        {
-            "target": target,
-            "kind": result.model.kind,
-            "features": result.model.feature_names,
-            "config": cfg.model_dump(mode="json"),
-            "training_data_sha256": data_fingerprint(encounters),
-            "training_data": _training_data(data, table, query, encounters),
-            "estimator": _estimator_record(result.model.estimator),
-            "n_encounters": metrics.get("n_encounters"),
-            "n_patients": metrics.get("n_patients"),
-            "tuning": result.model.tuning,
-            "flag_rule": result.flag_rule.to_dict(),
-            "recalibration": result.model.recalibration.to_dict(),
-            # what train did and its verdict, as metrics.json says it; score, forecast
-            # and predict read fit_for_use and unfit_reason (see _refuse_unfit)
-            "fit_for_use": metrics["fit_for_use"],
-            "unfit_reason": metrics["unfit_reason"],
-            "training_steps": metrics["training_steps"],
-            "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))},
-        },
-        metrics=metrics,
-        model_card=model_card,
-    )
+    metrics = result.metrics
+    manifest = build_manifest(result, cfg, encounters, source=_training_source(data, table, query))
+    save_model(result.model, out_dir, manifest, metrics=metrics, model_card=model_card)
     out.print(
         f"[bold]{target}[/bold]: {result.model.kind} model chosen "
         f"(cross-validated log loss: "
-        + ", ".join(f"{k} {v:.4f}" for k, v in result.selection["cv_log_loss"].items())
+        + ", ".join(f"{k} {v:.4f}" for k, v in metrics.selection.cv_log_loss.items())
         + ")"
     )
     out.print(
-        f"{metrics['n_encounters']:,} encounters of {metrics['n_patients']:,} patients; "
-        f"{metrics['n_excluded_missing_outcome']:,} left out (no {target} recorded)."
+        f"{metrics.overall.n_encounters:,} encounters of {metrics.overall.n_patients:,} "
+        f"patients; {metrics.n_excluded_missing_outcome:,} left out (no {target} recorded)."
     )
     bad = _bad_outcome(cfg, target)
     out.print(_metric_table(metrics, "patient-grouped cross-validation", bad_outcome=bad))
-    temporal = metrics.get("temporal_validation")
+    temporal = metrics.temporal_validation
     if temporal is not None:
         out.print(
             _metric_table(
                 temporal,
-                f"temporal validation: {temporal['n_encounters']:,} encounters from "
-                f"{temporal['split_date']} on",
+                f"temporal validation: {temporal.overall.n_encounters:,} encounters from "
+                f"{temporal.split_date} on",
                 bad_outcome=bad,
             )
         )
     out.print(_flag_rule_line(flag_rule, result.flag_rule, bad), highlight=False)
     out.print("What training ran:", highlight=False)
-    for sentence in training_steps_sentences(metrics["training_steps"]):
+    for sentence in training_steps_sentences(metrics.training_steps):
         out.print(f"  - {sentence}", highlight=False, markup=False)
     out.print(f"Model and metrics written to {str(out_dir)!r}.")
-    fitness = metrics["training_steps"]["fitness"]
-    if metrics["fit_for_use"]:
-        out.print(f"[green]Fit for use:[/green] {_escape(fitness['reason'])}.", highlight=False)
+    fitness = metrics.training_steps.fitness
+    if metrics.fit_for_use:
+        out.print(f"[green]Fit for use:[/green] {_escape(fitness.reason)}.", highlight=False)
     else:
         # last, in red: the one line a user must not miss
         out.print(
-            f"[bold red]NOT FIT FOR USE:[/bold red] {_escape(metrics['unfit_reason'])}. The "
+            f"[bold red]NOT FIT FOR USE:[/bold red] {_escape(metrics.unfit_reason)}. The "
             "model was saved marked fit_for_use: false; score, forecast and predict refuse "
             "it unless given --allow-unfit-model.",
             highlight=False,
@@ -204,45 +180,17 @@ def _flag_rule_line(text: str, rule, bad_outcome: str) -> str:
     )
 
 
-def _training_data(data: str, table: str | None, query: str | None, encounters) -> dict:
-    """Where the training data came from and the period it covers, for the model card."""
+def _training_source(data: str, table: str | None, query: str | None) -> str:
+    """Where the training data came from, for the manifest and the model card."""
     from ..io import is_database_url
 
-    if is_database_url(data):
-        from sqlalchemy.engine import make_url
+    if not is_database_url(data):
+        return data
+    from sqlalchemy.engine import make_url
 
-        # never store a database password in a file that travels with the model
-        source = make_url(data).render_as_string(hide_password=True)
-        source += f" (table {table})" if table else " (a query)" if query else ""
-    else:
-        source = data
-    record: dict = {"source": source, "n_rows": len(encounters)}
-    if "encounter_date" in encounters.columns and len(encounters):
-        import pandas as pd
-
-        dates = pd.to_datetime(encounters["encounter_date"], errors="coerce").dropna()
-        if len(dates):
-            record["first_encounter_date"] = dates.min().date().isoformat()
-            record["last_encounter_date"] = dates.max().date().isoformat()
-    return record
-
-
-def _estimator_record(estimator) -> dict:
-    """The fitted estimator's class and plain-valued settings, for the model card."""
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    params = {
-        name: value
-        for name, value in sorted(final.get_params(deep=False).items())
-        if isinstance(value, (bool, int, float, str))
-        and name not in ("verbose", "warm_start")
-        and value != "deprecated"
-    }
-    if hasattr(final, "n_iter_"):
-        import numpy as np
-
-        # boosting iterations kept after early stopping (an array for a linear solver)
-        params["n_iter_"] = int(np.max(final.n_iter_))
-    return {"class": type(final).__name__, "params": params}
+    # never store a database password in a file that travels with the model
+    source = make_url(data).render_as_string(hide_password=True)
+    return source + (f" (table {table})" if table else " (a query)" if query else "")
 
 
 @app.command()
@@ -309,7 +257,7 @@ def evaluate(
     from ..errors import ContractError
     from ..io import write_json
     from ..io.write import check_writable
-    from ..models import evaluate_model_predictions, labelled_rows
+    from ..models import ExternalValidation, evaluate_model_predictions, labelled_rows
 
     check_writable(out_file)
     model, _manifest, cfg = _load(model_dir, config)
@@ -320,13 +268,17 @@ def evaluate(
     if not labelled.any():
         raise ContractError(f"no encounter in {data!r} has {model.target!r} recorded")
     p = model.predict_proba(encounters)[labelled]
-    metrics = evaluate_model_predictions(
-        encounters[labelled], model.target, p, cfg, n_boot=bootstrap, seed=seed, n_jobs=-1
+    metrics = ExternalValidation(
+        **dict(
+            evaluate_model_predictions(
+                encounters[labelled], model.target, p, cfg, n_boot=bootstrap, seed=seed, n_jobs=-1
+            )
+        ),
+        n_excluded_missing_outcome=int((~labelled).sum()),
+        target=model.target,
+        model=model.kind,
     )
-    metrics["n_excluded_missing_outcome"] = int((~labelled).sum())
-    metrics["target"] = model.target
-    metrics["model"] = model.kind
-    write_json(metrics, out_file)
+    write_json(metrics.to_dict(), out_file)
     out.print(
         _metric_table(metrics, "external validation", bad_outcome=_bad_outcome(cfg, model.target))
     )

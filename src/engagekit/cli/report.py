@@ -105,15 +105,15 @@ def report(
     analyses = []
     for path in heterogeneity or []:
         result = read_heterogeneity_result(path)
-        if result["target"] not in targets:
+        if result.target not in targets:
             raise typer.BadParameter(
-                f"{str(path)!r} analyses {result['target']!r}, which no --model predicts "
+                f"{str(path)!r} analyses {result.target!r}, which no --model predicts "
                 f"({', '.join(targets)}); add that model or leave the result out",
                 param_hint="--heterogeneity",
             )
-        if result["target"] in (a["target"] for a in analyses):
+        if result.target in (a.target for a in analyses):
             raise typer.BadParameter(
-                f"two results for {result['target']!r}; give one per outcome",
+                f"two results for {result.target!r}; give one per outcome",
                 param_hint="--heterogeneity",
             )
         analyses.append(result)

@@ -8,14 +8,22 @@ calibration curve) and clinical usefulness (the decision curve's net benefit). B
 one patient contributes many encounters, uncertainty comes from a patient-level
 (cluster) bootstrap, and every metric is also reported per treatment and subgroup.
 
-:func:`evaluate_predictions` builds the whole metrics block engagekit writes to
-``metrics.json``; the pieces it is made of are public too.
+:func:`evaluate_predictions` builds :class:`Metrics`, whose ``to_dict()`` is the whole
+metrics block engagekit writes to ``metrics.json``; the pieces it is made of are public
+too.
 """
 
 from .bootstrap import cluster_bootstrap
 from .metrics import (
+    ESTIMATE_NAMES,
     FLAGGED_AUPRC,
     POINT_METRICS,
+    CalibrationBin,
+    DecisionCurvePoint,
+    Estimate,
+    GroupMetrics,
+    Metrics,
+    RocPoint,
     calibration_curve,
     decision_curve,
     decision_thresholds,
@@ -26,8 +34,15 @@ from .metrics import (
 )
 
 __all__ = [
+    "ESTIMATE_NAMES",
     "FLAGGED_AUPRC",
     "POINT_METRICS",
+    "CalibrationBin",
+    "DecisionCurvePoint",
+    "Estimate",
+    "GroupMetrics",
+    "Metrics",
+    "RocPoint",
     "calibration_curve",
     "cluster_bootstrap",
     "decision_curve",

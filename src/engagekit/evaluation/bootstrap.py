@@ -226,20 +226,30 @@ def _bootstrap_replicates(
     return replicates
 
 
-def _summarise_replicates(
-    estimate: Mapping[str, float], replicates: np.ndarray, ci: float
-) -> dict[str, float]:
-    """Estimate, percentile interval and usable replicates of each value."""
-    out: dict[str, Any] = {}
+def _percentile_intervals(replicates: np.ndarray, ci: float) -> list[tuple[float, float, int]]:
+    """``(low, high, usable replicates)`` of each column of ``replicates``: its
+    percentile interval over the replicates in which it is defined (NaN if none is)."""
+    out = []
     tail = (1 - ci) / 2
-    for j, name in enumerate(estimate):
+    for j in range(replicates.shape[1]):
         usable = replicates[:, j][~np.isnan(replicates[:, j])]
         if usable.size:
             low, high = np.quantile(usable, [tail, 1 - tail])
         else:
             low = high = math.nan
+        out.append((float(low), float(high), int(usable.size)))
+    return out
+
+
+def _summarise_replicates(
+    estimate: Mapping[str, float], replicates: np.ndarray, ci: float
+) -> dict[str, float]:
+    """Estimate, percentile interval and usable replicates of each value."""
+    out: dict[str, Any] = {}
+    intervals = _percentile_intervals(replicates, ci)
+    for name, (low, high, usable) in zip(estimate, intervals, strict=True):
         out[name] = float(estimate[name])
-        out[f"{name}_ci_low"] = float(low)
-        out[f"{name}_ci_high"] = float(high)
-        out[f"{name}_n_boot"] = int(usable.size)
+        out[f"{name}_ci_low"] = low
+        out[f"{name}_ci_high"] = high
+        out[f"{name}_n_boot"] = usable
     return out

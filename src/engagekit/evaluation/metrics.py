@@ -4,7 +4,8 @@ Every function takes the observed binary outcome ``y`` (0/1) and the predicted
 probability ``p`` that ``y == 1``, one value per encounter, and returns numbers or a
 table; nothing is read, written or printed. :func:`evaluate_predictions` assembles them,
 with patient-bootstrap confidence intervals (:mod:`engagekit.evaluation.bootstrap`),
-overall and per subgroup, into the block engagekit writes to ``metrics.json``.
+overall and per subgroup, into :class:`Metrics`, whose ``to_dict()`` is the block
+engagekit writes to ``metrics.json``.
 
 Metrics that a sample cannot define (AUROC when every outcome is the same, the
 calibration slope when the predictions separate the outcomes completely) are returned as
@@ -16,23 +17,32 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from scipy import special, stats
 
+from .._results import Location, Record, Result
 from .bootstrap import (
     _bootstrap_replicates,
     _check_settings,
     _group_codes,
-    _summarise_replicates,
+    _percentile_intervals,
 )
 
 __all__ = [
+    "ESTIMATE_NAMES",
     "FLAGGED_AUPRC",
     "POINT_METRICS",
+    "CalibrationBin",
+    "DecisionCurvePoint",
+    "Estimate",
+    "GroupMetrics",
+    "Metrics",
+    "RocPoint",
     "calibration_curve",
     "decision_curve",
     "decision_thresholds",
@@ -765,12 +775,289 @@ def decision_thresholds(*marks: float | None) -> np.ndarray:
     return np.union1d(np.arange(1, last + 1) / 100, kept)
 
 
-# --------------------------------------------------------------------------- the metrics block
+# --------------------------------------------------------------------------- the result
 #: Metrics with bootstrap CIs in :func:`evaluate_predictions` (``n`` is a count, reported
 #: as ``n_encounters``).
 _ESTIMATED = tuple(name for name in POINT_METRICS if name != "n")
+#: Names of the estimates of a :class:`GroupMetrics`, in the order ``metrics.json`` holds
+#: them.
+ESTIMATE_NAMES = (*_ESTIMATED, FLAGGED_AUPRC)
+# the parts of an estimate besides its value, and the suffix of each in the JSON form
+_ESTIMATE_PARTS = ("ci_low", "ci_high", "n_boot")
+_BY = "by_"
 
 
+class Estimate(Record):
+    """A metric on all the data, with its patient-bootstrap percentile interval.
+
+    Attributes
+    ----------
+    value : float or None
+        The metric on all the data; None where the data cannot define it.
+    ci_low, ci_high : float or None
+        The interval (at :attr:`Metrics.ci_level`); None where no replicate defined it.
+    n_boot : int
+        The bootstrap replicates in which the metric was defined, that the interval
+        rests on.
+
+    Examples
+    --------
+    >>> Estimate(value=0.71, ci_low=0.69, ci_high=0.73, n_boot=1000).ci_high
+    0.73
+    """
+
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n_boot: Annotated[int, Field(ge=0)]
+
+
+class GroupMetrics(Record):
+    """Every metric of one set of encounters (all of them, or one subgroup level), with
+    the counts and a note; :attr:`Metrics.overall` and each level of
+    :attr:`Metrics.by_group`.
+
+    Attributes
+    ----------
+    auroc, auprc, brier, log_loss, calibration_intercept, calibration_slope, prevalence
+        The :func:`point_metrics` of these encounters, each an :class:`Estimate`.
+    auprc_flagged : Estimate
+        The average precision of the flagged outcome (:data:`FLAGGED_AUPRC`).
+    n_encounters, n_patients : int
+    note : str or None
+        Why a metric is undefined and which intervals rest on fewer than every
+        replicate, or, for a subgroup level too small to measure, why no metric was
+        computed; None if there is nothing to say.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.2, 0.9, 200)
+    >>> y = (rng.uniform(size=200) < p).astype(int)
+    >>> overall = evaluate_predictions(y, p, np.repeat(np.arange(50), 4), n_boot=20).overall
+    >>> overall.n_patients, overall.estimate("auroc") == overall.auroc
+    (50, True)
+    """
+
+    auroc: Estimate
+    auprc: Estimate
+    brier: Estimate
+    log_loss: Estimate
+    calibration_intercept: Estimate
+    calibration_slope: Estimate
+    prevalence: Estimate
+    auprc_flagged: Estimate
+    n_encounters: Annotated[int, Field(ge=0)]
+    n_patients: Annotated[int, Field(ge=0)]
+    note: str | None
+
+    def estimate(self, name: str) -> Estimate:
+        """The estimate of metric ``name`` (one of :data:`ESTIMATE_NAMES`).
+
+        Raises
+        ------
+        ValueError
+            ``name`` is not a metric with an estimate.
+        """
+        if name not in ESTIMATE_NAMES:
+            raise ValueError(f"unknown metric {name!r}; expected one of {list(ESTIMATE_NAMES)}")
+        return getattr(self, name)
+
+    def _json(self) -> dict[str, Any]:
+        """The JSON form: ``name``, ``name_ci_low``, ``name_ci_high`` and ``name_n_boot`` of
+        each estimate, then the counts and the note."""
+        out: dict[str, Any] = {}
+        for name in ESTIMATE_NAMES:
+            estimate = getattr(self, name)
+            out[name] = estimate.value
+            out.update({f"{name}_{part}": getattr(estimate, part) for part in _ESTIMATE_PARTS})
+        out.update(n_encounters=self.n_encounters, n_patients=self.n_patients, note=self.note)
+        return out
+
+    @classmethod
+    def _fields(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        out = {k: v for k, v in data.items() if k not in _estimate_keys()}
+        for name in ESTIMATE_NAMES:
+            parts = {p: data[f"{name}_{p}"] for p in _ESTIMATE_PARTS if f"{name}_{p}" in data}
+            if name in data:
+                parts["value"] = data[name]
+            if parts:
+                out[name] = parts
+        return out
+
+
+def _estimate_keys() -> frozenset[str]:
+    return frozenset(
+        key
+        for name in ESTIMATE_NAMES
+        for key in (name, *(f"{name}_{part}" for part in _ESTIMATE_PARTS))
+    )
+
+
+def _group_location(location: Location) -> Location:
+    """Where a field of a :class:`GroupMetrics` is in its JSON form (an estimate's
+    parts are flattened: ``auroc_ci_low``)."""
+    if len(location) >= 2 and location[0] in ESTIMATE_NAMES and location[1] != "value":
+        return (f"{location[0]}_{location[1]}", *location[2:])
+    if len(location) >= 2 and location[0] in ESTIMATE_NAMES:
+        return (location[0], *location[2:])
+    return location
+
+
+class CalibrationBin(Record):
+    """One bin of the calibration curve (a row of :func:`calibration_curve`)."""
+
+    bin: int
+    mean_predicted: float
+    observed_rate: float
+    n: int
+    ci_low: float | None
+    ci_high: float | None
+
+
+class RocPoint(Record):
+    """One point of the ROC curve (a row of :func:`roc_curve`); the first point's
+    threshold, infinite, is None."""
+
+    false_positive_rate: float
+    true_positive_rate: float
+    threshold: float | None
+
+
+class DecisionCurvePoint(Record):
+    """Net benefits at one risk threshold (a row of :func:`decision_curve`)."""
+
+    threshold: float
+    net_benefit_model: float
+    net_benefit_all: float
+    net_benefit_none: float
+
+
+class Metrics(Result):
+    """Every metric of a set of predictions, overall and by group, with the curves.
+
+    Built by :func:`evaluate_predictions`. Like fairlearn's ``MetricFrame``,
+    :attr:`overall` holds the metrics on all the encounters and :attr:`by_group` those of
+    each level of each subgroup column; each metric is an :class:`Estimate` with its
+    patient-bootstrap interval.
+
+    Attributes
+    ----------
+    overall : GroupMetrics
+        Every encounter.
+    n_boot : int
+        Bootstrap replicates asked for (an estimate's ``n_boot`` says how many defined
+        it).
+    ci_level : float
+        Level of the percentile intervals.
+    seed : int
+        Seed of the bootstrap.
+    calibration_curve : list of CalibrationBin
+    roc_curve : list of RocPoint or None
+        At most 200 points; None with a single outcome class.
+    decision_curve : list of DecisionCurvePoint
+        Net benefit of flagging the outcome ``decision_curve_flagged_outcome``.
+    decision_curve_flagged_outcome : {0, 1}
+        The outcome a flag is meant to catch (also that of ``auprc_flagged``).
+    by_group : dict of str to dict of str to GroupMetrics
+        Per subgroup column (``treatment``, ``age_band``, …), per level (``"(missing)"``
+        for missing values), the metrics of its encounters; a level too small or with
+        one outcome class has none, and its note says why.
+
+    Notes
+    -----
+    The JSON form (:meth:`to_dict`, ``metrics.json``) is flat: each estimate ``name`` of
+    :attr:`overall` is written as ``name``, ``name_ci_low``, ``name_ci_high`` and
+    ``name_n_boot``, followed by ``n_encounters``, ``n_patients`` and ``note``; the
+    settings and curves; and each subgroup column ``c`` as ``by_<c>``, a mapping of
+    level to the same flat block.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.2, 0.9, 400)
+    >>> y = (rng.uniform(size=400) < p).astype(int)
+    >>> patients = np.repeat(np.arange(100), 4)
+    >>> by = pd.DataFrame({"treatment": np.where(patients < 90, "cbt_online", "usual_care")})
+    >>> metrics = evaluate_predictions(y, p, patients, by=by, n_boot=50)
+    >>> auroc = metrics.overall.auroc
+    >>> bool(auroc.ci_low < auroc.value < auroc.ci_high), sorted(metrics.by_group["treatment"])
+    (True, ['cbt_online', 'usual_care'])
+    >>> record = metrics.to_dict()
+    >>> record["auroc_ci_low"] == metrics.overall.auroc.ci_low, "by_treatment" in record
+    (True, True)
+    >>> Metrics.from_dict(record) == metrics
+    True
+    >>> Metrics.from_dict({**record, "format_version": 2})
+    Traceback (most recent call last):
+    ...
+    engagekit.errors.ResultFormatError: metrics is not valid: its 'format_version' is 2; ...
+    """
+
+    _what: ClassVar[str] = "metrics"
+
+    overall: GroupMetrics
+    n_boot: Annotated[int, Field(ge=0)]
+    ci_level: Annotated[float, Field(gt=0, lt=1)]
+    seed: int
+    calibration_curve: list[CalibrationBin]
+    roc_curve: list[RocPoint] | None
+    decision_curve: list[DecisionCurvePoint]
+    decision_curve_flagged_outcome: Literal[0, 1]
+    by_group: dict[str, dict[str, GroupMetrics]] = Field(default_factory=dict)
+
+    def _json(self) -> dict[str, Any]:
+        return {
+            **self.overall._json(),
+            "n_boot": self.n_boot,
+            "ci_level": self.ci_level,
+            "seed": self.seed,
+            "calibration_curve": [point.model_dump() for point in self.calibration_curve],
+            "roc_curve": (
+                None if self.roc_curve is None else [p.model_dump() for p in self.roc_curve]
+            ),
+            "decision_curve": [point.model_dump() for point in self.decision_curve],
+            "decision_curve_flagged_outcome": self.decision_curve_flagged_outcome,
+            **{
+                f"{_BY}{column}": {level: block._json() for level, block in levels.items()}
+                for column, levels in self.by_group.items()
+            },
+        }
+
+    @classmethod
+    def _fields(cls, data: dict[str, Any]) -> dict[str, Any]:
+        estimates = _estimate_keys() | {"n_encounters", "n_patients", "note"}
+        out = {k: v for k, v in data.items() if k not in estimates and not k.startswith(_BY)}
+        out["overall"] = GroupMetrics._fields({k: v for k, v in data.items() if k in estimates})
+        out["by_group"] = {
+            key[len(_BY) :]: (
+                {level: GroupMetrics._fields(block) for level, block in levels.items()}
+                if isinstance(levels, Mapping)
+                else levels
+            )
+            for key, levels in data.items()
+            if key.startswith(_BY)
+        }
+        return out
+
+    @classmethod
+    def _json_location(cls, location: Location) -> Location:
+        if location[:1] == ("overall",):
+            return _group_location(location[1:])
+        if location[:1] == ("by_group",) and len(location) >= 2:
+            column = f"{_BY}{location[1]}"
+            if len(location) == 2:
+                return (column,)
+            return (column, location[2], *_group_location(location[3:]))
+        return location
+
+
+# --------------------------------------------------------------------------- the metrics block
 def _json_value(value: Any) -> Any:
     """A plain Python value for json.dumps(allow_nan=False): NaN becomes None."""
     if isinstance(value, np.generic):
@@ -780,9 +1067,9 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def _records(frame: pd.DataFrame, record: type[Record]) -> list[Any]:
     return [
-        {key: _json_value(value) for key, value in row.items()}
+        record(**{key: _json_value(value) for key, value in row.items()})
         for row in frame.to_dict(orient="records")
     ]
 
@@ -796,7 +1083,7 @@ def _metrics_block(
     ci: float,
     n_jobs: int,
     flagged_outcome: int = 0,
-) -> dict[str, Any]:
+) -> GroupMetrics:
     """Point metrics with patient-bootstrap CIs, counts and a note on what is undefined.
 
     The same as ``cluster_bootstrap(y, p, groups, point_metrics, ...)`` without ``n``,
@@ -819,29 +1106,37 @@ def _metrics_block(
 
         return replicate
 
-    names = (*_ESTIMATED, FLAGGED_AUPRC)
-    estimate = {name: values[name] for name in names}
     replicates = _bootstrap_replicates(
-        list(estimate), n_groups, make_replicate, n_boot=n_boot, seed=seed, n_jobs=n_jobs
+        list(ESTIMATE_NAMES), n_groups, make_replicate, n_boot=n_boot, seed=seed, n_jobs=n_jobs
     )
-    result = _summarise_replicates(estimate, replicates, ci)
-    block: dict[str, Any] = {key: _json_value(value) for key, value in result.items()}
-    block["n_encounters"] = int(y.size)
-    block["n_patients"] = n_groups
+    estimates = {
+        name: Estimate(
+            value=_json_value(float(values[name])),
+            ci_low=_json_value(low),
+            ci_high=_json_value(high),
+            n_boot=usable,
+        )
+        for name, (low, high, usable) in zip(
+            ESTIMATE_NAMES, _percentile_intervals(replicates, ci), strict=True
+        )
+    }
     remarks = [f"{name}: {why}" for name, why in notes.items()]
     remarks += [
-        f"{name}: CI from the {block[f'{name}_n_boot']} of {n_boot} replicates in which it "
-        "was defined"
-        for name in names
-        if name not in notes and 0 < block[f"{name}_n_boot"] < n_boot
+        f"{name}: CI from the {estimate.n_boot} of {n_boot} replicates in which it was defined"
+        for name, estimate in estimates.items()
+        if name not in notes and 0 < estimate.n_boot < n_boot
     ]
-    block["note"] = "; ".join(remarks) or None
-    return block
+    return GroupMetrics(
+        **estimates,
+        n_encounters=int(y.size),
+        n_patients=n_groups,
+        note="; ".join(remarks) or None,
+    )
 
 
 def _skipped_block(
     y: np.ndarray, groups: np.ndarray, min_encounters: int, min_patients: int
-) -> dict[str, Any] | None:
+) -> GroupMetrics | None:
     """The block of a subgroup too small or one-sided to measure, or None if it is fine."""
     n_patients = int(pd.unique(groups).size)
     positives = int(y.sum())
@@ -853,16 +1148,13 @@ def _skipped_block(
         why = f"only one outcome class (every y = {int(positives > 0)} in {y.size} encounters)"
     else:
         return None
-    block: dict[str, Any] = {}
-    for name in (*_ESTIMATED, FLAGGED_AUPRC):
-        block.update({name: None, f"{name}_ci_low": None, f"{name}_ci_high": None})
-        block[f"{name}_n_boot"] = 0
-    block.update(
+    unmeasured = Estimate(value=None, ci_low=None, ci_high=None, n_boot=0)
+    return GroupMetrics(
+        **dict.fromkeys(ESTIMATE_NAMES, unmeasured),
         n_encounters=int(y.size),
         n_patients=n_patients,
         note=f"metrics not computed: {why}",
     )
-    return block
 
 
 def evaluate_predictions(
@@ -880,7 +1172,7 @@ def evaluate_predictions(
     n_bins: int = 10,
     n_jobs: int = 1,
     decision_thresholds: Sequence[float] | None = None,
-) -> dict[str, Any]:
+) -> Metrics:
     """Every metric of a set of predictions, with patient-bootstrap CIs, overall and by group.
 
     Parameters
@@ -921,27 +1213,19 @@ def evaluate_predictions(
 
     Returns
     -------
-    dict
-        JSON-serialisable (``json.dumps(..., allow_nan=False)`` works; undefined values
-        are None):
-
-        - for each of ``auroc``, ``auprc``, ``brier``, ``log_loss``,
-          ``calibration_intercept``, ``calibration_slope``, ``prevalence``, and
-          ``auprc_flagged`` (:data:`FLAGGED_AUPRC`: the average precision of the
-          flagged outcome, ranked by its risk; its chance level is that outcome's
-          rate): the value on all data, ``<name>_ci_low``, ``<name>_ci_high`` and
-          ``<name>_n_boot`` (the replicates in which it was defined);
-        - ``n_encounters``, ``n_patients``, ``note``: why a metric is undefined, and
-          which CIs rest on fewer than ``n_boot`` replicates; None if nothing to say;
-        - ``n_boot``, ``ci_level``, ``seed``;
-        - ``calibration_curve``: records of :func:`calibration_curve`;
-        - ``roc_curve``: records of :func:`roc_curve` (at most 200 points; the first
-          point's threshold, ``inf``, is None), or None with a single outcome class;
-        - ``decision_curve``: records of :func:`decision_curve`, and
-          ``decision_curve_flagged_outcome``;
-        - for each column ``c`` of ``by``, ``by_<c>``: ``{level: block}`` where a block
-          holds the same metrics with CIs, ``n_encounters``, ``n_patients`` and
-          ``note``. Missing levels are keyed ``"(missing)"``.
+    Metrics
+        :attr:`~Metrics.overall`: for each of ``auroc``, ``auprc``, ``brier``,
+        ``log_loss``, ``calibration_intercept``, ``calibration_slope``, ``prevalence``,
+        and ``auprc_flagged`` (:data:`FLAGGED_AUPRC`: the average precision of the
+        flagged outcome, ranked by its risk; its chance level is that outcome's rate),
+        an :class:`Estimate`: the value on all data (None where undefined), its
+        interval and the replicates in which it was defined; ``n_encounters``,
+        ``n_patients`` and ``note`` (why a metric is undefined, and which CIs rest on
+        fewer than ``n_boot`` replicates). The settings ``n_boot``, ``ci_level`` and
+        ``seed``; the calibration, ROC (at most 200 points; None with a single outcome
+        class) and decision curves; and :attr:`~Metrics.by_group`, the same metrics per
+        level of each column of ``by`` (missing levels as ``"(missing)"``).
+        :meth:`Metrics.to_dict` is the block engagekit writes to ``metrics.json``.
 
     Raises
     ------
@@ -962,11 +1246,11 @@ def evaluate_predictions(
     >>> patients = np.repeat(np.arange(100), 4)
     >>> by = pd.DataFrame({"treatment": np.where(patients < 90, "cbt_online", "usual_care")})
     >>> out = evaluate_predictions(y, p, patients, by=by, n_boot=50)
-    >>> out["n_patients"], sorted(out["by_treatment"])
+    >>> out.overall.n_patients, sorted(out.by_group["treatment"])
     (100, ['cbt_online', 'usual_care'])
-    >>> out["by_treatment"]["usual_care"]["note"]
+    >>> out.by_group["treatment"]["usual_care"].note
     'metrics not computed: only 40 encounters (fewer than 50)'
-    >>> _ = json.dumps(out, allow_nan=False)
+    >>> _ = json.dumps(out.to_dict(), allow_nan=False)
     """
     y_arr, p_arr, _ = _as_outcomes_and_probabilities(y, p)
     groups_arr = np.asarray(groups).ravel()
@@ -983,23 +1267,20 @@ def evaluate_predictions(
             f"'by' must have one row per encounter; got {len(by)} rows for {y_arr.size} encounters."
         )
 
-    out = _metrics_block(y_arr, p_arr, groups_arr, n_boot, seed, ci, n_jobs, flagged_outcome)
-    out.update(n_boot=int(n_boot), ci_level=float(ci), seed=int(seed))
-    out["calibration_curve"] = _records(calibration_curve(y_arr, p_arr, n_bins=n_bins))
+    overall = _metrics_block(y_arr, p_arr, groups_arr, n_boot, seed, ci, n_jobs, flagged_outcome)
     positives = y_arr.sum()
-    out["roc_curve"] = _records(roc_curve(y_arr, p_arr)) if 0 < positives < y_arr.size else None
+    roc = _records(roc_curve(y_arr, p_arr), RocPoint) if 0 < positives < y_arr.size else None
     if flagged_outcome == 1:
         curve = decision_curve(y_arr, p_arr, decision_thresholds)
     else:
         curve = decision_curve(1 - y_arr, 1 - p_arr, decision_thresholds)
-    out["decision_curve"] = _records(curve)
-    out["decision_curve_flagged_outcome"] = int(flagged_outcome)
 
+    by_group: dict[str, dict[str, GroupMetrics]] = {}
     for column in [] if by is None else by.columns:
         levels = pd.Series(by[column].to_numpy(), dtype=object)
         missing = levels.isna()
         labels = levels.astype(str).where(~missing, "(missing)")
-        blocks: dict[str, Any] = {}
+        blocks: dict[str, GroupMetrics] = {}
         for label in sorted(labels.unique()):
             rows = np.flatnonzero((labels == label).to_numpy())
             y_level, p_level, g_level = y_arr[rows], p_arr[rows], groups_arr[rows]
@@ -1011,5 +1292,15 @@ def evaluate_predictions(
                     y_level, p_level, g_level, n_boot, seed, ci, n_jobs, flagged_outcome
                 )
             )
-        out[f"by_{column}"] = blocks
-    return out
+        by_group[str(column)] = blocks
+    return Metrics(
+        overall=overall,
+        n_boot=int(n_boot),
+        ci_level=float(ci),
+        seed=int(seed),
+        calibration_curve=_records(calibration_curve(y_arr, p_arr, n_bins=n_bins), CalibrationBin),
+        roc_curve=roc,
+        decision_curve=_records(curve, DecisionCurvePoint),
+        decision_curve_flagged_outcome=int(flagged_outcome),
+        by_group=by_group,
+    )

@@ -3,13 +3,44 @@ treatment? GEE tests of attribute × treatment heterogeneity with equivalence te
 marginal effects, a forest plot, simulation-based power and the smallest deviation the
 test could detect."""
 
-from .analysis import heterogeneity_analysis, slope_name
+from .analysis import (
+    AnalysisMethod,
+    AttributeResult,
+    Contrast,
+    Equivalence,
+    HeterogeneityResult,
+    JointTest,
+    TreatmentEffect,
+    heterogeneity_analysis,
+    slope_name,
+)
 from .detectable import minimum_detectable_deviation
 from .gee import GeeFit, fit_gee
-from .power import estimate_power, patients_for_power, power_config
+from .power import (
+    PatientsForPowerResult,
+    PowerPoint,
+    PowerResult,
+    PowerSettings,
+    Share,
+    estimate_power,
+    patients_for_power,
+    power_config,
+)
 
 __all__ = [
+    "AnalysisMethod",
+    "AttributeResult",
+    "Contrast",
+    "Equivalence",
     "GeeFit",
+    "HeterogeneityResult",
+    "JointTest",
+    "PatientsForPowerResult",
+    "PowerPoint",
+    "PowerResult",
+    "PowerSettings",
+    "Share",
+    "TreatmentEffect",
     "estimate_power",
     "fit_gee",
     "heterogeneity_analysis",

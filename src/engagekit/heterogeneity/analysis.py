@@ -32,20 +32,32 @@ from __future__ import annotations
 import math
 from importlib.metadata import version
 from itertools import combinations
-from typing import Any
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from scipy import stats
 from scipy.special import expit
 from statsmodels.stats.multitest import multipletests
 
 from .._labels import in_sentence, outcome_label
+from .._results import Record, Result
 from ..config import Config, load_config
 from ..errors import AnalysisError, ContractError
 from .gee import GeeFit, fit_gee
 
-__all__ = ["heterogeneity_analysis", "slope_name"]
+__all__ = [
+    "AnalysisMethod",
+    "AttributeResult",
+    "Contrast",
+    "Equivalence",
+    "HeterogeneityResult",
+    "JointTest",
+    "TreatmentEffect",
+    "heterogeneity_analysis",
+    "slope_name",
+]
 
 _CLUSTER_COLUMNS = {"patient": "patient_id", "practitioner": "practitioner_id"}
 _ADJUSTMENT_NAMES = {"holm": "Holm", "fdr_bh": "Benjamini–Hochberg"}
@@ -54,6 +66,209 @@ _ADJUSTMENT_NAMES = {"holm": "Holm", "fdr_bh": "Benjamini–Hochberg"}
 def slope_name(attribute: str, treatment: str) -> str:
     """Name of the design column holding ``attribute``'s slope in ``treatment``."""
     return f"{attribute}@{treatment}"
+
+
+# --------------------------------------------------------------------------- the result
+Count = Annotated[int, Field(ge=0)]
+Verdict = Literal["differs", "equivalent", "inconclusive"]
+
+
+class TreatmentEffect(Record):
+    """An attribute's effect on the outcome in one treatment.
+
+    Attributes
+    ----------
+    treatment, treatment_label : str
+        The treatment's name and the config's label of it.
+    log_odds, se : float
+        The slope: log-odds per rating point (per point higher, where higher is worse),
+        and its robust standard error.
+    odds_ratio, ci_low, ci_high : float
+        ``exp(log_odds)`` with its 95% CI.
+    n_encounters : int
+        Analysed encounters of the treatment.
+    ame, ame_ci_low, ame_ci_high : float
+        Average marginal effect on the probability per rating point, with its
+        delta-method 95% CI.
+    """
+
+    treatment: str
+    treatment_label: str
+    log_odds: float
+    se: float
+    odds_ratio: float
+    ci_low: float
+    ci_high: float
+    n_encounters: Count
+    ame: float
+    ame_ci_low: float
+    ame_ci_high: float
+
+
+class Contrast(Record):
+    """The difference between two treatments' slopes, with its 90% CI and TOST.
+
+    Attributes
+    ----------
+    treatment_a, treatment_b : str
+    difference : float
+        Slope in ``treatment_b`` minus slope in ``treatment_a``.
+    ci_low, ci_high : float
+        Its 90% CI (the two one-sided tests at 5%).
+    tost_p_value : float
+        The larger p-value of the two one-sided tests against ±margin.
+    inside_margin : bool
+        Whether the CI lies inside ±margin.
+    """
+
+    treatment_a: str
+    treatment_b: str
+    difference: float
+    ci_low: float
+    ci_high: float
+    tost_p_value: float
+    inside_margin: bool
+
+
+class JointTest(Record):
+    """The joint test that an attribute's slopes are equal in every treatment."""
+
+    kind: Literal["wald", "score"]
+    statistic: float
+    df: list[int]
+    p_value: float
+
+
+class Equivalence(Record):
+    """The equivalence test: every between-treatment difference inside ±margin."""
+
+    equivalent: bool
+    p_value: float
+    largest_abs_difference: float
+
+
+class AttributeResult(Record):
+    """The cross-treatment test of one attribute.
+
+    Attributes
+    ----------
+    attribute, label : str
+    higher_is_better : bool
+        Where false, the odds ratios are per point higher, so an effect in the expected
+        direction is an odds ratio below 1.
+    test : JointTest
+    p_value, p_adjusted : float
+        The joint test's p-value, and adjusted across attributes.
+    common_log_odds : float
+        The mean of the treatments' slopes (the pooled effect of the forest plot).
+    by_treatment : list of TreatmentEffect
+    contrasts : list of Contrast
+        Every pair of treatments, in the order of :attr:`by_treatment`.
+    equivalence : Equivalence
+    verdict : {"differs", "equivalent", "inconclusive"}
+    sentence : str
+        The verdict in the config's words.
+    """
+
+    attribute: str
+    label: str
+    higher_is_better: bool
+    test: JointTest
+    p_value: float
+    common_log_odds: float
+    by_treatment: list[TreatmentEffect]
+    contrasts: list[Contrast]
+    equivalence: Equivalence
+    p_adjusted: float
+    verdict: Verdict
+    sentence: str
+
+
+class AnalysisMethod(Record):
+    """How the analysis was done: the model, the settings, versions and the data's hash."""
+
+    model: str
+    terms: list[str]
+    rating_centre: float
+    covariates: list[str]
+    covariates_left_out: list[str]
+    cluster: Literal["patient", "practitioner"]
+    working_correlation: Literal["independence", "exchangeable"]
+    working_correlation_estimate: float | None
+    cov_type: Literal["kauermann_carroll", "bias_reduced"]
+    test: Literal["wald", "score"]
+    reference_distribution: str
+    adjustment: Literal["holm", "fdr_bh"]
+    alpha: float
+    margin: float
+    margin_odds_ratio: float
+    equivalence: str
+    converged: bool
+    iterations: int
+    notes: list[str]
+    versions: dict[str, str]
+    data_sha256: str
+
+
+class HeterogeneityResult(Result):
+    """The cross-treatment analysis of one outcome: :func:`heterogeneity_analysis`.
+
+    Attributes
+    ----------
+    target, target_label : str
+        The outcome and the config's label of it.
+    n_encounters, n_patients, n_clusters : int
+        Analysed encounters, their patients, and the clusters of the robust covariance.
+    n_excluded_missing_outcome, n_excluded_missing_rating, n_excluded_missing_covariate, \
+n_excluded_missing_cluster : int
+        Encounters left out, by the first reason that applies.
+    treatments : list of str
+        The treatments compared, in the config's order.
+    reference_treatment : str
+    method : AnalysisMethod
+    attributes : list of AttributeResult
+        One per attribute, in the config's order.
+
+    Examples
+    --------
+    >>> from engagekit import simulate_encounters
+    >>> result = heterogeneity_analysis(simulate_encounters(300, seed=3).encounters, "adherent")
+    >>> result.attributes[0].attribute, result.attributes[0].verdict in ("differs",
+    ...     "equivalent", "inconclusive")
+    ('approachability', True)
+    >>> HeterogeneityResult.from_dict(result.to_dict()) == result
+    True
+    >>> HeterogeneityResult.from_dict({**result.to_dict(), "format_version": 0})
+    Traceback (most recent call last):
+    ...
+    engagekit.errors.ResultFormatError: a heterogeneity result is not valid: its 'format_version' is 0; ...
+    """  # noqa: E501
+
+    _what: ClassVar[str] = "a heterogeneity result"
+
+    target: str
+    target_label: str
+    n_encounters: Count
+    n_patients: Count
+    n_clusters: Count
+    n_excluded_missing_outcome: Count
+    n_excluded_missing_rating: Count
+    n_excluded_missing_covariate: Count
+    n_excluded_missing_cluster: Count
+    treatments: list[str]
+    reference_treatment: str
+    method: AnalysisMethod
+    attributes: list[AttributeResult]
+
+    @property
+    def n_excluded(self) -> int:
+        """Encounters left out for any reason."""
+        return (
+            self.n_excluded_missing_outcome
+            + self.n_excluded_missing_rating
+            + self.n_excluded_missing_covariate
+            + self.n_excluded_missing_cluster
+        )
 
 
 # --------------------------------------------------------------------------- data
@@ -136,16 +351,17 @@ def _check_separation(fit: GeeFit, treatments: list[str]) -> None:
 
 
 # --------------------------------------------------------------------------- tests
-def _wald(estimate: np.ndarray, cov: np.ndarray, R: np.ndarray) -> dict:
+def _wald(estimate: np.ndarray, cov: np.ndarray, R: np.ndarray) -> JointTest:
     difference = R @ estimate
     statistic = float(difference @ np.linalg.solve(R @ cov @ R.T, difference))
-    q = R.shape[0]
-    return {"statistic": statistic, "df": [q], "p_value": float(stats.chi2.sf(statistic, q))}
+    q = int(R.shape[0])
+    p_value = float(stats.chi2.sf(statistic, q))
+    return JointTest(kind="wald", statistic=statistic, df=[q], p_value=p_value)
 
 
 def _score_test(
     fit: GeeFit, design: pd.DataFrame, y: np.ndarray, groups: np.ndarray, slopes: list[str]
-) -> dict:
+) -> JointTest:
     """GEE score test of equal slopes: the restricted model has one common slope."""
     restricted = design.drop(columns=slopes)
     restricted["__common"] = design[slopes].sum(axis=1)
@@ -154,16 +370,17 @@ def _score_test(
     )
     full = fit.result.model  # both fits order their rows by cluster the same way
     out = full.compare_score_test(sub.result)
-    return {
-        "statistic": float(out["statistic"]),
-        "df": [int(out["df"])],
-        "p_value": float(out["p-value"]),
-    }
+    return JointTest(
+        kind="score",
+        statistic=float(out["statistic"]),
+        df=[int(out["df"])],
+        p_value=float(out["p-value"]),
+    )
 
 
 def _contrasts(
     treatments: list[str], estimate: np.ndarray, cov: np.ndarray, margin: float, alpha: float
-) -> list[dict[str, Any]]:
+) -> list[Contrast]:
     """Every between-treatment difference of slopes with its (1 - 2 alpha) CI and TOST."""
     z = stats.norm.ppf(1 - alpha)
     out = []
@@ -173,24 +390,22 @@ def _contrasts(
         p_lower = stats.norm.sf((difference + margin) / se)  # H0: difference <= -margin
         p_upper = stats.norm.cdf((difference - margin) / se)  # H0: difference >= margin
         out.append(
-            {
-                "treatment_a": treatments[i],
-                "treatment_b": treatments[j],
-                "difference": difference,
-                "ci_low": difference - z * se,
-                "ci_high": difference + z * se,
-                "tost_p_value": float(max(p_lower, p_upper)),
-                "inside_margin": bool(
-                    -margin < difference - z * se and difference + z * se < margin
-                ),
-            }
+            Contrast(
+                treatment_a=treatments[i],
+                treatment_b=treatments[j],
+                difference=difference,
+                ci_low=float(difference - z * se),
+                ci_high=float(difference + z * se),
+                tost_p_value=float(max(p_lower, p_upper)),
+                inside_margin=bool(-margin < difference - z * se and difference + z * se < margin),
+            )
         )
     return out
 
 
 def _marginal_effects(
     fit: GeeFit, design: pd.DataFrame, treatments: list[str], attribute: str, treatment_of_row
-) -> list[dict[str, float]]:
+) -> list[tuple[float, float, float]]:
     """Average marginal effect per rating point in each treatment, delta-method 95% CI."""
     params = fit.params.to_numpy()
     cov = fit.cov.to_numpy()
@@ -207,7 +422,7 @@ def _marginal_effects(
         gradient = beta * ((w * (1 - 2 * p[rows]))[:, None] * X[rows]).mean(axis=0)
         gradient[k] += w.mean()
         se = math.sqrt(max(float(gradient @ cov @ gradient), 0.0))
-        out.append({"ame": ame, "ame_ci_low": ame - z * se, "ame_ci_high": ame + z * se})
+        out.append((ame, float(ame - z * se), float(ame + z * se)))
     return out
 
 
@@ -219,8 +434,8 @@ def _verdict(
     equivalent: bool,
     alpha: float,
     adjustment: str,
-    by_treatment: list[dict[str, Any]],
-    contrasts: list[dict[str, Any]],
+    by_treatment: list[TreatmentEffect],
+    contrasts: list[Contrast],
     margin: float,
     *,
     treatment_labels: dict[str, str],
@@ -244,23 +459,23 @@ def _verdict(
         )
     if rejected:
         sign = 1.0 if higher_is_better else -1.0
-        high = max(by_treatment, key=lambda r: sign * r["log_odds"])
-        low = min(by_treatment, key=lambda r: sign * r["log_odds"])
+        high = max(by_treatment, key=lambda r: sign * r.log_odds)
+        low = min(by_treatment, key=lambda r: sign * r.log_odds)
         per_point = "per point" if higher_is_better else "per point higher"
         return "differs", (
             f"The effect of {quality} on {outcome} differs by treatment "
             f"({_ADJUSTMENT_NAMES[adjustment]}-adjusted p = {p_adjusted:.3g}): strongest in "
-            f"{treatment_labels[high['treatment']]} (odds ratio {high['odds_ratio']:.2f} "
-            f"{per_point}), weakest in {treatment_labels[low['treatment']]} "
-            f"({low['odds_ratio']:.2f})."
+            f"{treatment_labels[high.treatment]} (odds ratio {high.odds_ratio:.2f} "
+            f"{per_point}), weakest in {treatment_labels[low.treatment]} "
+            f"({low.odds_ratio:.2f})."
         )
-    widest = max(contrasts, key=lambda c: max(abs(c["ci_low"]), abs(c["ci_high"])))
+    widest = max(contrasts, key=lambda c: max(abs(c.ci_low), abs(c.ci_high)))
     return "inconclusive", (
         f"The data show neither that the effect of {quality} on {outcome} differs by "
         f"treatment (adjusted p = {p_adjusted:.3g}) nor that it is the same: the 90% CI of "
-        f"the difference between {treatment_labels[widest['treatment_a']]} and "
-        f"{treatment_labels[widest['treatment_b']]} ({widest['ci_low']:+.2f} to "
-        f"{widest['ci_high']:+.2f} log-odds per point) reaches beyond ±{margin:.2f}. More "
+        f"the difference between {treatment_labels[widest.treatment_a]} and "
+        f"{treatment_labels[widest.treatment_b]} ({widest.ci_low:+.2f} to "
+        f"{widest.ci_high:+.2f} log-odds per point) reaches beyond ±{margin:.2f}. More "
         "patients would settle it."
     )
 
@@ -278,7 +493,7 @@ def heterogeneity_analysis(
     adjustment: str | None = None,
     alpha: float | None = None,
     cov_type: str | None = None,
-) -> dict[str, Any]:
+) -> HeterogeneityResult:
     """Test, for every attribute, whether its effect on ``target`` differs by treatment.
 
     Parameters
@@ -302,8 +517,8 @@ def heterogeneity_analysis(
 
     Returns
     -------
-    dict
-        JSON-ready: ``target``, ``target_label`` (the config's label of the outcome),
+    HeterogeneityResult
+        ``target``, ``target_label`` (the config's label of the outcome),
         ``n_encounters``, ``n_patients``, ``n_clusters``, the exclusion counts, ``method``
         (how it was done, versions and data hash) and ``attributes``: per attribute
         ``label``, ``higher_is_better``, ``p_value``, ``p_adjusted``, ``verdict``,
@@ -311,7 +526,8 @@ def heterogeneity_analysis(
         treatments), ``equivalence``, ``contrasts`` and ``by_treatment`` (``treatment``,
         ``treatment_label``, ``log_odds``, ``odds_ratio``, ``ci_low``, ``ci_high``, ``ame`` …).
         Where ``higher_is_better`` is false the odds ratios are per point higher, so an
-        effect in the expected direction is an odds ratio below 1.
+        effect in the expected direction is an odds ratio below 1. Its ``to_dict()`` is
+        the JSON ``engagekit heterogeneity`` writes.
 
     Raises
     ------
@@ -363,8 +579,7 @@ def heterogeneity_analysis(
     treatment_of_row = rows["treatment"].astype(str).to_numpy()
     labels = {t.name: t.label for t in config.treatments}
 
-    results = []
-    raw_p = []
+    tested_by_attribute = []
     for attribute in config.attribute_names:
         slopes = [slope_name(attribute, t) for t in treatments]
         estimate = fit.params[slopes].to_numpy()
@@ -374,90 +589,104 @@ def heterogeneity_analysis(
             tested = _score_test(fit, design, y, groups, slopes)
         else:
             tested = _wald(estimate, cov, R)
-        raw_p.append(tested["p_value"])
         se = np.sqrt(np.diag(cov))
         z = stats.norm.ppf(0.975)
         effects = _marginal_effects(fit, design, treatments, attribute, treatment_of_row)
         by_treatment = [
-            {
-                "treatment": t,
-                "treatment_label": labels[t],
-                "log_odds": float(b),
-                "se": float(s),
-                "odds_ratio": math.exp(b),
-                "ci_low": math.exp(b - z * s),
-                "ci_high": math.exp(b + z * s),
-                "n_encounters": int((treatment_of_row == t).sum()),
-                **effect,
-            }
-            for t, b, s, effect in zip(treatments, estimate, se, effects, strict=True)
+            TreatmentEffect(
+                treatment=t,
+                treatment_label=labels[t],
+                log_odds=float(b),
+                se=float(s),
+                odds_ratio=math.exp(b),
+                ci_low=math.exp(b - z * s),
+                ci_high=math.exp(b + z * s),
+                n_encounters=int((treatment_of_row == t).sum()),
+                ame=ame,
+                ame_ci_low=ame_low,
+                ame_ci_high=ame_high,
+            )
+            for t, b, s, (ame, ame_low, ame_high) in zip(
+                treatments, estimate, se, effects, strict=True
+            )
         ]
         contrasts = _contrasts(treatments, estimate, cov, margin, alpha=0.05)
-        results.append(
-            {
-                "attribute": attribute,
-                "label": config.attribute(attribute).label,
-                "higher_is_better": config.attribute(attribute).higher_is_better,
-                "test": {"kind": test, **tested},
-                "p_value": tested["p_value"],
-                "common_log_odds": float(estimate.mean()),
-                "by_treatment": by_treatment,
-                "contrasts": contrasts,
-                "equivalence": {
-                    "equivalent": all(c["inside_margin"] for c in contrasts),
-                    "p_value": max(c["tost_p_value"] for c in contrasts),
-                    "largest_abs_difference": max(abs(c["difference"]) for c in contrasts),
-                },
-            }
+        equivalence = Equivalence(
+            equivalent=all(c.inside_margin for c in contrasts),
+            p_value=max(c.tost_p_value for c in contrasts),
+            largest_abs_difference=max(abs(c.difference) for c in contrasts),
         )
+        tested_by_attribute.append(
+            (attribute, tested, float(estimate.mean()), by_treatment, contrasts, equivalence)
+        )
+    raw_p = [tested.p_value for _, tested, *_rest in tested_by_attribute]
     adjusted = multipletests(raw_p, alpha=alpha, method=adjustment)[1]
     target_label = outcome_label(config, target)
-    for result, p_adj in zip(results, adjusted, strict=True):
-        result["p_adjusted"] = float(p_adj)
-        result["verdict"], result["sentence"] = _verdict(
-            result["label"],
+    results = []
+    for (attribute, tested, common, by_treatment, contrasts, equivalence), p_adj in zip(
+        tested_by_attribute, adjusted, strict=True
+    ):
+        quality = config.attribute(attribute)
+        verdict, sentence = _verdict(
+            quality.label,
             target_label,
             float(p_adj),
-            result["equivalence"]["equivalent"],
+            equivalence.equivalent,
             alpha,
             adjustment,
-            result["by_treatment"],
-            result["contrasts"],
+            by_treatment,
+            contrasts,
             margin,
             treatment_labels=labels,
-            higher_is_better=result["higher_is_better"],
+            higher_is_better=quality.higher_is_better,
         )
-    return {
-        "target": target,
-        "target_label": target_label,
-        "n_encounters": len(rows),
-        "n_patients": int(rows["patient_id"].nunique()),
-        "n_clusters": n_clusters,
+        results.append(
+            AttributeResult(
+                attribute=attribute,
+                label=quality.label,
+                higher_is_better=quality.higher_is_better,
+                test=tested,
+                p_value=tested.p_value,
+                common_log_odds=common,
+                by_treatment=by_treatment,
+                contrasts=contrasts,
+                equivalence=equivalence,
+                p_adjusted=float(p_adj),
+                verdict=verdict,
+                sentence=sentence,
+            )
+        )
+    return HeterogeneityResult(
+        target=target,
+        target_label=target_label,
+        n_encounters=len(rows),
+        n_patients=int(rows["patient_id"].nunique()),
+        n_clusters=n_clusters,
         **excluded,
-        "treatments": treatments,
-        "reference_treatment": treatments[0],
-        "method": {
-            "model": "GEE logistic regression; one slope per attribute per treatment",
-            "terms": list(design.columns),
-            "rating_centre": (config.attributes.scale.min + config.attributes.scale.max) / 2,
-            "covariates": list(config.covariates),
-            "covariates_left_out": list(covariates_left_out),
-            "cluster": cluster,
-            "working_correlation": working_correlation,
-            "working_correlation_estimate": fit.dependence,
-            "cov_type": cov_type,
-            "test": test,
-            "reference_distribution": f"chi-square({len(treatments) - 1})",
-            "adjustment": adjustment,
-            "alpha": alpha,
-            "margin": margin,
-            "margin_odds_ratio": math.exp(margin),
-            "equivalence": "TOST: every between-treatment difference's 90% CI inside ±margin",
-            "converged": True,
-            "iterations": fit.iterations,
-            "notes": fit.notes,
-            "versions": {lib: version(lib) for lib in ("engagekit", "statsmodels", "numpy")},
-            "data_sha256": data_fingerprint(rows),
-        },
-        "attributes": results,
-    }
+        treatments=treatments,
+        reference_treatment=treatments[0],
+        method=AnalysisMethod(
+            model="GEE logistic regression; one slope per attribute per treatment",
+            terms=list(design.columns),
+            rating_centre=(config.attributes.scale.min + config.attributes.scale.max) / 2,
+            covariates=list(config.covariates),
+            covariates_left_out=list(covariates_left_out),
+            cluster=cluster,
+            working_correlation=working_correlation,
+            working_correlation_estimate=fit.dependence,
+            cov_type=cov_type,
+            test=test,
+            reference_distribution=f"chi-square({len(treatments) - 1})",
+            adjustment=adjustment,
+            alpha=alpha,
+            margin=margin,
+            margin_odds_ratio=math.exp(margin),
+            equivalence="TOST: every between-treatment difference's 90% CI inside ±margin",
+            converged=True,
+            iterations=fit.iterations,
+            notes=fit.notes,
+            versions={lib: version(lib) for lib in ("engagekit", "statsmodels", "numpy")},
+            data_sha256=data_fingerprint(rows),
+        ),
+        attributes=results,
+    )

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import optimize, stats
+
+if TYPE_CHECKING:
+    from .analysis import HeterogeneityResult
 
 __all__ = ["minimum_detectable_deviation"]
 
@@ -68,15 +71,18 @@ def _difference_covariance(treatments: list[str], contrasts: list[Mapping[str, A
 
 
 def minimum_detectable_deviation(
-    result: Mapping[str, Any], power: float = 0.8, alpha: float | None = None
+    result: HeterogeneityResult | Mapping[str, Any],
+    power: float = 0.8,
+    alpha: float | None = None,
 ) -> list[dict[str, Any]]:
     """Smallest deviation of one treatment's slope that the joint test detects with ``power``.
 
     Parameters
     ----------
-    result : mapping
-        A result of :func:`~engagekit.heterogeneity.heterogeneity_analysis` (the dict,
-        or the JSON it was saved as).
+    result : HeterogeneityResult or mapping
+        A result of :func:`~engagekit.heterogeneity.heterogeneity_analysis`, or the
+        JSON it was saved as (only the attributes' treatments and contrasts, and the
+        method's ``alpha``, are read).
     power : float, default 0.8
         The power wanted, in (0, 1).
     alpha : float, optional
@@ -117,6 +123,8 @@ def minimum_detectable_deviation(
     """
     if not 0 < power < 1:
         raise ValueError(f"'power' must be between 0 and 1; got {power!r}")
+    if hasattr(result, "to_dict"):
+        result = result.to_dict()
     attributes = list(result.get("attributes") or [])
     if alpha is None:
         alpha = float(result.get("method", {}).get("alpha", 0.05)) / max(len(attributes), 1)

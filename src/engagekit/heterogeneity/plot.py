@@ -11,7 +11,7 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -19,6 +19,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+if TYPE_CHECKING:
+    from .analysis import HeterogeneityResult
 
 __all__ = ["SAVE_FORMATS", "forest_plot"]
 
@@ -50,7 +53,7 @@ _WIDTH_INCHES = 9.0  # wide enough for the longest panel title beside long treat
 
 
 def forest_plot(
-    result: Mapping[str, Any],
+    result: HeterogeneityResult | Mapping[str, Any],
     path: str | Path | None = None,
     *,
     margin: float | None = None,
@@ -71,8 +74,9 @@ def forest_plot(
 
     Parameters
     ----------
-    result : mapping
-        A heterogeneity result as JSON-ready dict: ``target`` (optionally
+    result : HeterogeneityResult or mapping
+        A result of :func:`~engagekit.heterogeneity.heterogeneity_analysis`, or a mapping
+        of its JSON form (which may lack parts): ``target`` (optionally
         ``target_label``), ``method`` (with ``margin`` and optionally ``adjustment``) and
         ``attributes``, each with ``attribute``, ``label``, ``verdict``, ``p_adjusted``,
         optionally ``higher_is_better`` and ``common_log_odds``, and ``by_treatment``
@@ -125,6 +129,10 @@ def forest_plot(
     """
     if path is not None:
         _check_save_format(Path(path))
+    if hasattr(result, "to_dict"):
+        # the plot also draws mappings missing parts (a hand-built or older result), so
+        # it reads the JSON form
+        result = result.to_dict()
     attributes = list(result.get("attributes") or [])
     if not attributes:
         raise ValueError(

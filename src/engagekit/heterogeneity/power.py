@@ -32,22 +32,32 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from importlib.metadata import version
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 from joblib import Parallel, delayed
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from .._results import Location, Record, Result
 from ..config import Config, HeterogeneitySettings
 from ..errors import AnalysisError, ConfigError, ContractError
 from ..simulation import Heterogeneity, simulate_encounters
 from .analysis import heterogeneity_analysis
 
-__all__ = ["estimate_power", "patients_for_power", "power_config"]
+__all__ = [
+    "PatientsForPowerResult",
+    "PowerPoint",
+    "PowerResult",
+    "PowerSettings",
+    "Share",
+    "estimate_power",
+    "patients_for_power",
+    "power_config",
+]
 
 #: Fewest patients :func:`estimate_power` accepts: below this the GEE cannot be fitted.
 MIN_PATIENTS = 20
@@ -64,6 +74,244 @@ _CI_LEVEL = 0.95
 _FAILURE_EXAMPLES = 3
 
 Progress = Callable[[int, int], None]
+Count = Annotated[int, Field(ge=0)]
+Proportion = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+# --------------------------------------------------------------------------- the results
+class Share(Record):
+    """A share of the successful replicates, with its 95% Wilson interval; all None when
+    none succeeded (or the share does not apply).
+
+    Examples
+    --------
+    >>> Share(value=0.8, ci_low=0.74, ci_high=0.85).ci_low
+    0.74
+    """
+
+    value: Proportion | None
+    ci_low: Proportion | None
+    ci_high: Proportion | None
+
+
+_SHARE_PARTS = ("ci_low", "ci_high")
+
+
+def _flat_shares(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """``record`` (a model's dump) with each :class:`Share` ``name`` written as ``name``,
+    ``name_ci_low`` and ``name_ci_high``, in place."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key in names:
+            out[key] = value["value"]
+            out.update({f"{key}_{part}": value[part] for part in _SHARE_PARTS})
+        else:
+            out[key] = value
+    return out
+
+
+def _nested_shares(data: Mapping[str, Any], names: tuple[str, ...]) -> Any:
+    """The inverse of :func:`_flat_shares` (anything it cannot place is left as it is)."""
+    if not isinstance(data, Mapping):
+        return data
+    flat = {f"{name}_{part}" for name in names for part in _SHARE_PARTS}
+    out = {key: value for key, value in data.items() if key not in flat}
+    for name in names:
+        parts = {part: data[f"{name}_{part}"] for part in _SHARE_PARTS if f"{name}_{part}" in data}
+        if name in data:
+            parts["value"] = data[name]
+        if parts:
+            out[name] = parts
+    return out
+
+
+def _share_location(location: Location, names: tuple[str, ...]) -> Location:
+    if len(location) >= 2 and location[0] in names:
+        key = location[0] if location[1] == "value" else f"{location[0]}_{location[1]}"
+        return (key, *location[2:])
+    return location
+
+
+class PowerSettings(Record):
+    """Everything needed to repeat a power study, with the library versions."""
+
+    target: str
+    attribute: str
+    treatment: str
+    deviation: float
+    deviation_unit: str
+    treatments: list[str]
+    shares: dict[str, float]
+    planned_sessions: dict[str, list[int]]
+    analysis: HeterogeneitySettings
+    seed: int
+    replicate_seeds: str
+    n_jobs: int
+    versions: dict[str, str]
+
+
+class PowerResult(Result):
+    """The power of the cross-treatment test for one number of patients:
+    :func:`estimate_power`.
+
+    Attributes
+    ----------
+    n_patients, reps : int
+        Patients per simulated study, and simulated studies.
+    succeeded, failed : int
+        Replicates whose analysis gave verdicts, and those whose analysis raised
+        (left out of every share).
+    failure_examples : list of str
+        Up to three distinct messages of the failed replicates.
+    power_differs : Share
+        ``attribute`` called ``differs``.
+    false_flag_rate : Share
+        At least one other attribute called ``differs``.
+    power_equivalence : Share
+        The other attributes called ``equivalent``, averaged over them (its CI counts
+        each replicate once).
+    power_equivalence_attribute : Share
+        ``attribute`` itself called ``equivalent``; only when the deviation is 0.
+    attribute_verdicts : dict of str to float or None
+        The share of each verdict for ``attribute``.
+    equivalence_by_attribute : dict of str to float or None
+        The share called ``equivalent``, per other attribute.
+    settings : PowerSettings
+    seconds : float
+
+    Notes
+    -----
+    In the JSON form (:meth:`to_dict`) each share ``name`` is written as ``name``,
+    ``name_ci_low`` and ``name_ci_high``.
+
+    Examples
+    --------
+    >>> from engagekit.config import load_config
+    >>> config = power_config(load_config(), ["cbt_online", "usual_care"], sessions=6)
+    >>> result = estimate_power(60, config=config, reps=2, n_jobs=1)
+    >>> result.reps, result.succeeded + result.failed
+    (2, 2)
+    >>> PowerResult.from_dict(result.to_dict()) == result
+    True
+    >>> PowerResult.from_dict({**result.to_dict(), "format_version": 9})
+    Traceback (most recent call last):
+    ...
+    engagekit.errors.ResultFormatError: a power result is not valid: its 'format_version' is 9; ...
+    """
+
+    _what: ClassVar[str] = "a power result"
+    _SHARES: ClassVar[tuple[str, ...]] = (
+        "power_differs",
+        "false_flag_rate",
+        "power_equivalence",
+        "power_equivalence_attribute",
+    )
+
+    n_patients: Annotated[int, Field(ge=1)]
+    reps: Annotated[int, Field(ge=1)]
+    succeeded: Count
+    failed: Count
+    failure_examples: list[str]
+    power_differs: Share
+    false_flag_rate: Share
+    power_equivalence: Share
+    power_equivalence_attribute: Share
+    attribute_verdicts: dict[str, Proportion | None]
+    equivalence_by_attribute: dict[str, Proportion | None]
+    settings: PowerSettings
+    seconds: float
+
+    def _json(self) -> dict[str, Any]:
+        return _flat_shares(self.model_dump(), self._SHARES)
+
+    @classmethod
+    def _fields(cls, data: dict[str, Any]) -> dict[str, Any]:
+        return _nested_shares(data, cls._SHARES)
+
+    @classmethod
+    def _json_location(cls, location: Location) -> Location:
+        return _share_location(location, cls._SHARES)
+
+
+class PowerPoint(Record):
+    """One number of patients tried by :func:`patients_for_power`: its power to detect
+    the deviation (with its CI), false-flag rate, power to show equivalence and failed
+    replicates, from its :class:`PowerResult`."""
+
+    _SHARES: ClassVar[tuple[str, ...]] = ("power_differs",)
+
+    n_patients: Annotated[int, Field(ge=1)]
+    power_differs: Share
+    false_flag_rate: Proportion | None
+    power_equivalence: Proportion | None
+    failed: Count
+
+
+class PatientsForPowerResult(Result):
+    """The smallest number of patients that reaches a power: :func:`patients_for_power`.
+
+    Attributes
+    ----------
+    target_power : float
+    reached : bool
+        False when even ``high`` patients fall short.
+    n_patients : int or None
+        The answer (None when not reached).
+    power : Share
+        Its estimated power to detect the deviation (all None when not reached).
+    bracketed : bool
+        False when ``low`` already reached the goal, so fewer patients might too.
+    points : list of PowerPoint
+        Every number of patients tried, in increasing order.
+    low, high, tolerance, reps : int
+        The search's settings.
+    sentence : str
+        The answer in words.
+    settings : PowerSettings
+        Those of the first estimate.
+    seconds : float
+
+    Notes
+    -----
+    In the JSON form (:meth:`to_dict`) the answer's power is written as ``power``,
+    ``power_ci_low`` and ``power_ci_high``, and a point's ``power_differs`` likewise.
+    """
+
+    _what: ClassVar[str] = "a sample-size search"
+
+    target_power: Annotated[float, Field(gt=0.0, lt=1.0)]
+    reached: bool
+    n_patients: Annotated[int, Field(ge=1)] | None
+    power: Share
+    bracketed: bool
+    points: list[PowerPoint]
+    low: Annotated[int, Field(ge=1)]
+    high: Annotated[int, Field(ge=1)]
+    tolerance: Annotated[int, Field(ge=1)]
+    reps: Annotated[int, Field(ge=1)]
+    sentence: str
+    settings: PowerSettings
+    seconds: float
+
+    def _json(self) -> dict[str, Any]:
+        out = _flat_shares(self.model_dump(), ("power",))
+        out["points"] = [
+            _flat_shares(point.model_dump(), PowerPoint._SHARES) for point in self.points
+        ]
+        return out
+
+    @classmethod
+    def _fields(cls, data: dict[str, Any]) -> dict[str, Any]:
+        out = _nested_shares(data, ("power",))
+        if isinstance(out.get("points"), list):
+            out["points"] = [_nested_shares(point, PowerPoint._SHARES) for point in out["points"]]
+        return out
+
+    @classmethod
+    def _json_location(cls, location: Location) -> Location:
+        if location[:1] == ("points",) and len(location) >= 3:
+            return (*location[:2], *_share_location(location[2:], PowerPoint._SHARES))
+        return _share_location(location, ("power",))
 
 
 # --------------------------------------------------------------------------- study design
@@ -165,7 +413,7 @@ def estimate_power(
     n_jobs: int = -1,
     progress: Progress | None = None,
     **analysis_options: Any,
-) -> dict[str, Any]:
+) -> PowerResult:
     """Power of the cross-treatment test for one number of patients, by simulation.
 
     Parameters
@@ -205,14 +453,13 @@ def estimate_power(
 
     Returns
     -------
-    dict
-        JSON-ready. ``n_patients``, ``reps``, ``succeeded``; ``failed``: replicates whose
+    PowerResult
+        ``n_patients``, ``reps``, ``succeeded``; ``failed``: replicates whose
         analysis raised :class:`~engagekit.errors.AnalysisError` (no converged fit) or
         :class:`~engagekit.errors.ContractError` (fewer than two treatments with
         analysable encounters), left out of the shares below, with up to three of their
-        messages in ``failure_examples``. Shares of the successful replicates, each with
-        ``_ci_low`` and ``_ci_high`` (95% Wilson interval; all None when none
-        succeeded):
+        messages in ``failure_examples``. Shares of the successful replicates, each a
+        :class:`Share` with its 95% Wilson interval (all None when none succeeded):
 
         - ``power_differs``: ``attribute`` called ``differs``;
         - ``false_flag_rate``: at least one other attribute called ``differs``;
@@ -266,13 +513,13 @@ def estimate_power(
         effect=effect,
     )
     outcomes = _run_replicates(replicate, int(seed), int(reps), n_jobs, progress)
-    return {
-        "n_patients": int(n_patients),
-        "reps": int(reps),
+    return PowerResult(
+        n_patients=int(n_patients),
+        reps=int(reps),
         **_summarise(outcomes, config.attribute_names, attribute, float(deviation)),
-        "settings": _settings(config, target, attribute, treatment, deviation, seed, n_jobs),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+        settings=_settings(config, target, attribute, treatment, deviation, seed, n_jobs),
+        seconds=round(time.perf_counter() - started, 3),
+    )
 
 
 def _default_treatment(config: Config) -> str:
@@ -336,7 +583,7 @@ def _replicate(
             result = heterogeneity_analysis(encounters, target, config)
         except (AnalysisError, ContractError) as e:
             return index, None, f"{type(e).__name__}: {e}"
-    return index, tuple(a["verdict"] for a in result["attributes"]), None
+    return index, tuple(a.verdict for a in result.attributes), None
 
 
 def _run_replicates(
@@ -385,11 +632,11 @@ def _summarise(
         "succeeded": n,
         "failed": len(failures),
         "failure_examples": list(dict.fromkeys(failures))[:_FAILURE_EXAMPLES],
-        **_share("power_differs", count("differs", k), n),
-        **_share("false_flag_rate", flagged, n),
-        **_share("power_equivalence", equivalent, n),
-        **_share(
-            "power_equivalence_attribute", count("equivalent", k) if deviation == 0 else None, n
+        "power_differs": _share(count("differs", k), n),
+        "false_flag_rate": _share(flagged, n),
+        "power_equivalence": _share(equivalent, n),
+        "power_equivalence_attribute": _share(
+            count("equivalent", k) if deviation == 0 else None, n
         ),
         "attribute_verdicts": {
             verdict: _ratio(count(verdict, k), n)
@@ -405,12 +652,12 @@ def _ratio(successes: float, n: int) -> float | None:
     return successes / n if n else None
 
 
-def _share(name: str, successes: float | None, n: int) -> dict[str, float | None]:
-    """``name``, ``name_ci_low``, ``name_ci_high``: a share with its Wilson interval."""
+def _share(successes: float | None, n: int) -> Share:
+    """A share with its Wilson interval (all None without successful replicates)."""
     if successes is None or n == 0:
-        return {name: None, f"{name}_ci_low": None, f"{name}_ci_high": None}
+        return Share(value=None, ci_low=None, ci_high=None)
     low, high = _wilson(successes, n)
-    return {name: successes / n, f"{name}_ci_low": low, f"{name}_ci_high": high}
+    return Share(value=successes / n, ci_low=low, ci_high=high)
 
 
 def _wilson(successes: float, n: int, level: float = _CI_LEVEL) -> tuple[float, float]:
@@ -431,22 +678,22 @@ def _settings(
     deviation: float,
     seed: int,
     n_jobs: int,
-) -> dict[str, Any]:
-    return {
-        "target": target,
-        "attribute": attribute,
-        "treatment": treatment,
-        "deviation": float(deviation),
-        "deviation_unit": "log-odds per rating point, on the target outcome only",
-        "treatments": config.treatment_names,
-        "shares": {t.name: t.simulated.share for t in config.treatments},
-        "planned_sessions": {t.name: list(t.simulated.planned_sessions) for t in config.treatments},
-        "analysis": config.heterogeneity.model_dump(mode="json"),
-        "seed": int(seed),
-        "replicate_seeds": "seed + replicate index",
-        "n_jobs": int(n_jobs),
-        "versions": {lib: version(lib) for lib in ("engagekit", "statsmodels", "numpy")},
-    }
+) -> PowerSettings:
+    return PowerSettings(
+        target=target,
+        attribute=attribute,
+        treatment=treatment,
+        deviation=float(deviation),
+        deviation_unit="log-odds per rating point, on the target outcome only",
+        treatments=config.treatment_names,
+        shares={t.name: t.simulated.share for t in config.treatments},
+        planned_sessions={t.name: list(t.simulated.planned_sessions) for t in config.treatments},
+        analysis=config.heterogeneity,
+        seed=int(seed),
+        replicate_seeds="seed + replicate index",
+        n_jobs=int(n_jobs),
+        versions={lib: version(lib) for lib in ("engagekit", "statsmodels", "numpy")},
+    )
 
 
 # --------------------------------------------------------------------------- sample size
@@ -462,7 +709,7 @@ def patients_for_power(
     n_jobs: int = -1,
     progress: Callable[[int, int, int], None] | None = None,
     **power_options: Any,
-) -> dict[str, Any]:
+) -> PatientsForPowerResult:
     """The smallest number of patients whose power to detect the deviation reaches a goal.
 
     Power is estimated with :func:`estimate_power` at ``low``, ``2 low``, ``4 low``, …
@@ -495,8 +742,8 @@ def patients_for_power(
 
     Returns
     -------
-    dict
-        JSON-ready: ``target_power``; ``reached`` (False when even ``high`` patients fall
+    PatientsForPowerResult
+        ``target_power``; ``reached`` (False when even ``high`` patients fall
         short, rather than an error); ``n_patients``, the answer (None when not reached),
         with its ``power`` and CI; ``bracketed`` (False when ``low`` already reached the
         goal, so fewer patients might too); ``low``, ``high``, ``tolerance``, ``reps``;
@@ -533,12 +780,37 @@ def patients_for_power(
     below, above = search.double_from(int(low), int(high))
     if above is not None and below is not None:
         below, above = search.bisect(below, above, int(tolerance))
-    out = search.result(below, above)
-    out |= {"low": int(low), "high": int(high), "tolerance": int(tolerance), "reps": int(reps)}
-    out["sentence"] = _search_sentence(out)
-    out["settings"] = search.points[min(search.points)].get("settings")
-    out["seconds"] = round(time.perf_counter() - started, 3)
-    return out
+    answer = search.points[above] if above is not None else None
+    power = (
+        answer.power_differs if answer is not None else Share(value=None, ci_low=None, ci_high=None)
+    )
+    points = [search.point(n) for n in sorted(search.points)]
+    bracketed = below is not None and above is not None
+    return PatientsForPowerResult(
+        target_power=float(target_power),
+        reached=answer is not None,
+        n_patients=above,
+        power=power,
+        bracketed=bracketed,
+        points=points,
+        low=int(low),
+        high=int(high),
+        tolerance=int(tolerance),
+        reps=int(reps),
+        sentence=_search_sentence(
+            float(target_power),
+            above,
+            power,
+            bracketed,
+            points,
+            int(low),
+            int(high),
+            int(tolerance),
+            int(reps),
+        ),
+        settings=search.points[min(search.points)].settings,
+        seconds=round(time.perf_counter() - started, 3),
+    )
 
 
 def _check_search(target_power: float, low: int, high: int, tolerance: int) -> None:
@@ -555,13 +827,13 @@ class _PowerSearch:
     def __init__(
         self,
         target_power: float,
-        estimate: Callable[..., dict[str, Any]],
+        estimate: Callable[..., PowerResult],
         progress: Callable[[int, int, int], None] | None,
     ) -> None:
         self.target_power = target_power
         self.estimate = estimate
         self.progress = progress
-        self.points: dict[int, dict[str, Any]] = {}
+        self.points: dict[int, PowerResult] = {}
 
     def reaches(self, n: int) -> bool:
         """Estimate the power with ``n`` patients; does it reach the goal?"""
@@ -570,7 +842,7 @@ class _PowerSearch:
             if self.progress is not None:
                 callback = partial(self.progress, n)
             self.points[n] = self.estimate(n, progress=callback)
-        power = self.points[n]["power_differs"]
+        power = self.points[n].power_differs.value
         return power is not None and power >= self.target_power
 
     def double_from(self, low: int, high: int) -> tuple[int | None, int | None]:
@@ -597,53 +869,48 @@ class _PowerSearch:
                 below = middle
         return below, above
 
-    def result(self, below: int | None, above: int | None) -> dict[str, Any]:
-        """The answer (``above``), whether it was reached and bracketed, every point."""
-        answer = self.points[above] if above is not None else None
-        return {
-            "target_power": float(self.target_power),
-            "reached": answer is not None,
-            "n_patients": above,
-            "power": answer["power_differs"] if answer else None,
-            "power_ci_low": answer["power_differs_ci_low"] if answer else None,
-            "power_ci_high": answer["power_differs_ci_high"] if answer else None,
-            "bracketed": below is not None and above is not None,
-            "points": [self._point(n) for n in sorted(self.points)],
-        }
-
-    def _point(self, n: int) -> dict[str, Any]:
+    def point(self, n: int) -> PowerPoint:
+        """The point of ``n`` patients, from its estimate."""
         estimate = self.points[n]
-        keys = (
-            "power_differs",
-            "power_differs_ci_low",
-            "power_differs_ci_high",
-            "false_flag_rate",
-            "power_equivalence",
-            "failed",
+        return PowerPoint(
+            n_patients=n,
+            power_differs=estimate.power_differs,
+            false_flag_rate=estimate.false_flag_rate.value,
+            power_equivalence=estimate.power_equivalence.value,
+            failed=estimate.failed,
         )
-        return {"n_patients": n, **{key: estimate.get(key) for key in keys}}
 
 
-def _search_sentence(out: dict[str, Any]) -> str:
-    goal = f"{out['target_power']:.0%} power"
-    if not out["reached"]:
-        best = max(out["points"], key=lambda p: p["power_differs"] or 0.0)
+def _search_sentence(
+    target_power: float,
+    n_patients: int | None,
+    power: Share,
+    bracketed: bool,
+    points: list[PowerPoint],
+    low: int,
+    high: int,
+    tolerance: int,
+    reps: int,
+) -> str:
+    goal = f"{target_power:.0%} power"
+    if n_patients is None:
+        best = max(points, key=lambda p: p.power_differs.value or 0.0)
         return (
-            f"Even {out['high']:,} patients do not reach {goal} (best estimate "
-            f"{best['power_differs'] or 0.0:.0%} with {best['n_patients']:,}); raise `high`, "
+            f"Even {high:,} patients do not reach {goal} (best estimate "
+            f"{best.power_differs.value or 0.0:.0%} with {best.n_patients:,}); raise `high`, "
             "or study a larger deviation, fewer treatments or more sessions."
         )
     sentence = (
-        f"About {out['n_patients']:,} patients reach {goal} (estimated "
-        f"{out['power']:.0%}, 95% CI {out['power_ci_low']:.0%} to {out['power_ci_high']:.0%}, "
-        f"{out['reps']} simulated studies)"
+        f"About {n_patients:,} patients reach {goal} (estimated "
+        f"{power.value:.0%}, 95% CI {power.ci_low:.0%} to {power.ci_high:.0%}, "
+        f"{reps} simulated studies)"
     )
-    if not out["bracketed"]:
+    if not bracketed:
         return (
-            f"{sentence}; {out['low']:,}, the smallest number tried, already does, so fewer "
+            f"{sentence}; {low:,}, the smallest number tried, already does, so fewer "
             "patients may too: lower `low`."
         )
-    return sentence + f"; {out['n_patients'] - out['tolerance']:,} or fewer do not."
+    return sentence + f"; {n_patients - tolerance:,} or fewer do not."
 
 
 # --------------------------------------------------------------------------- checks

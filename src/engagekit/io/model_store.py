@@ -10,8 +10,10 @@ and SHA-256 of every other file, and a signature when a key is set.
 :func:`save_model` writes them all into a new directory swapped in whole. Every reader
 (:func:`load_model`, :func:`load_model_directory`, :func:`read_manifest`,
 :func:`read_metrics`) first checks the whole directory against its integrity record,
-then parses the checked bytes: the manifest and metrics are checked for the form their
-readers rely on, and the model is loaded only if it holds nothing outside engagekit's
+then parses the checked bytes: the manifest and metrics are read as a
+:class:`~engagekit.models.ModelManifest` and :class:`~engagekit.models.ModelMetrics`
+(refused, naming each field at fault, if they are not of that form or of another format
+version), and the model is loaded only if it holds nothing outside engagekit's
 trusted types, is an engagekit model, and agrees with its manifest. Each refusal is an
 :class:`~engagekit.errors.UntrustedModelError` (a
 :class:`~engagekit.errors.TamperedModelError` for a file that differs from the record)
@@ -24,20 +26,18 @@ import hashlib
 import json
 import warnings
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, NotRequired
+from typing import Any
 
 import pandas as pd
-from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-# pydantic reads typing's TypedDict only from Python 3.12; typing_extensions comes with it
-from typing_extensions import TypedDict
-
-from ..errors import DataReadError, TamperedModelError, UntrustedModelError
+from ..errors import DataReadError, ResultFormatError, TamperedModelError, UntrustedModelError
+from ..models.manifest import MODEL_FORMAT_VERSION, ModelManifest
+from ..models.model_metrics import ModelMetrics
 from .model_directory import (
     INTEGRITY_FILE,
     MANIFEST_FILE,
@@ -54,7 +54,6 @@ from .model_directory import (
     check_replaceable,
     replacing_directory,
 )
-from .results import _field_problems
 
 __all__ = [
     "INTEGRITY_FILE",
@@ -80,14 +79,12 @@ __all__ = [
     "save_model",
 ]
 
-#: 2: every file of the directory is covered by ``integrity.json`` (1: only the model
-#: file's hash, in the manifest).
-MODEL_FORMAT_VERSION = 2
 _LIBRARIES = ("engagekit", "scikit-learn", "numpy", "pandas", "scipy", "skops")
 _RETRAIN = "retrain it with engagekit train"
 
-# Every type a saved engagekit model may contain. Anything else in a file means it is
-# not a model engagekit wrote, and it is refused before being loaded.
+# Every type a saved engagekit model may contain besides its estimator's, which each
+# model kind lists (ModelKindSpec.trusted_types; see _trusted_types). Anything else in a
+# file means it is not a model engagekit wrote, and it is refused before being loaded.
 TRUSTED_TYPES = [
     "builtins.bool",
     "builtins.dict",
@@ -98,7 +95,6 @@ TRUSTED_TYPES = [
     "builtins.tuple",
     "engagekit.features.transformer.EncounterFeatures",
     "engagekit.models.calibration.LogitRecalibration",
-    "engagekit.models.estimators.ColumnWeights",
     "engagekit.models.fit_record.FitRecord",
     "engagekit.models.model.EngagementModel",
     "numpy.dtype",
@@ -109,99 +105,9 @@ TRUSTED_TYPES = [
     "numpy.random._pcg64.PCG64",
     "numpy.random.mtrand.RandomState",
     "numpy.uint64",
-    "sklearn._loss._loss.CyHalfBinomialLoss",
-    "sklearn._loss.link.Interval",
-    "sklearn._loss.link.LogitLink",
-    "sklearn._loss.loss.HalfBinomialLoss",
-    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "sklearn.pipeline.Pipeline",
-    "sklearn.preprocessing._data.StandardScaler",
-    "sklearn.preprocessing._label.LabelEncoder",
 ]
 # what the top of a model file must be
 _MODEL_CLASS = "engagekit.models.model.EngagementModel"
-
-
-# The manifest and metrics as their readers (the commands, the report, the model card)
-# rely on them: the JSON type of every field they read, checked strictly (a number is
-# not a string, a bool is not a number). Fields no reader relies on may be anything.
-_STRICT = ConfigDict(strict=True)
-_Object = dict[str, Any]
-
-
-class _FitRecord(TypedDict):
-    __pydantic_config__ = _STRICT
-    recalibration: NotRequired[_Object]
-
-
-class _TrainingSteps(TypedDict):
-    __pydantic_config__ = _STRICT
-    final_model: NotRequired[_FitRecord]
-    cross_validation_folds: NotRequired[list[_FitRecord]]
-    fitness: NotRequired[_Object]
-
-
-class _Estimator(TypedDict):
-    __pydantic_config__ = _STRICT
-    params: NotRequired[_Object]
-
-
-class _Manifest(TypedDict):
-    __pydantic_config__ = _STRICT
-    # written by save_model itself
-    format_version: int
-    created: str
-    versions: dict[str, str]
-    model_file: str
-    model_sha256: str
-    target: str
-    # recorded by train
-    kind: NotRequired[str]
-    features: NotRequired[list[str]]
-    config: NotRequired[_Object]
-    training_data_sha256: NotRequired[str]
-    training_data: NotRequired[_Object]
-    estimator: NotRequired[_Estimator]
-    n_encounters: NotRequired[int | None]
-    n_patients: NotRequired[int | None]
-    tuning: NotRequired[_Object]
-    flag_rule: NotRequired[_Object]
-    recalibration: NotRequired[_Object]
-    fit_for_use: NotRequired[bool]
-    unfit_reason: NotRequired[str | None]
-    training_steps: NotRequired[_TrainingSteps]
-    metrics: NotRequired[_Object]
-
-
-class _Selection(TypedDict):
-    __pydantic_config__ = _STRICT
-    requested: NotRequired[str]
-    chosen: NotRequired[str]
-    cv_log_loss: NotRequired[dict[str, float | None]]
-
-
-class _Metrics(TypedDict):
-    __pydantic_config__ = _STRICT
-    target: NotRequired[str]
-    note: NotRequired[str | None]
-    fit_for_use: NotRequired[bool]
-    unfit_reason: NotRequired[str | None]
-    selection: NotRequired[_Selection]
-    training_steps: NotRequired[_TrainingSteps]
-    flag_rule: NotRequired[_Object]
-    calibration_curve: NotRequired[list[dict[str, float | None]]]
-    roc_curve: NotRequired[list[dict[str, float | None]]]
-    decision_curve: NotRequired[list[dict[str, float | None]]]
-    temporal_validation: NotRequired[_Object | None]
-
-
-_MANIFEST = TypeAdapter(_Manifest)
-_METRICS = TypeAdapter(_Metrics)
-# metrics per level of each subgroup: by_treatment, by_gender, ... (named by the config)
-_BY_GROUP = TypeAdapter(dict[str, dict[str, _Object]], config=_STRICT)
 
 
 class ModelVersionWarning(UserWarning):
@@ -217,16 +123,16 @@ class SavedModel:
     path : Path
         Where it was read from.
     model : EngagementModel
-    manifest : dict
+    manifest : ModelManifest
         ``manifest.json``.
-    metrics : dict or None
+    metrics : ModelMetrics or None
         ``metrics.json`` (None for a directory saved without metrics).
     """
 
     path: Path
     model: Any
-    manifest: dict[str, Any]
-    metrics: dict[str, Any] | None
+    manifest: ModelManifest
+    metrics: ModelMetrics | None
 
 
 def data_fingerprint(frame: pd.DataFrame) -> str:
@@ -245,10 +151,10 @@ def _versions() -> dict[str, str]:
 def save_model(
     model: Any,
     directory: str | Path,
-    manifest: Mapping[str, Any],
+    manifest: ModelManifest,
     *,
-    metrics: Mapping[str, Any] | None = None,
-    model_card: Callable[[dict[str, Any], Mapping[str, Any]], str] | None = None,
+    metrics: ModelMetrics | None = None,
+    model_card: Callable[[ModelManifest, ModelMetrics], str] | None = None,
     key: str | bytes | None = None,
 ) -> Path:
     """Write a model directory: ``model``, its manifest, its metrics and model card, and
@@ -261,11 +167,11 @@ def save_model(
         Made if needed. A model directory there is replaced whole (see
         :func:`~engagekit.io.model_directory.replacing_directory`); a folder holding
         other files is refused.
-    manifest : mapping
-        What the caller knows (target, config, data hash, features, flag rule,
-        metrics); the format version, library versions, creation time and the model
-        file's name and hash are set here.
-    metrics : mapping, optional
+    manifest : ModelManifest
+        What training recorded (:func:`~engagekit.models.build_manifest`); the library
+        versions, creation time and the model file's name and hash are stamped here
+        (replacing those of a manifest read from another directory).
+    metrics : ModelMetrics, optional
         Written as ``metrics.json``.
     model_card : callable, optional
         ``model_card(manifest, metrics)`` gives the text of ``model_card.md``
@@ -295,6 +201,13 @@ def save_model(
 
     if not isinstance(model, EngagementModel):
         raise TypeError(f"save_model saves an EngagementModel, not a {type(model).__name__}")
+    if not isinstance(manifest, ModelManifest):
+        raise TypeError(
+            f"save_model saves a ModelManifest (see engagekit.models.build_manifest), not a "
+            f"{type(manifest).__name__}"
+        )
+    if metrics is not None and not isinstance(metrics, ModelMetrics):
+        raise TypeError(f"save_model saves ModelMetrics, not a {type(metrics).__name__}")
     if model_card is not None and metrics is None:
         raise ValueError("a model card is written from the metrics: pass metrics too")
     signing_key = _signing_key(key)
@@ -302,99 +215,90 @@ def save_model(
     with replacing_directory(directory) as partial:
         path = partial / MODEL_FILE
         sio.dump(model, path)
-        record = {
-            **manifest,
-            # what this file is, whatever a manifest copied from another model says
-            "format_version": MODEL_FORMAT_VERSION,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "versions": _versions(),
-            "model_file": MODEL_FILE,
-            "model_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        }
+        # what this file is, whatever a manifest copied from another model says
+        stamped = manifest.model_copy(
+            update={
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "versions": _versions(),
+                "model_file": MODEL_FILE,
+                "model_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            }
+        )
+        record = stamped.to_dict()
         (partial / MANIFEST_FILE).write_text(json.dumps(record, indent=2) + "\n")
         if metrics is not None:
-            (partial / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+            (partial / METRICS_FILE).write_text(json.dumps(metrics.to_dict(), indent=2) + "\n")
         if model_card is not None:
-            card = model_card(record, metrics)
+            card = model_card(stamped, metrics)
             (partial / MODEL_CARD_FILE).write_text(card, encoding="utf-8")
         _seal(partial, signing_key)
     return directory
 
 
 # --------------------------------------------------------------------------- checking
-def _check_form(
-    record: Any, adapter: TypeAdapter, checked: _Checked, name: str, what: str
-) -> dict[str, Any]:
-    """``record`` if it has the form ``adapter`` describes; else refused naming the file
+def _read_form(record: Any, kind: type[Any], checked: _Checked, name: str, what: str) -> Any:
+    """``record`` read as a ``kind`` (:meth:`from_dict`); else refused naming the file
     and each field at fault."""
     where = checked.where(name)
     if not isinstance(record, dict):
         raise UntrustedModelError(f"{where} must hold a JSON object; {_RETRAIN}", file=name)
     try:
-        adapter.validate_python(record)
-        _BY_GROUP.validate_python({k: v for k, v in record.items() if k.startswith("by_")})
-    except ValidationError as e:
+        return kind.from_dict(record)
+    except ResultFormatError as e:
+        problems = "; ".join(e.problems)
+        if e.format_version is not None:
+            problems = (
+                f"its 'format_version' is {e.format_version!r:.40}; this engagekit reads "
+                f"model format {MODEL_FORMAT_VERSION}"
+            )
         raise UntrustedModelError(
-            f"{where} is not {what}: {_field_problems(e)}. {_RETRAIN.capitalize()}",
-            file=name,
+            f"{where} is not {what}: {problems}. {_RETRAIN.capitalize()}", file=name
         ) from None
-    return record
 
 
-def _manifest(checked: _Checked) -> dict[str, Any]:
+def _manifest(checked: _Checked) -> ModelManifest:
     """``manifest.json``, checked for form and against the integrity record."""
     what = "a valid engagekit model manifest"
     record = checked.json(MANIFEST_FILE, "a readable manifest")
-    record = _check_form(record, _MANIFEST, checked, MANIFEST_FILE, what)
+    manifest = _read_form(record, ModelManifest, checked, MANIFEST_FILE, what)
     where = checked.where(MANIFEST_FILE)
     problem = None
-    if record["format_version"] != MODEL_FORMAT_VERSION:
-        problem = (
-            f"its 'format_version' is {record['format_version']!r}; this engagekit reads "
-            f"model format {MODEL_FORMAT_VERSION}"
-        )
-    elif record["model_file"] != MODEL_FILE:
-        problem = f"its 'model_file' must be {MODEL_FILE!r}, found {record['model_file']!r}"
-    elif "flag_rule" in record:
-        from ..flags import FlagRule
-
-        try:
-            FlagRule.from_dict(record["flag_rule"])
-        except ValueError as e:
-            problem = f"'flag_rule': {e}"
+    if not manifest.saved:
+        stamps = ("created", "versions", "model_file", "model_sha256")
+        unstamped = [name for name in stamps if getattr(manifest, name) is None]
+        problem = f"it lacks {', '.join(map(repr, unstamped))}, which saving a model records"
+    elif manifest.model_file != MODEL_FILE:
+        problem = f"its 'model_file' must be {MODEL_FILE!r}, found {manifest.model_file!r}"
     if problem is not None:
         raise UntrustedModelError(
             f"{where} is not {what}: {problem}. {_RETRAIN.capitalize()}", file=MANIFEST_FILE
         )
     # the manifest names its model by hash: one more sign of a directory rewritten
     # piecemeal
-    if record["model_sha256"] != checked.sha256(MODEL_FILE):
+    if manifest.model_sha256 != checked.sha256(MODEL_FILE):
         raise TamperedModelError(
             f"{where} names another model file (its 'model_sha256' is not the SHA-256 of "
             f"{MODEL_FILE}); {_RETRAIN}",
             file=MANIFEST_FILE,
         )
-    return record
+    return manifest
 
 
-def _metrics(checked: _Checked, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+def _metrics(checked: _Checked, manifest: ModelManifest) -> ModelMetrics | None:
     """``metrics.json`` (None when the directory has none), checked for form."""
     if METRICS_FILE not in checked.texts:
         return None
     what = "a valid metrics file"
     record = checked.json(METRICS_FILE, "a readable metrics file")
-    record = _check_form(record, _METRICS, checked, METRICS_FILE, what)
-    temporal = record.get("temporal_validation")
-    if temporal is not None:
-        _check_form(temporal, _METRICS, checked, METRICS_FILE, what)
-    if record.get("target", manifest["target"]) != manifest["target"]:
+    metrics = _read_form(record, ModelMetrics, checked, METRICS_FILE, what)
+    if metrics.target != manifest.target:
         raise UntrustedModelError(
-            f"{checked.where(METRICS_FILE)} is for {record['target']!r}, but the manifest's "
-            f"model predicts {manifest['target']!r}: the records disagree on the outcome; "
+            f"{checked.where(METRICS_FILE)} is for {metrics.target!r}, but the manifest's "
+            f"model predicts {manifest.target!r}: the records disagree on the outcome; "
             f"{_RETRAIN}",
             file=METRICS_FILE,
         )
-    return record
+    return metrics
 
 
 def _types_in(checked: _Checked) -> tuple[set[str], str | None]:
@@ -445,13 +349,13 @@ def _types_in(checked: _Checked) -> tuple[set[str], str | None]:
     return found, top
 
 
-def _model(checked: _Checked, manifest: Mapping[str, Any]) -> Any:
+def _model(checked: _Checked, manifest: ModelManifest) -> Any:
     """The model, loaded once the file has been checked and its types found trusted."""
     import skops.io as sio
 
     where = checked.where(MODEL_FILE)
     found, top = _types_in(checked)
-    foreign = sorted(found - set(TRUSTED_TYPES))
+    foreign = sorted(found - _trusted_types())
     if foreign:
         raise UntrustedModelError(
             f"{where} holds types engagekit does not trust ({', '.join(foreign)}); "
@@ -477,11 +381,12 @@ def _model(checked: _Checked, manifest: Mapping[str, Any]) -> Any:
     problem = _model_problem(model)
     if problem:
         raise UntrustedModelError(f"{where} is malformed: {problem}; {_RETRAIN}", file=MODEL_FILE)
-    said = {"target": model.target, "kind": model.kind, "features": model.feature_names}
-    differ = [key for key, value in said.items() if key in manifest and manifest[key] != value]
+    said = {"target": model.target, "kind": model.kind, "features": list(model.feature_names)}
+    recorded = {"target": manifest.target, "kind": manifest.kind, "features": manifest.features}
+    differ = [key for key, value in said.items() if recorded[key] != value]
     if differ:
         detail = "; ".join(
-            f"{key}: {manifest[key]!r:.60} in the manifest, {said[key]!r:.60} in the model"
+            f"{key}: {recorded[key]!r:.60} in the manifest, {said[key]!r:.60} in the model"
             for key in differ
         )
         raise UntrustedModelError(
@@ -490,6 +395,13 @@ def _model(checked: _Checked, manifest: Mapping[str, Any]) -> Any:
             file=MANIFEST_FILE,
         )
     return model
+
+
+def _trusted_types() -> set[str]:
+    """:data:`TRUSTED_TYPES` and the types every registered model kind's estimator holds."""
+    from ..models.kinds import KINDS
+
+    return {*TRUSTED_TYPES, *(name for spec in KINDS.values() for name in spec.trusted_types)}
 
 
 def _model_problem(model: Any) -> str | None:
@@ -516,8 +428,8 @@ def _model_problem(model: Any) -> str | None:
     return None
 
 
-def _warn_versions(directory: Path, manifest: Mapping[str, Any]) -> None:
-    saved = manifest["versions"]
+def _warn_versions(directory: Path, manifest: ModelManifest) -> None:
+    saved = manifest.versions or {}
     now = _versions()
     differ = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
     if differ:
@@ -592,7 +504,7 @@ def load_model_directory(directory: str | Path, *, key: str | bytes | None = Non
 
 def load_model(
     directory: str | Path, *, key: str | bytes | None = None
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[Any, ModelManifest]:
     """Load a model saved by :func:`save_model`, refusing altered or foreign files.
 
     The checks are :func:`load_model_directory`'s.
@@ -615,7 +527,7 @@ def load_model(
     return loaded.model, loaded.manifest
 
 
-def read_manifest(directory: str | Path, *, key: str | bytes | None = None) -> dict[str, Any]:
+def read_manifest(directory: str | Path, *, key: str | bytes | None = None) -> ModelManifest:
     """The manifest of a saved model, once every file of its directory has been checked
     against the integrity record (the model itself is not loaded).
 
@@ -628,7 +540,7 @@ def read_manifest(directory: str | Path, *, key: str | bytes | None = None) -> d
         return _manifest(checked)
 
 
-def read_metrics(directory: str | Path, *, key: str | bytes | None = None) -> dict[str, Any]:
+def read_metrics(directory: str | Path, *, key: str | bytes | None = None) -> ModelMetrics:
     """The validation metrics ``engagekit train`` wrote beside a model (``metrics.json``),
     once every file of its directory has been checked against the integrity record.
 

@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from ..errors import DataReadError, OutputError
+from ..errors import OutputError
 from ..scoring import (
     encounter_flag_thresholds,
     patient_chunks,
@@ -85,7 +85,7 @@ from .write import (
 if TYPE_CHECKING:
     from ..config import Config
     from ..flags import AppliedFlagRule, FlagRule
-    from ..models import EngagementModel
+    from ..models import EngagementModel, ModelManifest
 
 __all__ = ["ScoreRun", "check_score_outputs", "default_database_url", "write_scores"]
 
@@ -186,7 +186,7 @@ def check_score_outputs(out: str | Path, database: str | None = None) -> None:
 
 def write_scores(
     model: EngagementModel,
-    manifest: dict[str, Any],
+    manifest: ModelManifest,
     encounters: pd.DataFrame,
     config: Config,
     out: str | Path,
@@ -205,8 +205,9 @@ def write_scores(
     Parameters
     ----------
     model : EngagementModel
-        A fitted model, with ``manifest`` (as written by ``engagekit train``), whose
-        ``flag_rule`` sets the flags and whose ``model_sha256`` identifies the model.
+        A fitted model, with its :class:`~engagekit.models.ModelManifest` (as read from
+        its directory), whose ``flag_rule`` sets the flags and whose ``model_sha256``
+        identifies the model.
     encounters : pandas.DataFrame
         Typed, valid encounters (see :func:`engagekit.coerce_encounters`).
     config : Config
@@ -245,20 +246,11 @@ def write_scores(
         The database or the file cannot be written (checked before scoring), another
         run is writing to ``table`` (see the module's notes), or ``table`` holds scores
         of another run (another model, table or settings) and ``replace`` is false.
-    DataReadError
-        The manifest has no flag rule (a model from before flag rules: retrain it).
     ContractError
         ``encounters`` lacks a column the model or its flag rule needs (checked before
         anything is written).
     """
-    from ..flags import FlagRule
-
-    if "flag_rule" not in manifest:
-        raise DataReadError(
-            "the model has no stored flag rule (it was trained by an older engagekit); "
-            "retrain it with 'engagekit train' to score with flags"
-        )
-    flag_rule = FlagRule.from_dict(manifest["flag_rule"])
+    flag_rule = manifest.flag_rule
     out = Path(out)
     check_writable(out)  # in a second, not after the scoring
     url = database or default_database_url(out)
@@ -344,7 +336,7 @@ def _thresholds_on_the_table(
 
 
 def _run_key(
-    manifest: dict[str, Any],
+    manifest: ModelManifest,
     encounters: pd.DataFrame,
     chunk_rows: int,
     top_reasons: int,
@@ -352,7 +344,7 @@ def _run_key(
 ) -> str:
     record = {
         "format": _SCORE_FORMAT,
-        "model_sha256": manifest.get("model_sha256"),
+        "model_sha256": manifest.model_sha256,
         "data_sha256": data_fingerprint(encounters),
         "chunk_rows": int(chunk_rows),
         "top_reasons": int(top_reasons),

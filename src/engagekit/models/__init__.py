@@ -1,10 +1,12 @@
 """Models of re-attendance and adherence.
 
 An :class:`EngagementModel` turns an encounter table into the probability of the target
-outcome for every encounter, from what was known at that encounter only. Two kinds are
-fitted (an interpretable logistic regression with attribute × treatment terms, and
-gradient-boosted trees), validated by patient-grouped cross-validation, calibrated inside
-the training data, and chosen by cross-validated log loss. Each fit keeps a
+outcome for every encounter, from what was known at that encounter only. Each kind of
+model (an interpretable logistic regression with attribute × treatment terms, and
+gradient-boosted trees) lives in one place, :mod:`engagekit.models.kinds`, registered in
+:data:`KINDS`; every kind is fitted, validated by patient-grouped cross-validation and
+calibrated inside the training data alike, and ``auto`` chooses among them by
+cross-validated log loss. Each fit keeps a
 :class:`FitRecord` of the steps that actually ran (with few patients, some cannot), and
 a trained model carries the verdict of :func:`judge_fitness`: whether it ranks patients
 better than chance at all.
@@ -16,7 +18,6 @@ from .calibration import (
     LogitRecalibration,
     fit_logit_recalibration,
 )
-from .estimators import MODEL_KINDS, make_estimator
 from .fit_record import (
     EarlyStopping,
     FitnessForUse,
@@ -24,7 +25,10 @@ from .fit_record import (
     TuningStatus,
     judge_fitness,
 )
+from .kinds import KINDS, ModelChoice, ModelKind, ModelKindSpec, kind_spec
+from .manifest import MODEL_FORMAT_VERSION, ModelManifest, build_manifest
 from .model import EngagementModel
+from .model_metrics import ExternalValidation, KindSelection, ModelMetrics, TemporalValidation
 from .training import (
     CrossValidation,
     TrainingResult,
@@ -38,25 +42,35 @@ from .training import (
 )
 
 __all__ = [
+    "KINDS",
     "MIN_RECALIBRATION_EVENTS",
-    "MODEL_KINDS",
+    "MODEL_FORMAT_VERSION",
     "CalibrationStatus",
     "CrossValidation",
     "EarlyStopping",
     "EngagementModel",
+    "ExternalValidation",
     "FitRecord",
     "FitnessForUse",
+    "KindSelection",
     "LogitRecalibration",
+    "ModelChoice",
+    "ModelKind",
+    "ModelKindSpec",
+    "ModelManifest",
+    "ModelMetrics",
+    "TemporalValidation",
     "TrainingResult",
     "TrainingSteps",
     "TuningStatus",
     "auto_bootstrap_reps",
+    "build_manifest",
     "cross_validate",
     "evaluate_model_predictions",
     "fit_logit_recalibration",
     "fit_model",
     "judge_fitness",
+    "kind_spec",
     "labelled_rows",
-    "make_estimator",
     "train_model",
 ]

@@ -1,23 +1,13 @@
-"""The two model kinds engagekit fits, as scikit-learn estimators on the feature matrix.
+"""Building blocks of the model kinds' estimators and design matrices.
 
-- ``logistic``: an interpretable logistic regression on the encounter features plus
-  attribute × treatment terms (this session's rating, centred, times each treatment but
-  the first), standardised, with a ridge penalty. The penalty is a prior: every
-  standardised coefficient gets one, and two groups get a tighter one, through column
-  weights ``w`` (a weight ``w`` multiplies the prior SD by ``w``):
+- :class:`ColumnWeights` multiplies each column by a fixed weight: between a scaler and a
+  ridge-penalised model, it sets each coefficient's prior SD (the ``logistic`` kind's
+  penalty, see :mod:`engagekit.models.kinds.logistic`). It stays in this module because
+  saved models name it by its path here.
+- :func:`add_interactions` appends the attribute × treatment terms to the design matrix
+  of a kind that uses them.
 
-  - the attribute × treatment terms, because the working hypothesis of the field is that
-    a quality matters alike in every treatment; the data can still overrule it;
-  - the earlier-session summaries (previous value, running mean and minimum), which
-    mostly repeat this session's ratings.
-
-  The penalty strength ``C`` and the interaction weight are tuned on held-out patients
-  inside the training data (:data:`LOGISTIC_GRID`); the history weight is fixed at
-  :data:`HISTORY_WEIGHT`. With few events per term (re-attendance misses are rare) an
-  unpenalised fit loses discrimination to noise.
-- ``gbm``: scikit-learn's HistGradientBoostingClassifier with early stopping on held-out
-  patients and small trees (at most 15 leaves, depth 4), which keeps exact TreeSHAP
-  explanations fast.
+Each kind's estimator is made by its :class:`~engagekit.models.kinds.ModelKindSpec`.
 """
 
 from __future__ import annotations
@@ -27,36 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
-__all__ = [
-    "HISTORY_WEIGHT",
-    "LOGISTIC_GRID",
-    "MODEL_KINDS",
-    "ColumnWeights",
-    "add_interactions",
-    "interaction_name",
-    "logistic_coefficients",
-    "make_estimator",
-    "penalty_weights",
-]
-
-MODEL_KINDS = ("logistic", "gbm")
-
-#: Candidate ``(C, interaction weight)`` pairs of the logistic model, tried on held-out
-#: patients in each training set, in this order (ascending ``C`` for each weight, so each
-#: fit starts from the last). ``C`` is scikit-learn's inverse penalty on the standardised
-#: coefficients (prior variance ``C`` per coefficient). Weaker penalties (``C = 0.1``)
-#: were never chosen on simulated services from 1,200 to 40,000 patients, and are the
-#: slowest to fit.
-LOGISTIC_GRID = tuple((c, w) for w in (0.1, 0.3, 1.0) for c in (0.001, 0.003, 0.01))
-
-#: Weight of the earlier-session summaries' prior SD (see the module docstring).
-HISTORY_WEIGHT = 0.3
-_HISTORY_SUFFIXES = ("__prev", "__prev_missing", "__mean", "__min")
+__all__ = ["ColumnWeights", "add_interactions", "interaction_name"]
 
 
 class ColumnWeights(TransformerMixin, BaseEstimator):
@@ -88,19 +50,6 @@ class ColumnWeights(TransformerMixin, BaseEstimator):
         return np.asarray(X) * self.weights_
 
 
-def penalty_weights(
-    feature_names: Sequence[str], interaction_weight: float, history_weight: float = HISTORY_WEIGHT
-) -> np.ndarray:
-    """Column weights for :class:`ColumnWeights`: interactions, history summaries, others 1."""
-    weights = np.ones(len(feature_names))
-    for i, name in enumerate(feature_names):
-        if ":treatment=" in name:
-            weights[i] = interaction_weight
-        elif name.endswith(_HISTORY_SUFFIXES):
-            weights[i] = history_weight
-    return weights
-
-
 def interaction_name(attribute: str, treatment: str) -> str:
     return f"{attribute}:treatment={treatment}"
 
@@ -123,45 +72,3 @@ def add_interactions(
             indicator = features[f"treatment={treatment}"].to_numpy()
             extra[interaction_name(attribute, treatment)] = centred * indicator
     return pd.concat([features, pd.DataFrame(extra, index=features.index)], axis=1)
-
-
-def make_estimator(kind: str, seed: int = 0, *, C: float = 0.003, weights=None):
-    """An unfitted estimator of the given kind (see the module docstring).
-
-    ``C`` and ``weights`` (see :class:`ColumnWeights`) apply to the logistic model only.
-    """
-    if kind == "logistic":
-        return Pipeline(
-            [
-                ("scale", StandardScaler()),
-                ("weight", ColumnWeights(weights)),
-                ("logistic", LogisticRegression(C=C, max_iter=2000, tol=1e-5)),
-            ]
-        )
-    if kind == "gbm":
-        return HistGradientBoostingClassifier(
-            learning_rate=0.1,
-            max_iter=500,
-            max_leaf_nodes=15,
-            max_depth=4,
-            min_samples_leaf=50,
-            l2_regularization=1.0,
-            early_stopping=True,
-            n_iter_no_change=20,
-            random_state=seed,
-        )
-    raise ValueError(f"unknown model kind {kind!r}; expected one of {list(MODEL_KINDS)}")
-
-
-def logistic_coefficients(pipeline: Pipeline, feature_names: Sequence[str]) -> pd.DataFrame:
-    """Coefficients of a fitted logistic pipeline on the features' own scale."""
-    scaler: StandardScaler = pipeline.named_steps["scale"]
-    weights: ColumnWeights = pipeline.named_steps["weight"]
-    model: LogisticRegression = pipeline.named_steps["logistic"]
-    coef = model.coef_.ravel() * weights.weights_ / scaler.scale_
-    intercept = float(model.intercept_[0] - np.sum(coef * scaler.mean_))
-    table = pd.DataFrame(
-        {"term": ["(intercept)", *feature_names], "coefficient": [intercept, *coef]}
-    )
-    table["odds_ratio"] = np.exp(table["coefficient"])
-    return table

@@ -5,7 +5,9 @@ the logistic model's penalty, to stop the trees early and to judge calibration; 
 few patients it holds none out, and each of those steps falls back or is left out. A
 :class:`FitRecord` says which steps ran, so that the model card, ``metrics.json`` and
 the command line describe only what was done. :class:`FitnessForUse` is the verdict on
-whether the validated model ranks patients better than chance at all.
+whether the validated model ranks patients better than chance at all, and
+:class:`TrainingSteps` gathers what one training did: the final model's record, each
+fold's, and the verdict.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .calibration import LogitRecalibration
+
+if TYPE_CHECKING:
+    from ..evaluation.metrics import Metrics
 
 __all__ = [
     "CHANCE_AUROC",
@@ -24,6 +29,7 @@ __all__ = [
     "EarlyStopping",
     "FitRecord",
     "FitnessForUse",
+    "TrainingSteps",
     "TuningStatus",
     "judge_fitness",
 ]
@@ -144,6 +150,7 @@ class FitRecord:
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> FitRecord:
         """The record :meth:`to_dict` wrote."""
+        _check_version(record, "fit record")
         fields = {k: v for k, v in record.items() if k not in ("format_version", "held_out")}
         fields["recalibration"] = LogitRecalibration.from_dict(fields["recalibration"])
         return cls(**fields)
@@ -167,7 +174,7 @@ class FitnessForUse:
     rule: str
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready mapping with a ``format_version``."""
+        """A JSON-ready mapping with a ``format_version``; :meth:`from_dict` reads it."""
         return {
             "format_version": _FORMAT_VERSION,
             "fit_for_use": self.fit_for_use,
@@ -175,10 +182,110 @@ class FitnessForUse:
             "rule": self.rule,
         }
 
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> FitnessForUse:
+        """The verdict :meth:`to_dict` wrote."""
+        _check_version(record, "fitness")
+        return cls(**{k: v for k, v in record.items() if k != "format_version"})
+
     @property
     def unfit_reason(self) -> str | None:
         """The reason, when the model is unfit for use; None otherwise."""
         return None if self.fit_for_use else self.reason
+
+
+@dataclass(frozen=True)
+class TrainingSteps:
+    """What :func:`~engagekit.models.train_model` did: the steps each model's fit ran,
+    and the verdict.
+
+    Attributes
+    ----------
+    final_model : FitRecord
+        The steps of the fit of the model that is returned and saved.
+    cross_validation_folds : tuple of FitRecord
+        The steps of each fold's fit, in fold order.
+    fitness : FitnessForUse
+        Whether the validated model ranks patients better than chance.
+
+    Examples
+    --------
+    >>> record = FitRecord(kind="logistic", n_patients=100, n_encounters=430,
+    ...                    held_out_patients=0, held_out_encounters=0,
+    ...                    tuning="default", early_stopping="not_applicable")
+    >>> steps = TrainingSteps(record, (record, record), FitnessForUse(True, "ranks", "rule"))
+    >>> TrainingSteps.from_dict(steps.to_dict()) == steps
+    True
+    >>> TrainingSteps.from_dict({**steps.to_dict(), "cross_validation_folds": 5})
+    Traceback (most recent call last):
+    ...
+    ValueError: 'cross_validation_folds' must be a list of fit records, found int
+    """
+
+    final_model: FitRecord
+    cross_validation_folds: tuple[FitRecord, ...]
+    fitness: FitnessForUse
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping with a ``format_version`` (``metrics.json`` and the
+        manifest hold it as ``training_steps``); :meth:`from_dict` reads it."""
+        return {
+            "format_version": _FORMAT_VERSION,
+            "final_model": self.final_model.to_dict(),
+            "cross_validation_folds": [f.to_dict() for f in self.cross_validation_folds],
+            "fitness": self.fitness.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> TrainingSteps:
+        """The steps :meth:`to_dict` wrote.
+
+        Raises
+        ------
+        ValueError
+            A part is missing or not of its form; the message names it.
+        """
+        _check_version(record, "record of training steps")
+        unknown = sorted(set(record) - {"format_version", *cls.__dataclass_fields__})
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown} in the training steps")
+        folds = record.get("cross_validation_folds")
+        if not isinstance(folds, list):
+            raise ValueError(
+                "'cross_validation_folds' must be a list of fit records, found "
+                f"{type(folds).__name__}"
+            )
+        return cls(
+            final_model=_part(FitRecord, record, "final_model"),
+            cross_validation_folds=tuple(
+                _part(FitRecord, {"fold": fold}, "fold", f"cross_validation_folds.{k}")
+                for k, fold in enumerate(folds)
+            ),
+            fitness=_part(FitnessForUse, record, "fitness"),
+        )
+
+
+def _check_version(record: Any, what: str) -> None:
+    if not isinstance(record, Mapping):
+        raise ValueError(f"a {what} must be a mapping, found {type(record).__name__}")
+    found = record.get("format_version", _FORMAT_VERSION)
+    if found != _FORMAT_VERSION:
+        raise ValueError(
+            f"{what} format_version {found!r} is not supported; this engagekit reads "
+            f"format_version {_FORMAT_VERSION}"
+        )
+
+
+def _part(cls: Any, record: Mapping[str, Any], key: str, where: str | None = None) -> Any:
+    """``cls.from_dict(record[key])``, or a ValueError naming ``where`` (the key)."""
+    where = where or key
+    if key not in record:
+        raise ValueError(f"{where!r} is missing")
+    try:
+        return cls.from_dict(record[key])
+    except (KeyError, TypeError, ValueError) as e:
+        detail = f"{e.args[0]!r} is missing" if isinstance(e, KeyError) else str(e)
+        raise ValueError(f"{where!r} is not a {cls.__name__}: {detail}") from e
 
 
 #: The rule of :func:`judge_fitness`, in words, for the record and the model card.
@@ -193,12 +300,12 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _verdict(block: Mapping[str, Any], what: str) -> tuple[bool, str]:
-    auroc = _number(block.get("auroc"))
-    low, high = _number(block.get("auroc_ci_low")), _number(block.get("auroc_ci_high"))
-    level = _number(block.get("ci_level")) or 0.95
+def _verdict(metrics: Metrics, what: str) -> tuple[bool, str]:
+    estimate = metrics.overall.auroc
+    auroc, low, high = _number(estimate.value), _number(estimate.ci_low), _number(estimate.ci_high)
+    level = metrics.ci_level
     if auroc is None:
-        note = block.get("note")
+        note = metrics.overall.note
         return False, f"its {what} AUROC could not be measured" + (f" ({note})" if note else "")
     if low is not None and high is not None:
         ci = f"{auroc:.2f} ({100 * level:.0f}% CI {low:.2f} to {high:.2f})"
@@ -213,7 +320,7 @@ def _verdict(block: Mapping[str, Any], what: str) -> tuple[bool, str]:
     return False, f"its {what} AUROC is {auroc:.2f}, no better than chance (0.5)"
 
 
-def judge_fitness(metrics: Mapping[str, Any]) -> FitnessForUse:
+def judge_fitness(metrics: Metrics, temporal: Metrics | None = None) -> FitnessForUse:
     """Is a validated model fit for use? (see :data:`FITNESS_RULE`).
 
     The lower end of the CI, not the estimate, decides: with a few hundred patients an
@@ -223,10 +330,10 @@ def judge_fitness(metrics: Mapping[str, Any]) -> FitnessForUse:
 
     Parameters
     ----------
-    metrics : mapping
-        The cross-validated metrics of :func:`~engagekit.models.train_model`, with
-        ``auroc``, ``auroc_ci_low``, ``auroc_ci_high`` and, after a temporal split,
-        ``temporal_validation`` holding the same.
+    metrics : Metrics
+        The cross-validated metrics of :func:`~engagekit.models.train_model`.
+    temporal : Metrics, optional
+        After a temporal split, the metrics of the encounters after it.
 
     Returns
     -------
@@ -234,14 +341,19 @@ def judge_fitness(metrics: Mapping[str, Any]) -> FitnessForUse:
 
     Examples
     --------
-    >>> judge_fitness({"auroc": 0.71, "auroc_ci_low": 0.66, "auroc_ci_high": 0.76}).fit_for_use
+    >>> import numpy as np
+    >>> from engagekit.evaluation import evaluate_predictions
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.1, 0.9, 600)
+    >>> y = (rng.uniform(size=600) < p).astype(int)
+    >>> patients = np.repeat(np.arange(200), 3)
+    >>> judge_fitness(evaluate_predictions(y, p, patients, n_boot=200)).fit_for_use
     True
-    >>> judge_fitness({"auroc": 0.35, "auroc_ci_low": 0.22, "auroc_ci_high": 0.48}).reason
-    'its cross-validated AUROC is 0.35 (95% CI 0.22 to 0.48): the interval does not lie above 0.5, so it ranks patients no better than chance'
+    >>> judge_fitness(evaluate_predictions(y, rng.uniform(size=600), patients, n_boot=200))
+    FitnessForUse(fit_for_use=False, reason='its cross-validated AUROC is ... (95% CI ... to ...): the interval does not lie above 0.5, so it ranks patients no better than chance', rule=...)
     """  # noqa: E501
     fit, reason = _verdict(metrics, "cross-validated")
-    temporal = metrics.get("temporal_validation")
-    if isinstance(temporal, Mapping):
+    if temporal is not None:
         later_fit, later = _verdict(temporal, "temporal-validation")
         if fit and not later_fit:
             fit, reason = False, later

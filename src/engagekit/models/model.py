@@ -10,8 +10,9 @@ import pandas as pd
 from scipy.special import expit
 
 from .calibration import LogitRecalibration
-from .estimators import add_interactions, logistic_coefficients
+from .estimators import add_interactions
 from .fit_record import FitRecord
+from .kinds import kind_spec
 
 __all__ = ["EngagementModel"]
 
@@ -25,7 +26,8 @@ class EngagementModel:
     target : str
         ``attended_next`` or ``adherent``.
     kind : str
-        ``logistic`` or ``gbm``.
+        A :class:`~engagekit.choices.ModelKind` value (a plain string, so that a saved
+        model holds only trusted types).
     features : EncounterFeatures
         Fitted feature transformer (history features per patient, no later sessions).
     estimator : sklearn estimator
@@ -33,9 +35,11 @@ class EngagementModel:
     recalibration : LogitRecalibration
         Applied to the estimator's log-odds margin.
     interaction_attributes, interaction_treatments : tuple of str
-        Attribute × treatment terms added for the logistic model (empty for trees).
+        Attribute × treatment terms added to the design matrix (empty for a kind
+        without them, see ``ModelKindSpec.interaction_terms``).
     tuning : dict
-        Hyperparameters chosen on held-out training patients, and how (logistic only).
+        Hyperparameters chosen on held-out training patients, and how (empty for a kind
+        with fixed settings).
     fit_record : FitRecord or None
         Which fitting steps ran (held-out patients, tuning, early stopping, calibration
         check); None for a model saved before engagekit recorded them.
@@ -87,7 +91,11 @@ class EngagementModel:
         return expit(self.logit(encounters))
 
     def coefficients(self) -> pd.DataFrame:
-        """Logistic model terms on the features' scale (log-odds per unit, odds ratio)."""
-        if self.kind != "logistic":
-            raise ValueError(f"a {self.kind!r} model has no coefficients; use explanations")
-        return logistic_coefficients(self.estimator, self.feature_names)
+        """The model's terms on the features' scale (log-odds per unit, odds ratio).
+
+        Raises
+        ------
+        ValueError
+            The model's kind has no coefficients (trees); explain it instead.
+        """
+        return kind_spec(self.kind).coefficients(self.estimator, self.feature_names)

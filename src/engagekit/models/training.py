@@ -10,13 +10,16 @@
   calibration off (see :mod:`engagekit.models.calibration`). The logistic model is
   then refitted on all patients (the trees keep their early-stopped fit). The same
   held-out patients choose the logistic model's penalty (see
-  :mod:`engagekit.models.estimators`), so tuning never sees a test fold.
+  :mod:`engagekit.models.kinds.logistic`), so tuning never sees a test fold. What each
+  kind does on the held-out split is its own (:mod:`engagekit.models.kinds`); this
+  module never asks which kind it fits.
 - With fewer than about 200 patients (15% of them under 30), none is held out: the
   penalty takes its default, the trees a fixed number of iterations, and calibration is
   not checked. Each model's :class:`~engagekit.models.FitRecord` says which steps ran.
 - A model whose validated AUROC cannot be told from chance is marked unfit for use
   (:func:`~engagekit.models.judge_fitness`); it is still returned, with the verdict.
-- ``auto`` picks the kind with the lower cross-validated log loss.
+- ``auto`` tries every registered kind and picks the one with the lower cross-validated
+  log loss.
 - Optionally, a temporal split: everything above happens on the encounters dated before
   the split date, and the final model is then scored on the encounters from that date
   on (their features still use the patient's earlier sessions, as they would in use).
@@ -36,13 +39,17 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
+from .._arrays import member_mask
+from ..choices import ModelChoice, ModelKind
 from ..config import Config, load_config
 from ..errors import ContractError
+from ..evaluation.metrics import Metrics
 from ..features import EncounterFeatures
 from .calibration import LogitRecalibration, fit_logit_recalibration
-from .estimators import LOGISTIC_GRID, MODEL_KINDS, make_estimator, penalty_weights
-from .fit_record import EarlyStopping, FitnessForUse, FitRecord, TuningStatus, judge_fitness
+from .fit_record import FitRecord, TrainingSteps, judge_fitness
+from .kinds import KINDS, HoldOut, kind_spec
 from .model import EngagementModel
+from .model_metrics import KindSelection, ModelMetrics, TemporalValidation
 
 __all__ = [
     "CrossValidation",
@@ -58,20 +65,6 @@ __all__ = [
 
 _CALIBRATION_SHARE = 0.15
 _MIN_CALIBRATION_PATIENTS = 30
-# The logistic model's penalty is tuned on at most about this many labelled rows (a
-# random set of patients): the choice settles long before a million rows.
-_TUNING_ROWS = 60_000
-# Above this many labelled rows the logistic model keeps its fit on the 85% of patients
-# not held out: refitting on all of them would cost a second large fit for a negligible
-# gain in precision.
-_REFIT_ROWS = 300_000
-_DEFAULT_LOGISTIC = {"C": 0.003, "interaction_weight": 0.3}
-
-
-def _member(values: np.ndarray, chosen: Any) -> np.ndarray:
-    """Boolean mask of ``values`` in ``chosen``, by hashing (``np.isin`` sorts object
-    arrays such as patient ids, which took minutes on a million rows)."""
-    return pd.Series(values).isin(pd.Series(chosen)).to_numpy()
 
 
 def labelled_rows(encounters: pd.DataFrame, target: str) -> np.ndarray:
@@ -109,7 +102,7 @@ def _one_blas_thread(fn: _F) -> _F:
 def fit_model(
     encounters: pd.DataFrame,
     target: str,
-    kind: str,
+    kind: ModelKind | str,
     config: Config | None = None,
     seed: int = 0,
 ) -> EngagementModel:
@@ -120,7 +113,8 @@ def fit_model(
     encounters : pandas.DataFrame
         Typed, valid encounters (see :func:`engagekit.check_encounters`).
     target : {"attended_next", "adherent"}
-    kind : {"logistic", "gbm"}
+    kind : ModelKind or str
+        A registered kind (see :mod:`engagekit.models.kinds`).
     config : Config, optional
     seed : int
         Seeds the held-out calibration patients and the trees.
@@ -135,6 +129,8 @@ def fit_model(
 
     Raises
     ------
+    ValueError
+        ``kind`` is not a registered kind.
     ContractError
         The outcome is absent, never recorded, or has one value only.
     ConfigError
@@ -142,155 +138,82 @@ def fit_model(
         named ``attended_next`` or ``adherent``), even in a config built without
         validation: the model would be given the answer it is to predict.
     """
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; expected one of {list(MODEL_KINDS)}")
+    spec = kind_spec(kind)
     config = config if config is not None else load_config()
     labelled = labelled_rows(encounters, target)
-    if labelled.sum() == 0:
-        raise ContractError(f"no encounter has {target!r} recorded; nothing to fit")
-    y_all = encounters[target].to_numpy(dtype="float64", na_value=np.nan)
-    if len(np.unique(y_all[labelled])) < 2:
-        raise ContractError(
-            f"every recorded {target!r} has the same value; a model needs both 0 and 1"
-        )
-    patients = encounters["patient_id"].to_numpy()
-    rng = np.random.default_rng(seed)
-    unique_patients = pd.unique(patients[labelled])
-    n_cal = round(_CALIBRATION_SHARE * len(unique_patients))
-    if n_cal >= _MIN_CALIBRATION_PATIENTS:
-        cal_patients = rng.choice(unique_patients, size=n_cal, replace=False)
-        in_cal = _member(patients, cal_patients)
-    else:
-        in_cal = np.zeros(len(patients), dtype=bool)
-    fit_rows = labelled & ~in_cal
-    cal_rows = labelled & in_cal
-
-    features = EncounterFeatures.from_config(config).fit(encounters[~in_cal])
+    y = _recorded_outcome(encounters, target, labelled)
+    rows = _hold_out(encounters["patient_id"].to_numpy(), labelled, seed)
+    features = EncounterFeatures.from_config(config).fit(encounters[~rows.held_out_patient_rows])
     model = EngagementModel(
         target=target,
-        kind=kind,
+        kind=spec.kind.value,
         features=features,
-        estimator=make_estimator(kind, seed=seed),
-        interaction_attributes=tuple(config.attribute_names) if kind == "logistic" else (),
-        interaction_treatments=tuple(config.treatment_names) if kind == "logistic" else (),
+        estimator=spec.make_estimator(seed=seed),
+        interaction_attributes=tuple(config.attribute_names) if spec.interaction_terms else (),
+        interaction_treatments=tuple(config.treatment_names) if spec.interaction_terms else (),
     )
     X = model.design(encounters).to_numpy()
-    y = y_all.astype("float64")
-    if kind == "logistic":
-        start = None
-        if cal_rows.any():
-            start, model.tuning = _tune_logistic(X, y, fit_rows, cal_rows, patients, model, seed)
-        else:
-            model.tuning = {
-                **_DEFAULT_LOGISTIC,
-                "chosen_by": f"default (fewer than {_MIN_CALIBRATION_PATIENTS} patients "
-                "to hold out for tuning)",
-            }
-        model.estimator = make_estimator(
-            "logistic",
-            C=model.tuning["C"],
-            weights=penalty_weights(model.feature_names, model.tuning["interaction_weight"]),
-        )
-        if start is not None:
-            # begin from the tuning fit's solution: far fewer iterations on large data
-            logistic = model.estimator.named_steps["logistic"]
-            logistic.set_params(warm_start=True)
-            logistic.coef_, logistic.intercept_ = start
-        model.estimator.fit(X[fit_rows], y[fit_rows])
-    elif cal_rows.any():
-        model.estimator.fit(X[fit_rows], y[fit_rows], X_val=X[cal_rows], y_val=y[cal_rows])
-    else:
-        model.estimator.set_params(early_stopping=False, max_iter=100)
-        model.estimator.fit(X[fit_rows], y[fit_rows])
-    if cal_rows.any():
-        margin = model.estimator.decision_function(X[cal_rows])
-        model.recalibration = fit_logit_recalibration(margin, y[cal_rows])
-    else:
-        model.recalibration = LogitRecalibration()
-    refit = bool(kind == "logistic" and cal_rows.any() and labelled.sum() <= _REFIT_ROWS)
-    if refit:
-        # The held-out patients have done their job (tuning, judging calibration); a
-        # logistic fit is stable, so refit it on every labelled row and keep the map.
-        model.estimator.fit(X[labelled], y[labelled])
-    held_out = bool(cal_rows.any())
-    if kind == "logistic":
-        tuning = TuningStatus.TUNED if held_out else TuningStatus.DEFAULT
-        stopping, iterations, ceiling = EarlyStopping.NOT_APPLICABLE, 0, 0
-    else:
-        tuning = TuningStatus.FIXED
-        stopping = EarlyStopping.USED if held_out else EarlyStopping.NOT_USED
-        iterations = int(model.estimator.n_iter_)
-        ceiling = int(model.estimator.max_iter)
+    steps = spec.fit_on_hold_out(model, X, y, rows, seed)
+    model.recalibration = _check_calibration(model.estimator, X, y, rows)
+    refit = spec.refit_on_all(model, X, y, rows)
     model.fit_record = FitRecord(
-        kind=kind,
-        n_patients=len(unique_patients),
+        kind=spec.kind.value,
+        n_patients=len(pd.unique(rows.patients[labelled])),
         n_encounters=int(labelled.sum()),
-        held_out_patients=len(pd.unique(patients[cal_rows])),
-        held_out_encounters=int(cal_rows.sum()),
+        held_out_patients=len(pd.unique(rows.patients[rows.held_out_rows])),
+        held_out_encounters=int(rows.held_out_rows.sum()),
         held_out_share=_CALIBRATION_SHARE,
         min_held_out_patients=_MIN_CALIBRATION_PATIENTS,
-        tuning=tuning,
-        early_stopping=stopping,
-        boosting_iterations=iterations,
-        max_boosting_iterations=ceiling,
+        tuning=steps.tuning,
+        early_stopping=steps.early_stopping,
+        boosting_iterations=steps.boosting_iterations,
+        max_boosting_iterations=steps.max_boosting_iterations,
         refit_on_all_patients=refit,
         recalibration=model.recalibration,
     )
     return model
 
 
-def _tune_logistic(
-    X: np.ndarray,
-    y: np.ndarray,
-    fit_rows: np.ndarray,
-    cal_rows: np.ndarray,
-    patients: np.ndarray,
-    model: EngagementModel,
-    seed: int,
-) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, Any]]:
-    """The ``(C, interaction weight)`` of :data:`LOGISTIC_GRID` with the lowest log loss
-    on the held-out patients, each candidate fitted on the other training patients (a
-    random subset of them above ``_TUNING_ROWS`` rows).
+def _recorded_outcome(encounters: pd.DataFrame, target: str, labelled: np.ndarray) -> np.ndarray:
+    """``target`` as floats (NaN where not recorded), or a ContractError if there is
+    nothing to fit."""
+    if labelled.sum() == 0:
+        raise ContractError(f"no encounter has {target!r} recorded; nothing to fit")
+    y = encounters[target].to_numpy(dtype="float64", na_value=np.nan)
+    if len(np.unique(y[labelled])) < 2:
+        raise ContractError(
+            f"every recorded {target!r} has the same value; a model needs both 0 and 1"
+        )
+    return y.astype("float64")
 
-    Returns the chosen candidate's ``(coef_, intercept_)`` (a starting point for the
-    full fit) and the record of the choice.
-    """
-    rows = fit_rows
-    if fit_rows.sum() > _TUNING_ROWS:
-        candidates = pd.unique(patients[fit_rows])
-        share = _TUNING_ROWS / fit_rows.sum()
-        rng = np.random.default_rng(seed + 1)
-        keep = rng.choice(candidates, size=int(len(candidates) * share), replace=False)
-        rows = fit_rows & _member(patients, keep)
-    losses = []
-    starts = []
-    estimators: dict[float, Any] = {}
-    for C, interaction_weight in LOGISTIC_GRID:
-        if interaction_weight not in estimators:
-            estimators[interaction_weight] = make_estimator(
-                "logistic", weights=penalty_weights(model.feature_names, interaction_weight)
-            )
-        estimator = estimators[interaction_weight]
-        # warm start: each C begins from the solution of the previous one
-        estimator.set_params(logistic__C=C, logistic__warm_start=True)
-        estimator.fit(X[rows], y[rows])
-        p = estimator.predict_proba(X[cal_rows])[:, 1]
-        losses.append(float(log_loss(y[cal_rows], p, labels=[0, 1])))
-        logistic = estimator.named_steps["logistic"]
-        starts.append((logistic.coef_.copy(), logistic.intercept_.copy()))
-    best = int(np.argmin(losses))
-    C, interaction_weight = LOGISTIC_GRID[best]
-    return starts[best], {
-        "C": C,
-        "interaction_weight": interaction_weight,
-        "chosen_by": "lowest log loss on the held-out training patients",
-        "tuning_rows": int(rows.sum()),
-        "held_out_rows": int(cal_rows.sum()),
-        "grid_log_loss": [
-            {"C": c, "interaction_weight": w, "log_loss": loss}
-            for (c, w), loss in zip(LOGISTIC_GRID, losses, strict=True)
-        ],
-    }
+
+def _hold_out(patients: np.ndarray, labelled: np.ndarray, seed: int) -> HoldOut:
+    """A random 15% of the labelled patients held out, if that makes at least 30."""
+    rng = np.random.default_rng(seed)
+    unique_patients = pd.unique(patients[labelled])
+    n_held_out = round(_CALIBRATION_SHARE * len(unique_patients))
+    if n_held_out >= _MIN_CALIBRATION_PATIENTS:
+        chosen = rng.choice(unique_patients, size=n_held_out, replace=False)
+        held_out = member_mask(patients, chosen)
+    else:
+        held_out = np.zeros(len(patients), dtype=bool)
+    return HoldOut(
+        fit_rows=labelled & ~held_out,
+        held_out_rows=labelled & held_out,
+        held_out_patient_rows=held_out,
+        patients=patients,
+        min_patients=_MIN_CALIBRATION_PATIENTS,
+    )
+
+
+def _check_calibration(
+    estimator: Any, X: np.ndarray, y: np.ndarray, rows: HoldOut
+) -> LogitRecalibration:
+    """The calibration check on the held-out patients (the identity without them)."""
+    if not rows.any_held_out:
+        return LogitRecalibration()
+    margin = estimator.decision_function(X[rows.held_out_rows])
+    return fit_logit_recalibration(margin, y[rows.held_out_rows])
 
 
 @dataclass
@@ -299,7 +222,7 @@ class CrossValidation:
 
     Attributes
     ----------
-    kind : str
+    kind : ModelKind
     predictions : pandas.Series
         Calibrated probability for every labelled row, indexed like ``encounters``,
         each from a model that never saw that row's patient.
@@ -312,7 +235,7 @@ class CrossValidation:
         The fold models' records, in fold order.
     """
 
-    kind: str
+    kind: ModelKind
     predictions: pd.Series
     log_loss: float
     folds: int
@@ -323,7 +246,7 @@ class CrossValidation:
 def cross_validate(
     encounters: pd.DataFrame,
     target: str,
-    kind: str,
+    kind: ModelKind | str,
     config: Config | None = None,
     n_splits: int = 5,
     seed: int = 0,
@@ -333,6 +256,7 @@ def cross_validate(
 
     ``progress(done, total)``, if given, is called after each fold.
     """
+    kind = kind_spec(kind).kind
     config = config if config is not None else load_config()
     encounters = encounters.reset_index(drop=True)
     labelled = labelled_rows(encounters, target)
@@ -390,35 +314,6 @@ AUTO_SELECTION_ROWS = 100_000
 _SELECTION_FOLDS = 3
 
 
-@dataclass(frozen=True)
-class TrainingSteps:
-    """What :func:`train_model` did: the steps each model's fit ran, and the verdict.
-
-    Attributes
-    ----------
-    final_model : FitRecord
-        The steps of the fit of the model that is returned and saved.
-    cross_validation_folds : tuple of FitRecord
-        The steps of each fold's fit, in fold order.
-    fitness : FitnessForUse
-        Whether the validated model ranks patients better than chance.
-    """
-
-    final_model: FitRecord
-    cross_validation_folds: tuple[FitRecord, ...]
-    fitness: FitnessForUse
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready mapping with a ``format_version`` (``metrics.json`` and the
-        manifest hold it as ``training_steps``)."""
-        return {
-            "format_version": 1,
-            "final_model": self.final_model.to_dict(),
-            "cross_validation_folds": [f.to_dict() for f in self.cross_validation_folds],
-            "fitness": self.fitness.to_dict(),
-        }
-
-
 @dataclass
 class TrainingResult:
     """A trained model with its honest, cross-validated performance.
@@ -427,10 +322,12 @@ class TrainingResult:
     ----------
     model : EngagementModel
         Fitted on every patient.
-    metrics : dict
+    metrics : ModelMetrics
         Out-of-fold metrics with patient-bootstrap CIs, overall and per treatment and
-        subgroup (see :func:`engagekit.evaluation.evaluate_predictions`), with
-        ``fit_for_use``, ``unfit_reason`` and ``training_steps`` (see ``steps``).
+        subgroup (see :func:`engagekit.evaluation.evaluate_predictions`), with the
+        record of training: the kind chosen, the flag rule, ``fit_for_use``,
+        ``unfit_reason`` and ``training_steps`` (see ``steps``). Its ``to_dict()`` is
+        ``metrics.json``.
     selection : dict
         Cross-validated log loss of each kind tried and which was chosen.
     flag_rule : FlagRule
@@ -443,7 +340,7 @@ class TrainingResult:
     """
 
     model: EngagementModel
-    metrics: dict[str, Any]
+    metrics: ModelMetrics
     selection: dict[str, Any]
     cross_validation: CrossValidation
     flag_rule: Any = None
@@ -481,7 +378,7 @@ def evaluate_model_predictions(
     seed: int = 0,
     n_jobs: int = 1,
     decision_thresholds: Any = None,
-) -> dict[str, Any]:
+) -> Metrics:
     """Metrics of ``p`` against ``rows[target]``, overall, per treatment and per subgroup.
 
     ``rows`` are labelled encounters; the bootstrap resamples their patients
@@ -539,7 +436,7 @@ def _temporal_metrics(
     seed: int,
     n_jobs: int,
     decision_thresholds: Any = None,
-) -> dict[str, Any]:
+) -> TemporalValidation:
     """The pre-split model scored on the encounters from ``day`` on."""
     target = model.target
     dates = pd.to_datetime(everything["encounter_date"]).dt.date
@@ -557,13 +454,17 @@ def _temporal_metrics(
         n_jobs=n_jobs,
         decision_thresholds=decision_thresholds,
     )
-    metrics["split_date"] = day.isoformat()
-    metrics["n_training_encounters"] = int(labelled_rows(before, target).sum())
-    metrics["n_excluded_missing_outcome"] = int((after & ~labelled_rows(everything, target)).sum())
-    metrics["patients_also_in_training"] = int(
-        _member(everything.loc[scored, "patient_id"].unique(), before["patient_id"].unique()).sum()
+    return TemporalValidation(
+        **dict(metrics),
+        split_date=day.isoformat(),
+        n_training_encounters=int(labelled_rows(before, target).sum()),
+        n_excluded_missing_outcome=int((after & ~labelled_rows(everything, target)).sum()),
+        patients_also_in_training=int(
+            member_mask(
+                everything.loc[scored, "patient_id"].unique(), before["patient_id"].unique()
+            ).sum()
+        ),
     )
-    return metrics
 
 
 def _patient_subset(encounters: pd.DataFrame, target: str, rows: int, seed: int) -> pd.DataFrame:
@@ -579,7 +480,7 @@ def _patient_subset(encounters: pd.DataFrame, target: str, rows: int, seed: int)
 def train_model(
     encounters: pd.DataFrame,
     target: str,
-    model: str = "auto",
+    model: ModelChoice | str = ModelChoice.AUTO,
     config: Config | None = None,
     n_splits: int = 5,
     seed: int = 0,
@@ -596,8 +497,10 @@ def train_model(
     encounters : pandas.DataFrame
         Typed, valid encounters.
     target : {"attended_next", "adherent"}
-    model : {"auto", "logistic", "gbm"}
-        ``auto`` picks the kind with the lower patient-grouped cross-validated log loss.
+    model : ModelChoice or str
+        ``"auto"`` tries every registered kind (see :mod:`engagekit.models.kinds`) and
+        keeps the one with the lower patient-grouped cross-validated log loss; a kind
+        (``"logistic"``, ``"gbm"``) trains that kind.
     config : Config, optional
     n_splits : int
         Folds of the patient-grouped cross-validation.
@@ -612,7 +515,7 @@ def train_model(
     temporal_split : date or "YYYY-MM-DD", optional
         Train, cross-validate and select on encounters dated before this day; score the
         final model on those from this day on, and put their metrics under
-        ``metrics["temporal_validation"]``. The final model is then the one fitted before
+        ``metrics.temporal_validation``. The final model is then the one fitted before
         the split, so the temporal metrics are honest.
     flag_rule : (rule, value)
         How at-risk flags are set (see :func:`engagekit.flags.choose_flag_rule`): the
@@ -623,64 +526,120 @@ def train_model(
     -------
     TrainingResult
         The model is returned (and can be saved) even when it is not fit for use; its
-        ``steps.fitness`` and ``metrics["fit_for_use"]`` say so (see
-        :func:`~engagekit.models.judge_fitness`), and ``metrics["training_steps"]`` says
+        ``steps.fitness`` and ``metrics.fit_for_use`` say so (see
+        :func:`~engagekit.models.judge_fitness`), and ``metrics.training_steps`` says
         which fitting steps ran, in the final model and in every fold.
+
+    Raises
+    ------
+    ValueError
+        ``model`` is neither ``auto`` nor a registered kind.
+    ContractError
+        The outcome cannot be modelled, there are fewer patients than folds, or the
+        temporal split leaves no labelled encounters on one side.
     """
     from ..validation.coverage import without_absent_covariates
 
+    requested = _model_choice(model)
     config = config if config is not None else load_config()
     # a covariate absent from the table is left out, as every command does
     config, covariates_left_out = without_absent_covariates(config, encounters.columns)
+    run = _Training(target, config, n_splits, seed, n_boot, n_jobs, progress)
     encounters = encounters.reset_index(drop=True)
-    everything = None
+    later = None
     if temporal_split is not None:
         encounters, everything, split_day = _split_by_date(encounters, target, temporal_split)
-    labelled = labelled_rows(encounters, target)
-    kinds = list(MODEL_KINDS) if model == "auto" else [model]
-    if model != "auto" and model not in MODEL_KINDS:
-        raise ValueError(f"unknown model {model!r}; expected auto, logistic or gbm")
+        later = (everything, split_day)
+    selection, validated = _select_kind(run, encounters, requested)
+    chosen = ModelKind(selection["chosen"])
+    if chosen in validated:
+        cv = validated[chosen]
+    else:
+        cv = run.cross_validate(encounters, chosen, n_splits, f"validate {chosen}")
+    rule, thresholds, metrics = _cross_validated_metrics(run, encounters, cv, flag_rule)
+    return _finalise(
+        run, encounters, cv, selection, rule, metrics, thresholds, later, covariates_left_out
+    )
 
-    def report(step: str):
-        if progress is None:
-            return None
-        return lambda done, total: progress(step, done, total)
 
-    selection: dict[str, Any] = {"requested": model, "cv_log_loss": {}}
-    results: dict[str, CrossValidation] = {}
-    if len(kinds) > 1 and labelled.sum() > AUTO_SELECTION_ROWS:
-        subset = _patient_subset(encounters, target, AUTO_SELECTION_ROWS, seed)
-        selection["selection_rows"] = int(labelled_rows(subset, target).sum())
-        selection["selection_folds"] = min(n_splits, _SELECTION_FOLDS)
-        for kind in kinds:
-            cv = cross_validate(
-                subset,
-                target,
-                kind,
-                config,
-                min(n_splits, _SELECTION_FOLDS),
-                seed,
-                report(f"choose {kind}"),
-            )
-            selection["cv_log_loss"][kind] = cv.log_loss
-        chosen = min(selection["cv_log_loss"], key=selection["cv_log_loss"].get)
-        results[chosen] = cross_validate(
-            encounters, target, chosen, config, n_splits, seed, report(f"validate {chosen}")
+@dataclass(frozen=True)
+class _Training:
+    """The settings one :func:`train_model` call hands to each of its steps."""
+
+    target: str
+    config: Config
+    n_splits: int
+    seed: int
+    n_boot: int | None
+    n_jobs: int
+    progress: Callable[[str, int, int], None] | None
+
+    def cross_validate(
+        self, encounters: pd.DataFrame, kind: ModelKind, n_splits: int, step: str
+    ) -> CrossValidation:
+        """:func:`cross_validate`, reporting its folds as ``step``."""
+        progress = self.progress
+        report = None if progress is None else lambda done, total: progress(step, done, total)
+        return cross_validate(
+            encounters, self.target, kind, self.config, n_splits, self.seed, report
         )
+
+
+def _model_choice(model: ModelChoice | str) -> ModelChoice:
+    """``model`` as a :class:`ModelChoice`, or a ValueError naming the choices."""
+    try:
+        return ModelChoice(model)
+    except ValueError:
+        names = [choice.value for choice in ModelChoice]
+        expected = f"{', '.join(names[:-1])} or {names[-1]}"
+        raise ValueError(f"unknown model {model!r}; expected {expected}") from None
+
+
+def _select_kind(
+    run: _Training, encounters: pd.DataFrame, requested: ModelChoice
+) -> tuple[dict[str, Any], dict[ModelKind, CrossValidation]]:
+    """The kind to train: the requested one, or for ``auto`` the registered kind with the
+    lower cross-validated log loss.
+
+    Above :data:`AUTO_SELECTION_ROWS` labelled rows the kinds are compared on a random
+    subset of patients with at most 3 folds. Returns the record of the choice
+    (``requested``, each kind's ``cv_log_loss``, the subset's ``selection_rows`` and
+    ``selection_folds`` if one was used, ``chosen``) and the cross-validations on all of
+    ``encounters`` run on the way (none after a comparison on a subset).
+    """
+    kinds = list(KINDS) if requested == ModelChoice.AUTO else [ModelKind(requested.value)]
+    selection: dict[str, Any] = {"requested": requested.value, "cv_log_loss": {}}
+    validated: dict[ModelKind, CrossValidation] = {}
+    if len(kinds) > 1 and labelled_rows(encounters, run.target).sum() > AUTO_SELECTION_ROWS:
+        subset = _patient_subset(encounters, run.target, AUTO_SELECTION_ROWS, run.seed)
+        folds = min(run.n_splits, _SELECTION_FOLDS)
+        selection["selection_rows"] = int(labelled_rows(subset, run.target).sum())
+        selection["selection_folds"] = folds
+        for kind in kinds:
+            cv = run.cross_validate(subset, kind, folds, f"choose {kind}")
+            selection["cv_log_loss"][kind.value] = cv.log_loss
     else:
         for kind in kinds:
-            results[kind] = cross_validate(
-                encounters, target, kind, config, n_splits, seed, report(f"validate {kind}")
-            )
-            selection["cv_log_loss"][kind] = results[kind].log_loss
-        chosen = min(results, key=lambda k: results[k].log_loss)
-    selection["chosen"] = chosen
-    cv = results[chosen]
+            validated[kind] = run.cross_validate(encounters, kind, run.n_splits, f"validate {kind}")
+            selection["cv_log_loss"][kind.value] = validated[kind].log_loss
+    losses = selection["cv_log_loss"]
+    selection["chosen"] = min(losses, key=losses.get)
+    return selection, validated
 
-    rows = encounters.loc[cv.predictions.index]
+
+def _cross_validated_metrics(
+    run: _Training,
+    encounters: pd.DataFrame,
+    cv: CrossValidation,
+    flag_rule: tuple[str, float],
+) -> tuple[Any, Any, Metrics]:
+    """The flag rule chosen on the out-of-fold predictions, the risks at which the
+    decision curve is computed, and the out-of-fold metrics."""
     from ..evaluation import decision_thresholds
     from ..flags import choose_flag_rule
 
+    target = run.target
+    rows = encounters.loc[cv.predictions.index]
     # the rule first: the decision curves must reach its thresholds, to mark them
     rule = choose_flag_rule(
         rows[target].to_numpy(dtype="float64"),
@@ -696,39 +655,70 @@ def train_model(
         rows,
         target,
         cv.predictions.to_numpy(),
-        config,
-        n_boot=n_boot,
-        seed=seed,
-        n_jobs=n_jobs,
+        run.config,
+        n_boot=run.n_boot,
+        seed=run.seed,
+        n_jobs=run.n_jobs,
         decision_thresholds=thresholds,
     )
-    metrics["n_excluded_missing_outcome"] = int((~labelled).sum())
-    metrics["cv_folds"] = n_splits
-    metrics["model"] = chosen
-    metrics["target"] = target
-    if covariates_left_out:
-        metrics["covariates_left_out"] = list(covariates_left_out)
-    if progress is not None:
-        progress("fit final model", 0, 1)
-    final = fit_model(encounters, target, chosen, config, seed=seed)
-    if progress is not None:
-        progress("fit final model", 1, 1)
-    metrics["flag_rule"] = rule.to_dict()
-    if everything is not None:
-        metrics["temporal_validation"] = _temporal_metrics(
-            final, encounters, everything, split_day, config, n_boot, seed, n_jobs, thresholds
+    return rule, thresholds, metrics
+
+
+def _finalise(
+    run: _Training,
+    encounters: pd.DataFrame,
+    cv: CrossValidation,
+    selection: dict[str, Any],
+    rule: Any,
+    metrics: Metrics,
+    thresholds: Any,
+    later: tuple[pd.DataFrame, datetime.date] | None,
+    covariates_left_out: Any,
+) -> TrainingResult:
+    """Fit the chosen kind on every patient, score it after the temporal split if there
+    is one, judge whether it is fit for use, and gather the record of training with the
+    out-of-fold ``metrics``."""
+    if run.progress is not None:
+        run.progress("fit final model", 0, 1)
+    final = fit_model(encounters, run.target, cv.kind, run.config, seed=run.seed)
+    if run.progress is not None:
+        run.progress("fit final model", 1, 1)
+    temporal = None
+    if later is not None:
+        everything, split_day = later
+        temporal = _temporal_metrics(
+            final,
+            encounters,
+            everything,
+            split_day,
+            run.config,
+            run.n_boot,
+            run.seed,
+            run.n_jobs,
+            thresholds,
         )
     steps = TrainingSteps(
         final_model=final.fit_record,
         cross_validation_folds=tuple(cv.fit_records),
-        fitness=judge_fitness(metrics),
+        fitness=judge_fitness(metrics, temporal),
     )
-    metrics["fit_for_use"] = steps.fitness.fit_for_use
-    metrics["unfit_reason"] = steps.fitness.unfit_reason
-    metrics["training_steps"] = steps.to_dict()
+    record = ModelMetrics(
+        **dict(metrics),
+        n_excluded_missing_outcome=int((~labelled_rows(encounters, run.target)).sum()),
+        cv_folds=run.n_splits,
+        model=cv.kind.value,
+        target=run.target,
+        covariates_left_out=list(covariates_left_out) if covariates_left_out else None,
+        flag_rule=rule,
+        temporal_validation=temporal,
+        fit_for_use=steps.fitness.fit_for_use,
+        unfit_reason=steps.fitness.unfit_reason,
+        training_steps=steps,
+        selection=KindSelection.model_validate(selection),
+    )
     return TrainingResult(
         model=final,
-        metrics=metrics,
+        metrics=record,
         selection=selection,
         cross_validation=cv,
         flag_rule=rule,

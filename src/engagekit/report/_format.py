@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..evaluation import Estimate
 
 #: What an undefined value reads as (an en dash), with its reason beside it when known.
 DASH = "–"
@@ -50,12 +53,12 @@ def interval(low: Any, high: Any, digits: int = 3, fmt=None) -> str:
     return f"{fmt(low)} to {fmt(high)}"
 
 
-def estimate(block: dict[str, Any], name: str, digits: int = 3) -> str:
-    """``value (low to high)`` of a metric with its CI in a metrics block."""
-    value = number(block.get(name), digits)
+def estimate(metric: Estimate, digits: int = 3) -> str:
+    """``value (low to high)`` of a metric with its CI, or the dash."""
+    value = number(metric.value, digits)
     if value == DASH:
         return DASH
-    ci = interval(block.get(f"{name}_ci_low"), block.get(f"{name}_ci_high"), digits)
+    ci = interval(metric.ci_low, metric.ci_high, digits)
     return value if ci == DASH else f"{value} ({ci})"
 
 

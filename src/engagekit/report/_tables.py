@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..models.kinds import find_kind
 from ._format import count, estimate, interval, is_number, number, p_value, percent, plain
+
+if TYPE_CHECKING:
+    from ..evaluation import GroupMetrics, Metrics
+    from ..flags import AppliedFlagRule, FlagRule
 
 __all__ = [
     "FLAG_SHARE_COLUMNS",
@@ -38,44 +43,47 @@ METRIC_LABELS = {
 }
 
 
-def flagged_auprc_label(block: Mapping[str, Any], bad_outcome: str | None = None) -> str:
+def flagged_auprc_label(
+    prevalence: float | None, bad_outcome: str | None = None, flagged_outcome: int = 0
+) -> str:
     """The label of ``auprc_flagged``: the flagged outcome in words, and its chance level.
 
     The AUPRC of a model that ranks at random is the flagged outcome's rate, so it is
-    shown beside it.
+    shown beside it. ``prevalence`` is the share with the outcome coded 1, and
+    ``flagged_outcome`` the outcome a flag catches (0, the bad one, by default).
 
-    >>> flagged_auprc_label({"prevalence": 0.956}, "did not attend the next session")
+    >>> flagged_auprc_label(0.956, "did not attend the next session")
     'AUPRC (did not attend the next session; chance level 4.4%)'
     """
-    prevalence = block.get("prevalence")
     what = bad_outcome or "the flagged outcome"
     if not is_number(prevalence):
         return f"AUPRC ({what})"
-    flagged = block.get("decision_curve_flagged_outcome", 0)
-    rate = prevalence if flagged == 1 else 1 - prevalence
+    rate = prevalence if flagged_outcome == 1 else 1 - prevalence
     return f"AUPRC ({what}; chance level {percent(rate)})"
 
 
-def metric_rows(
-    block: Mapping[str, Any], bad_outcome: str | None = None
-) -> tuple[tuple[str, ...], ...]:
-    """``(label, estimate, CI)`` of each metric of a metrics block.
+def metric_rows(metrics: Metrics, bad_outcome: str | None = None) -> tuple[tuple[str, ...], ...]:
+    """``(label, estimate, CI)`` of each metric of ``metrics`` (on all its encounters).
 
     ``bad_outcome`` (the config's words, e.g. "did not attend the next session") names
     the outcome of the AUPRC row.
     """
+    overall = metrics.overall
+    auprc_label = flagged_auprc_label(
+        overall.prevalence.value, bad_outcome, metrics.decision_curve_flagged_outcome
+    )
     return tuple(
         (
-            flagged_auprc_label(block, bad_outcome) if name == "auprc_flagged" else label,
-            number(block.get(name)),
-            interval(block.get(f"{name}_ci_low"), block.get(f"{name}_ci_high")),
+            auprc_label if name == "auprc_flagged" else label,
+            number(overall.estimate(name).value),
+            interval(overall.estimate(name).ci_low, overall.estimate(name).ci_high),
         )
         for name, label in METRIC_LABELS.items()
     )
 
 
 def subgroup_rows(
-    blocks: Mapping[str, Mapping[str, Any]], labels: Mapping[str, str] | None = None
+    blocks: Mapping[str, GroupMetrics], labels: Mapping[str, str] | None = None
 ) -> tuple[tuple[str, ...], ...]:
     """Rows of a subgroup table: level (its label if given), counts, AUROC, calibration
     slope, Brier score, note."""
@@ -83,13 +91,13 @@ def subgroup_rows(
     return tuple(
         (
             labels.get(level, level),
-            count(block.get("n_patients")),
-            count(block.get("n_encounters")),
-            percent(block.get("prevalence")),
-            estimate(block, "auroc"),
-            estimate(block, "calibration_slope"),
-            estimate(block, "brier"),
-            str(block.get("note") or ""),
+            count(block.n_patients),
+            count(block.n_encounters),
+            percent(block.prevalence.value),
+            estimate(block.auroc),
+            estimate(block.calibration_slope),
+            estimate(block.brier),
+            block.note or "",
         )
         for level, block in blocks.items()
     )
@@ -107,10 +115,10 @@ SUBGROUP_COLUMNS = (
 )
 
 
-def flag_rule_sentence(rule: Mapping[str, Any], bad_outcome: str) -> str:
+def flag_rule_sentence(rule: FlagRule, bad_outcome: str) -> str:
     """The flag rule in words, e.g. "flag the 10% of encounters at highest risk"."""
-    value = rule.get("value")
-    name = rule.get("rule")
+    value = rule.value
+    name = rule.rule
     if name == "top_percent":
         what = f"flag the {value:g}% of encounters at highest risk"
     elif name == "sensitivity":
@@ -123,8 +131,8 @@ def flag_rule_sentence(rule: Mapping[str, Any], bad_outcome: str) -> str:
     else:
         what = f"rule `{name}` with value {plain(value)}"
     thresholds = (
-        f"flagged high at a risk of {number(rule.get('threshold'))} or more, medium at "
-        f"{number(rule.get('medium_threshold'))} or more"
+        f"flagged high at a risk of {number(rule.threshold)} or more, medium at "
+        f"{number(rule.medium_threshold)} or more"
     )
     chosen = (
         f"{what[0].upper()}{what[1:]} (risk: the probability that the patient "
@@ -154,31 +162,38 @@ FLAG_SHARE_COLUMNS = (
 
 
 def flag_share_rows(
-    applied: Mapping[str, Any], n_high: int, n_high_or_medium: int
+    applied: AppliedFlagRule, n_high: int, n_high_or_medium: int
 ) -> tuple[tuple[str, ...], ...]:
     """The share of encounters a rule promises to flag and the share it flagged, per level.
 
-    ``applied`` is :meth:`engagekit.flags.AppliedFlagRule.to_dict` of the rule applied to
-    the encounters, and the counts those it flagged ``high`` (``high`` or ``medium``).
+    ``applied`` is the rule applied to the encounters
+    (:func:`engagekit.flags.flag_thresholds`), and the counts those it flagged ``high``
+    (``high`` or ``medium``).
 
-    >>> applied = {"n_encounters": 200, "promised_high_share": 0.1,
-    ...            "promised_high_or_medium_share": 0.2, "threshold": 0.31,
-    ...            "medium_threshold": 0.22}
+    >>> from engagekit.flags import AppliedFlagRule
+    >>> applied = AppliedFlagRule(rule="top_percent", value=10, threshold=0.31,
+    ...     medium_threshold=0.22, set_on="scored", n_encounters=200,
+    ...     promised_high_share=0.1, promised_high_or_medium_share=0.2)
     >>> flag_share_rows(applied, 20, 41)[1]
     ('high or medium', '20.0%', '20.5%', '41', '0.220')
     """
-    n = applied.get("n_encounters") or 0
+    n = applied.n_encounters
     return tuple(
         (
             level,
-            percent(applied.get(f"promised_{key}_share")),
+            percent(promised),
             percent(flagged / n if n else None),
             count(flagged),
-            number(applied.get(threshold)),
+            number(threshold),
         )
-        for level, key, flagged, threshold in (
-            ("high", "high", n_high, "threshold"),
-            ("high or medium", "high_or_medium", n_high_or_medium, "medium_threshold"),
+        for level, promised, flagged, threshold in (
+            ("high", applied.promised_high_share, n_high, applied.threshold),
+            (
+                "high or medium",
+                applied.promised_high_or_medium_share,
+                n_high_or_medium,
+                applied.medium_threshold,
+            ),
         )
     )
 
@@ -194,19 +209,22 @@ OPERATING_POINT_COLUMNS = (
 )
 
 
-def operating_point_rows(rule: Mapping[str, Any]) -> tuple[tuple[str, ...], ...]:
+def operating_point_rows(rule: FlagRule) -> tuple[tuple[str, ...], ...]:
+    """How the rule's two thresholds did on the validation encounters, one row each."""
     rows = []
-    for label, key in (("high", "operating_point"), ("high or medium", "medium_operating_point")):
-        point = rule.get(key) or {}
+    for label, point in (
+        ("high", rule.operating_point),
+        ("high or medium", rule.medium_operating_point),
+    ):
         rows.append(
             (
                 label,
-                number(point.get("sensitivity"), 2),
-                number(point.get("specificity"), 2),
-                number(point.get("ppv"), 2),
-                number(point.get("flags_per_100_encounters"), 1),
-                number(point.get("flags_per_100_patients"), 1),
-                number(point.get("flags_per_practitioner"), 1),
+                number(point.sensitivity, 2),
+                number(point.specificity, 2),
+                number(point.ppv, 2),
+                number(point.flags_per_100_encounters, 1),
+                number(point.flags_per_100_patients, 1),
+                number(point.flags_per_practitioner, 1),
             )
         )
     return tuple(rows)
@@ -240,7 +258,7 @@ def fit_steps_sentences(record: Mapping[str, Any]) -> tuple[str, ...]:
     >>> sentences[1]
     'No early stopping: the trees used a fixed 100 iterations.'
     """  # noqa: E501
-    kind = record.get("kind")
+    kind = find_kind(record.get("kind"))
     held = record.get("held_out_patients") or 0
     sentences = []
     if held:
@@ -255,34 +273,11 @@ def fit_steps_sentences(record: Mapping[str, Any]) -> tuple[str, ...]:
             f"of {count(record.get('n_patients'))} patients is fewer than the "
             f"{count(record.get('min_held_out_patients'))} a held-out set needs."
         )
-    tuning = record.get("tuning")
-    if tuning == "tuned":
-        sentences.append("The penalty was tuned on the held-out patients.")
-    elif tuning == "default":
-        sentences.append("The penalty was not tuned: its default was used.")
-    stopping = record.get("early_stopping")
-    iterations, ceiling = record.get("boosting_iterations"), record.get("max_boosting_iterations")
-    if stopping == "used":
-        stopped = is_number(iterations) and is_number(ceiling) and iterations < ceiling
-        sentences.append(
-            f"The trees stopped early on the held-out patients, at {count(iterations)} of "
-            f"at most {count(ceiling)} iterations."
-            if stopped
-            else f"Early stopping on the held-out patients was monitored, but the trees "
-            f"used all {count(ceiling)} iterations."
-        )
-    elif stopping == "not_used":
-        sentences.append(
-            f"No early stopping: the trees used a fixed {count(iterations)} iterations."
-        )
+    if kind is not None:
+        sentences += kind.card_fit_sentences(record)
     sentences.append(_calibration_sentence(record.get("recalibration") or {}))
-    if kind == "logistic" and held:
-        sentences.append(
-            "The logistic model was then refitted on every training patient, held-out ones "
-            "included."
-            if record.get("refit_on_all_patients")
-            else "The logistic model kept its fit on the patients not held out."
-        )
+    if kind is not None:
+        sentences += kind.card_sentences_after_calibration(record)
     return tuple(sentences)
 
 
@@ -330,22 +325,21 @@ def cross_validation_steps_sentence(folds: Sequence[Mapping[str, Any]]) -> str:
     statuses = [(f.get("recalibration") or {}).get("status") for f in folds]
     checked = sum(s in ("not_needed", "corrected") for s in statuses)
     corrected = statuses.count("corrected")
-    logistic = all(f.get("kind") == "logistic" for f in folds)
-    tuned = sum(f.get("tuning") == "tuned" for f in folds)
-    stopped = sum(f.get("early_stopping") == "used" for f in folds)
+    kinds = {f.get("kind") if isinstance(f.get("kind"), str) else None for f in folds}
+    kind = find_kind(kinds.pop()) if len(kinds) == 1 else None
     if held == 0:
-        step = "the penalty was not tuned" if logistic else "the trees did not stop early"
+        step = f"{kind.card_folds_not_held_out} and " if kind else ""
         return (
             "No fold held out training patients (too few patients), so inside "
-            f"cross-validation {step} and calibration was not checked."
+            f"cross-validation {step}calibration was not checked."
         )
-    step = (
-        f"the penalty was tuned in {_of(tuned, k)}"
-        if logistic
-        else f"the trees stopped early on them in {_of(stopped, k)}"
-    )
+    if kind is not None:
+        words, ran = kind.card_folds_step(folds)
+        step = f"{words} {_of(ran, k)}, "
+    else:
+        step = ""
     return (
-        f"{_of(held, k).capitalize()} held out training patients: {step}, calibration "
+        f"{_of(held, k).capitalize()} held out training patients: {step}calibration "
         f"was checked in {_of(checked, k)} and corrected in {_of(corrected, k)}."
     )
 

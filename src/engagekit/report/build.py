@@ -44,8 +44,11 @@ from ._tables import (
 from .model_card import model_card, model_card_sections, model_card_title
 
 if TYPE_CHECKING:
+    from ..evaluation import Metrics
     from ..explain import Explanation
-    from ..models import EngagementModel
+    from ..flags import FlagRule
+    from ..heterogeneity import HeterogeneityResult, PatientsForPowerResult, PowerResult, Share
+    from ..models import EngagementModel, ModelManifest, ModelMetrics
 
 __all__ = ["Report", "ReportModel", "build_report"]
 
@@ -70,9 +73,9 @@ class ReportModel:
     Attributes
     ----------
     model : EngagementModel
-    manifest : dict
+    manifest : ModelManifest
         ``manifest.json``.
-    metrics : dict
+    metrics : ModelMetrics
         ``metrics.json``: the cross-validated metrics.
     source : str, optional
         Where the model was loaded from, for messages.
@@ -84,15 +87,15 @@ class ReportModel:
     """
 
     model: EngagementModel
-    manifest: Mapping[str, Any]
-    metrics: Mapping[str, Any]
+    manifest: ModelManifest
+    metrics: ModelMetrics
     source: str | None = None
 
     def __post_init__(self) -> None:
         said = {
             "the model": getattr(self.model, "target", None),
-            "manifest.json": self.manifest.get("target"),
-            "metrics.json": self.metrics.get("target", self.manifest.get("target")),
+            "manifest.json": self.manifest.target,
+            "metrics.json": self.metrics.target,
         }
         if len(set(said.values())) != 1 or None in said.values():
             where = f" in {self.source!r}" if self.source else ""
@@ -105,7 +108,7 @@ class ReportModel:
     @property
     def target(self) -> str:
         """The outcome the model predicts."""
-        return str(self.manifest["target"])
+        return self.manifest.target
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ class Report:
         The self-contained HTML page.
     model_cards : dict of str to str
         Markdown model card of each model, by target.
-    heterogeneity : dict of str to dict
+    heterogeneity : dict of str to HeterogeneityResult
         The cross-treatment analysis of each target, given or computed.
     importance, rank_agreement : dict
         Per target, :func:`~engagekit.explain.attribute_importance` by treatment and
@@ -133,7 +136,7 @@ class Report:
 
     html: str
     model_cards: dict[str, str]
-    heterogeneity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    heterogeneity: dict[str, HeterogeneityResult] = field(default_factory=dict)
     importance: dict[str, dict[str, Any]] = field(default_factory=dict)
     rank_agreement: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     forecast: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -146,8 +149,8 @@ def build_report(
     models: Sequence[ReportModel],
     config: Config | None = None,
     *,
-    heterogeneity: Iterable[Mapping[str, Any]] = (),
-    power: Mapping[str, Any] | None = None,
+    heterogeneity: Iterable[HeterogeneityResult] = (),
+    power: PowerResult | PatientsForPowerResult | None = None,
     forecast: Mapping[str, pd.DataFrame] | None = None,
     title: str = "engagekit report",
     data_source: str | None = None,
@@ -169,14 +172,16 @@ def build_report(
     config : Config, optional
         Attributes, treatments and outcomes; the first model's config by default. Every
         model must rate the same attributes and know the same treatments.
-    heterogeneity : iterable of dict
+    heterogeneity : iterable of HeterogeneityResult
         Results of :func:`~engagekit.heterogeneity.heterogeneity_analysis` already
-        computed (e.g. read from ``engagekit heterogeneity`` JSON), at most one per
+        computed (e.g. read from ``engagekit heterogeneity`` JSON with
+        :func:`~engagekit.io.results.read_heterogeneity_result`), at most one per
         outcome, each for an outcome of a model. The analysis of a model's outcome not
         given here is computed on ``encounters`` with the config's settings.
-    power : dict, optional
+    power : PowerResult or PatientsForPowerResult, optional
         A result of :func:`~engagekit.heterogeneity.estimate_power` or
-        :func:`~engagekit.heterogeneity.patients_for_power` (``engagekit power`` JSON).
+        :func:`~engagekit.heterogeneity.patients_for_power` (``engagekit power`` JSON,
+        read with :func:`~engagekit.io.results.read_power_result`).
     forecast : mapping of str to pandas.DataFrame, optional
         Per target, a forecast table of :func:`~engagekit.forecast.forecast_dropout`.
         Otherwise each model forecasts, per treatment, each patient's latest encounter
@@ -213,12 +218,10 @@ def build_report(
     --------
     >>> from engagekit import simulate_encounters
     >>> from engagekit.config import load_config
-    >>> from engagekit.models import train_model
+    >>> from engagekit.models import build_manifest, train_model
     >>> encounters = simulate_encounters(300, seed=1).encounters
     >>> trained = train_model(encounters, "adherent", "logistic", n_splits=3, n_boot=10)
-    >>> manifest = {"target": "adherent", "kind": "logistic",
-    ...             "config": load_config().model_dump(mode="json"),
-    ...             "flag_rule": trained.flag_rule.to_dict()}
+    >>> manifest = build_manifest(trained, load_config(), encounters)
     >>> report = build_report(encounters, [ReportModel(trained.model, manifest, trained.metrics)],
     ...                       rank_agreement_boot=10)
     >>> report.html.startswith("<!DOCTYPE html>"), list(report.model_cards)
@@ -332,9 +335,7 @@ class _Steps:
 def _model_config(model: ReportModel) -> Config:
     from ..config import config_from_dict
 
-    if "config" not in model.manifest:
-        raise DataReadError(f"the manifest of {model.source or model.target!r} has no config")
-    return config_from_dict(model.manifest["config"], source="of the model's manifest")
+    return config_from_dict(model.manifest.config, source="of the model's manifest")
 
 
 def _check_same_instrument(model: ReportModel, config: Config) -> None:
@@ -349,16 +350,18 @@ def _check_same_instrument(model: ReportModel, config: Config) -> None:
 
 
 def _given_analyses(
-    results: Iterable[Mapping[str, Any]], targets: list[str]
-) -> dict[str, dict[str, Any]]:
-    given: dict[str, dict[str, Any]] = {}
+    results: Iterable[HeterogeneityResult], targets: list[str]
+) -> dict[str, HeterogeneityResult]:
+    from ..heterogeneity import HeterogeneityResult
+
+    given: dict[str, HeterogeneityResult] = {}
     for result in results:
-        target = result.get("target")
-        if not isinstance(result.get("attributes"), list):
+        if not isinstance(result, HeterogeneityResult):
             raise ValueError(
-                "a heterogeneity result must be the dict heterogeneity_analysis returns "
-                "(with 'target' and 'attributes')"
+                "a heterogeneity result must be the HeterogeneityResult heterogeneity_analysis "
+                f"returns (or read_heterogeneity_result reads), not a {type(result).__name__}"
             )
+        target = result.target
         if target in given:
             raise ValueError(f"two heterogeneity results for {target!r}; give one per outcome")
         if target not in targets:
@@ -366,7 +369,7 @@ def _given_analyses(
                 f"the heterogeneity result is for {target!r}, which no model predicts "
                 f"(models: {', '.join(targets)}); add that model or leave the result out"
             )
-        given[target] = dict(result)
+        given[target] = result
     return given
 
 
@@ -459,12 +462,12 @@ def _figure_or_note(draw: Callable[[], Any], what: str) -> dict[str, str | None]
 
 
 def _metric_cells(
-    block: Mapping[str, Any], target: str, bad_outcome: str | None = None
+    metrics: Metrics, target: str, bad_outcome: str | None = None
 ) -> list[dict[str, Any]]:
     cells = []
-    rows = metric_rows(block, bad_outcome)
+    rows = metric_rows(metrics, bad_outcome)
     for (label, value, ci), name in zip(rows, METRIC_LABELS, strict=True):
-        raw = block.get(name)
+        raw = metrics.overall.estimate(name).value
         cells.append(
             {
                 "name": name,
@@ -494,17 +497,17 @@ def _model_section(
 
     target, metrics, manifest = m.target, m.metrics, m.manifest
     label = _outcome_label(config, target)
-    rule = manifest.get("flag_rule") or metrics.get("flag_rule")
+    rule = manifest.flag_rule
     notes: dict[str, str] = {}
 
     performance = {
         "metrics": _metric_cells(metrics, target, _bad_outcome(config, target)),
-        "ci_level": percent(metrics.get("ci_level"), 0),
-        "n_boot": count(metrics.get("n_boot")),
-        "folds": count(metrics.get("cv_folds")),
-        "n_patients": count(metrics.get("n_patients")),
-        "n_encounters": count(metrics.get("n_encounters")),
-        "note": metrics.get("note"),
+        "ci_level": percent(metrics.ci_level, 0),
+        "n_boot": count(metrics.n_boot),
+        "folds": count(metrics.cv_folds),
+        "n_patients": count(metrics.overall.n_patients),
+        "n_encounters": count(metrics.overall.n_encounters),
+        "note": metrics.overall.note,
         "figures": [
             _figure_or_note(
                 lambda: figures.roc_figure(metrics, f"ROC curve — {label}"), "ROC curve"
@@ -515,41 +518,37 @@ def _model_section(
             ),
             _figure_or_note(
                 lambda: figures.decision_curve_figure(
-                    metrics, rule.get("threshold") if rule else None, f"Decision curve — {label}"
+                    metrics, rule.threshold, f"Decision curve — {label}"
                 ),
                 "Decision curve",
             ),
         ],
         "subgroups": [
             {
-                "title": f"By {key[3:].replace('_', ' ')}",
+                "title": f"By {column.replace('_', ' ')}",
                 "rows": subgroup_rows(
-                    blocks, _treatment_labels(config) if key == "by_treatment" else None
+                    levels, _treatment_labels(config) if column == "treatment" else None
                 ),
             }
-            for key, blocks in metrics.items()
-            if key.startswith("by_") and isinstance(blocks, Mapping)
+            for column, levels in metrics.by_group.items()
         ],
         "temporal": None,
         # the caption names the dash-dot line only when the figure draws it
         "threshold_marked": (
-            number(rule.get("threshold"))
-            if rule and figures.marks_flag_threshold(rule.get("threshold"))
-            else None
+            number(rule.threshold) if figures.marks_flag_threshold(rule.threshold) else None
         ),
     }
-    if not metrics.get("roc_curve"):
-        performance["figures"][0]["note"] = f"ROC curve: {DASH} (this metrics.json holds none: " + (
-            "only one outcome class)"
-            if metrics.get("auroc") is None
-            else "it was written by an engagekit without ROC curves; retrain to add it)"
+    if not metrics.roc_curve:
+        # a ROC curve needs both outcome classes
+        performance["figures"][0]["note"] = (
+            f"ROC curve: {DASH} (this metrics.json holds none: only one outcome class)"
         )
-    temporal = metrics.get("temporal_validation")
-    if temporal:
+    temporal = metrics.temporal_validation
+    if temporal is not None:
         performance["temporal"] = {
-            "split_date": temporal.get("split_date"),
-            "n_encounters": count(temporal.get("n_encounters")),
-            "n_patients": count(temporal.get("n_patients")),
+            "split_date": temporal.split_date,
+            "n_encounters": count(temporal.overall.n_encounters),
+            "n_patients": count(temporal.overall.n_patients),
             "metrics": _metric_cells(temporal, target, _bad_outcome(config, target)),
         }
 
@@ -608,21 +607,18 @@ def _model_section(
 
     # the risk as scoring computes it (engagekit.scoring.score_encounters)
     p_bad = 1.0 - 1.0 / (1.0 + np.exp(-explanation.logit))
-    flags = None
-    if rule:
-        bad = _bad_outcome(config, target)
-        point = rule.get("operating_point") or {}
-        flags = {
-            "sentence": flag_rule_sentence(rule, bad),
-            "columns": OPERATING_POINT_COLUMNS,
-            "rows": operating_point_rows(rule),
-            "definitions": OPERATING_POINT_DEFINITIONS,
-            "n_encounters": count(point.get("n_encounters")),
-            "n_patients": count(point.get("n_patients")),
-            "n_bad": count(point.get("n_bad_outcomes")),
-            "n_flagged": count(point.get("n_flagged")),
-            "shares": _flag_shares(rule, p_bad, encounters),
-        }
+    point = rule.operating_point
+    flags = {
+        "sentence": flag_rule_sentence(rule, _bad_outcome(config, target)),
+        "columns": OPERATING_POINT_COLUMNS,
+        "rows": operating_point_rows(rule),
+        "definitions": OPERATING_POINT_DEFINITIONS,
+        "n_encounters": count(point.n_encounters),
+        "n_patients": count(point.n_patients),
+        "n_bad": count(point.n_bad_outcomes),
+        "n_flagged": count(point.n_flagged),
+        "shares": _flag_shares(rule, p_bad, encounters),
+    }
 
     forecast_table, forecast_view = _forecast(
         forecast, encounters, target, p_bad, forecast_level, config
@@ -634,13 +630,13 @@ def _model_section(
         "target": target,
         "label": label,
         "bad_outcome": _bad_outcome(config, target),
-        "kind": manifest.get("kind", getattr(m.model, "kind", "")),
+        "kind": manifest.kind,
         "source": m.source,
         # a model train marked unfit for use is named as such where its numbers are shown
         "unfit_reason": (
-            (manifest.get("unfit_reason") or "its validation showed no better than chance")
-            if manifest.get("fit_for_use") is False
-            else None
+            None
+            if manifest.fit_for_use
+            else (manifest.unfit_reason or "its validation showed no better than chance")
         ),
         "performance": performance,
         "explain": explain,
@@ -655,14 +651,14 @@ def _model_section(
     }
 
 
-def _flag_shares(rule: Mapping[str, Any], risk: np.ndarray, encounters: pd.DataFrame):
+def _flag_shares(rule: FlagRule, risk: np.ndarray, encounters: pd.DataFrame):
     """The share of the report's encounters the rule promises to flag, beside the share
     it flags when they are scored (the thresholds set as scoring sets them)."""
-    from ..flags import FlagRule, flag_levels
+    from ..flags import flag_levels
     from ..scoring import encounter_flag_thresholds
 
     try:
-        applied = encounter_flag_thresholds(FlagRule.from_dict(dict(rule)), risk, encounters)
+        applied = encounter_flag_thresholds(rule, risk, encounters)
     except ValueError as e:  # also a ContractError: no practitioner_id for per_practitioner
         return {"rows": (), "note": f"the rule cannot be applied to these encounters: {e}"}
     levels = flag_levels(risk, applied)
@@ -681,7 +677,7 @@ def _flag_shares(rule: Mapping[str, Any], risk: np.ndarray, encounters: pd.DataF
         )
     return {
         "columns": FLAG_SHARE_COLUMNS,
-        "rows": flag_share_rows(applied.to_dict(), n_high, int(np.sum(levels != "low"))),
+        "rows": flag_share_rows(applied, n_high, int(np.sum(levels != "low"))),
         "note": f"{basis[0].upper()}{basis[1:]}.",
     }
 
@@ -740,7 +736,7 @@ def _forecast_row(row: pd.Series, labels: Mapping[str, str]) -> tuple[str, ...]:
 
 # --------------------------------------------------------------------------- cross-treatment
 def _cross_treatment_section(
-    target: str, result: Mapping[str, Any] | None, notes: Mapping[str, str], config: Config
+    target: str, result: HeterogeneityResult | None, notes: Mapping[str, str], config: Config
 ) -> dict[str, Any]:
     from ..heterogeneity import minimum_detectable_deviation
     from ..heterogeneity.plot import forest_plot
@@ -752,70 +748,63 @@ def _cross_treatment_section(
             "label": label,
             "failed": notes.get(f"heterogeneity:{target}", "not computed"),
         }
-    method = result.get("method", {})
-    attributes = result["attributes"]
-    try:
-        detectable = {d["attribute"]: d for d in minimum_detectable_deviation(result, _POWER)}
-        unpowered = None
-    except (ValueError, KeyError, TypeError) as e:
-        # a result saved by hand or by another version may lack the contrasts it needs
-        detectable, unpowered = {}, f"{DASH} (it cannot be computed from this result: {e})"
-    margin = method.get("margin")
+    method = result.method
+    attributes = result.attributes
+    detectable = {d["attribute"]: d for d in minimum_detectable_deviation(result, _POWER)}
+    margin = method.margin
     rows = []
     pairs = detected_at_margin = 0
     for a in attributes:
-        d = detectable.get(a["attribute"], {})
-        equivalence = a.get("equivalence", {})
+        d = detectable[a.attribute]
         rows.append(
             {
-                "verdict": a.get("verdict", ""),
+                "verdict": a.verdict,
                 "cells": (
-                    (a.get("label") or a["attribute"])
-                    + (" (higher is worse)" if a.get("higher_is_better") is False else ""),
-                    a.get("verdict", DASH),
-                    p_value(a.get("p_value")),
-                    p_value(a.get("p_adjusted")),
-                    number(equivalence.get("largest_abs_difference")),
-                    p_value(equivalence.get("p_value")),
-                    _ci(d.get("smallest"), d.get("largest"), 3),
+                    a.label + ("" if a.higher_is_better else " (higher is worse)"),
+                    a.verdict,
+                    p_value(a.p_value),
+                    p_value(a.p_adjusted),
+                    number(a.equivalence.largest_abs_difference),
+                    p_value(a.equivalence.p_value),
+                    _ci(d["smallest"], d["largest"], 3),
                 ),
             }
         )
-        for r in d.get("by_treatment", []):
+        for r in d["by_treatment"]:
             pairs += 1
-            detected_at_margin += bool(is_number(margin) and r["deviation"] <= margin)
+            detected_at_margin += bool(r["deviation"] <= margin)
     smallest = min((d["smallest"] for d in detectable.values()), default=math.nan)
     largest = max((d["largest"] for d in detectable.values()), default=math.nan)
-    level = next(iter(detectable.values()), {}).get("level")
+    level = next((d["level"] for d in detectable.values()), None)
     excluded = {
-        "no outcome": result.get("n_excluded_missing_outcome"),
-        "a missing rating": result.get("n_excluded_missing_rating"),
-        "a missing covariate": result.get("n_excluded_missing_covariate"),
-        "no cluster id": result.get("n_excluded_missing_cluster"),
+        "no outcome": result.n_excluded_missing_outcome,
+        "a missing rating": result.n_excluded_missing_rating,
+        "a missing covariate": result.n_excluded_missing_covariate,
+        "no cluster id": result.n_excluded_missing_cluster,
     }
     excluded_text = ", ".join(f"{count(v)} with {k}" for k, v in excluded.items() if v)
-    adjustment = _ADJUSTMENT_NAMES.get(method.get("adjustment"), method.get("adjustment"))
-    covariates = ", ".join(method.get("covariates") or []) or "no covariates"
+    adjustment = _ADJUSTMENT_NAMES[method.adjustment]
+    covariates = ", ".join(method.covariates) or "no covariates"
     return {
         "target": target,
         "label": label,
         "failed": None,
-        "n_patients": count(result.get("n_patients")),
-        "n_encounters": count(result.get("n_encounters")),
-        "n_clusters": count(result.get("n_clusters")),
+        "n_patients": count(result.n_patients),
+        "n_encounters": count(result.n_encounters),
+        "n_clusters": count(result.n_clusters),
         "excluded": excluded_text,
         "method": (
             f"GEE logistic regression with one slope per attribute per treatment, "
             f"adjusted for treatment and {covariates}; "
-            f"{method.get('working_correlation', DASH)} working correlation; clusters: "
-            f"{method.get('cluster', DASH)}s; "
-            f"{_COV_TYPE_NAMES.get(method.get('cov_type'), method.get('cov_type'))} robust "
-            f"covariance; {_TEST_NAMES.get(method.get('test'), method.get('test'))} test of "
+            f"{method.working_correlation} working correlation; clusters: "
+            f"{method.cluster}s; "
+            f"{_COV_TYPE_NAMES[method.cov_type]} robust "
+            f"covariance; {_TEST_NAMES[method.test]} test of "
             "equal slopes "
-            f"({method.get('reference_distribution', DASH)}); {adjustment} adjustment across "
-            f"{len(attributes)} attributes at α = {method.get('alpha', DASH)}; equivalence: "
+            f"({method.reference_distribution}); {adjustment} adjustment across "
+            f"{len(attributes)} attributes at α = {method.alpha}; equivalence: "
             f"every between-treatment difference's 90% CI within ±{number(margin)} log-odds "
-            f"per rating point (odds ratio ×/÷{number(method.get('margin_odds_ratio'), 2)})."
+            f"per rating point (odds ratio ×/÷{number(method.margin_odds_ratio, 2)})."
         ),
         "columns": (
             "attribute",
@@ -827,16 +816,15 @@ def _cross_treatment_section(
             f"detectable deviation at {_POWER:.0%} power (log-odds/point)",
         ),
         "rows": rows,
-        "sentences": [a.get("sentence", "") for a in attributes if a.get("sentence")],
-        # a result saved by an older engagekit lacks the outcome's label
+        "sentences": [a.sentence for a in attributes if a.sentence],
+        # the outcome in the report's config's words (the result's were its own config's)
         "forest": _figure_or_note(
-            lambda: forest_plot({**result, "target_label": label}), "Forest plot"
+            lambda: forest_plot(result.model_copy(update={"target_label": label})), "Forest plot"
         ),
-        "power": unpowered
-        or (
+        "power": (
             f"From this analysis's own standard errors: at the level "
             f"{number(level, 4)} that the {adjustment} adjustment asks of the first "
-            f"rejection (α = {method.get('alpha', DASH)} over {len(attributes)} attributes), the "
+            f"rejection (α = {method.alpha} over {len(attributes)} attributes), the "
             f"joint Wald test would detect with {_POWER:.0%} power one treatment's slope "
             f"deviating from the others' by {number(smallest)} to {number(largest)} log-odds "
             f"per rating point (odds ratio ×{number(_exp(smallest), 2)} to "
@@ -851,51 +839,48 @@ def _exp(value: float) -> float:
     return math.exp(value) if is_number(value) else math.nan
 
 
-def _power_section(power: Mapping[str, Any], config: Config) -> dict[str, Any]:
-    settings = power.get("settings") or {}
+def _power_section(power: PowerResult | PatientsForPowerResult, config: Config) -> dict[str, Any]:
+    from ..heterogeneity import PatientsForPowerResult
+
+    settings = power.settings
     labels = _treatment_labels(config)
-    attribute, target = settings.get("attribute", DASH), settings.get("target", DASH)
     design = (
-        f"{settings.get('deviation', DASH)} extra log-odds per rating point of "
-        f"{in_sentence(attribute_label(config, attribute))} on "
-        f"{in_sentence(outcome_label(config, target))} in "
-        f"{labels.get(settings.get('treatment'), settings.get('treatment', DASH))}"
+        f"{settings.deviation} extra log-odds per rating point of "
+        f"{in_sentence(attribute_label(config, settings.attribute))} on "
+        f"{in_sentence(outcome_label(config, settings.target))} in "
+        f"{labels.get(settings.treatment, settings.treatment)}"
     )
-    if "target_power" in power:
+    if isinstance(power, PatientsForPowerResult):
         points = [
             (
-                count(p.get("n_patients")),
-                _share(p, "power_differs"),
-                percent(p.get("false_flag_rate"), 0),
-                percent(p.get("power_equivalence"), 0),
-                count(p.get("failed")),
+                count(p.n_patients),
+                _share(p.power_differs),
+                percent(p.false_flag_rate, 0),
+                percent(p.power_equivalence, 0),
+                count(p.failed),
             )
-            for p in power.get("points", [])
+            for p in power.points
         ]
-        return {
-            "sentence": f"Simulated deviation: {design}. {power.get('sentence', '')}",
-            "points": points,
-        }
+        return {"sentence": f"Simulated deviation: {design}. {power.sentence}", "points": points}
     return {
         "sentence": (
-            f"Simulated deviation: {design}. In {count(power.get('succeeded'))} simulated "
-            f"studies of {count(power.get('n_patients'))} patients "
-            f"({count(power.get('failed'))} failed to fit), the deviation was detected "
-            f"(verdict differs) in {_share(power, 'power_differs')}; another quality was "
-            f"wrongly flagged in {percent(power.get('false_flag_rate'), 0)}; qualities "
+            f"Simulated deviation: {design}. In {count(power.succeeded)} simulated "
+            f"studies of {count(power.n_patients)} patients "
+            f"({count(power.failed)} failed to fit), the deviation was detected "
+            f"(verdict differs) in {_share(power.power_differs)}; another quality was "
+            f"wrongly flagged in {percent(power.false_flag_rate.value, 0)}; qualities "
             f"without a deviation were shown equivalent in "
-            f"{percent(power.get('power_equivalence'), 0)}."
+            f"{percent(power.power_equivalence.value, 0)}."
         ),
         "points": [],
     }
 
 
-def _share(block: Mapping[str, Any], name: str) -> str:
-    value = percent(block.get(name), 0)
-    low, high = block.get(f"{name}_ci_low"), block.get(f"{name}_ci_high")
-    if value == DASH or not (is_number(low) and is_number(high)):
+def _share(share: Share) -> str:
+    value = percent(share.value, 0)
+    if value == DASH or not (is_number(share.ci_low) and is_number(share.ci_high)):
         return value
-    return f"{value} (95% CI {percent(low, 0)} to {percent(high, 0)})"
+    return f"{value} (95% CI {percent(share.ci_low, 0)} to {percent(share.ci_high, 0)})"
 
 
 # --------------------------------------------------------------------------- rendering

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from ._format import estimate, is_number
+
+if TYPE_CHECKING:
+    from ..evaluation import Metrics
 
 __all__ = [
     "calibration_figure",
@@ -59,21 +62,24 @@ def png_data_uri(fig: Figure, dpi: int = _DPI) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def roc_figure(metrics: Mapping[str, Any], title: str = "") -> Figure:
-    """ROC curve of the cross-validated predictions (``metrics["roc_curve"]``).
+def _frame(points: Sequence[Any]) -> pd.DataFrame:
+    """A curve's points (:class:`~engagekit.evaluation.RocPoint`, …) as a table."""
+    return pd.DataFrame([point.model_dump() for point in points])
+
+
+def roc_figure(metrics: Metrics, title: str = "") -> Figure:
+    """ROC curve of the cross-validated predictions (``metrics.roc_curve``).
 
     The curve is of the probability of the outcome coded 1, as the AUROC in the legend.
 
     Raises
     ------
     ValueError
-        ``metrics`` has no ROC curve (a metrics file written before engagekit recorded
-        it, or one outcome class only).
+        ``metrics`` has no ROC curve (one outcome class only).
     """
-    curve = metrics.get("roc_curve")
-    if not curve:
+    if not metrics.roc_curve:
         raise ValueError("the metrics hold no ROC curve")
-    frame = pd.DataFrame(curve)
+    frame = _frame(metrics.roc_curve)
     fig = _figure()
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], color=GREY, linestyle=":", linewidth=1, label="chance (0.5)")
@@ -82,7 +88,7 @@ def roc_figure(metrics: Mapping[str, Any], title: str = "") -> Figure:
         frame["true_positive_rate"],
         color=BLUE,
         linewidth=2,
-        label=f"AUROC {estimate(metrics, 'auroc')}",
+        label=f"AUROC {estimate(metrics.overall.auroc)}",
     )
     ax.set(
         xlim=(0, 1),
@@ -97,7 +103,7 @@ def roc_figure(metrics: Mapping[str, Any], title: str = "") -> Figure:
     return fig
 
 
-def calibration_figure(metrics: Mapping[str, Any], title: str = "") -> Figure:
+def calibration_figure(metrics: Metrics, title: str = "") -> Figure:
     """Observed outcome rate against mean predicted probability, per bin, with the
     calibration slope and intercept (and their CIs) in the legend.
 
@@ -106,10 +112,9 @@ def calibration_figure(metrics: Mapping[str, Any], title: str = "") -> Figure:
     ValueError
         ``metrics`` has no calibration curve.
     """
-    curve = metrics.get("calibration_curve")
-    if not curve:
+    if not metrics.calibration_curve:
         raise ValueError("the metrics hold no calibration curve")
-    frame = pd.DataFrame(curve)
+    frame = _frame(metrics.calibration_curve)
     fig = _figure()
     ax = fig.add_subplot()
     low = float(np.nanmin(frame[["mean_predicted", "ci_low"]].to_numpy(dtype=float)))
@@ -131,8 +136,8 @@ def calibration_figure(metrics: Mapping[str, Any], title: str = "") -> Figure:
         capsize=2,
         label="observed rate per bin (95% CI)",
     )
-    ax.plot([], [], " ", label=f"slope {estimate(metrics, 'calibration_slope', 2)}")
-    ax.plot([], [], " ", label=f"intercept {estimate(metrics, 'calibration_intercept', 2)}")
+    ax.plot([], [], " ", label=f"slope {estimate(metrics.overall.calibration_slope, 2)}")
+    ax.plot([], [], " ", label=f"intercept {estimate(metrics.overall.calibration_intercept, 2)}")
     ax.set(
         xlim=(lo, hi),
         ylim=(lo, hi),
@@ -160,7 +165,7 @@ def marks_flag_threshold(flag_threshold: Any) -> bool:
 
 
 def decision_curve_figure(
-    metrics: Mapping[str, Any], flag_threshold: float | None = None, title: str = ""
+    metrics: Metrics, flag_threshold: float | None = None, title: str = ""
 ) -> Figure:
     """Net benefit of flagging on the model, of flagging everyone and no one.
 
@@ -173,10 +178,9 @@ def decision_curve_figure(
     ValueError
         ``metrics`` has no decision curve.
     """
-    curve = metrics.get("decision_curve")
-    if not curve:
+    if not metrics.decision_curve:
         raise ValueError("the metrics hold no decision curve")
-    frame = pd.DataFrame(curve)
+    frame = _frame(metrics.decision_curve)
     fig = _figure()
     ax = fig.add_subplot()
     t = frame["threshold"]
@@ -200,7 +204,7 @@ def decision_curve_figure(
             label=f"flag rule ({flag_threshold:.2f})",
         )
     ax.set_xlim(low, high)
-    flagged = "the bad outcome" if metrics.get("decision_curve_flagged_outcome", 0) == 0 else "1"
+    flagged = "the bad outcome" if metrics.decision_curve_flagged_outcome == 0 else "1"
     ax.set(xlabel=f"risk threshold (probability of {flagged})", ylabel="net benefit")
     ax.set_title(title or "Decision curve", fontsize="medium")
     ax.legend(loc="upper right", fontsize="small")

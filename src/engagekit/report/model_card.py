@@ -12,9 +12,10 @@ be not recorded, not guessed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config, config_from_dict
+from ..models.kinds import find_kind
 from ._document import Bullets, Paragraph, Section, Table, to_markdown
 from ._format import DASH, count, interval, is_number, number, percent, plain
 from ._tables import (
@@ -30,12 +31,11 @@ from ._tables import (
     subgroup_rows,
 )
 
-__all__ = ["model_card", "model_card_sections", "model_card_title", "training_steps_sentences"]
+if TYPE_CHECKING:
+    from ..evaluation import Metrics
+    from ..models import ModelManifest, ModelMetrics, TrainingSteps
 
-_KIND_NAMES = {
-    "logistic": "penalised logistic regression",
-    "gbm": "gradient-boosted trees",
-}
+__all__ = ["model_card", "model_card_sections", "model_card_title", "training_steps_sentences"]
 
 # Dropout models trained on a few hundred patients overstate their performance; results
 # settle from about 750-1,500 patients (see docs: product, "published figures").
@@ -49,17 +49,17 @@ _HISTORY_FEATURES = (
 )
 
 
-def model_card(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
+def model_card(manifest: ModelManifest, metrics: ModelMetrics) -> str:
     """The Markdown model card of a trained model.
 
     Parameters
     ----------
-    manifest : mapping
+    manifest : ModelManifest
         The model's ``manifest.json`` (target, kind, features, config, tuning,
-        recalibration, flag rule, counts, versions, and ``training_data`` when recorded).
-        Its ``training_steps`` say which fitting steps ran, and only those are described;
-        a manifest with ``fit_for_use: false`` gets a card that leads with it.
-    metrics : mapping
+        recalibration, flag rule, counts, versions, and ``training_data``). Its
+        ``training_steps`` say which fitting steps ran, and only those are described; a
+        manifest with ``fit_for_use: false`` gets a card that leads with it.
+    metrics : ModelMetrics
         Its ``metrics.json``: the cross-validated metrics with CIs, per subgroup, the
         selection of the kind and, when trained with a temporal split, the temporal
         validation.
@@ -72,23 +72,24 @@ def model_card(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
     Raises
     ------
     ValueError
-        The manifest has no ``target`` or no ``config``, or the metrics are for another
-        target than the manifest.
+        The metrics are for another target than the manifest.
     ConfigError
         The manifest's config is not a valid engagekit config.
 
     Examples
     --------
+    >>> from engagekit import simulate_encounters
     >>> from engagekit.config import load_config
-    >>> manifest = {"target": "adherent", "kind": "logistic",
-    ...             "config": load_config().model_dump(mode="json")}
-    >>> card = model_card(manifest, {"auroc": 0.71, "auroc_ci_low": 0.69,
-    ...                              "auroc_ci_high": 0.73})
+    >>> from engagekit.models import build_manifest, train_model
+    >>> encounters = simulate_encounters(200, seed=1).encounters
+    >>> trained = train_model(encounters, "adherent", "logistic", n_splits=2, n_boot=20)
+    >>> manifest = build_manifest(trained, load_config(), encounters)
+    >>> card = model_card(manifest, trained.metrics)
     >>> card.splitlines()[0]
     '# Model card: Adherence (`adherent`), penalised logistic regression'
-    >>> "| AUROC | 0.710 | 0.690 to 0.730 |" in card
+    >>> f"| AUROC | {trained.metrics.overall.auroc.value:.3f} |" in card
     True
-    >>> model_card(manifest, {"target": "attended_next"})
+    >>> model_card(manifest, trained.metrics.model_copy(update={"target": "attended_next"}))
     Traceback (most recent call last):
     ...
     ValueError: the metrics are for 'attended_next' but the manifest's model predicts 'adherent'
@@ -96,29 +97,27 @@ def model_card(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
     return to_markdown(model_card_title(manifest), model_card_sections(manifest, metrics))
 
 
-def model_card_title(manifest: Mapping[str, Any]) -> str:
+def model_card_title(manifest: ModelManifest) -> str:
     """The card's title: the outcome and the kind of model."""
-    target = manifest.get("target", "?")
+    target = manifest.target
     label = _outcome(_config(manifest), target)
-    kind = _KIND_NAMES.get(manifest.get("kind"), str(manifest.get("kind", "model")))
+    spec = find_kind(manifest.kind)
+    kind = spec.card_name if spec else manifest.kind
     return f"Model card: {label.label if label else target} (`{target}`), {kind}"
 
 
-def model_card_sections(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[Section]:
+def model_card_sections(manifest: ModelManifest, metrics: ModelMetrics) -> list[Section]:
     """The card's sections, for rendering as Markdown or HTML (see :func:`model_card`)."""
-    target = manifest.get("target")
-    if not target:
-        raise ValueError("the manifest has no 'target'; pass a model's manifest.json")
-    if metrics.get("target") not in (None, target):
+    target = manifest.target
+    if metrics.target != target:
         raise ValueError(
-            f"the metrics are for {metrics['target']!r} but the manifest's model predicts "
-            f"{target!r}"
+            f"the metrics are for {metrics.target!r} but the manifest's model predicts {target!r}"
         )
     config = _config(manifest)
     outcome = _outcome(config, target)
     bad = outcome.bad_outcome if outcome else None
     # an unfit model's card leads with it: nothing below should be read as usable
-    lead = [_unfit(manifest, metrics)] if _fit_for_use(manifest, metrics) is False else []
+    lead = [] if manifest.fit_for_use else [_unfit(manifest)]
     return [
         *lead,
         _intended_use(manifest, config),
@@ -129,13 +128,13 @@ def model_card_sections(manifest: Mapping[str, Any], metrics: Mapping[str, Any])
         _model_and_tuning(manifest, metrics),
         _validation(manifest, metrics, bad),
         _subgroups(metrics, config),
-        _flag_rule(manifest, metrics, config),
+        _flag_rule(manifest, config),
         _limitations(manifest, metrics),
         _versions(manifest),
     ]
 
 
-def training_steps_sentences(training_steps: Mapping[str, Any]) -> tuple[str, ...]:
+def training_steps_sentences(training_steps: TrainingSteps) -> tuple[str, ...]:
     """What training ran, in the card's words: the final model's fitting steps, then
     those of the cross-validation folds.
 
@@ -144,34 +143,31 @@ def training_steps_sentences(training_steps: Mapping[str, Any]) -> tuple[str, ..
 
     Parameters
     ----------
-    training_steps : mapping
-        ``training_steps`` of ``metrics.json`` or the manifest
-        (:meth:`engagekit.models.TrainingSteps.to_dict`).
+    training_steps : TrainingSteps
+        ``training_steps`` of the manifest or of ``metrics.json``.
 
     Returns
     -------
     tuple of str
     """
-    sentences = list(fit_steps_sentences(training_steps.get("final_model") or {}))
-    if "cross_validation_folds" in training_steps:
-        sentences.append(cross_validation_steps_sentence(training_steps["cross_validation_folds"]))
+    sentences = list(fit_steps_sentences(training_steps.final_model.to_dict()))
+    folds = [fold.to_dict() for fold in training_steps.cross_validation_folds]
+    sentences.append(cross_validation_steps_sentence(folds))
     return tuple(sentences)
 
 
 # --------------------------------------------------------------------------- pieces
-def _config(manifest: Mapping[str, Any]) -> Config:
-    if "config" not in manifest:
-        raise ValueError("the manifest has no 'config'; pass a model's manifest.json")
-    return config_from_dict(manifest["config"], source="of the model's manifest")
+def _config(manifest: ModelManifest) -> Config:
+    return config_from_dict(manifest.config, source="of the model's manifest")
 
 
 def _outcome(config: Config, target: str):
     return next((o for o in config.outcomes if o.name == target), None)
 
 
-def _intended_use(manifest: Mapping[str, Any], config: Config) -> Section:
-    outcome = _outcome(config, manifest["target"])
-    what = outcome.description if outcome else manifest["target"]
+def _intended_use(manifest: ModelManifest, config: Config) -> Section:
+    outcome = _outcome(config, manifest.target)
+    what = outcome.description if outcome else manifest.target
     treatments = ", ".join(t.label for t in config.treatments)
     return Section(
         "Intended use",
@@ -198,10 +194,10 @@ def _intended_use(manifest: Mapping[str, Any], config: Config) -> Section:
     )
 
 
-def _data(manifest: Mapping[str, Any], metrics: Mapping[str, Any], config: Config) -> Section:
-    record = manifest.get("training_data") or {}
-    source = record.get("source")
-    first, last = record.get("first_encounter_date"), record.get("last_encounter_date")
+def _data(manifest: ModelManifest, metrics: ModelMetrics, config: Config) -> Section:
+    record = manifest.training_data
+    source = record.source
+    first, last = record.first_encounter_date, record.last_encounter_date
     items = [
         f"Source: `{source}`." if source else "Source: not recorded in the manifest.",
         (
@@ -210,53 +206,48 @@ def _data(manifest: Mapping[str, Any], metrics: Mapping[str, Any], config: Confi
             else "Period: not recorded in the manifest."
         ),
     ]
-    if record.get("simulated") is True:
+    if record.simulated is True:
         items.append(
             "The data were simulated by engagekit's simulator, not collected from a service."
         )
-    n_patients = metrics.get("n_patients", manifest.get("n_patients"))
-    n_encounters = metrics.get("n_encounters", manifest.get("n_encounters"))
+    overall = metrics.overall
     items.append(
-        f"{count(n_patients)} patients and {count(n_encounters)} encounters with the "
-        "outcome recorded were used to fit and validate the model."
+        f"{count(overall.n_patients)} patients and {count(overall.n_encounters)} encounters "
+        "with the outcome recorded were used to fit and validate the model."
     )
-    excluded = metrics.get("n_excluded_missing_outcome")
-    if is_number(excluded):
+    items.append(
+        f"{count(metrics.n_excluded_missing_outcome)} further encounters had no outcome "
+        "recorded: they were not fitted or scored against, but their ratings enter later "
+        "sessions' history."
+    )
+    prevalence = overall.prevalence
+    if is_number(prevalence.value):
+        ci = interval(prevalence.ci_low, prevalence.ci_high, fmt=percent)
         items.append(
-            f"{count(excluded)} further encounters had no outcome recorded: they were not "
-            "fitted or scored against, but their ratings enter later sessions' history."
+            f"Outcome rate (outcome = 1): {percent(prevalence.value)} of encounters (95% CI {ci})."
         )
-    if is_number(metrics.get("prevalence")):
-        ci = interval(
-            metrics.get("prevalence_ci_low"), metrics.get("prevalence_ci_high"), fmt=percent
-        )
-        items.append(
-            f"Outcome rate (outcome = 1): {percent(metrics['prevalence'])} of encounters "
-            f"(95% CI {ci})."
-        )
-    temporal = metrics.get("temporal_validation")
-    if temporal:
+    temporal = metrics.temporal_validation
+    if temporal is not None:
         items.append(
             f"Temporal split: the model was trained and cross-validated on encounters "
-            f"before {temporal.get('split_date')}, and validated on the "
-            f"{count(temporal.get('n_encounters'))} from that day on."
+            f"before {temporal.split_date}, and validated on the "
+            f"{count(temporal.overall.n_encounters)} from that day on."
         )
-    if manifest.get("training_data_sha256"):
-        items.append(f"SHA-256 of the training table: `{manifest['training_data_sha256']}`.")
+    items.append(f"SHA-256 of the training table: `{manifest.training_data_sha256}`.")
     blocks: list = [Bullets(tuple(items))]
-    by_treatment = metrics.get("by_treatment") or {}
+    by_treatment = metrics.by_group.get("treatment", {})
     if by_treatment:
         labels = {t.name: t.label for t in config.treatments}
         rows = tuple(
-            (labels.get(t, t), count(b.get("n_patients")), count(b.get("n_encounters")))
+            (labels.get(t, t), count(b.n_patients), count(b.n_encounters))
             for t, b in by_treatment.items()
         )
         blocks.append(Table(("treatment", "patients", "encounters"), rows))
     return Section("Data", tuple(blocks))
 
 
-def _predictors(manifest: Mapping[str, Any], config: Config) -> Section:
-    features = list(manifest.get("features") or [])
+def _predictors(manifest: ModelManifest, config: Config) -> Section:
+    features = manifest.features
     scale = config.attributes.scale
     attributes = tuple(
         f"{a.label} (`{a.name}`): {a.description}"
@@ -324,7 +315,7 @@ def _outcome_section(target: str, config: Config) -> Section:
     )
 
 
-def _missing_data(metrics: Mapping[str, Any], config: Config) -> Section:
+def _missing_data(metrics: ModelMetrics, config: Config) -> Section:
     scale = config.attributes.scale
     items = [
         "A missing rating is replaced by the mean of that quality's recorded ratings in "
@@ -339,65 +330,38 @@ def _missing_data(metrics: Mapping[str, Any], config: Config) -> Section:
         "A missing or unknown treatment or covariate level gives zeros in all of that "
         "variable's indicators.",
     ]
-    excluded = metrics.get("n_excluded_missing_outcome")
-    if is_number(excluded):
-        items.append(
-            f"Encounters with no outcome recorded ({count(excluded)}) are left out of "
-            "fitting and validation; no outcome is imputed."
-        )
+    items.append(
+        f"Encounters with no outcome recorded ({count(metrics.n_excluded_missing_outcome)}) "
+        "are left out of fitting and validation; no outcome is imputed."
+    )
     return Section("Missing data", (Bullets(tuple(items)),))
 
 
-def _model_and_tuning(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> Section:
-    kind = manifest.get("kind")
-    items = []
-    if kind == "logistic":
+def _model_and_tuning(manifest: ModelManifest, metrics: ModelMetrics) -> Section:
+    kind = manifest.kind
+    spec = find_kind(kind)
+    items = [spec.card_description if spec else f"Model kind: `{kind}`."]
+    named = spec.card_hyperparameters if spec else {}
+    items.append(_tuning_sentence(manifest.tuning, named))
+    estimator = manifest.estimator
+    if estimator.params:
+        params = ", ".join(f"`{k}` = {plain(v)}" for k, v in estimator.params.items())
+        items.append(f"Estimator `{estimator.estimator_class}`: {params}.")
+    selection = metrics.selection
+    if selection.cv_log_loss:
+        compared = ", ".join(f"{k} {number(v, 4)}" for k, v in selection.cv_log_loss.items())
         items.append(
-            "A logistic regression on the standardised features plus the attribute × "
-            "treatment terms, with a ridge penalty; the interaction terms and the "
-            "earlier-session summaries have a tighter prior."
+            f"Kind requested: `{selection.requested}`; cross-validated log loss: "
+            f"{compared}; chosen: `{selection.chosen}`."
         )
-    elif kind == "gbm":
-        items.append("Gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier).")
-    else:
-        items.append(f"Model kind: `{kind}`.")
-    items.append(_tuning_sentence(manifest.get("tuning") or {}))
-    estimator = manifest.get("estimator") or {}
-    if estimator.get("params"):
-        params = ", ".join(f"`{k}` = {plain(v)}" for k, v in estimator["params"].items())
-        items.append(f"Estimator `{estimator.get('class', '?')}`: {params}.")
-    selection = metrics.get("selection") or {}
-    losses = selection.get("cv_log_loss") or {}
-    if losses:
-        compared = ", ".join(f"{k} {number(v, 4)}" for k, v in losses.items())
-        items.append(
-            f"Kind requested: `{selection.get('requested')}`; cross-validated log loss: "
-            f"{compared}; chosen: `{selection.get('chosen')}`."
-        )
-    final = _steps(manifest, metrics).get("final_model")
-    if final:
-        items += fit_steps_sentences(final)
-    else:
-        # a manifest written before engagekit recorded its fitting steps: say only what
-        # it holds (an applied map is a fact; its absence says nothing about a check)
-        recalibration = manifest.get("recalibration") or {}
-        if recalibration.get("applied"):
-            items.append(
-                "Calibration was corrected on held-out training patients: log-odds = "
-                f"{number(recalibration.get('intercept'))} + "
-                f"{number(recalibration.get('slope'))} × the model's margin."
-            )
-        items.append(
-            "Which fitting steps ran (held-out patients, early stopping, calibration check) "
-            "is not recorded in this manifest; retrain the model to record them."
-        )
+    items += fit_steps_sentences(manifest.training_steps.final_model.to_dict())
     return Section("Model and tuning", (Bullets(tuple(items)),))
 
 
-def _tuning_sentence(tuning: Mapping[str, Any]) -> str:
+def _tuning_sentence(tuning: Mapping[str, Any], named: Mapping[str, str]) -> str:
+    """The tuned hyperparameters (those of the kind's ``named`` in words) and how."""
     if not tuning:
         return "Tuning: no hyperparameter was tuned; the kind's fixed settings were used."
-    named = {"C": "penalty C", "interaction_weight": "prior weight of the interaction terms"}
     described = ("chosen_by", "tuning_rows", "held_out_rows", "grid_log_loss")
     parts = [f"{named[k]} = {plain(tuning[k])}" for k in named if k in tuning]
     parts += [f"`{k}` = {plain(v)}" for k, v in tuning.items() if k not in (*named, *described)]
@@ -412,28 +376,14 @@ def _tuning_sentence(tuning: Mapping[str, Any]) -> str:
     return text + "."
 
 
-def _metric_table(block: Mapping[str, Any], bad_outcome: str | None = None) -> Table:
-    level = block.get("ci_level")
-    heading = f"{percent(level, 0)} CI" if is_number(level) else "CI"
-    return Table(("metric", "estimate", heading), metric_rows(block, bad_outcome))
+def _metric_table(metrics: Metrics, bad_outcome: str | None = None) -> Table:
+    heading = f"{percent(metrics.ci_level, 0)} CI"
+    return Table(("metric", "estimate", heading), metric_rows(metrics, bad_outcome))
 
 
-def _steps(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``training_steps``: what fitting ran (the manifest's, else metrics.json's)."""
-    return manifest.get("training_steps") or metrics.get("training_steps") or {}
-
-
-def _fit_for_use(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> bool | None:
-    """The recorded verdict; None when neither record holds one."""
-    for record in (manifest, metrics):
-        if isinstance(record.get("fit_for_use"), bool):
-            return record["fit_for_use"]
-    return None
-
-
-def _unfit(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> Section:
-    why = manifest.get("unfit_reason") or metrics.get("unfit_reason") or "not recorded"
-    rule = (_steps(manifest, metrics).get("fitness") or {}).get("rule")
+def _unfit(manifest: ModelManifest) -> Section:
+    why = manifest.unfit_reason or "not recorded"
+    rule = manifest.training_steps.fitness.rule
     return Section(
         "Not fit for use",
         (
@@ -448,18 +398,14 @@ def _unfit(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> Section:
     )
 
 
-def _fitness_paragraph(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> Paragraph:
-    verdict = _fit_for_use(manifest, metrics)
-    fitness = _steps(manifest, metrics).get("fitness") or {}
-    if verdict is None:
-        return Paragraph("Fitness for use: not recorded in the manifest.")
-    if verdict is False:
+def _fitness_paragraph(manifest: ModelManifest) -> Paragraph:
+    if not manifest.fit_for_use:
         return Paragraph(
             "Fitness for use: not fit for use (see the first section): "
-            f"{manifest.get('unfit_reason') or metrics.get('unfit_reason') or 'not recorded'}."
+            f"{manifest.unfit_reason or 'not recorded'}."
         )
-    reason = fitness.get("reason")
-    rule = fitness.get("rule")
+    fitness = manifest.training_steps.fitness
+    reason, rule = fitness.reason, fitness.rule
     return Paragraph(
         "Fitness for use: fit for use"
         + (f": {reason}" if reason else "")
@@ -469,19 +415,14 @@ def _fitness_paragraph(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) 
 
 
 def _validation(
-    manifest: Mapping[str, Any], metrics: Mapping[str, Any], bad_outcome: str | None = None
+    manifest: ModelManifest, metrics: ModelMetrics, bad_outcome: str | None = None
 ) -> Section:
-    folds = metrics.get("cv_folds")
-    n_boot = metrics.get("n_boot")
-    steps = _steps(manifest, metrics)
-    fold_steps = (
-        " " + cross_validation_steps_sentence(steps["cross_validation_folds"])
-        if "cross_validation_folds" in steps
-        else ""
-    )
+    n_boot = metrics.n_boot
+    folds = [fold.to_dict() for fold in manifest.training_steps.cross_validation_folds]
+    fold_steps = " " + cross_validation_steps_sentence(folds)
     blocks: list = [
         Paragraph(
-            (f"Patient-grouped {folds}-fold" if is_number(folds) else "Patient-grouped")
+            f"Patient-grouped {metrics.cv_folds}-fold"
             + " cross-validation: each encounter was scored by a model fitted without any "
             "of its patient's encounters."
             + fold_steps
@@ -489,28 +430,28 @@ def _validation(
             + (
                 f"come from {count(n_boot)} patient-bootstrap replicates (patients "
                 "resampled with all their encounters)."
-                if is_number(n_boot) and n_boot > 0
+                if n_boot > 0
                 else "were not computed (no bootstrap replicates)."
             )
         ),
         _metric_table(metrics, bad_outcome),
-        _fitness_paragraph(manifest, metrics),
+        _fitness_paragraph(manifest),
         Paragraph(
             "Calibration: an intercept of 0 and a slope of 1 are ideal; a slope below 1 "
             "means predictions more extreme than the outcomes bear out, above 1 more "
             "timid; a negative intercept means predictions too high on average."
         ),
     ]
-    if metrics.get("note"):
-        blocks.append(Paragraph(f"Note: {metrics['note']}."))
-    temporal = metrics.get("temporal_validation")
-    if temporal:
+    if metrics.overall.note:
+        blocks.append(Paragraph(f"Note: {metrics.overall.note}."))
+    temporal = metrics.temporal_validation
+    if temporal is not None:
         blocks.append(
             Paragraph(
                 f"Temporal validation: the model fitted on encounters before "
-                f"{temporal.get('split_date')} scored the {count(temporal.get('n_encounters'))} "
-                f"encounters from that day on ({count(temporal.get('n_patients'))} patients, "
-                f"{count(temporal.get('patients_also_in_training'))} of them also seen in "
+                f"{temporal.split_date} scored the {count(temporal.overall.n_encounters)} "
+                f"encounters from that day on ({count(temporal.overall.n_patients)} patients, "
+                f"{count(temporal.patients_also_in_training)} of them also seen in "
                 "training)."
             )
         )
@@ -518,54 +459,50 @@ def _validation(
     return Section("Validation", tuple(blocks))
 
 
-def _subgroups(metrics: Mapping[str, Any], config: Config) -> Section:
+def _subgroups(metrics: ModelMetrics, config: Config) -> Section:
     blocks: list = [
         Paragraph(
             "The same cross-validated predictions, evaluated within each group; a group too "
             "small or with one outcome only gets no metrics, and the note says why."
         )
     ]
-    keys = [k for k in metrics if k.startswith("by_") and isinstance(metrics[k], Mapping)]
-    for key in keys:
-        labels = {t.name: t.label for t in config.treatments} if key == "by_treatment" else {}
-        caption = f"By {key[3:].replace('_', ' ')}"
-        blocks.append(Table(SUBGROUP_COLUMNS, subgroup_rows(metrics[key], labels), caption=caption))
-    if not keys:
+    for column, levels in metrics.by_group.items():
+        labels = {t.name: t.label for t in config.treatments} if column == "treatment" else {}
+        caption = f"By {column.replace('_', ' ')}"
+        blocks.append(Table(SUBGROUP_COLUMNS, subgroup_rows(levels, labels), caption=caption))
+    if not metrics.by_group:
         blocks.append(Paragraph("No subgroup metrics are recorded."))
     return Section("Performance by subgroup", tuple(blocks))
 
 
-def _flag_rule(manifest: Mapping[str, Any], metrics: Mapping[str, Any], config: Config) -> Section:
-    rule = manifest.get("flag_rule") or metrics.get("flag_rule")
-    if not rule:
-        return Section("At-risk flags", (Paragraph("No flag rule is recorded with this model."),))
-    outcome = _outcome(config, manifest["target"])
-    bad = outcome.bad_outcome if outcome else f"does not have {manifest['target']}"
-    point = rule.get("operating_point") or {}
+def _flag_rule(manifest: ModelManifest, config: Config) -> Section:
+    rule = manifest.flag_rule
+    outcome = _outcome(config, manifest.target)
+    bad = outcome.bad_outcome if outcome else f"does not have {manifest.target}"
+    point = rule.operating_point
     return Section(
         "At-risk flags",
         (
             Paragraph(flag_rule_sentence(rule, bad)),
             Table(OPERATING_POINT_COLUMNS, operating_point_rows(rule)),
             Paragraph(
-                f"On {count(point.get('n_encounters'))} cross-validated encounters of "
-                f"{count(point.get('n_patients'))} patients, {count(point.get('n_bad_outcomes'))} "
-                f"followed by the bad outcome; {count(point.get('n_flagged'))} flagged high. "
+                f"On {count(point.n_encounters)} cross-validated encounters of "
+                f"{count(point.n_patients)} patients, {count(point.n_bad_outcomes)} "
+                f"followed by the bad outcome; {count(point.n_flagged)} flagged high. "
                 + OPERATING_POINT_DEFINITIONS
             ),
         ),
     )
 
 
-def _limitations(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> Section:
+def _limitations(manifest: ModelManifest, metrics: ModelMetrics) -> Section:
     items = []
-    record = manifest.get("training_data") or {}
-    if record.get("simulated") is True:
+    if manifest.training_data.simulated is True:
         items.append(
             "It was trained on simulated data: its performance shows what the method can "
             "do on the simulator's world, not how it performs in a real service."
         )
-    if metrics.get("temporal_validation"):
+    if metrics.temporal_validation is not None:
         items.append(
             "Validation is internal: cross-validation and a temporal split within one data "
             "set. No external validation in another service is recorded."
@@ -575,33 +512,33 @@ def _limitations(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> Sec
             "Validation is internal (cross-validation within the training data); no "
             "temporal or external validation is recorded."
         )
-    n_patients = metrics.get("n_patients", manifest.get("n_patients"))
-    if is_number(n_patients) and n_patients < _SETTLED_PATIENTS:
+    n_patients = metrics.overall.n_patients
+    if n_patients < _SETTLED_PATIENTS:
         items.append(
             f"Only {count(n_patients)} patients: dropout models trained on fewer than about "
             f"{_SETTLED_PATIENTS:,} patients tend to overstate their performance."
         )
     for name, ideal in (("calibration_slope", 1.0), ("calibration_intercept", 0.0)):
-        low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+        estimate = metrics.overall.estimate(name)
+        low, high = estimate.ci_low, estimate.ci_high
         if is_number(low) and is_number(high) and not low <= ideal <= high:
             items.append(
                 f"The {METRIC_LABELS[name].lower()}'s 95% CI ({interval(low, high)}) excludes "
                 f"its ideal value {ideal:g}: the probabilities are miscalibrated."
             )
     skipped = [
-        f"{key[3:]} {level}"
-        for key, blocks in metrics.items()
-        if key.startswith("by_") and isinstance(blocks, Mapping)
-        for level, block in blocks.items()
-        if isinstance(block, Mapping) and block.get("auroc") is None
+        f"{column} {level}"
+        for column, levels in metrics.by_group.items()
+        for level, block in levels.items()
+        if block.auroc.value is None
     ]
     if skipped:
         items.append(
             "No performance could be measured in: " + ", ".join(skipped) + " (see the notes "
             "under Performance by subgroup)."
         )
-    excluded = metrics.get("n_excluded_missing_outcome")
-    if is_number(excluded) and excluded > 0:
+    excluded = metrics.n_excluded_missing_outcome
+    if excluded > 0:
         items.append(
             f"{count(excluded)} encounters without a recorded outcome were left out; if "
             "outcomes go unrecorded for reasons tied to engagement, the metrics may be biased."
@@ -614,18 +551,19 @@ def _limitations(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> Sec
     return Section("Limitations", (Bullets(tuple(items)),))
 
 
-def _versions(manifest: Mapping[str, Any]) -> Section:
-    versions = manifest.get("versions") or {}
+def _versions(manifest: ModelManifest) -> Section:
+    # a manifest not yet saved has no versions, time or model file (saving stamps them)
+    versions = manifest.versions or {}
     blocks: list = []
     if versions:
         blocks.append(
             Table(("library", "version"), tuple((k, str(v)) for k, v in versions.items()))
         )
     items = [
-        f"Model format version: {manifest.get('format_version', DASH)}.",
-        f"Created: {manifest.get('created', DASH)}.",
+        f"Model format version: {manifest.format_version}.",
+        f"Created: {manifest.created or DASH}.",
     ]
-    if manifest.get("model_sha256"):
-        items.append(f"SHA-256 of `{manifest.get('model_file')}`: `{manifest['model_sha256']}`.")
+    if manifest.model_sha256:
+        items.append(f"SHA-256 of `{manifest.model_file}`: `{manifest.model_sha256}`.")
     blocks.append(Bullets(tuple(items)))
     return Section("Versions", tuple(blocks))

@@ -1,0 +1,297 @@
+"""A trained model's manifest: what it is, what it was trained on, and how it did.
+
+The manifest travels with the model (``manifest.json`` of a model directory): the
+target, the kind, the features, the config, where the training data came from and its
+hash, the estimator's settings, the tuning, the flag rule, the calibration map, the
+fitting steps that ran, whether the model is fit for use, and the headline metrics.
+:func:`build_manifest` builds it from a :class:`~engagekit.models.TrainingResult`; it is
+the one place a manifest is made. Saving a model
+(:func:`~engagekit.io.model_store.save_model`) stamps it with the creation time, the
+library versions and the model file's name and hash. Nothing here reads or writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+import pandas as pd
+from pydantic import Field, InstanceOf, field_serializer, field_validator
+
+from .._results import Record, Result
+from ..config import Config
+from ..flags import FlagRule
+from .calibration import LogitRecalibration
+from .fit_record import TrainingSteps
+
+if TYPE_CHECKING:
+    from .training import TrainingResult
+
+__all__ = [
+    "MODEL_FORMAT_VERSION",
+    "EstimatorRecord",
+    "ModelManifest",
+    "TrainingData",
+    "build_manifest",
+]
+
+#: The format of a model directory and of its manifest. 2: every file of the directory
+#: is covered by ``integrity.json`` (1: only the model file's hash, in the manifest).
+MODEL_FORMAT_VERSION = 2
+
+Count = Annotated[int, Field(ge=0)]
+# what saving stamps on a manifest; absent until it is saved
+_STAMPS = ("created", "versions", "model_file", "model_sha256")
+
+
+class TrainingData(Record):
+    """Where the training data came from and the period it covers, for the model card.
+
+    Attributes
+    ----------
+    source : str or None
+        A file, or a database URL without its password (and the table or "a query").
+    n_rows : int
+        Encounters in the table trained on, with an outcome or not.
+    first_encounter_date, last_encounter_date : str or None
+        The period covered (ISO dates), when the table has ``encounter_date``.
+    simulated : bool or None
+        True when the data were made by engagekit's simulator, if that is recorded.
+    """
+
+    source: str | None = None
+    n_rows: Count
+    first_encounter_date: str | None = None
+    last_encounter_date: str | None = None
+    simulated: bool | None = None
+
+    def _json(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class EstimatorRecord(Record):
+    """The fitted estimator's class and plain-valued settings (``n_iter_``: the
+    iterations it used).
+
+    Attributes
+    ----------
+    estimator_class : str
+        Written as ``class``.
+    params : dict of str to bool, int, float or str
+    """
+
+    estimator_class: str = Field(alias="class")
+    params: dict[str, bool | int | float | str]
+
+    def _json(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True)
+
+
+class ModelManifest(Result):
+    """The manifest of a trained model (``manifest.json``).
+
+    Build one with :func:`build_manifest`; :func:`~engagekit.io.model_store.save_model`
+    writes it, stamped, and the readers of a model directory return it.
+
+    Attributes
+    ----------
+    target : str
+    kind : str
+        The kind of model (``logistic``, ``gbm``).
+    features : list of str
+        The columns the model sees, in order.
+    config : dict
+        The engagekit config it was trained with (read it with
+        :func:`~engagekit.config.config_from_dict`).
+    training_data_sha256 : str
+        SHA-256 of the training table (:func:`~engagekit.io.model_store.data_fingerprint`).
+    training_data : TrainingData
+    estimator : EstimatorRecord
+    n_encounters, n_patients : int
+        Encounters with the outcome recorded, and their patients.
+    tuning : dict
+        The hyperparameters chosen and how (the kind's own record).
+    flag_rule : FlagRule
+    recalibration : LogitRecalibration
+        The calibration check and the map applied.
+    fit_for_use : bool
+    unfit_reason : str or None
+    training_steps : TrainingSteps
+    metrics : dict of str to number, str, bool or None
+        The headline values of ``metrics.json`` (every entry that is not a list or a
+        mapping).
+    created, versions, model_file, model_sha256
+        Stamped by :func:`~engagekit.io.model_store.save_model`: the creation time, the
+        library versions, the model file's name and its SHA-256; None until saved.
+
+    Examples
+    --------
+    >>> from engagekit import simulate_encounters
+    >>> from engagekit.config import load_config
+    >>> from engagekit.models import train_model
+    >>> encounters = simulate_encounters(200, seed=1).encounters
+    >>> trained = train_model(encounters, "adherent", "logistic", n_splits=2, n_boot=0)
+    >>> manifest = build_manifest(trained, load_config(), encounters, source="simulated")
+    >>> manifest.target, manifest.kind, manifest.flag_rule.rule, manifest.model_sha256
+    ('adherent', 'logistic', 'top_percent', None)
+    >>> ModelManifest.from_dict(manifest.to_dict()) == manifest
+    True
+    >>> ModelManifest.from_dict({**manifest.to_dict(), "format_version": 1})
+    Traceback (most recent call last):
+    ...
+    engagekit.errors.ResultFormatError: a model manifest is not valid: its 'format_version' is 1; this engagekit reads format_version 2: ...
+    """  # noqa: E501
+
+    _what: ClassVar[str] = "a model manifest"
+    FORMAT_VERSION: ClassVar[int] = MODEL_FORMAT_VERSION
+
+    target: str
+    kind: str
+    features: list[str]
+    config: dict[str, Any]
+    training_data_sha256: str
+    training_data: TrainingData
+    estimator: EstimatorRecord
+    n_encounters: Count
+    n_patients: Count
+    tuning: dict[str, Any]
+    flag_rule: FlagRule
+    recalibration: InstanceOf[LogitRecalibration]
+    fit_for_use: bool
+    unfit_reason: str | None
+    training_steps: InstanceOf[TrainingSteps]
+    metrics: dict[str, float | int | str | bool | None]
+    created: str | None = None
+    versions: dict[str, str] | None = None
+    model_file: str | None = None
+    model_sha256: str | None = None
+
+    @field_validator("flag_rule", mode="before")
+    @classmethod
+    def _flag_rule(cls, value: Any) -> Any:
+        return FlagRule.from_dict(value) if isinstance(value, Mapping) else value
+
+    @field_validator("recalibration", mode="before")
+    @classmethod
+    def _recalibration(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        try:
+            return LogitRecalibration.from_dict(dict(value))
+        except TypeError as e:
+            raise ValueError(f"not a calibration map: {e}") from e
+
+    @field_validator("training_steps", mode="before")
+    @classmethod
+    def _training_steps(cls, value: Any) -> Any:
+        return TrainingSteps.from_dict(value) if isinstance(value, Mapping) else value
+
+    @field_serializer("flag_rule", "recalibration", "training_steps")
+    def _versioned(self, value: Any) -> dict[str, Any]:
+        return value.to_dict()
+
+    @property
+    def saved(self) -> bool:
+        """Whether the manifest carries the stamps of saving (time, versions, model
+        file and hash)."""
+        return all(getattr(self, name) is not None for name in _STAMPS)
+
+    def _json(self) -> dict[str, Any]:
+        out = self.model_dump(exclude={n for n in _STAMPS if getattr(self, n) is None})
+        out["training_data"] = self.training_data._json()
+        out["estimator"] = self.estimator._json()
+        return out
+
+
+def build_manifest(
+    training: TrainingResult,
+    config: Config,
+    encounters: pd.DataFrame,
+    *,
+    source: str | None = None,
+) -> ModelManifest:
+    """The manifest of a trained model, from what training returned.
+
+    Parameters
+    ----------
+    training : TrainingResult
+        What :func:`~engagekit.models.train_model` returned.
+    config : Config
+        The config it was trained with.
+    encounters : pandas.DataFrame
+        The table it was trained on (hashed, counted and dated for the record).
+    source : str, optional
+        Where the table came from, for the model card (a file name, or a database URL
+        without its password); not recorded when omitted.
+
+    Returns
+    -------
+    ModelManifest
+        Not yet stamped with the saving time, versions and model hash (saving does).
+
+    Examples
+    --------
+    See :class:`ModelManifest`.
+    """
+    from ..io.model_store import data_fingerprint
+
+    model, metrics = training.model, training.metrics
+    record = metrics.to_dict()
+    return ModelManifest(
+        target=model.target,
+        kind=str(model.kind),
+        features=list(model.feature_names),
+        config=config.model_dump(mode="json"),
+        training_data_sha256=data_fingerprint(encounters),
+        training_data=_training_data(encounters, source),
+        estimator=_estimator_record(model.estimator),
+        n_encounters=metrics.overall.n_encounters,
+        n_patients=metrics.overall.n_patients,
+        tuning=dict(model.tuning),
+        flag_rule=training.flag_rule,
+        recalibration=model.recalibration,
+        # what train did and its verdict, as metrics.json says it; score, forecast and
+        # predict read fit_for_use and unfit_reason
+        fit_for_use=metrics.fit_for_use,
+        unfit_reason=metrics.unfit_reason,
+        training_steps=metrics.training_steps,
+        metrics={
+            k: v
+            for k, v in record.items()
+            if k != "format_version" and not isinstance(v, (dict, list))
+        },
+    )
+
+
+def _training_data(encounters: pd.DataFrame, source: str | None) -> TrainingData:
+    """The source, the rows and the period the training table covers."""
+    first = last = None
+    if "encounter_date" in encounters.columns and len(encounters):
+        dates = pd.to_datetime(encounters["encounter_date"], errors="coerce").dropna()
+        if len(dates):
+            first = dates.min().date().isoformat()
+            last = dates.max().date().isoformat()
+    return TrainingData(
+        source=source,
+        n_rows=len(encounters),
+        first_encounter_date=first,
+        last_encounter_date=last,
+    )
+
+
+def _estimator_record(estimator: Any) -> EstimatorRecord:
+    """The fitted estimator's class and plain-valued settings."""
+    import numpy as np
+
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    params = {
+        name: value
+        for name, value in sorted(final.get_params(deep=False).items())
+        if isinstance(value, (bool, int, float, str))
+        and name not in ("verbose", "warm_start")
+        and value != "deprecated"
+    }
+    if hasattr(final, "n_iter_"):
+        # boosting iterations kept after early stopping (an array for a linear solver)
+        params["n_iter_"] = int(np.max(final.n_iter_))
+    return EstimatorRecord(**{"class": type(final).__name__, "params": params})
