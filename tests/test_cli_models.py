@@ -15,7 +15,9 @@ import pytest
 
 from _cli import assert_no_traceback, run
 from _factories import flat_encounter_rows, valid_encounter_rows, with_cell, write_csv
+from engagekit.choices import FlagRuleKind
 from engagekit.config import load_config
+from engagekit.errors import AnalysisError
 
 METRIC_NAMES = ("auroc", "auprc", "brier", "log_loss", "calibration_intercept", "calibration_slope")
 
@@ -207,7 +209,8 @@ def test_train_with_a_temporal_split_validates_on_later_encounters(service, tmp_
 @pytest.mark.parametrize(
     ("split", "code", "message"),
     [
-        ("1999-01-01", 1, "choose a day between them"),
+        # a day outside the data is an argument to change, not data breaking the contract
+        ("1999-01-01", 2, "choose a day between them"),
         ("not-a-date", 2, "is not a day written YYYY-MM-DD"),
         # a day-first or month-first form is refused, never guessed
         ("05/06/2025", 2, "is not a day written YYYY-MM-DD"),
@@ -240,7 +243,7 @@ def test_a_temporal_split_not_an_iso_day_in_the_data_is_refused(
     ("rule", "message"),
     [
         ("top_percent:150", "at most 100"),
-        ("bottom:5", "must be top_percent"),
+        ("bottom:5", "must be sensitivity, top_percent or per_practitioner"),
         ("sensitivity", "RULE:VALUE"),
     ],
 )
@@ -253,6 +256,35 @@ def test_a_bad_flag_rule_is_refused_before_training(service, tmp_path, rule, mes
     assert_no_traceback(result)
     assert message in result.stderr
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ("sensitivity:0.8", (FlagRuleKind.SENSITIVITY, 0.8)),
+        ("top_percent:5", (FlagRuleKind.TOP_PERCENT, 5.0)),
+        ("per_practitioner:2", (FlagRuleKind.PER_PRACTITIONER, 2.0)),
+    ],
+)
+def test_each_flag_rule_is_passed_to_training_as_its_choice(
+    service, tmp_path, monkeypatch, rule, expected
+):
+    import engagekit.models as models
+
+    seen = {}
+
+    def train_model(*args, flag_rule, **kwargs):
+        seen["flag_rule"] = flag_rule
+        raise AnalysisError("stopped once the rule is seen")
+
+    monkeypatch.setattr(models, "train_model", train_model)
+    result = run(
+        "train", service / "train.csv", "--target", "adherent", "--flag-rule", rule,
+        "--out", "m", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert seen["flag_rule"] == expected
+    assert type(seen["flag_rule"][0]) is FlagRuleKind
 
 
 @pytest.mark.parametrize("model", ["svm", "Logistic", "auto,gbm"])

@@ -8,6 +8,12 @@ import pytest
 MODULES = [
     "engagekit._arrays",
     "engagekit.choices",
+    "engagekit.errors",
+    "engagekit._checks",
+    "engagekit._fingerprint",
+    "engagekit._pydantic_errors",
+    "engagekit._stats",
+    "engagekit._versions",
     "engagekit._dates",
     "engagekit._excerpt",
     "engagekit._files",
@@ -46,6 +52,8 @@ MODULES = [
     "engagekit.report.model_card",
     "engagekit.report.figures",
     "engagekit.report.build",
+    "engagekit.report.sections.provenance",
+    "engagekit._format",
 ]
 
 

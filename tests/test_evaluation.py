@@ -302,10 +302,10 @@ def test_no_reason_when_every_metric_is_defined():
 
 # --------------------------------------------------------------------------- refusals
 BAD_INPUTS = {
-    "y_not_binary": (dict(y=[0, 2, 1], p=[0.1, 0.2, 0.3]), r"'y' must hold only 0 and 1"),
-    "y_missing": (dict(y=[0, NAN, 1], p=[0.1, 0.2, 0.3]), r"'y' must hold only 0 and 1"),
-    "p_above_one": (dict(y=[0, 1], p=[0.1, 1.2]), r"'p' must hold probabilities"),
-    "p_missing": (dict(y=[0, 1], p=[0.1, NAN]), r"'p' must hold probabilities"),
+    "y_not_binary": (dict(y=[0, 2, 1], p=[0.1, 0.2, 0.3]), r"'y' must be 0 or 1"),
+    "y_missing": (dict(y=[0, NAN, 1], p=[0.1, 0.2, 0.3]), r"'y' must be 0 or 1"),
+    "p_above_one": (dict(y=[0, 1], p=[0.1, 1.2]), r"'p' must be probabilities"),
+    "p_missing": (dict(y=[0, 1], p=[0.1, NAN]), r"'p' must be probabilities"),
     "lengths": (dict(y=[0, 1, 1], p=[0.1, 0.2]), r"3 outcomes and 2 probabilities"),
     "empty": (dict(y=[], p=[]), r"empty"),
     "negative_weight": (

@@ -13,8 +13,9 @@ from scipy.special import expit
 from statsmodels.stats.multitest import multipletests
 
 from _cli import assert_no_traceback, run
+from engagekit.choices import Adjustment, CovarianceType
 from engagekit.config import Config, config_from_dict, load_config
-from engagekit.errors import AnalysisError, ContractError
+from engagekit.errors import AnalysisError, ArgumentError, ContractError
 from engagekit.heterogeneity import (
     AttributeResult,
     HeterogeneityResult,
@@ -291,7 +292,132 @@ def test_cli_rejects_a_bad_choice(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert_no_traceback(result)
-    assert "independence or exchangeable" in result.stderr
+    assert "'ar1' is not one of 'independence', 'exchangeable'" in result.stderr
+
+
+# each option of the analysis that is a choice, and the values it takes
+CLI_CHOICES = {
+    "--cluster": ("cluster", ("patient", "practitioner")),
+    "--working-correlation": ("working_correlation", ("independence", "exchangeable")),
+    "--cov-type": ("cov_type", ("kauermann_carroll", "bias_reduced")),
+    "--test": ("test", ("wald", "score")),
+    "--adjustment": ("adjustment", ("holm", "fdr_bh")),
+}
+
+
+@pytest.fixture
+def small_table(tmp_path, null_result):
+    null_result[0].to_csv(tmp_path / "e.csv", index=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        pytest.param(option, value, id=f"{option}={value}")
+        for option, (_key, values) in CLI_CHOICES.items()
+        for value in values
+    ],
+)
+def test_cli_passes_each_choice_to_the_analysis(small_table, monkeypatch, option, value):
+    import engagekit.heterogeneity as package
+
+    seen = {}
+
+    def analysis(encounters, target, config, **options):
+        seen.update(config.heterogeneity.model_dump(mode="json"), **options)
+        raise AnalysisError("stopped once the options are seen")
+
+    monkeypatch.setattr(package, "heterogeneity_analysis", analysis)
+    result = run(
+        "heterogeneity", "e.csv", "--target", "adherent", "--out", "h.json", option, value,
+        cwd=small_table,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    key = CLI_CHOICES[option][0]
+    assert seen[key] == value
+
+
+@pytest.mark.parametrize("option", list(CLI_CHOICES))
+def test_cli_refuses_a_choice_not_offered_naming_every_choice(tmp_path, option):
+    result = run(
+        "heterogeneity", "e.csv", "--target", "adherent", "--out", "h.json", option, "robust",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    first, second = CLI_CHOICES[option][1]
+    said = " ".join(result.stderr.replace("│", " ").split())
+    assert f"'robust' is not one of '{first}', '{second}'" in said, said
+
+
+@pytest.mark.parametrize("margin", ["-0.2", "0", "nan"])
+def test_cli_refuses_a_bad_margin_as_an_argument_before_reading_the_data(tmp_path, margin):
+    # nodata.csv does not exist: the margin is refused before the data are read
+    result = run(
+        "heterogeneity", "nodata.csv", "--target", "adherent", "--out", "h.json",
+        "--margin", margin, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    said = " ".join(result.stderr.split())
+    assert "bad analysis option(s): 'margin': input should be greater than 0" in said, said
+    assert "contract" not in said and "nodata.csv" not in said
+    assert not (tmp_path / "h.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"margin": -0.2}, "'margin': input should be greater than 0"),
+        ({"alpha": 1.5}, "'alpha': input should be less than 1"),
+        ({"cov_type": "robust"}, "'cov_type': input should be 'kauermann_carroll' or"),
+    ],
+)
+def test_a_bad_option_is_an_argument_error_not_a_contract_error(null_result, options, message):
+    encounters, _ = null_result
+    with pytest.raises(ArgumentError, match=message) as refused:
+        heterogeneity_analysis(encounters, "adherent", CONFIG, **options)
+    assert not isinstance(refused.value, ContractError)
+
+
+def test_an_unknown_target_is_an_argument_error(null_result):
+    with pytest.raises(ArgumentError, match="unknown target 'relapse'"):
+        heterogeneity_analysis(null_result[0], "relapse", CONFIG)
+
+
+def test_the_library_takes_a_choice_as_its_enum_or_its_value(null_result):
+    encounters, by_default = null_result
+    by_enum = heterogeneity_analysis(
+        encounters, "adherent", CONFIG, adjustment=Adjustment.FDR_BH, cov_type="bias_reduced"
+    )
+    by_value = heterogeneity_analysis(
+        encounters, "adherent", CONFIG, adjustment="fdr_bh", cov_type=CovarianceType.BIAS_REDUCED
+    )
+    assert by_enum == by_value != by_default
+    saved = by_value.to_dict()["method"]
+    assert (saved["adjustment"], saved["cov_type"]) == ("fdr_bh", "bias_reduced")
+    assert type(json.loads(json.dumps(saved))["adjustment"]) is str
+
+
+def test_cli_says_a_plot_it_cannot_write_is_an_output_error(small_table, monkeypatch, null_result):
+    """A --plot that became unwritable after the command tried it (its folder replaced by
+    a file) is refused as an output, exit 2, not as an internal error."""
+    import engagekit.heterogeneity as package
+    import engagekit.io.write as write
+
+    monkeypatch.setattr(package, "heterogeneity_analysis", lambda *a, **k: null_result[1])
+    monkeypatch.setattr(write, "check_writable", lambda path, **kwargs: None)
+    (small_table / "blocker").write_text("a file where the plot's folder should be")
+    result = run(
+        "heterogeneity", "e.csv", "--target", "adherent", "--out", "h.json",
+        "--plot", "blocker/forest.png", cwd=small_table,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert_no_traceback(result)
+    said = " ".join(result.stderr.split())
+    assert "error: cannot write 'blocker/forest.png'" in said, said
+    assert "internal error" not in said
 
 
 def test_cli_power_for_a_given_number_of_patients(tmp_path):

@@ -29,7 +29,7 @@ from engagekit.flags import flag_reasons
 from engagekit.heterogeneity import heterogeneity_analysis
 from engagekit.heterogeneity.plot import forest_plot
 from engagekit.models import fit_model
-from engagekit.report.build import _cross_treatment_section
+from engagekit.report.sections.cross_treatment import analysis_view
 from engagekit.simulation import simulate_encounters
 
 SCALE = {"min": 0, "max": 63}
@@ -273,8 +273,8 @@ def test_the_cross_treatment_analysis_reads_the_score_the_right_way(config, serv
     assert alliance.sentence.startswith("The effect of working alliance on adherence ")
     fig = forest_plot(result)
     assert fig.axes[0].get_title(loc="left").startswith("BDI (higher is worse) — ")
-    shown = _cross_treatment_section("adherent", result, {}, config)
-    assert [row["cells"][0] for row in shown["rows"]] == [
+    shown = analysis_view("adherent", result, config)
+    assert [row.cells[0] for row in shown.rows] == [
         "BDI (higher is worse)",
         "Working alliance",
     ]

@@ -9,7 +9,7 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from engagekit.config import HeterogeneitySettings, load_config
-from engagekit.errors import AnalysisError, ConfigError
+from engagekit.errors import AnalysisError, ArgumentError, ConfigError
 from engagekit.heterogeneity import (
     PatientsForPowerResult,
     PowerResult,
@@ -231,9 +231,9 @@ def test_when_every_replicate_fails_the_shares_are_empty_not_an_error(scripted_a
             ConfigError,
             "unknown target 'relapse'; choose among: attended_next, adherent",
         ),
-        ({"margin": -1}, ConfigError, "bad analysis option.*margin"),
-        ({"test": "t"}, ConfigError, "bad analysis option.*test.*'t'"),
-        ({"marginn": 0.2}, ConfigError, r"unknown analysis option\(s\) \['marginn'\]"),
+        ({"margin": -1}, ArgumentError, "bad analysis option.*margin"),
+        ({"test": "t"}, ArgumentError, "bad analysis option.*test.*'t'"),
+        ({"marginn": 0.2}, ArgumentError, r"unknown analysis option\(s\) \['marginn'\]"),
         ({"reps": 0}, ValueError, "reps must be a whole number >= 1, found 0"),
         ({"n_patients": 10}, ValueError, "n_patients must be a whole number >= 20, found 10"),
         ({"n_jobs": 0}, ValueError, "n_jobs must be a whole number >= 1"),

@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .errors import (
     AnalysisError,
+    ArgumentError,
     ConfigError,
     ContractError,
     DataReadError,
@@ -49,8 +50,14 @@ _LAZY = {
     "table_coverage": "validation",
     "validate_encounters": "validation",
     "EngagementModel": "models",
+    "Adjustment": "choices",
+    "Cluster": "choices",
+    "CovarianceType": "choices",
+    "FlagRuleKind": "choices",
+    "JointTestKind": "choices",
     "ModelChoice": "choices",
     "ModelKind": "choices",
+    "WorkingCorrelation": "choices",
     "ModelManifest": "models",
     "ModelMetrics": "models",
     "TrainingResult": "models",
@@ -107,6 +114,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 __all__ = [
     "AnalysisError",
+    "ArgumentError",
     "ConfigError",
     "ContractError",
     "DataReadError",

@@ -13,20 +13,9 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import NotARegularFileError
+
 __all__ = ["NotARegularFileError", "file_kind", "open_regular_file", "refuse_special_file"]
-
-
-class NotARegularFileError(OSError):
-    """``path`` exists but is a folder, named pipe, device or socket.
-
-    Private to the readers: each turns it into its own error (``ConfigError``,
-    ``DataReadError``) with :attr:`kind` in the message.
-    """
-
-    def __init__(self, path: Path, kind: str) -> None:
-        super().__init__(f"{str(path)!r} is {kind}, not a regular file")
-        self.path = path
-        self.kind = kind
 
 
 def file_kind(mode: int) -> str:

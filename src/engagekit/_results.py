@@ -13,19 +13,22 @@ and is read as being of the current format.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Self
+from collections.abc import Mapping
+from enum import Enum
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ._pydantic_errors import Location, field_problems
 from .errors import ResultFormatError
 
-__all__ = ["Record", "Result", "field_problems"]
+__all__ = ["Choice", "Location", "Record", "Result"]
 
-#: At most this many fields at fault are named in one message.
-_MAX_PROBLEMS = 10
+_Choice = TypeVar("_Choice", bound=Enum)
 
-Location = tuple[str | int, ...]
+#: A field holding one of :mod:`engagekit.choices`' choices: read from its JSON value
+#: (``"holm"``) though the record is otherwise strict, since JSON has no Enum.
+Choice = Annotated[_Choice, Field(strict=False)]
 
 
 class Record(BaseModel):
@@ -126,23 +129,3 @@ class Result(Record):
         """Where a field found at fault at ``location`` (of the constructor's fields) is
         in the JSON form."""
         return location
-
-
-def field_problems(
-    error: ValidationError, where: Callable[[Location], Location] = lambda loc: loc
-) -> list[str]:
-    """One line per field a pydantic check found at fault: where (as ``where`` maps the
-    location), what was wrong and what was found (unless it is missing, or a part whose
-    own reader says what is wrong in it)."""
-    problems = [
-        f"{'.'.join(str(p) for p in where(tuple(problem['loc'])))!r}: {problem['msg'].lower()}"
-        + (
-            ""
-            if problem["type"] in ("missing", "value_error")
-            else f" (found {problem['input']!r:.40})"
-        )
-        for problem in error.errors()[:_MAX_PROBLEMS]
-    ]
-    if error.error_count() > _MAX_PROBLEMS:
-        problems[-1] += f" and {error.error_count() - _MAX_PROBLEMS} more"
-    return problems

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
@@ -23,9 +23,11 @@ from pydantic import (
 )
 
 from ._excerpt import excerpt, excerpt_lines
-from ._files import NotARegularFileError, open_regular_file
+from ._files import open_regular_file
+from ._pydantic_errors import config_problems
 from ._resources import contract_schema, default_config_path
-from .errors import ConfigError
+from .choices import Adjustment, Cluster, CovarianceType, JointTestKind, WorkingCorrelation
+from .errors import ConfigError, NotARegularFileError
 
 __all__ = [
     "OUTCOME_NAMES",
@@ -275,11 +277,11 @@ class HeterogeneitySettings(_Strict):
 
     margin: Annotated[float, Field(gt=0)] = 0.22314355131420976  # log(1.25)
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
-    adjustment: Literal["holm", "fdr_bh"] = "holm"
-    test: Literal["wald", "score"] = "wald"
-    cluster: Literal["patient", "practitioner"] = "patient"
-    working_correlation: Literal["independence", "exchangeable"] = "independence"
-    cov_type: Literal["kauermann_carroll", "bias_reduced"] = "kauermann_carroll"
+    adjustment: Adjustment = Adjustment.HOLM
+    test: JointTestKind = JointTestKind.WALD
+    cluster: Cluster = Cluster.PATIENT
+    working_correlation: WorkingCorrelation = WorkingCorrelation.INDEPENDENCE
+    cov_type: CovarianceType = CovarianceType.KAUERMANN_CARROLL
 
 
 class Config(_Strict):
@@ -400,34 +402,6 @@ MAX_CONFIG_BYTES = 1_000_000
 MAX_CONFIG_VALUES = 100_000
 #: levels of nesting
 MAX_CONFIG_DEPTH = 50
-#: problems listed in one message
-_MAX_PROBLEMS_SHOWN = 20
-
-
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"the config {source} is not valid:"]
-    errors = err.errors()
-    for e in errors[:_MAX_PROBLEMS_SHOWN]:
-        # a key may be as long as the file: quote every part of its path briefly
-        loc = (
-            ".".join(str(p) if isinstance(p, int) else excerpt(str(p), 40)[1:-1] for p in e["loc"])
-            or "(top level)"
-        )
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling against configs/default.yaml)"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        found = e.get("input")
-        shown = (
-            ""
-            if e["type"] in ("missing",) or isinstance(found, dict)
-            else f" (found {excerpt(found)})"
-        )
-        lines.append(f"  - {loc}: {excerpt_lines(msg, width=300, max_lines=1)}{shown}")
-    if len(errors) > _MAX_PROBLEMS_SHOWN:
-        lines.append(f"  ... and {len(errors) - _MAX_PROBLEMS_SHOWN} more problem(s)")
-    return "\n".join(lines)
 
 
 def _read_config_text(path: Path) -> str:
@@ -458,11 +432,7 @@ def _read_config_text(path: Path) -> str:
         ) from e
 
 
-class _TooLarge(Exception):
-    """A composed YAML document breaks one of the bounds; the message says which."""
-
-
-def _check_bounds(root: yaml.Node) -> None:
+def _check_bounds(root: yaml.Node, name: str) -> None:
     """Refuse a composed YAML document too large or too deep once aliases are expanded.
 
     An alias is the same node object as its anchor, so the expanded size of a node is
@@ -473,14 +443,17 @@ def _check_bounds(root: yaml.Node) -> None:
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
 
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(f"config file {name} is refused: {why}")
+
     def size(node: yaml.Node, depth: int) -> int:
         key = id(node)
         if key in sizes:
             return sizes[key]
         if key in open_nodes:
-            raise _TooLarge("an alias refers to a node that contains it (a recursive alias)")
+            raise refuse("an alias refers to a node that contains it (a recursive alias)")
         if depth > MAX_CONFIG_DEPTH:
-            raise _TooLarge(f"it is nested more than {MAX_CONFIG_DEPTH} levels deep")
+            raise refuse(f"it is nested more than {MAX_CONFIG_DEPTH} levels deep")
         total = 1
         if isinstance(node, yaml.SequenceNode | yaml.MappingNode):
             open_nodes.add(key)
@@ -492,7 +465,7 @@ def _check_bounds(root: yaml.Node) -> None:
             for child in children:
                 total += size(child, depth + 1)
                 if total > MAX_CONFIG_VALUES:
-                    raise _TooLarge(
+                    raise refuse(
                         f"it holds more than {MAX_CONFIG_VALUES:,} values once its aliases "
                         "(*name) are expanded"
                     )
@@ -522,10 +495,10 @@ def _parse_yaml(text: str, name: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_bounds(node)
+        _check_bounds(node, name)
         return loader.construct_document(node)
-    except _TooLarge as e:
-        raise ConfigError(f"config file {name} is refused: {e}") from None
+    except ConfigError:
+        raise  # a ValueError too, but not the parser's: keep its own message
     except RecursionError:
         raise ConfigError(
             f"config file {name} is refused: it is nested more than {MAX_CONFIG_DEPTH} levels deep"
@@ -566,7 +539,8 @@ def config_from_dict(data: dict[str, Any], source: str = "(in memory)") -> Confi
     try:
         return Config.model_validate(merged)
     except ValidationError as e:
-        raise ConfigError(_format_validation_error(e, source)) from e
+        problems = "\n".join(config_problems(e))
+        raise ConfigError(f"the config {source} is not valid:\n{problems}") from e
 
 
 def _nan_path(obj: Any, path: str = "") -> str | None:

@@ -1,18 +1,29 @@
-"""Exceptions a user can act on.
+"""Exceptions a user can act on, and the warnings engagekit gives.
 
 Each subclasses a built-in, so ``except ValueError`` still works for callers who do not
 know engagekit, and each message names what is wrong, where, and what to do. The CLI turns
 them into one clear message and an exit code; anything else reaching the CLI is a bug.
+
+Argument mistakes (:class:`ArgumentError`: an unknown choice, a value out of range, a day
+that leaves no data on one side) are kept apart from data that breaks the encounter
+contract (:class:`ContractError`): the first is fixed on the command line, the second in
+the data.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = [
     "AnalysisError",
+    "ArgumentError",
     "ConfigError",
     "ContractError",
     "DataReadError",
     "EngagekitError",
+    "ModelSignatureWarning",
+    "ModelVersionWarning",
+    "NotARegularFileError",
     "OutputError",
     "ResultFormatError",
     "TamperedModelError",
@@ -30,6 +41,23 @@ class EngagekitError(Exception):
 
 class ConfigError(EngagekitError, ValueError):
     """A configuration file or value is not what engagekit expects."""
+
+    exit_code = 2
+
+
+class ArgumentError(EngagekitError, ValueError):
+    """An argument of a function or command is not one it accepts: an unknown choice, a
+    value out of range, or a day that leaves no data on one side of it. The data are not
+    at fault; the message says which argument to change and how.
+
+    Examples
+    --------
+    >>> from engagekit.choices import Adjustment, as_choice
+    >>> as_choice(Adjustment, "bonferroni", "adjustment")
+    Traceback (most recent call last):
+    ...
+    engagekit.errors.ArgumentError: unknown adjustment 'bonferroni'; expected one of 'holm', 'fdr_bh'
+    """  # noqa: E501
 
     exit_code = 2
 
@@ -128,3 +156,24 @@ class AnalysisError(EngagekitError, RuntimeError):
     not converge, or the data cannot identify what was asked); it says what to change."""
 
     exit_code = 3
+
+
+class NotARegularFileError(OSError):
+    """``path`` exists but is a folder, named pipe, device or socket.
+
+    Private to the readers: each turns it into its own error (``ConfigError``,
+    ``DataReadError``) with :attr:`kind` in the message.
+    """
+
+    def __init__(self, path: Path, kind: str) -> None:
+        super().__init__(f"{str(path)!r} is {kind}, not a regular file")
+        self.path = path
+        self.kind = kind
+
+
+class ModelVersionWarning(UserWarning):
+    """A model is loaded under library versions other than those it was saved with."""
+
+
+class ModelSignatureWarning(UserWarning):
+    """A signed model is loaded without the signing key, so its signature was not checked."""

@@ -32,6 +32,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ._arrays import as_float64
+from ._checks import check_outcomes, check_probabilities
+from ._pydantic_errors import field_problems
+from .choices import FlagRuleKind, as_choice
 from .config import Config
 
 __all__ = [
@@ -48,7 +51,8 @@ __all__ = [
     "risk_raising_attributes",
 ]
 
-FLAG_RULES = ("sensitivity", "top_percent", "per_practitioner")
+#: The rules' names (the values of :class:`~engagekit.choices.FlagRuleKind`).
+FLAG_RULES = tuple(kind.value for kind in FlagRuleKind)
 FLAG_LEVELS = ("high", "medium", "low")
 
 #: The reason given for a flagged encounter whose risk no rated quality raises (its risk
@@ -110,7 +114,7 @@ class _RuleThresholds(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     _what: ClassVar[str] = "flag rule"
 
-    rule: Literal["sensitivity", "top_percent", "per_practitioner"]
+    rule: FlagRuleKind
     value: Annotated[float, Field(gt=0.0)]
     threshold: Probability
     medium_threshold: Probability
@@ -206,11 +210,7 @@ def _from_versioned_dict(cls: type[BaseModel], data: Any, what: str) -> Any:
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in e.errors()
-        )
-        raise ValueError(f"the {what} is not valid: {problems}") from e
+        raise ValueError(f"the {what} is not valid: {'; '.join(field_problems(e))}") from e
 
 
 class AppliedFlagRule(_RuleThresholds):
@@ -269,10 +269,10 @@ class AppliedFlagRule(_RuleThresholds):
         """What the rule promises, in words: ``"the top 10%"``, ``"5 per practitioner,
         10.2% of these encounters"``, or for the sensitivity rule ``"to catch 80% of the
         bad outcomes; it flagged 31.0% of the validation encounters"``."""
-        if self.rule == "top_percent":
+        if self.rule is FlagRuleKind.TOP_PERCENT:
             return f"the top {self.value:g}%"
         share = f"{100.0 * self.promised_high_share:.1f}%"
-        if self.rule == "per_practitioner":
+        if self.rule is FlagRuleKind.PER_PRACTITIONER:
             return f"{self.value:g} per practitioner, {share} of these encounters"
         return (
             f"to catch {100.0 * self.value:g}% of the bad outcomes; it flagged {share} of "
@@ -280,21 +280,23 @@ class AppliedFlagRule(_RuleThresholds):
         )
 
 
-def _check_value(rule: str, value: float) -> None:
-    if rule not in FLAG_RULES:
-        raise ValueError(f"unknown flag rule {rule!r}; expected one of {list(FLAG_RULES)}")
+def _check_value(rule: FlagRuleKind | str, value: float) -> FlagRuleKind:
+    """``rule`` as a :class:`FlagRuleKind`, if ``value`` is in its range; else a
+    ValueError saying what the rule takes."""
+    rule = as_choice(FlagRuleKind, rule, "flag rule")
     if not np.isfinite(value):
-        raise ValueError(f"the {rule!r} rule needs a finite value, found {value!r}")
-    if rule == "sensitivity" and not 0.0 < value <= 1.0:
+        raise ValueError(f"the {rule.value!r} rule needs a finite value, found {value!r}")
+    if rule is FlagRuleKind.SENSITIVITY and not 0.0 < value <= 1.0:
         raise ValueError(f"a target sensitivity must be in (0, 1] (e.g. 0.8), found {value!r}")
-    if rule == "top_percent" and not 0.0 < value <= 100.0:
+    if rule is FlagRuleKind.TOP_PERCENT and not 0.0 < value <= 100.0:
         raise ValueError(
             f"top_percent is a percentage of encounters in (0, 100] (e.g. 10), found {value!r}"
         )
-    if rule == "per_practitioner" and not value > 0.0:
+    if rule is FlagRuleKind.PER_PRACTITIONER and not value > 0.0:
         raise ValueError(
             f"per_practitioner is a number of flags per practitioner above 0, found {value!r}"
         )
+    return rule
 
 
 def _as_1d(values: Any, name: str, n: int | None = None) -> np.ndarray:
@@ -321,18 +323,13 @@ def _checked_outcomes(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
     p_arr = _as_float(p, "p", len(y_arr))
     if len(y_arr) == 0:
         raise ValueError("y and p are empty; a flag rule needs validation predictions")
-    bad_y = ~np.isin(y_arr, (0.0, 1.0))
-    if bad_y.any():
-        raise ValueError(
-            f"y must be the recorded target, 0 or 1; {int(bad_y.sum())} value(s) are not "
-            f"(e.g. {float(y_arr[bad_y][0])!r}); drop encounters whose outcome is empty"
-        )
-    bad_p = ~((p_arr >= 0.0) & (p_arr <= 1.0))
-    if bad_p.any():
-        raise ValueError(
-            f"p must be probabilities in [0, 1]; {int(bad_p.sum())} value(s) are not "
-            f"(e.g. {float(p_arr[bad_p][0])!r})"
-        )
+    check_outcomes(
+        y_arr,
+        "y",
+        what="the recorded target, 0 or 1",
+        hint="drop encounters whose outcome is empty",
+    )
+    check_probabilities(p_arr, "p")
     bad = 1.0 - y_arr
     n_bad = int(bad.sum())
     if n_bad == 0 or n_bad == len(bad):
@@ -365,9 +362,9 @@ def _sensitivity_threshold(risk: np.ndarray, bad: np.ndarray, target: float) -> 
     return _threshold_for_count(bad_risk, needed)
 
 
-def _capacity_count(rule: str, value: float, n: int, n_practitioners: int | None) -> float:
+def _capacity_count(rule: FlagRuleKind, value: float, n: int, n_practitioners: int | None) -> float:
     """Encounters to flag on the validation data under a capacity rule."""
-    if rule == "top_percent":
+    if rule is FlagRuleKind.TOP_PERCENT:
         return value / 100.0 * n
     return value * n_practitioners
 
@@ -401,7 +398,7 @@ def _operating_point(
 def choose_flag_rule(
     y: Any,
     p: Any,
-    rule: str,
+    rule: FlagRuleKind | str,
     value: float,
     practitioners: Any = None,
     *,
@@ -436,7 +433,7 @@ def choose_flag_rule(
         The recorded target (1 = the good outcome) of the validation encounters.
     p : array-like of float
         Validation (out-of-fold) probabilities of the good outcome, one per encounter.
-    rule : {"sensitivity", "top_percent", "per_practitioner"}
+    rule : FlagRuleKind or {"sensitivity", "top_percent", "per_practitioner"}
     value : float
         Target sensitivity, percentage, or flags per practitioner.
     practitioners : array-like, optional
@@ -472,20 +469,20 @@ def choose_flag_rule(
     ...
     ValueError: the 'per_practitioner' rule needs practitioners (one per encounter)
     """
-    _check_value(rule, value)
+    rule = _check_value(rule, value)
     bad, risk = _checked_outcomes(y, p)
     n = len(bad)
     n_practitioners = None
     if practitioners is not None:
         practitioners = _as_1d(practitioners, "practitioners", n)
         n_practitioners = _n_distinct(practitioners, "practitioners")
-    elif rule == "per_practitioner":
+    elif rule is FlagRuleKind.PER_PRACTITIONER:
         raise ValueError("the 'per_practitioner' rule needs practitioners (one per encounter)")
     n_patients = None
     if patients is not None:
         n_patients = _n_distinct(_as_1d(patients, "patients", n), "patients")
 
-    if rule == "sensitivity":
+    if rule is FlagRuleKind.SENSITIVITY:
         threshold = _sensitivity_threshold(risk, bad, value)
         medium = _sensitivity_threshold(risk, bad, (1.0 + value) / 2.0)
     else:
@@ -514,12 +511,7 @@ def choose_flag_rule(
 
 def _checked_risk(risk: Any) -> np.ndarray:
     values = _as_float(risk, "risk")
-    invalid = ~((values >= 0.0) & (values <= 1.0))
-    if invalid.any():
-        raise ValueError(
-            f"risk must be in [0, 1]; {int(invalid.sum())} value(s) are not "
-            f"(e.g. {float(values[invalid][0])!r})"
-        )
+    check_probabilities(values, "risk", what="in [0, 1]")
     return values
 
 
@@ -597,7 +589,7 @@ encounters scored; give the practitioner of each (practitioner_id)
     n = len(values)
     common = {"rule": rule.rule, "value": rule.value, "target": rule.target, "n_encounters": n}
     n_practitioners = None
-    if rule.rule == "per_practitioner":
+    if rule.rule is FlagRuleKind.PER_PRACTITIONER:
         if practitioners is None:
             raise ValueError(
                 f"the 'per_practitioner' rule flags {rule.value:g} "
@@ -605,7 +597,7 @@ encounters scored; give the practitioner of each (practitioner_id)
                 "encounters scored; give the practitioner of each (practitioner_id)"
             )
         n_practitioners = _n_distinct(_as_1d(practitioners, "practitioners", n), "practitioners")
-    if rule.rule == "sensitivity" or n == 0:
+    if rule.rule is FlagRuleKind.SENSITIVITY or n == 0:
         return AppliedFlagRule(
             **common,
             threshold=rule.threshold,
@@ -618,7 +610,7 @@ encounters scored; give the practitioner of each (practitioner_id)
             ),
         )
     count = _capacity_count(rule.rule, rule.value, n, n_practitioners)
-    share = rule.value / 100.0 if rule.rule == "top_percent" else count / n
+    share = rule.value / 100.0 if rule.rule is FlagRuleKind.TOP_PERCENT else count / n
     return AppliedFlagRule(
         **common,
         threshold=_cut_for_count(values, math.ceil(count - _COUNT_TOLERANCE)),

@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from ._arrays import as_float64
+from ._checks import check_outcomes, check_probabilities
 
 __all__ = [
     "EXACT_MAX_ENCOUNTERS",
@@ -57,12 +58,7 @@ def _checked_probabilities(p: Any, name: str = "p") -> np.ndarray:
         raise ValueError(f"{name} must be probabilities, one per encounter: {e}") from e
     if array.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, found shape {array.shape}")
-    invalid = ~((array >= 0.0) & (array <= 1.0))
-    if invalid.any():
-        raise ValueError(
-            f"{name} must be probabilities in [0, 1]; {int(invalid.sum())} value(s) are not "
-            f"(e.g. {float(array[invalid][0])!r}); score every encounter before forecasting"
-        )
+    check_probabilities(array, name, hint="score every encounter before forecasting")
     return array
 
 
@@ -362,10 +358,5 @@ def _checked_observed(observed_bad: Any, n: int) -> np.ndarray:
         raise ValueError(
             f"observed_bad has shape {values.shape}; give one outcome per encounter ({n})"
         )
-    invalid = ~(np.isin(values, (0.0, 1.0)) | np.isnan(values))
-    if invalid.any():
-        raise ValueError(
-            f"observed_bad must be 1 (bad outcome), 0 or missing; {int(invalid.sum())} "
-            f"value(s) are not (e.g. {float(values[invalid][0])!r})"
-        )
+    check_outcomes(values, "observed_bad", what="1 (bad outcome), 0 or missing", allow_missing=True)
     return values

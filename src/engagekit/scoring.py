@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
+from .choices import FlagRuleKind
 from .config import Config
 from .errors import ContractError
 from .explain import explain_predictions
@@ -155,7 +157,7 @@ practitioner, but the encounter table has no 'practitioner_id' column; score a t
 with it, or retrain with another --flag-rule
     """
     practitioners = None
-    if flag_rule.rule == "per_practitioner":
+    if flag_rule.rule is FlagRuleKind.PER_PRACTITIONER:
         if "practitioner_id" not in encounters.columns:
             raise ContractError(
                 f"the model's flag rule flags {flag_rule.value:g} encounters per "
@@ -242,7 +244,7 @@ def score_encounters(
     {''}
     """
     explanation = explain_predictions(model, encounters, n_jobs=n_jobs)
-    p = 1.0 / (1.0 + np.exp(-explanation.logit))
+    p = expit(explanation.logit)
     risk = 1.0 - p
     if isinstance(flag_rule, FlagRule):
         flag_rule = encounter_flag_thresholds(flag_rule, risk, encounters)

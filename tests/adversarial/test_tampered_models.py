@@ -384,6 +384,16 @@ _MALFORMED = [
         error=UntrustedModelError,
     ),
     Case(
+        "manifest-config-empty", _json_edit("manifest.json", _set(("config",), {})),
+        "manifest.json", "records no config", error=UntrustedModelError,
+    ),
+    Case(
+        "manifest-config-invalid",
+        _json_edit("manifest.json", _set(("config", "attributes", "items"), [])),
+        "manifest.json", "attributes.items: List should have at least 1 item",
+        error=UntrustedModelError,
+    ),
+    Case(
         "manifest-fit-for-use-a-string",
         _json_edit("manifest.json", _set(("fit_for_use",), "no")),
         "manifest.json", "'fit_for_use': input should be a valid boolean",
@@ -611,15 +621,39 @@ def test_a_command_refuses_a_tampered_model_and_writes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
-def test_a_manifest_without_its_config_is_refused_by_the_commands(trained, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (_drop("config"), "'config': field required"),
+        (_set(("config",), {}), "the manifest of the model '<copy>' records no config"),
+        (
+            _set(("config", "attributes", "items"), []),
+            "the config of the model '<copy>' is not valid",
+        ),
+    ],
+    ids=["absent", "empty", "not-valid"],
+)
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda model, data: ("predict", model, data, "--out", "out.csv"),
+        lambda model, data: ("report", data, "--model", model, "--out", "out.html"),
+    ],
+    ids=["predict", "report"],
+)
+def test_a_manifest_without_its_config_is_refused_by_the_commands(
+    trained, tmp_path, monkeypatch, edit, problem, command
+):
+    """The same refusal, naming manifest.json, from every command that reads a model,
+    whether the config is absent, empty or not one this engagekit reads."""
     monkeypatch.delenv(MODEL_KEY_VARIABLE, raising=False)
     model_dir, _other, _signed = trained
     copy = shutil.copytree(model_dir, tmp_path / "model")
-    _json_edit("manifest.json", _drop("config"))(copy, copy)
-    result = run("predict", copy, model_dir.parent / "encounters.csv", "--out", "p.csv",
-                 cwd=tmp_path)  # fmt: skip
+    _json_edit("manifest.json", edit)(copy, copy)
+    result = run(*command(copy, model_dir.parent / "encounters.csv"), cwd=tmp_path)
     assert result.returncode == 2
     assert_no_traceback(result)
     said = " ".join(result.stderr.split())
-    assert "manifest.json' is not a valid engagekit model manifest: 'config': field" in said
-    assert not (tmp_path / "p.csv").exists()
+    assert "manifest.json' is not a valid engagekit model manifest: " in said, said
+    assert problem.replace("<copy>", str(copy)) in said, said
+    assert not list(tmp_path.glob("out.*"))

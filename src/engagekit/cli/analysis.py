@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ._app import (
+from ..choices import Adjustment, Cluster, CovarianceType, JointTestKind, WorkingCorrelation
+from ._app import app, err, out
+from ._common import (
     ConfigOption,
     EncodingOption,
     QueryOption,
@@ -15,15 +17,12 @@ from ._app import (
     Source,
     TableOption,
     TargetOption,
-    _check_target,
-    _config,
-    _pct,
-    _read_valid,
-    _require_column,
-    _with_progress,
-    app,
-    err,
-    out,
+    check_target,
+    percent,
+    read_config,
+    read_valid_table,
+    require_column,
+    with_progress,
 )
 
 
@@ -40,23 +39,31 @@ def heterogeneity(
         ),
     ] = None,
     cluster: Annotated[
-        str | None, typer.Option(help="Clusters: patient (default) or practitioner.")
+        Cluster | None,
+        typer.Option(help="Clusters: patient or practitioner (default from the config: patient)."),
     ] = None,
     working_correlation: Annotated[
-        str | None,
-        typer.Option(help="independence (default) or exchangeable (checked for convergence)."),
+        WorkingCorrelation | None,
+        typer.Option(
+            help="independence (default from the config) or exchangeable (checked for convergence)."
+        ),
     ] = None,
     test: Annotated[
-        str | None, typer.Option(help="Joint test of treatment differences: wald or score.")
+        JointTestKind | None,
+        typer.Option(help="Joint test of treatment differences (default from the config: wald)."),
     ] = None,
     adjustment: Annotated[
-        str | None, typer.Option(help="Across attributes: holm (default) or fdr_bh.")
+        Adjustment | None,
+        typer.Option(
+            help="Across attributes: holm or fdr_bh (Benjamini-Hochberg; default from the "
+            "config: holm)."
+        ),
     ] = None,
     cov_type: Annotated[
-        str | None,
+        CovarianceType | None,
         typer.Option(
-            help="Small-sample corrected robust covariance: kauermann_carroll (default) or "
-            "bias_reduced (Mancl-DeRouen)."
+            help="Small-sample corrected robust covariance: kauermann_carroll or bias_reduced "
+            "(Mancl-DeRouen; default from the config: kauermann_carroll)."
         ),
     ] = None,
     plot: Annotated[
@@ -79,44 +86,35 @@ def heterogeneity(
     from rich.table import Table
 
     from .._labels import in_sentence
-    from ..heterogeneity import heterogeneity_analysis
+    from ..heterogeneity import analysis_settings, heterogeneity_analysis
     from ..io import write_json
-    from ..io.write import check_writable
+    from ..io.write import FIGURE_FORMATS, check_writable
 
-    _check_target(target)
-    choices = {
-        "--cluster": (cluster, ("patient", "practitioner")),
-        "--working-correlation": (working_correlation, ("independence", "exchangeable")),
-        "--test": (test, ("wald", "score")),
-        "--adjustment": (adjustment, ("holm", "fdr_bh")),
-        "--cov-type": (cov_type, ("kauermann_carroll", "bias_reduced")),
-    }
-    for hint, (value, allowed) in choices.items():
-        if value is not None and value not in allowed:
-            raise typer.BadParameter(f"choose {' or '.join(allowed)}", param_hint=hint)
-    if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+    check_target(target)
+    if plot is not None and plot.suffix.lower() not in FIGURE_FORMATS:
         raise typer.BadParameter(
             "the plot file must end in .png, .svg or .pdf", param_hint="--plot"
         )
     for path in (out_file, plot):
         if path is not None:
             check_writable(path)
-    cfg = _config(config)
-    encounters, cfg = _read_valid(Source(data, table, query, encoding, sep), cfg)
-    if (cluster or cfg.heterogeneity.cluster) == "practitioner":
-        _require_column(encounters, "practitioner_id", "--cluster", "practitioner clusters")
+    cfg = read_config(config)
+    # the options laid over the config's settings, checked before the data are read
+    settings = analysis_settings(
+        cfg.heterogeneity,
+        margin=margin,
+        cluster=cluster,
+        working_correlation=working_correlation,
+        test=test,
+        adjustment=adjustment,
+        cov_type=cov_type,
+    )
+    cfg = cfg.model_copy(update={"heterogeneity": settings})
+    encounters, cfg = read_valid_table(Source(data, table, query, encoding, sep), cfg)
+    if settings.cluster is Cluster.PRACTITIONER:
+        require_column(encounters, "practitioner_id", "--cluster", "practitioner clusters")
     with err.status("fitting the GEE …"):
-        result = heterogeneity_analysis(
-            encounters,
-            target,
-            cfg,
-            margin=margin,
-            cluster=cluster,
-            working_correlation=working_correlation,
-            test=test,
-            adjustment=adjustment,
-            cov_type=cov_type,
-        )
+        result = heterogeneity_analysis(encounters, target, cfg)
     write_json(result.to_dict(), out_file)
     if plot is not None:
         from ..heterogeneity.plot import forest_plot
@@ -190,10 +188,10 @@ def power(
     from ..io import write_json
     from ..io.write import check_writable
 
-    _check_target(target)
+    check_target(target)
     if out_file is not None:
         check_writable(out_file)  # in a second, not after minutes of simulating
-    cfg = _config(config)
+    cfg = read_config(config)
     chosen = None if treatments is None else [t.strip() for t in treatments.split(",") if t]
     cfg = power_config(cfg, treatments=chosen, sessions=sessions)
     options = dict(
@@ -207,23 +205,27 @@ def power(
         n_jobs=jobs,
     )
     if patients is not None:
-        result = _with_progress(
+        result = with_progress(
             lambda progress: estimate_power(
                 patients, progress=lambda d, t: progress(f"{patients:,} patients", d, t), **options
             )
         )
+        from .._format import with_ci
+
         detected = result.power_differs
+        shown = with_ci(
+            detected.value, detected.ci_low, detected.ci_high, fmt=lambda v: percent(v, 0)
+        )
         out.print(
             f"{patients:,} patients, {result.succeeded} simulated studies "
             f"({result.failed} failed to fit): power to detect the deviation "
-            f"{_pct(detected.value, 0)} (95% CI {_pct(detected.ci_low, 0)} "
-            f"to {_pct(detected.ci_high, 0)}); another quality wrongly flagged in "
-            f"{_pct(result.false_flag_rate.value, 0)}; qualities without a deviation shown "
-            f"equivalent in {_pct(result.power_equivalence.value, 0)}.",
+            f"{shown}; another quality wrongly flagged in "
+            f"{percent(result.false_flag_rate.value, 0)}; qualities without a deviation shown "
+            f"equivalent in {percent(result.power_equivalence.value, 0)}.",
             highlight=False,
         )
     else:
-        result = _with_progress(
+        result = with_progress(
             lambda progress: patients_for_power(
                 goal, progress=lambda n, d, t: progress(f"{n:,} patients", d, t), **options
             )

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ._app import (
+from ._app import app, err, out
+from ._common import (
     ConfigOption,
     EncodingOption,
     EscapeFormulasOption,
@@ -16,13 +17,10 @@ from ._app import (
     SepOption,
     Source,
     TableOption,
-    _config,
-    _print_report,
-    _read,
-    _simulate_with_progress,
-    app,
-    err,
-    out,
+    print_validation_report,
+    read_config,
+    read_table,
+    simulate_with_progress,
 )
 
 
@@ -79,9 +77,9 @@ def validate(
     for path in (quarantine, good):
         if path is not None:
             check_writable(path)
-    cfg = _config(config)
+    cfg = read_config(config)
     with err.status("Reading and checking the encounter table…"):
-        frame = _read(Source(data, table, query, encoding, sep))
+        frame = read_table(Source(data, table, query, encoding, sep))
         report = validate_encounters(frame, cfg)
     bad_frame = None
     if quarantine is not None or good is not None:
@@ -99,7 +97,7 @@ def validate(
         payload["notes"] = coverage.notes()
         print(json.dumps(payload, indent=2))
     else:
-        _print_report(report, max_problems, cfg, columns=frame.columns)
+        print_validation_report(report, max_problems, cfg, columns=frame.columns)
         if quarantine is not None:
             out.print(
                 f"{report.n_good_rows:,} rows good, {report.n_bad_rows:,} quarantined "
@@ -147,9 +145,9 @@ def simulate(
     from ..io import write_table
     from ..simulation import parse_heterogeneity
 
-    cfg = _config(config)
+    cfg = read_config(config)
     effects = [parse_heterogeneity(spec, cfg) for spec in heterogeneity or []]
-    data = _simulate_with_progress(patients, seed, cfg, effects)
+    data = simulate_with_progress(patients, seed, cfg, effects)
     write_table(data.encounters, out_file)
     if truth is not None:
         write_table(data.truth, truth)

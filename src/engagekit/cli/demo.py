@@ -8,15 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._app import (
+from ._app import app, err, out
+from ._common import (
     ConfigOption,
-    _config,
-    _pct,
-    _print_report,
-    _simulate_with_progress,
-    app,
-    err,
-    out,
+    percent,
+    print_validation_report,
+    read_config,
+    simulate_with_progress,
 )
 
 if TYPE_CHECKING:
@@ -65,10 +63,10 @@ def demo(
     from .score import score
 
     started = time.perf_counter()
-    cfg = _config(config)
+    cfg = read_config(config)
     check_writable(out_dir / "report.html", what=f"the demo folder {str(out_dir)!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = _simulate_with_progress(patients, seed, cfg)
+    data = simulate_with_progress(patients, seed, cfg)
     encounters_file = write_table(data.encounters, out_dir / "encounters.csv")
     write_table(data.truth, out_dir / "truth.csv")
     data_path = str(encounters_file)
@@ -85,7 +83,7 @@ def demo(
     validation = validate_encounters(raw, cfg)
     write_json(validation.to_dict(), out_dir / "validation.json")
     out.print("Against the encounter contract: ", end="")
-    _print_report(validation, max_problems=10, config=cfg, columns=raw.columns)
+    print_validation_report(validation, max_problems=10, config=cfg, columns=raw.columns)
     if not validation.valid:
         raise typer.Exit(1)
     summary = summarize_encounters(coerce_encounters(raw, cfg), cfg)
@@ -187,14 +185,14 @@ def _print_summary(summary, cfg: Config) -> None:
             f"{r.patients:,}",
             f"{r.encounters:,}",
             f"{r.sessions_mean:.1f} ({r.sessions_max})",
-            _pct(r.not_attended_next),
-            _pct(r.dropped_out),
-            _pct(r.adherent),
+            percent(r.not_attended_next),
+            percent(r.dropped_out),
+            percent(r.adherent),
         )
     out.print(t)
     m = Table(header_style="bold")
     m.add_column("attribute")
     m.add_column("ratings missing", justify="right")
     for r in summary.missing_ratings.itertuples(index=False):
-        m.add_row(attribute_label(cfg, r.attribute), f"{r.missing:,} ({_pct(r.share_missing)})")
+        m.add_row(attribute_label(cfg, r.attribute), f"{r.missing:,} ({percent(r.share_missing)})")
     out.print(m)

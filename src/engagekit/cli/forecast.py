@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ._app import (
+from ._app import app, out
+from ._common import (
     AllowUnfitOption,
     EncodingOption,
     EscapeFormulasOption,
@@ -16,13 +17,11 @@ from ._app import (
     SepOption,
     Source,
     TableOption,
-    _bad_outcome,
-    _load,
-    _read_valid,
-    _refuse_unfit,
-    _require_column,
-    app,
-    out,
+    bad_outcome,
+    open_model,
+    read_valid_table,
+    refuse_unfit,
+    require_column,
 )
 
 
@@ -76,12 +75,12 @@ def forecast(
     if out_file.suffix.lower() not in (".csv", ".parquet", ".json"):
         raise typer.BadParameter("use a .csv, .parquet or .json file", param_hint="--out")
     check_writable(out_file)
-    model, manifest, cfg = _load(model_dir, config)
-    _refuse_unfit(manifest, model_dir, allow_unfit_model)
-    encounters, cfg = _read_valid(
+    model, manifest, cfg = open_model(model_dir, config)
+    refuse_unfit(manifest, model_dir, allow_unfit_model)
+    encounters, cfg = read_valid_table(
         Source(data, table, query, encoding, sep), cfg, model_features=model.feature_names
     )
-    _require_column(encounters, by, "--by", "grouping the forecast")
+    require_column(encounters, by, "--by", "grouping the forecast")
     p_bad = 1.0 - model.predict_proba(encounters)
     target = model.target
     if every_encounter:
@@ -100,13 +99,13 @@ def forecast(
         level,
         observed_bad=observed if every_encounter else None,
     ).reset_index()
-    table_out.insert(1, "bad_outcome", _bad_outcome(cfg, target))
+    table_out.insert(1, "bad_outcome", bad_outcome(cfg, target))
     if out_file.suffix.lower() == ".json":
         write_json({"level": level, "by": by, "groups": table_out.to_dict("records")}, out_file)
     else:
         write_table(table_out, out_file, escape_formulas=escape_formulas)
     t = Table(
-        title=f"Expected number who {_bad_outcome(cfg, target)} ({level:.0%} interval)",
+        title=f"Expected number who {bad_outcome(cfg, target)} ({level:.0%} interval)",
         header_style="bold",
     )
     for col in (by, "n", "expected", "interval"):

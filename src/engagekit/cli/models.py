@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ..choices import ModelChoice
-from ._app import (
+from ..choices import FlagRuleKind, ModelChoice
+from ._app import app, out
+from ._common import (
     AllowUnfitOption,
     BootstrapOption,
     ConfigOption,
@@ -20,20 +21,17 @@ from ._app import (
     Source,
     TableOption,
     TargetOption,
-    _bad_outcome,
-    _check_target,
-    _config,
-    _escape,
-    _iso_day,
-    _load,
-    _metric_table,
-    _parse_flag_rule,
-    _read_valid,
-    _refuse_unfit,
-    _require_column,
-    _with_progress,
-    app,
-    out,
+    bad_outcome,
+    check_target,
+    escape_markup,
+    iso_day,
+    metric_table,
+    open_model,
+    read_config,
+    read_valid_table,
+    refuse_unfit,
+    require_column,
+    with_progress,
 )
 
 
@@ -87,19 +85,19 @@ def train(
     from ..models import build_manifest, train_model
     from ..report import model_card, training_steps_sentences
 
-    _check_target(target)
+    check_target(target)
     rule = _parse_flag_rule(flag_rule)
-    temporal_split = _iso_day(temporal_split, "--temporal-split")
+    temporal_split = iso_day(temporal_split, "--temporal-split")
     # in a second, not after the training
     check_writable(out_dir / "metrics.json", what=f"the model directory {str(out_dir)!r}")
     check_replaceable(out_dir)
-    cfg = _config(config)
-    encounters, cfg = _read_valid(Source(data, table, query, encoding, sep), cfg)
+    cfg = read_config(config)
+    encounters, cfg = read_valid_table(Source(data, table, query, encoding, sep), cfg)
     if temporal_split is not None:
-        _require_column(encounters, "encounter_date", "--temporal-split", "a temporal split")
-    if rule[0] == "per_practitioner":
-        _require_column(encounters, "practitioner_id", "--flag-rule", "per_practitioner flags")
-    result = _with_progress(
+        require_column(encounters, "encounter_date", "--temporal-split", "a temporal split")
+    if rule[0] is FlagRuleKind.PER_PRACTITIONER:
+        require_column(encounters, "practitioner_id", "--flag-rule", "per_practitioner flags")
+    result = with_progress(
         train_model,
         encounters,
         target,
@@ -125,12 +123,12 @@ def train(
         f"{metrics.overall.n_encounters:,} encounters of {metrics.overall.n_patients:,} "
         f"patients; {metrics.n_excluded_missing_outcome:,} left out (no {target} recorded)."
     )
-    bad = _bad_outcome(cfg, target)
-    out.print(_metric_table(metrics, "patient-grouped cross-validation", bad_outcome=bad))
+    bad = bad_outcome(cfg, target)
+    out.print(metric_table(metrics, "patient-grouped cross-validation", bad_outcome=bad))
     temporal = metrics.temporal_validation
     if temporal is not None:
         out.print(
-            _metric_table(
+            metric_table(
                 temporal,
                 f"temporal validation: {temporal.overall.n_encounters:,} encounters from "
                 f"{temporal.split_date} on",
@@ -144,15 +142,49 @@ def train(
     out.print(f"Model and metrics written to {str(out_dir)!r}.")
     fitness = metrics.training_steps.fitness
     if metrics.fit_for_use:
-        out.print(f"[green]Fit for use:[/green] {_escape(fitness.reason)}.", highlight=False)
+        out.print(f"[green]Fit for use:[/green] {escape_markup(fitness.reason)}.", highlight=False)
     else:
         # last, in red: the one line a user must not miss
         out.print(
-            f"[bold red]NOT FIT FOR USE:[/bold red] {_escape(metrics.unfit_reason)}. The "
+            f"[bold red]NOT FIT FOR USE:[/bold red] {escape_markup(metrics.unfit_reason)}. The "
             "model was saved marked fit_for_use: false; score, forecast and predict refuse "
             "it unless given --allow-unfit-model.",
             highlight=False,
         )
+
+
+#: The largest value each flag rule takes (the library says the same in words).
+_FLAG_RULE_UPPER = {
+    FlagRuleKind.SENSITIVITY: 1.0,
+    FlagRuleKind.TOP_PERCENT: 100.0,
+    FlagRuleKind.PER_PRACTITIONER: float("inf"),
+}
+
+
+def _parse_flag_rule(text: str) -> tuple[FlagRuleKind, float]:
+    """``--flag-rule RULE:VALUE`` as the rule and its value, or a usage error."""
+    name, _, value = text.partition(":")
+    try:
+        rule = FlagRuleKind(name)
+    except ValueError:
+        names = [kind.value for kind in FlagRuleKind]
+        raise typer.BadParameter(
+            f"{text!r}: the rule must be {', '.join(names[:-1])} or {names[-1]}",
+            param_hint="--flag-rule",
+        ) from None
+    try:
+        number = float(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r}: write RULE:VALUE, e.g. top_percent:10 or sensitivity:0.8",
+            param_hint="--flag-rule",
+        ) from None
+    upper = _FLAG_RULE_UPPER[rule]
+    if not 0 < number <= upper:
+        raise typer.BadParameter(
+            f"{text!r}: the value must be above 0 and at most {upper:g}", param_hint="--flag-rule"
+        )
+    return rule, number
 
 
 def _flag_rule_line(text: str, rule, bad_outcome: str) -> str:
@@ -162,14 +194,14 @@ def _flag_rule_line(text: str, rule, bad_outcome: str) -> str:
         f"sensitivity {point.sensitivity:.2f}, PPV {point.ppv:.2f}, "
         f"{point.flags_per_100_encounters:.1f} flags per 100 encounters"
     )
-    if rule.rule == "sensitivity":
+    if rule.rule is FlagRuleKind.SENSITIVITY:
         return (
             f"At-risk flags ({text}): risk that the patient {bad_outcome} at or above "
             f"{rule.threshold:.3f}; on the cross-validated predictions {validation}."
         )
     share = (
         f"the {rule.value:g}% of encounters"
-        if rule.rule == "top_percent"
+        if rule.rule is FlagRuleKind.TOP_PERCENT
         else f"{rule.value:g} encounters per practitioner"
     )
     return (
@@ -218,9 +250,9 @@ def predict(
     from ..io.write import check_writable
 
     check_writable(out_file)
-    model, manifest, cfg = _load(model_dir, config)
-    _refuse_unfit(manifest, model_dir, allow_unfit_model)
-    encounters, cfg = _read_valid(
+    model, manifest, cfg = open_model(model_dir, config)
+    refuse_unfit(manifest, model_dir, allow_unfit_model)
+    encounters, cfg = read_valid_table(
         Source(data, table, query, encoding, sep), cfg, model_features=model.feature_names
     )
     p = model.predict_proba(encounters)
@@ -260,8 +292,8 @@ def evaluate(
     from ..models import ExternalValidation, evaluate_model_predictions, labelled_rows
 
     check_writable(out_file)
-    model, _manifest, cfg = _load(model_dir, config)
-    encounters, cfg = _read_valid(
+    model, _manifest, cfg = open_model(model_dir, config)
+    encounters, cfg = read_valid_table(
         Source(data, table, query, encoding, sep), cfg, model_features=model.feature_names
     )
     labelled = labelled_rows(encounters, model.target)
@@ -280,6 +312,6 @@ def evaluate(
     )
     write_json(metrics.to_dict(), out_file)
     out.print(
-        _metric_table(metrics, "external validation", bad_outcome=_bad_outcome(cfg, model.target))
+        metric_table(metrics, "external validation", bad_outcome=bad_outcome(cfg, model.target))
     )
     out.print(f"Metrics written to {str(out_file)!r}.")

@@ -7,20 +7,18 @@ from typing import Annotated
 
 import typer
 
-from ._app import (
+from ._app import app, err, out
+from ._common import (
     ConfigOption,
     EncodingOption,
     QueryOption,
     SepOption,
     Source,
     TableOption,
-    _config,
-    _load_directory,
-    _read_valid,
-    _with_progress,
-    app,
-    err,
-    out,
+    open_model_directory,
+    read_config,
+    read_valid_table,
+    with_progress,
 )
 
 
@@ -84,7 +82,7 @@ def report(
     for model_dir in model_dirs:
         # model, manifest and metrics read at one moment, all checked against the
         # directory's integrity record
-        loaded, model_cfg = _load_directory(model_dir)
+        loaded, model_cfg = open_model_directory(model_dir)
         if loaded.metrics is None:
             raise DataReadError(
                 f"{str(model_dir)!r} has no {METRICS_FILE}; train the model with engagekit "
@@ -120,12 +118,12 @@ def report(
     simulated = None
     if power is not None:
         simulated = read_power_result(power)
-    cfg = _config(config) if config is not None else model_configs[0]
+    cfg = read_config(config) if config is not None else model_configs[0]
     features = [f for m in models for f in m.model.feature_names]
-    encounters, cfg = _read_valid(
+    encounters, cfg = read_valid_table(
         Source(data, table, query, encoding, sep), cfg, model_features=features
     )
-    built = _with_progress(
+    built = with_progress(
         build_report,
         encounters,
         models,

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ._app import (
+from ._app import app, out
+from ._common import (
     AllowUnfitOption,
     EncodingOption,
     EscapeFormulasOption,
@@ -16,12 +17,10 @@ from ._app import (
     SepOption,
     Source,
     TableOption,
-    _load,
-    _read_valid,
-    _refuse_unfit,
-    _with_progress,
-    app,
-    out,
+    open_model,
+    read_valid_table,
+    refuse_unfit,
+    with_progress,
 )
 
 
@@ -91,12 +90,12 @@ def score(
     ):
         raise typer.BadParameter("use a .csv, .csv.gz or .parquet file", param_hint="--out")
     check_score_outputs(out_file, db)  # in a second, not after the scoring
-    model, manifest, cfg = _load(model_dir, config)
-    _refuse_unfit(manifest, model_dir, allow_unfit_model)
-    encounters, cfg = _read_valid(
+    model, manifest, cfg = open_model(model_dir, config)
+    refuse_unfit(manifest, model_dir, allow_unfit_model)
+    encounters, cfg = read_valid_table(
         Source(data, table, query, encoding, sep), cfg, model_features=model.feature_names
     )
-    run = _with_progress(
+    run = with_progress(
         write_scores,
         model,
         manifest,

@@ -23,9 +23,11 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 from pydantic import Field
-from scipy import special, stats
+from scipy import special
 
+from .._checks import check_outcomes, check_probabilities
 from .._results import Location, Record, Result
+from .._stats import wilson_interval
 from .bootstrap import (
     _bootstrap_replicates,
     _check_settings,
@@ -95,16 +97,8 @@ def _as_outcomes_and_probabilities(
         )
     if y_arr.size == 0:
         raise ValueError("'y' and 'p' are empty; there is nothing to evaluate.")
-    if not np.all((y_arr == 0) | (y_arr == 1)):
-        bad = np.unique(y_arr[(y_arr != 0) & (y_arr != 1)])[:5]
-        raise ValueError(
-            f"'y' must hold only 0 and 1 (leave out encounters whose outcome is empty); "
-            f"found {bad.tolist()}."
-        )
-    # NaN fails both comparisons, so it is caught here too
-    if not np.all((p_arr >= 0) & (p_arr <= 1)):
-        bad = p_arr[~((p_arr >= 0) & (p_arr <= 1))][:5]
-        raise ValueError(f"'p' must hold probabilities in [0, 1]; found {bad.tolist()}.")
+    check_outcomes(y_arr, "'y'", hint="leave out encounters whose outcome is empty")
+    check_probabilities(p_arr, "'p'")
     if sample_weight is None:
         return y_arr, p_arr, None
     w = np.asarray(sample_weight, dtype=float).ravel()
@@ -502,16 +496,6 @@ def _newton_iterations(w, y, x, beta, q, resid, v, loglik, damped):
 
 
 # --------------------------------------------------------------------------- calibration curve
-def _wilson_interval(
-    successes: np.ndarray, n: np.ndarray, ci: float
-) -> tuple[np.ndarray, np.ndarray]:
-    z = stats.norm.ppf(0.5 + ci / 2)
-    rate = successes / n
-    centre = (rate + z**2 / (2 * n)) / (1 + z**2 / n)
-    half = z / (1 + z**2 / n) * np.sqrt(rate * (1 - rate) / n + z**2 / (4 * n**2))
-    return centre - half, centre + half
-
-
 def calibration_curve(
     y: Any,
     p: Any,
@@ -578,7 +562,7 @@ def calibration_curve(
     n = n[kept]
     events = np.bincount(which, weights=y_arr, minlength=n_bins)[kept]
     mean_p = np.bincount(which, weights=p_arr, minlength=n_bins)[kept] / n
-    low, high = _wilson_interval(events, n, ci)
+    low, high = wilson_interval(events, n, ci)
     return pd.DataFrame(
         {
             "bin": np.arange(1, kept.sum() + 1),

@@ -11,6 +11,7 @@ from .analysis import (
     HeterogeneityResult,
     JointTest,
     TreatmentEffect,
+    analysis_settings,
     heterogeneity_analysis,
     slope_name,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "PowerSettings",
     "Share",
     "TreatmentEffect",
+    "analysis_settings",
     "estimate_power",
     "fit_gee",
     "heterogeneity_analysis",

@@ -30,21 +30,24 @@ For each attribute:
 from __future__ import annotations
 
 import math
-from importlib.metadata import version
 from itertools import combinations
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, ValidationError
 from scipy import stats
 from scipy.special import expit
 from statsmodels.stats.multitest import multipletests
 
+from .._fingerprint import data_fingerprint
 from .._labels import in_sentence, outcome_label
-from .._results import Record, Result
-from ..config import Config, load_config
-from ..errors import AnalysisError, ContractError
+from .._pydantic_errors import field_problems
+from .._results import Choice, Record, Result
+from .._versions import library_versions
+from ..choices import Adjustment, Cluster, CovarianceType, JointTestKind, WorkingCorrelation
+from ..config import Config, HeterogeneitySettings, load_config
+from ..errors import AnalysisError, ArgumentError, ContractError
 from .gee import GeeFit, fit_gee
 
 __all__ = [
@@ -55,12 +58,14 @@ __all__ = [
     "HeterogeneityResult",
     "JointTest",
     "TreatmentEffect",
+    "analysis_settings",
     "heterogeneity_analysis",
     "slope_name",
 ]
 
-_CLUSTER_COLUMNS = {"patient": "patient_id", "practitioner": "practitioner_id"}
-_ADJUSTMENT_NAMES = {"holm": "Holm", "fdr_bh": "Benjamini–Hochberg"}
+_CLUSTER_COLUMNS = {Cluster.PATIENT: "patient_id", Cluster.PRACTITIONER: "practitioner_id"}
+#: Libraries whose versions an analysis records.
+_LIBRARIES = ("engagekit", "statsmodels", "numpy")
 
 
 def slope_name(attribute: str, treatment: str) -> str:
@@ -133,7 +138,7 @@ class Contrast(Record):
 class JointTest(Record):
     """The joint test that an attribute's slopes are equal in every treatment."""
 
-    kind: Literal["wald", "score"]
+    kind: Choice[JointTestKind]
     statistic: float
     df: list[int]
     p_value: float
@@ -192,13 +197,13 @@ class AnalysisMethod(Record):
     rating_centre: float
     covariates: list[str]
     covariates_left_out: list[str]
-    cluster: Literal["patient", "practitioner"]
-    working_correlation: Literal["independence", "exchangeable"]
+    cluster: Choice[Cluster]
+    working_correlation: Choice[WorkingCorrelation]
     working_correlation_estimate: float | None
-    cov_type: Literal["kauermann_carroll", "bias_reduced"]
-    test: Literal["wald", "score"]
+    cov_type: Choice[CovarianceType]
+    test: Choice[JointTestKind]
     reference_distribution: str
-    adjustment: Literal["holm", "fdr_bh"]
+    adjustment: Choice[Adjustment]
     alpha: float
     margin: float
     margin_odds_ratio: float
@@ -356,7 +361,7 @@ def _wald(estimate: np.ndarray, cov: np.ndarray, R: np.ndarray) -> JointTest:
     statistic = float(difference @ np.linalg.solve(R @ cov @ R.T, difference))
     q = int(R.shape[0])
     p_value = float(stats.chi2.sf(statistic, q))
-    return JointTest(kind="wald", statistic=statistic, df=[q], p_value=p_value)
+    return JointTest(kind=JointTestKind.WALD, statistic=statistic, df=[q], p_value=p_value)
 
 
 def _score_test(
@@ -371,7 +376,7 @@ def _score_test(
     full = fit.result.model  # both fits order their rows by cluster the same way
     out = full.compare_score_test(sub.result)
     return JointTest(
-        kind="score",
+        kind=JointTestKind.SCORE,
         statistic=float(out["statistic"]),
         df=[int(out["df"])],
         p_value=float(out["p-value"]),
@@ -433,7 +438,7 @@ def _verdict(
     p_adjusted: float,
     equivalent: bool,
     alpha: float,
-    adjustment: str,
+    adjustment: Adjustment | str,
     by_treatment: list[TreatmentEffect],
     contrasts: list[Contrast],
     margin: float,
@@ -464,7 +469,7 @@ def _verdict(
         per_point = "per point" if higher_is_better else "per point higher"
         return "differs", (
             f"The effect of {quality} on {outcome} differs by treatment "
-            f"({_ADJUSTMENT_NAMES[adjustment]}-adjusted p = {p_adjusted:.3g}): strongest in "
+            f"({Adjustment(adjustment).label}-adjusted p = {p_adjusted:.3g}): strongest in "
             f"{treatment_labels[high.treatment]} (odds ratio {high.odds_ratio:.2f} "
             f"{per_point}), weakest in {treatment_labels[low.treatment]} "
             f"({low.odds_ratio:.2f})."
@@ -481,18 +486,63 @@ def _verdict(
 
 
 # --------------------------------------------------------------------------- main
+def analysis_settings(settings: HeterogeneitySettings, **options: Any) -> HeterogeneitySettings:
+    """The analysis settings with ``options`` laid over them, checked.
+
+    Parameters
+    ----------
+    settings : HeterogeneitySettings
+        The defaults (a config's ``heterogeneity`` block).
+    **options
+        ``margin``, ``alpha``, ``adjustment``, ``test``, ``cluster``,
+        ``working_correlation``, ``cov_type``; one given as None keeps the default.
+        A choice may be given as its Enum member or its value (``"holm"``).
+
+    Returns
+    -------
+    HeterogeneitySettings
+
+    Raises
+    ------
+    ArgumentError
+        An option is unknown, or its value is not one it takes (a margin that is not
+        positive, an unknown choice); the message names each.
+
+    Examples
+    --------
+    >>> from engagekit.config import HeterogeneitySettings
+    >>> analysis_settings(HeterogeneitySettings(), test="score").test
+    <JointTestKind.SCORE: 'score'>
+    >>> analysis_settings(HeterogeneitySettings(), margin=-0.2)
+    Traceback (most recent call last):
+    ...
+    engagekit.errors.ArgumentError: bad analysis option(s): 'margin': input should be greater than 0 (found -0.2)
+    """  # noqa: E501
+    known = tuple(HeterogeneitySettings.model_fields)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ArgumentError(
+            f"unknown analysis option(s) {unknown}; choose among: {', '.join(known)}"
+        )
+    given = {name: value for name, value in options.items() if value is not None}
+    try:
+        return HeterogeneitySettings.model_validate({**dict(settings), **given})
+    except ValidationError as e:
+        raise ArgumentError(f"bad analysis option(s): {'; '.join(field_problems(e))}") from e
+
+
 def heterogeneity_analysis(
     encounters: pd.DataFrame,
     target: str,
     config: Config | None = None,
     *,
     margin: float | None = None,
-    cluster: str | None = None,
-    working_correlation: str | None = None,
-    test: str | None = None,
-    adjustment: str | None = None,
+    cluster: Cluster | str | None = None,
+    working_correlation: WorkingCorrelation | str | None = None,
+    test: JointTestKind | str | None = None,
+    adjustment: Adjustment | str | None = None,
     alpha: float | None = None,
-    cov_type: str | None = None,
+    cov_type: CovarianceType | str | None = None,
 ) -> HeterogeneityResult:
     """Test, for every attribute, whether its effect on ``target`` differs by treatment.
 
@@ -505,15 +555,21 @@ def heterogeneity_analysis(
         Attributes, treatments, covariates, and the defaults of every option below
         (its ``heterogeneity`` block).
     margin : float, optional
-        Equivalence margin on the log-odds-per-rating-point scale.
-    cluster : {"patient", "practitioner"}, optional
-    working_correlation : {"independence", "exchangeable"}, optional
-    test : {"wald", "score"}, optional
-    adjustment : {"holm", "fdr_bh"}, optional
+        Equivalence margin on the log-odds-per-rating-point scale, above 0.
+    cluster : Cluster or str, optional
+        ``patient`` or ``practitioner``.
+    working_correlation : WorkingCorrelation or str, optional
+        ``independence`` or ``exchangeable``.
+    test : JointTestKind or str, optional
+        ``wald`` or ``score``.
+    adjustment : Adjustment or str, optional
+        ``holm`` or ``fdr_bh``.
     alpha : float, optional
-        Level of the difference test; the equivalence test uses 90% CIs at 0.05.
-    cov_type : {"kauermann_carroll", "bias_reduced"}, optional
-        Small-sample correction of the robust covariance.
+        Level of the difference test, in (0, 1); the equivalence test uses 90% CIs at
+        0.05.
+    cov_type : CovarianceType or str, optional
+        Small-sample correction of the robust covariance: ``kauermann_carroll`` or
+        ``bias_reduced``.
 
     Returns
     -------
@@ -531,29 +587,34 @@ def heterogeneity_analysis(
 
     Raises
     ------
+    ArgumentError
+        ``target`` is not a configured outcome, or an option is out of range or not
+        one of its choices (see :func:`analysis_settings`).
     ContractError
         A needed column is absent, or too few treatments remain.
     AnalysisError
         The GEE did not converge, or a treatment has one outcome value only.
     """
-    from ..io.model_store import data_fingerprint
     from ..validation.coverage import without_absent_covariates
 
     config = config if config is not None else load_config()
     # a covariate absent from the table is left out, as every command does
     config, covariates_left_out = without_absent_covariates(config, encounters.columns)
-    settings = config.heterogeneity
-    margin = settings.margin if margin is None else float(margin)
-    cluster = cluster or settings.cluster
-    working_correlation = working_correlation or settings.working_correlation
-    test = test or settings.test
-    adjustment = adjustment or settings.adjustment
-    alpha = settings.alpha if alpha is None else float(alpha)
-    cov_type = cov_type or settings.cov_type
+    settings = analysis_settings(
+        config.heterogeneity,
+        margin=margin,
+        cluster=cluster,
+        working_correlation=working_correlation,
+        test=test,
+        adjustment=adjustment,
+        alpha=alpha,
+        cov_type=cov_type,
+    )
+    margin, cluster, alpha = settings.margin, settings.cluster, settings.alpha
+    test, adjustment = settings.test, settings.adjustment
+    working_correlation, cov_type = settings.working_correlation, settings.cov_type
     if target not in config.outcome_names:
-        raise ContractError(f"unknown target {target!r}; expected one of {config.outcome_names}")
-    if margin <= 0:
-        raise ContractError(f"the equivalence margin must be positive; got {margin}")
+        raise ArgumentError(f"unknown target {target!r}; expected one of {config.outcome_names}")
     cluster_column = _CLUSTER_COLUMNS[cluster]
 
     rows, excluded = _analysis_rows(encounters, target, config, cluster_column)
@@ -585,7 +646,7 @@ def heterogeneity_analysis(
         estimate = fit.params[slopes].to_numpy()
         cov = fit.cov.loc[slopes, slopes].to_numpy()
         R = np.hstack([-np.ones((len(slopes) - 1, 1)), np.eye(len(slopes) - 1)])
-        if test == "score":
+        if test is JointTestKind.SCORE:
             tested = _score_test(fit, design, y, groups, slopes)
         else:
             tested = _wald(estimate, cov, R)
@@ -685,7 +746,7 @@ def heterogeneity_analysis(
             converged=True,
             iterations=fit.iterations,
             notes=fit.notes,
-            versions={lib: version(lib) for lib in ("engagekit", "statsmodels", "numpy")},
+            versions=library_versions(_LIBRARIES),
             data_sha256=data_fingerprint(rows),
         ),
         attributes=results,

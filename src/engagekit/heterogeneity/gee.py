@@ -17,20 +17,35 @@ import pandas as pd
 import statsmodels.api as sm
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from ..errors import AnalysisError
+from ..choices import CovarianceType, WorkingCorrelation, as_choice
+from ..errors import AnalysisError, ArgumentError
 
 __all__ = ["COV_TYPES", "GeeFit", "fit_gee", "kauermann_carroll_cov"]
 
-#: Covariances :func:`fit_gee` offers: statsmodels' three, and the Kauermann–Carroll
-#: small-sample corrected sandwich (engagekit's default for tests; see
-#: :func:`kauermann_carroll_cov`).
-COV_TYPES = ("kauermann_carroll", "bias_reduced", "robust", "naive")
+#: statsmodels' own covariances without a small-sample correction: the plain sandwich
+#: and the model-based one (for the score test's restricted fit, and for comparison)
+_UNCORRECTED_COV_TYPES = ("robust", "naive")
+#: Covariances :func:`fit_gee` offers: the small-sample corrected sandwiches the analysis
+#: chooses among (:class:`~engagekit.choices.CovarianceType`: Kauermann–Carroll, see
+#: :func:`kauermann_carroll_cov`, and statsmodels' Mancl–DeRouen), and statsmodels' two
+#: uncorrected ones.
+COV_TYPES = (*(kind.value for kind in CovarianceType), *_UNCORRECTED_COV_TYPES)
 
 _FAMILIES = {"binomial": sm.families.Binomial, "gaussian": sm.families.Gaussian}
 _STRUCTURES = {
-    "independence": sm.cov_struct.Independence,
-    "exchangeable": sm.cov_struct.Exchangeable,
+    WorkingCorrelation.INDEPENDENCE: sm.cov_struct.Independence,
+    WorkingCorrelation.EXCHANGEABLE: sm.cov_struct.Exchangeable,
 }
+
+
+def _cov_type(value: object) -> CovarianceType | str:
+    """``value`` as one of :data:`COV_TYPES` (a :class:`CovarianceType` where it is one)."""
+    if value in _UNCORRECTED_COV_TYPES:
+        return str(value)
+    if value not in COV_TYPES:
+        expected = ", ".join(map(repr, COV_TYPES))
+        raise ArgumentError(f"unknown covariance type {value!r}; expected one of {expected}")
+    return CovarianceType(value)
 
 
 # statsmodels stops when the norm of the GEE score falls below ``ctol`` (1e-6), but it
@@ -58,7 +73,8 @@ class GeeFit:
         Covariance of ``params`` of the requested ``cov_type``.
     bse_robust, bse_naive : pandas.Series
         Robust (sandwich) and model-based standard errors, whatever ``cov_type`` was.
-    cov_type, working_correlation : str
+    cov_type : CovarianceType or {"robust", "naive"}
+    working_correlation : WorkingCorrelation
     dependence : float or None
         The exchangeable working correlation; None under independence.
     n_obs, n_clusters, iterations : int
@@ -71,8 +87,8 @@ class GeeFit:
     cov: pd.DataFrame
     bse_robust: pd.Series
     bse_naive: pd.Series
-    cov_type: str
-    working_correlation: str
+    cov_type: CovarianceType | str
+    working_correlation: WorkingCorrelation
     dependence: float | None
     n_obs: int
     n_clusters: int
@@ -86,10 +102,8 @@ def fit_gee(
     exog: pd.DataFrame,
     groups: Any,
     family: Literal["binomial", "gaussian"] = "binomial",
-    working_correlation: Literal["independence", "exchangeable"] = "independence",
-    cov_type: Literal["kauermann_carroll", "bias_reduced", "robust", "naive"] = (
-        "kauermann_carroll"
-    ),
+    working_correlation: WorkingCorrelation | str = WorkingCorrelation.INDEPENDENCE,
+    cov_type: CovarianceType | str = CovarianceType.KAUERMANN_CARROLL,
     maxiter: int = 100,
 ) -> GeeFit:
     """Fit a GEE and refuse a fit that did not converge.
@@ -104,18 +118,23 @@ def fit_gee(
         Cluster of each row; rows of a cluster need not be adjacent.
     family : {"binomial", "gaussian"}
         Binomial has its scale fixed at 1; gaussian estimates it.
-    working_correlation : {"independence", "exchangeable"}
-    cov_type : {"kauermann_carroll", "bias_reduced", "robust", "naive"}
+    working_correlation : WorkingCorrelation or str
+        ``independence`` or ``exchangeable``.
+    cov_type : CovarianceType or str
         ``kauermann_carroll`` and ``bias_reduced`` (Mancl–DeRouen) are small-sample
         corrected sandwiches; ``robust`` is the plain sandwich, ``naive`` model-based.
     maxiter : int
 
     Raises
     ------
+    ArgumentError
+        An unknown working correlation or covariance type.
     AnalysisError
         If the fit stopped at its iteration limit, met a singular matrix or gave
         non-finite estimates or standard errors.
     """
+    working_correlation = as_choice(WorkingCorrelation, working_correlation, "working correlation")
+    cov_type = _cov_type(cov_type)
     groups = np.asarray(groups)
     order = np.argsort(groups, kind="stable")  # statsmodels wants clusters together
     y = np.asarray(endog, dtype=float)[order]
@@ -129,16 +148,16 @@ def fit_gee(
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = model.fit(
-            maxiter=maxiter, cov_type="robust" if cov_type == "kauermann_carroll" else cov_type
-        )
+        # Kauermann–Carroll is computed from the fit below; statsmodels gives the rest
+        fitted_cov = "robust" if cov_type is CovarianceType.KAUERMANN_CARROLL else str(cov_type)
+        result = model.fit(maxiter=maxiter, cov_type=fitted_cov)
     problems = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     notes = [str(w.message) for w in caught if not issubclass(w.category, ConvergenceWarning)]
     hint = (
         " The exchangeable working correlation often fails on data like these; "
         "use the independence working correlation (the default), which is also the "
         "safer choice with ratings that change from session to session."
-        if working_correlation == "exchangeable"
+        if working_correlation is WorkingCorrelation.EXCHANGEABLE
         else " Check for a treatment or category with very few patients or with only one "
         "outcome value, and leave it out or merge it."
     )
@@ -155,7 +174,7 @@ def fit_gee(
     params = pd.Series(np.asarray(result.params), index=exog.columns)
     matrix = (
         kauermann_carroll_cov(model)
-        if cov_type == "kauermann_carroll"
+        if cov_type is CovarianceType.KAUERMANN_CARROLL
         else np.asarray(result.cov_params())
     )
     cov = pd.DataFrame(matrix, index=exog.columns, columns=exog.columns)
@@ -170,7 +189,7 @@ def fit_gee(
     robust = pd.Series(np.sqrt(np.diag(result.cov_robust)), index=exog.columns)
     naive = pd.Series(np.sqrt(np.diag(result.cov_naive)), index=exog.columns)
     dependence = None
-    if working_correlation == "exchangeable":
+    if working_correlation is WorkingCorrelation.EXCHANGEABLE:
         dependence = float(np.asarray(result.cov_struct.dep_params).ravel()[0])
     return GeeFit(
         params=params,

@@ -20,6 +20,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from ..choices import Adjustment
+
 if TYPE_CHECKING:
     from .analysis import HeterogeneityResult
 
@@ -40,7 +42,7 @@ _VERDICT_STYLE = {
 _UNKNOWN_VERDICT_STYLE = {"color": "#999999", "marker": "o"}
 _BAND_COLOUR = "#56B4E9"
 
-_ADJUSTMENT_NAMES = {"holm": "Holm p", "fdr_bh": "BH q"}
+_ADJUSTMENT_NAMES = {Adjustment.HOLM: "Holm p", Adjustment.FDR_BH: "BH q"}
 
 # Ticks symmetric on the log scale (0.8 = 1/1.25, 0.5 = 1/2, ...), read as plain numbers.
 _CANDIDATE_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.8, 1.0, 1.25, 2.0, 5.0, 10.0, 20.0)
@@ -153,11 +155,9 @@ def forest_plot(
     _add_legend(fig, drew_band)
 
     if path is not None:
-        from ..io.write import atomic_path
+        from ..io.write import write_figure
 
-        # under a temporary name, renamed when complete, as every file engagekit writes
-        with atomic_path(path) as partial:
-            fig.savefig(partial, dpi=_DPI, format=Path(path).suffix.lower().lstrip("."))
+        write_figure(fig, path, dpi=_DPI)
     return fig
 
 

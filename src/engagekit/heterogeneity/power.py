@@ -34,19 +34,19 @@ import numbers
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
-from importlib.metadata import version
 from typing import Annotated, Any, ClassVar
 
 from joblib import Parallel, delayed
-from pydantic import Field, ValidationError
-from scipy import stats
+from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from .._results import Location, Record, Result
+from .._stats import wilson_interval
+from .._versions import library_versions
 from ..config import Config, HeterogeneitySettings
 from ..errors import AnalysisError, ConfigError, ContractError
 from ..simulation import Heterogeneity, simulate_encounters
-from .analysis import heterogeneity_analysis
+from .analysis import analysis_settings, heterogeneity_analysis
 
 __all__ = [
     "PatientsForPowerResult",
@@ -69,6 +69,8 @@ MIN_SESSIONS = 2
 ANALYSIS_OPTIONS = tuple(HeterogeneitySettings.model_fields)
 
 _CI_LEVEL = 0.95
+#: Libraries whose versions a power study records.
+_LIBRARIES = ("engagekit", "statsmodels", "numpy")
 # How many distinct failure messages a result quotes, so a user can see why replicates
 # failed without the result growing with the number of replicates.
 _FAILURE_EXAMPLES = 3
@@ -479,10 +481,12 @@ def estimate_power(
     ValueError
         ``n_patients``, ``reps`` or ``n_jobs`` is out of range, or ``deviation`` is not a
         finite number.
+    ArgumentError
+        An analysis option is unknown or has a bad value (see
+        :func:`~engagekit.heterogeneity.analysis.analysis_settings`).
     ConfigError
         ``target``, ``attribute`` or ``treatment`` is not in the config (the message lists
-        the valid ones), an analysis option is unknown or has a bad value, or the config
-        cannot be simulated or analysed.
+        the valid ones), or the config cannot be simulated or analysed.
 
     Examples
     --------
@@ -528,22 +532,7 @@ def _default_treatment(config: Config) -> str:
 
 def _with_analysis_options(config: Config, options: dict[str, Any]) -> Config:
     """The config with the analysis options laid over its ``heterogeneity`` block."""
-    unknown = sorted(set(options) - set(ANALYSIS_OPTIONS))
-    if unknown:
-        raise ConfigError(
-            f"unknown analysis option(s) {unknown}; choose among: {', '.join(ANALYSIS_OPTIONS)}"
-        )
-    given = {k: v for k, v in options.items() if v is not None}
-    try:
-        settings = HeterogeneitySettings.model_validate(
-            {**config.heterogeneity.model_dump(), **given}
-        )
-    except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(map(str, err['loc']))}: {err['msg']} (found {err['input']!r})"
-            for err in e.errors()
-        )
-        raise ConfigError(f"bad analysis option(s): {problems}") from e
+    settings = analysis_settings(config.heterogeneity, **options)
     return config.model_copy(update={"heterogeneity": settings})
 
 
@@ -656,18 +645,8 @@ def _share(successes: float | None, n: int) -> Share:
     """A share with its Wilson interval (all None without successful replicates)."""
     if successes is None or n == 0:
         return Share(value=None, ci_low=None, ci_high=None)
-    low, high = _wilson(successes, n)
-    return Share(value=successes / n, ci_low=low, ci_high=high)
-
-
-def _wilson(successes: float, n: int, level: float = _CI_LEVEL) -> tuple[float, float]:
-    """Wilson score interval of a proportion; unlike the Wald interval it stays inside
-    [0, 1] and is not empty when every replicate agrees."""
-    z = stats.norm.ppf(0.5 + level / 2)
-    rate = successes / n
-    centre = (rate + z**2 / (2 * n)) / (1 + z**2 / n)
-    half = z / (1 + z**2 / n) * math.sqrt(rate * (1 - rate) / n + z**2 / (4 * n**2))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low, high = wilson_interval(successes, n, _CI_LEVEL)
+    return Share(value=successes / n, ci_low=float(low), ci_high=float(high))
 
 
 def _settings(
@@ -692,7 +671,7 @@ def _settings(
         seed=int(seed),
         replicate_seeds="seed + replicate index",
         n_jobs=int(n_jobs),
-        versions={lib: version(lib) for lib in ("engagekit", "statsmodels", "numpy")},
+        versions=library_versions(_LIBRARIES),
     )
 
 

@@ -51,6 +51,7 @@ from typing import Any, BinaryIO
 from ..errors import (
     ConfigError,
     DataReadError,
+    ModelSignatureWarning,
     OutputError,
     TamperedModelError,
     UntrustedModelError,
@@ -115,10 +116,6 @@ _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
-
-
-class ModelSignatureWarning(UserWarning):
-    """A signed model is loaded without the signing key, so its signature was not checked."""
 
 
 # --------------------------------------------------------------------------- the record

@@ -29,13 +29,20 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from ..errors import DataReadError, ResultFormatError, TamperedModelError, UntrustedModelError
+from .._fingerprint import data_fingerprint
+from .._versions import library_versions
+from ..errors import (
+    ConfigError,
+    DataReadError,
+    ModelSignatureWarning,
+    ModelVersionWarning,
+    ResultFormatError,
+    TamperedModelError,
+    UntrustedModelError,
+)
 from ..models.manifest import MODEL_FORMAT_VERSION, ModelManifest
 from ..models.model_metrics import ModelMetrics
 from .model_directory import (
@@ -46,7 +53,6 @@ from .model_directory import (
     MODEL_FILE,
     MODEL_KEY_VARIABLE,
     SIZE_LIMITS,
-    ModelSignatureWarning,
     _Checked,
     _checked,
     _seal,
@@ -110,10 +116,6 @@ TRUSTED_TYPES = [
 _MODEL_CLASS = "engagekit.models.model.EngagementModel"
 
 
-class ModelVersionWarning(UserWarning):
-    """A model is loaded under library versions other than those it was saved with."""
-
-
 @dataclass(frozen=True)
 class SavedModel:
     """A model directory, loaded whole and checked.
@@ -133,18 +135,6 @@ class SavedModel:
     model: Any
     manifest: ModelManifest
     metrics: ModelMetrics | None
-
-
-def data_fingerprint(frame: pd.DataFrame) -> str:
-    """SHA-256 of a table's content (values, column names and order), for the record."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps([str(c) for c in frame.columns]).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _versions() -> dict[str, str]:
-    return {name: version(name) for name in _LIBRARIES}
 
 
 # --------------------------------------------------------------------------- saving
@@ -219,7 +209,7 @@ def save_model(
         stamped = manifest.model_copy(
             update={
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "versions": _versions(),
+                "versions": library_versions(_LIBRARIES),
                 "model_file": MODEL_FILE,
                 "model_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             }
@@ -269,6 +259,13 @@ def _manifest(checked: _Checked) -> ModelManifest:
         problem = f"it lacks {', '.join(map(repr, unstamped))}, which saving a model records"
     elif manifest.model_file != MODEL_FILE:
         problem = f"its 'model_file' must be {MODEL_FILE!r}, found {manifest.model_file!r}"
+    if problem is None:
+        # a manifest without its config, or with one this engagekit cannot read, is
+        # refused here, at loading, by every command and reader alike
+        try:
+            manifest.training_config(f"the model {str(checked.directory)!r}")
+        except ConfigError as e:
+            problem = str(e)
     if problem is not None:
         raise UntrustedModelError(
             f"{where} is not {what}: {problem}. {_RETRAIN.capitalize()}", file=MANIFEST_FILE
@@ -430,7 +427,7 @@ def _model_problem(model: Any) -> str | None:
 
 def _warn_versions(directory: Path, manifest: ModelManifest) -> None:
     saved = manifest.versions or {}
-    now = _versions()
+    now = library_versions(_LIBRARIES)
     differ = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
     if differ:
         listed = ", ".join(f"{k} {a} → {b}" for k, (a, b) in sorted(differ.items()))

@@ -22,7 +22,6 @@ from ..errors import DataReadError
 __all__ = ["SEPARATORS", "detect_separator", "is_database_url", "read_encounters"]
 
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
-_CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
 _COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zip", ".xz", ".zst"}
 _SNIFF_BYTES = 64 * 1024
 

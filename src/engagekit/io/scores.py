@@ -66,6 +66,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from .._fingerprint import data_fingerprint
 from ..errors import OutputError
 from ..scoring import (
     encounter_flag_thresholds,
@@ -73,7 +74,6 @@ from ..scoring import (
     score_columns,
     score_encounters,
 )
-from .model_store import data_fingerprint
 from .write import (
     _missing_folders,
     _new_partial,

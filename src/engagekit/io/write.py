@@ -1,5 +1,5 @@
 """Write results: tables to CSV or Parquet (chosen by the file extension), JSON
-documents, and text documents such as an HTML report or a Markdown model card.
+documents, text documents such as an HTML report or a Markdown model card, and figures.
 
 Every file is written under a temporary name unique to the call, in the same folder,
 and renamed into place only when complete (``os.replace``): a write that fails or is
@@ -30,12 +30,15 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import OutputError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 try:  # POSIX; elsewhere the leftovers of a killed run stay until deleted by hand
     import fcntl
@@ -46,6 +49,7 @@ __all__ = [
     "atomic_path",
     "check_writable",
     "escape_formula_cells",
+    "write_figure",
     "write_json",
     "write_table",
     "write_text",
@@ -369,3 +373,50 @@ def write_json(payload: Any, path: str | Path) -> Path:
 def write_text(text: str, path: str | Path) -> Path:
     """Write a text document (UTF-8) with its folder created if needed."""
     return _write(path, lambda partial: partial.write_text(text, encoding="utf-8"))
+
+
+#: Figure formats :func:`write_figure` writes, by file extension.
+FIGURE_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+
+
+def write_figure(figure: Figure, path: str | Path, *, dpi: float = 150) -> Path:
+    """Save a matplotlib figure, in the format its extension names.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+    path : str or Path
+        A ``.png``, ``.svg`` or ``.pdf`` file (the extension in any case).
+    dpi : float, default 150
+        Resolution of a PNG (and of any raster part of the others).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ValueError
+        The extension is not one of :data:`FIGURE_FORMATS`.
+    OutputError
+        ``path`` cannot be written; nothing is left at it that was not there before.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from matplotlib.figure import Figure
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> write_figure(Figure(), folder / "empty.svg").read_bytes()[:5]
+    b'<?xml'
+    >>> write_figure(Figure(), folder / "empty.jpg")
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot save a figure as '.jpg': use one of '.png', '.svg', '.pdf'
+    """
+    path = Path(path)
+    fmt = FIGURE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        allowed = ", ".join(map(repr, FIGURE_FORMATS))
+        found = repr(path.suffix) if path.suffix else f"{path.name!r}, which has no extension"
+        raise ValueError(f"cannot save a figure as {found}: use one of {allowed}")
+    return _write(path, lambda partial: figure.savefig(partial, dpi=dpi, format=fmt))

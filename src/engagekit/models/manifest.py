@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import pandas as pd
 from pydantic import Field, InstanceOf, field_serializer, field_validator
 
+from .._fingerprint import data_fingerprint
 from .._results import Record, Result
-from ..config import Config
+from ..config import Config, config_from_dict
+from ..errors import ConfigError
 from ..flags import FlagRule
 from .calibration import LogitRecalibration
 from .fit_record import TrainingSteps
@@ -102,9 +104,9 @@ class ModelManifest(Result):
         The columns the model sees, in order.
     config : dict
         The engagekit config it was trained with (read it with
-        :func:`~engagekit.config.config_from_dict`).
+        :meth:`training_config`).
     training_data_sha256 : str
-        SHA-256 of the training table (:func:`~engagekit.io.model_store.data_fingerprint`).
+        SHA-256 of the training table (:func:`~engagekit._fingerprint.data_fingerprint`).
     training_data : TrainingData
     estimator : EstimatorRecord
     n_encounters, n_patients : int
@@ -132,7 +134,7 @@ class ModelManifest(Result):
     >>> encounters = simulate_encounters(200, seed=1).encounters
     >>> trained = train_model(encounters, "adherent", "logistic", n_splits=2, n_boot=0)
     >>> manifest = build_manifest(trained, load_config(), encounters, source="simulated")
-    >>> manifest.target, manifest.kind, manifest.flag_rule.rule, manifest.model_sha256
+    >>> manifest.target, manifest.kind, str(manifest.flag_rule.rule), manifest.model_sha256
     ('adherent', 'logistic', 'top_percent', None)
     >>> ModelManifest.from_dict(manifest.to_dict()) == manifest
     True
@@ -190,6 +192,40 @@ class ModelManifest(Result):
     def _versioned(self, value: Any) -> dict[str, Any]:
         return value.to_dict()
 
+    def training_config(self, model: str = "the model") -> Config:
+        """The config the model was trained with, validated.
+
+        Every reader of a manifest's config goes through here, so that one without its
+        config, or with one this engagekit cannot read, is refused in the same words
+        everywhere.
+
+        Parameters
+        ----------
+        model : str, default "the model"
+            How the message names the model (``"the model 'models/adherent'"``).
+
+        Returns
+        -------
+        Config
+
+        Raises
+        ------
+        ConfigError
+            The manifest records no config (an empty mapping), or one that is not valid;
+            the message names ``model``.
+
+        Examples
+        --------
+        >>> manifest = ModelManifest.model_construct(config={})
+        >>> manifest.training_config("the model 'm'")
+        Traceback (most recent call last):
+        ...
+        engagekit.errors.ConfigError: the manifest of the model 'm' records no config (it is empty)
+        """
+        if not self.config:
+            raise ConfigError(f"the manifest of {model} records no config (it is empty)")
+        return config_from_dict(self.config, source=f"of {model}")
+
     @property
     def saved(self) -> bool:
         """Whether the manifest carries the stamps of saving (time, versions, model
@@ -233,8 +269,6 @@ def build_manifest(
     --------
     See :class:`ModelManifest`.
     """
-    from ..io.model_store import data_fingerprint
-
     model, metrics = training.model, training.metrics
     record = metrics.to_dict()
     return ModelManifest(

@@ -40,9 +40,9 @@ from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
 from .._arrays import member_mask
-from ..choices import ModelChoice, ModelKind
+from ..choices import FlagRuleKind, ModelChoice, ModelKind
 from ..config import Config, load_config
-from ..errors import ContractError
+from ..errors import ArgumentError, ContractError
 from ..evaluation.metrics import Metrics
 from ..features import EncounterFeatures
 from .calibration import LogitRecalibration, fit_logit_recalibration
@@ -411,14 +411,14 @@ def _split_by_date(
     try:
         day = parse_iso_date(split)
     except ValueError as e:
-        raise ValueError(f"the temporal split: {e}") from None
+        raise ArgumentError(f"the temporal split: {e}") from None
     dates = pd.to_datetime(encounters["encounter_date"]).dt.date
     before = (dates < day).to_numpy()
     labelled = labelled_rows(encounters, target)
     n_before, n_after = int((before & labelled).sum()), int((~before & labelled).sum())
     if n_before == 0 or n_after == 0:
         first, last = dates.min(), dates.max()
-        raise ContractError(
+        raise ArgumentError(
             f"the temporal split {day} leaves {n_before:,} labelled encounters before it and "
             f"{n_after:,} from it on; the encounters run from {first} to {last}, so choose "
             "a day between them"
@@ -488,7 +488,7 @@ def train_model(
     progress=None,
     n_jobs: int = 1,
     temporal_split: datetime.date | str | None = None,
-    flag_rule: tuple[str, float] = ("top_percent", 10.0),
+    flag_rule: tuple[FlagRuleKind | str, float] = (FlagRuleKind.TOP_PERCENT, 10.0),
 ) -> TrainingResult:
     """Choose, validate and fit a model of ``target``.
 
@@ -533,10 +533,13 @@ def train_model(
     Raises
     ------
     ValueError
-        ``model`` is neither ``auto`` nor a registered kind.
+        ``model`` is neither ``auto`` nor a registered kind, or ``flag_rule`` is not a
+        rule with a value in its range.
+    ArgumentError
+        ``temporal_split`` is not a day written ``YYYY-MM-DD``, or it leaves no labelled
+        encounters on one side.
     ContractError
-        The outcome cannot be modelled, there are fewer patients than folds, or the
-        temporal split leaves no labelled encounters on one side.
+        The outcome cannot be modelled, or there are fewer patients than folds.
     """
     from ..validation.coverage import without_absent_covariates
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._format import count, estimate, interval, is_number, number, p_value, percent, plain
 from ..models.kinds import find_kind
-from ._format import count, estimate, interval, is_number, number, p_value, percent, plain
 
 if TYPE_CHECKING:
     from ..evaluation import GroupMetrics, Metrics

@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from ._format import estimate, is_number
+from .._format import estimate, is_number
 
 if TYPE_CHECKING:
     from ..evaluation import Metrics

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._format import DASH, count, interval, is_number, number, percent, plain
 from ..config import Config, config_from_dict
 from ..models.kinds import find_kind
 from ._document import Bullets, Paragraph, Section, Table, to_markdown
-from ._format import DASH, count, interval, is_number, number, percent, plain
 from ._tables import (
     METRIC_LABELS,
     OPERATING_POINT_COLUMNS,

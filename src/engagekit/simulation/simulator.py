@@ -105,6 +105,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from ..config import OUTCOME_NAMES, Config, load_config
 from ..errors import ConfigError
@@ -528,7 +529,7 @@ def _run_sessions(
                     + model.age_effect[o, patients.age_band[i]]
                     + patients.frailty[i]
                 )
-                p.append(_expit(logit))
+                p.append(expit(logit))
             p_attend, p_adhere = p
 
             last = t == patients.planned[i]
@@ -556,11 +557,6 @@ def _run_sessions(
         if progress is not None:
             progress(t, n_steps + 1)
     return steps
-
-
-def _expit(x: np.ndarray) -> np.ndarray:
-    # exp(-log(1 + exp(-x))) never overflows, unlike 1 / (1 + exp(-x)) for x << 0.
-    return np.exp(-np.logaddexp(0.0, -x))
 
 
 def _assemble(patients: _Patients, steps: list[_Step], model: _Model) -> SimulatedData:

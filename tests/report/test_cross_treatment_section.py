@@ -1,0 +1,147 @@
+"""The cross-treatment section: the analysis's verdicts, its power, and what is said when
+there is no analysis."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engagekit.config import config_from_dict
+from engagekit.heterogeneity import (
+    PowerResult,
+    PowerSettings,
+    Share,
+    heterogeneity_analysis,
+    minimum_detectable_deviation,
+)
+from engagekit.io.results import read_heterogeneity_result
+from engagekit.report.sections import cross_treatment
+
+
+@pytest.fixture(scope="module")
+def analyses(built):
+    assert built.heterogeneity, "no analysis could be computed on the test data"
+    return built.heterogeneity
+
+
+def _p(value: float) -> str:
+    return "< 0.001" if value < 0.001 else f"{value:.3g}"
+
+
+def test_each_row_is_an_attributes_verdict_and_p_values(analyses, loaded):
+    config = loaded[2]
+    for target, result in analyses.items():
+        view = cross_treatment.analysis_view(target, result, config)
+        detectable = {d["attribute"]: d for d in minimum_detectable_deviation(result, 0.8)}
+        assert view.failed is None
+        assert len(view.rows) == len(result.attributes)
+        for row, attribute in zip(view.rows, result.attributes, strict=True):
+            d = detectable[attribute.attribute]
+            assert row.verdict == attribute.verdict
+            assert row.cells == (
+                attribute.label,  # every default quality is better when higher
+                attribute.verdict,
+                _p(attribute.p_value),
+                _p(attribute.p_adjusted),
+                f"{attribute.equivalence.largest_abs_difference:.3f}",
+                _p(attribute.equivalence.p_value),
+                f"{d['smallest']:.3f} to {d['largest']:.3f}",
+            )
+        assert len(view.columns) == len(view.rows[0].cells)
+        assert view.sentences == tuple(a.sentence for a in result.attributes if a.sentence)
+        assert view.n_patients == f"{result.n_patients:,}"
+        assert "would detect with 80% power one treatment's slope" in view.power
+        assert view.forest.draw.args[0].target_label == view.label
+
+
+def test_an_analysis_read_back_from_its_file_is_shown_as_computed(analyses, loaded, tmp_path):
+    result = next(iter(analyses.values()))
+    path = tmp_path / "heterogeneity.json"
+    path.write_text(json.dumps(result.to_dict()))
+    read = read_heterogeneity_result(path)
+    assert read == result
+    shown = cross_treatment.analysis_view(read.target, read, loaded[2])
+    assert shown == cross_treatment.analysis_view(result.target, result, loaded[2])
+    assert shown.power.startswith("From this analysis's own standard errors")
+
+
+def test_the_outcome_and_verdicts_speak_the_configs_labels(loaded):
+    encounters, _, config = loaded
+    blocks = config.model_dump(mode="json")
+    for outcome in blocks["outcomes"]:
+        if outcome["name"] == "adherent":
+            outcome["label"] = "Keeping to the plan"
+    relabelled = config_from_dict({k: blocks[k] for k in ("outcomes", "treatments")})
+    result = heterogeneity_analysis(encounters, "adherent", relabelled)
+    view = cross_treatment.analysis_view("adherent", result, relabelled)
+    assert view.label == "Keeping to the plan"
+    assert view.sentences and all(" on keeping to the plan " in s for s in view.sentences)
+
+
+def test_an_analysis_that_could_not_be_done_says_why(analyses, loaded):
+    config = loaded[2]
+    given = next(iter(analyses.values()))
+    other = next(t for t in ("adherent", "attended_next") if t != given.target)
+    view = cross_treatment.build(
+        [given.target, other],
+        {given.target: given},
+        {other: "the GEE did not converge (in this test)"},
+        config,
+    )
+    shown, failed = view.analyses
+    assert shown == cross_treatment.analysis_view(given.target, given, config)
+    assert failed.failed == "the GEE did not converge (in this test)"
+    assert (failed.rows, failed.forest, failed.power) == ((), None, "")
+    assert view.power is None
+    unexplained = cross_treatment.build([other], {}, {}, config).analyses[0]
+    assert unexplained.failed == "not computed"
+
+
+def test_power_by_simulation_is_said_in_the_configs_words(loaded):
+    config = loaded[2]
+    power = PowerResult(
+        n_patients=500,
+        reps=200,
+        succeeded=198,
+        failed=2,
+        failure_examples=["AnalysisError: the GEE did not converge"],
+        power_differs=Share(value=0.81, ci_low=0.75, ci_high=0.86),
+        false_flag_rate=Share(value=0.04, ci_low=0.02, ci_high=0.08),
+        power_equivalence=Share(value=0.37, ci_low=0.31, ci_high=0.44),
+        power_equivalence_attribute=Share(value=None, ci_low=None, ci_high=None),
+        attribute_verdicts={"differs": 0.81, "equivalent": 0.0, "inconclusive": 0.19},
+        equivalence_by_attribute={"empathy": 0.37},
+        settings=PowerSettings(
+            target="adherent",
+            attribute="active_listening",
+            treatment="listening_visits",
+            deviation=0.3,
+            deviation_unit="log-odds per rating point, on the target outcome only",
+            treatments=config.treatment_names,
+            shares={t.name: t.simulated.share for t in config.treatments},
+            planned_sessions={t.name: [6, 6] for t in config.treatments},
+            analysis=config.heterogeneity,
+            seed=0,
+            replicate_seeds="seed + replicate index",
+            n_jobs=1,
+            versions={"engagekit": "0.1"},
+        ),
+        seconds=12.5,
+    )
+    view = cross_treatment.power_view(power, config)
+    assert view.sentence == (
+        "Simulated deviation: 0.3 extra log-odds per rating point of active listening on "
+        "adherence in Listening visits. In 198 simulated studies of 500 patients (2 failed to "
+        "fit), the deviation was detected (verdict differs) in 81% (95% CI 75% to 86%); "
+        "another quality was wrongly flagged in 4%; qualities without a deviation were shown "
+        "equivalent in 37%."
+    )
+    assert view.points is None
+    no_interval = power.model_copy(
+        update={"power_differs": Share(value=0.81, ci_low=None, ci_high=None)}
+    )
+    assert (
+        "(verdict differs) in 81%; another"
+        in cross_treatment.power_view(no_interval, config).sentence
+    )
