@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from .._format import DASH
 from ..errors import AnalysisError, ContractError
@@ -205,7 +206,7 @@ def cross_treatment_analysis(
 def risk_of_bad_outcome(explanation: Explanation) -> np.ndarray:
     """Each encounter's risk of the bad outcome from its explained log-odds, as
     :func:`engagekit.scoring.score_encounters` computes it."""
-    return 1.0 - 1.0 / (1.0 + np.exp(-explanation.logit))
+    return 1.0 - expit(explanation.logit)
 
 
 def explain_model(
