@@ -47,7 +47,7 @@ from engagekit import simulate_encounters
 from engagekit.config import load_config
 from engagekit.errors import AnalysisError
 from engagekit.heterogeneity import analysis, heterogeneity_analysis
-from engagekit.heterogeneity.gee import fit_gee, kauermann_carroll_cov
+from engagekit.heterogeneity._gee import fit_gee, kauermann_carroll_cov
 from engagekit.simulation import parse_heterogeneity
 
 COVARIANCES = ("robust", "bias_reduced", "kauermann_carroll")

@@ -2,7 +2,7 @@
 
 For each size in ``--rows``, simulate that many encounters, fit each model kind for
 ``attended_next`` on the first 100,000 (whole patients), choose its flag rule (top 10%)
-and time :func:`engagekit.io.scores.write_scores`: features, calibrated probabilities,
+and time :func:`engagekit.io._scores.write_scores`: features, calibrated probabilities,
 the SHAP value of every feature of every row, grouped sums, flags, reasons in plain words,
 one SQLite transaction per 50,000-row chunk and a Parquet file. Then read the file back
 and check local accuracy on **every row**: ``shap_base_value + sum(shap_<feature>)``
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mb, summary, timed, write_result
 from bench_explain import CONFIG, TARGET, baseline, simulate, training_rows
 from engagekit.flags import choose_flag_rule
-from engagekit.io.scores import write_scores
+from engagekit.io._scores import write_scores
 from engagekit.models import fit_model
 
 TARGET_S_PER_MILLION = 60.0

@@ -12,7 +12,7 @@ import pyarrow.csv as pacsv
 from _cli import run
 from _factories import model_with_manifest, write_csv
 from engagekit import load_config, simulate_encounters
-from engagekit.io.model_store import save_model
+from engagekit.io._model_store import save_model
 
 #: The two models of :func:`make_score_service`, of two outcomes (other columns).
 MODELS = ("adherent", "attended_next")

@@ -17,7 +17,7 @@ from _cli import ENGAGEKIT, assert_no_traceback, run
 from _factories import model_with_manifest, with_cell, write_csv
 from engagekit import load_config, simulate_encounters
 from engagekit.flags import choose_flag_rule
-from engagekit.io.model_store import load_model, save_model
+from engagekit.io._model_store import load_model, save_model
 
 CONFIG = load_config()
 # small chunks, so that a run has many commits to be killed between

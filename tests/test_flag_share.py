@@ -29,7 +29,7 @@ from engagekit.flags import (
     flag_levels,
     flag_thresholds,
 )
-from engagekit.io.scores import write_scores
+from engagekit.io._scores import write_scores
 from engagekit.models import ModelManifest, build_manifest, train_model
 from engagekit.scoring import score_encounters
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 import math
 
@@ -12,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import engagekit.flags
 from engagekit import load_config, simulate_encounters
 from engagekit.config import config_from_dict
 from engagekit.flags import (
@@ -452,11 +450,3 @@ def test_flagged_patients_mostly_have_active_listening_as_top_reason():
     assert all(r.startswith(expected_start) for r in reasons[listening])
     assert all(r.split(" | ")[0].endswith(": " + suggestion) for r in reasons[listening])
     assert set(reasons[~flagged]) == {""}
-
-
-def test_docstring_examples():
-    result = doctest.testmod(
-        engagekit.flags, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    )
-    assert result.attempted > 0
-    assert result.failed == 0

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
-from engagekit.heterogeneity.gee import fit_gee
+from engagekit.heterogeneity._gee import fit_gee
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = json.loads((DATA / "gee_golden.json").read_text(encoding="utf-8"))

@@ -24,8 +24,8 @@ from engagekit.heterogeneity import (
     heterogeneity_analysis,
     slope_name,
 )
-from engagekit.heterogeneity.analysis import _design, _verdict
-from engagekit.heterogeneity.plot import forest_plot
+from engagekit.heterogeneity._analysis import _design, _verdict
+from engagekit.heterogeneity._plot import forest_plot
 from engagekit.simulation import parse_heterogeneity, simulate_encounters
 
 CONFIG = load_config()
@@ -404,7 +404,7 @@ def test_cli_says_a_plot_it_cannot_write_is_an_output_error(small_table, monkeyp
     """A --plot that became unwritable after the command tried it (its folder replaced by
     a file) is refused as an output, exit 2, not as an internal error."""
     import engagekit.heterogeneity as package
-    import engagekit.io.write as write
+    import engagekit.io._write as write
 
     monkeypatch.setattr(package, "heterogeneity_analysis", lambda *a, **k: null_result[1])
     monkeypatch.setattr(write, "check_writable", lambda path, **kwargs: None)

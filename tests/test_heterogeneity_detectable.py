@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from engagekit.heterogeneity.detectable import minimum_detectable_deviation
+from engagekit.heterogeneity._detectable import minimum_detectable_deviation
 
 Z90 = stats.norm.ppf(0.95)  # the contrasts of heterogeneity_analysis carry 90% CIs
 

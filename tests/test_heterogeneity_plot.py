@@ -14,7 +14,7 @@ import pytest
 from matplotlib.container import ErrorbarContainer
 from matplotlib.image import imread
 
-from engagekit.heterogeneity.plot import forest_plot
+from engagekit.heterogeneity._plot import forest_plot
 
 TREATMENTS = ("counselling", "cbt_face_to_face", "behavioural_activation")
 MARGIN = math.log(1.25)
@@ -311,7 +311,7 @@ def test_drawing_needs_no_pyplot():
     # pyplot keeps global figure state; the plot must be drawable without importing it
     code = (
         "import sys\n"
-        "from engagekit.heterogeneity.plot import forest_plot\n"
+        "from engagekit.heterogeneity._plot import forest_plot\n"
         "forest_plot({'target': 't', 'attributes': [{'attribute': 'a', 'by_treatment': [\n"
         "    {'treatment': 'x', 'odds_ratio': 1.5, 'ci_low': 1.1, 'ci_high': 2.0}]}]})\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"

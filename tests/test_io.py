@@ -412,7 +412,7 @@ def test_an_unwritable_path_is_an_output_error(tmp_path, where):
 
 @pytest.mark.parametrize("name", ["out.csv", "out.csv.gz", "out.parquet", "out.json", "out.md"])
 def test_a_write_that_fails_halfway_leaves_the_final_name_as_it_was(tmp_path, monkeypatch, name):
-    from engagekit.io import write as write_module
+    from engagekit.io import _write as write_module
 
     frame = valid_encounter_rows(2, 2)
     target = tmp_path / name
@@ -435,7 +435,7 @@ def test_a_write_that_fails_halfway_leaves_the_final_name_as_it_was(tmp_path, mo
 
 
 def test_formula_cells_are_escaped_in_text_only_and_the_frame_is_left_as_it_was():
-    from engagekit.io.write import escape_formula_cells
+    from engagekit.io._write import escape_formula_cells
 
     frame = pd.DataFrame(
         {
@@ -464,7 +464,7 @@ def test_a_cell_holding_a_carriage_return_is_quoted_so_the_rows_stay_whole(tmp_p
 def test_the_temporary_file_of_a_killed_writer_is_deleted_by_the_next_write(tmp_path):
     """A writer killed halfway (kill -9) leaves its temporary file; the next write of the
     same name deletes it, but never that of a writer still at work."""
-    from engagekit.io.write import write_text
+    from engagekit.io._write import write_text
 
     target = tmp_path / "report.html"
     writer = subprocess.Popen(
@@ -486,7 +486,7 @@ def test_the_temporary_file_of_a_killed_writer_is_deleted_by_the_next_write(tmp_
 # writes half a file under its temporary name, says which, and waits to be killed
 _HALF_A_WRITE = """
 import sys, time
-from engagekit.io.write import atomic_path
+from engagekit.io._write import atomic_path
 with atomic_path(sys.argv[1]) as partial:
     partial.write_text("half")
     print(partial, flush=True)

@@ -1,9 +1,8 @@
-"""Bulk scoring to a database and a file (``engagekit.io.scores``): chunks, one
+"""Bulk scoring to a database and a file (``engagekit.io._scores``): chunks, one
 transaction each, resuming after a failure without duplicating a row."""
 
 from __future__ import annotations
 
-import doctest
 import math
 import os
 import shutil
@@ -22,8 +21,8 @@ from _factories import model_with_manifest
 from engagekit import load_config, simulate_encounters
 from engagekit.errors import ContractError, OutputError, UntrustedModelError
 from engagekit.flags import choose_flag_rule
-from engagekit.io import scores as scores_module
-from engagekit.io.scores import _ScoreFile, _ScoreStore, default_database_url, write_scores
+from engagekit.io import _scores as scores_module
+from engagekit.io._scores import _ScoreFile, _ScoreStore, default_database_url, write_scores
 from engagekit.scoring import encounter_flag_thresholds, patient_chunks, score_encounters
 
 CONFIG = load_config()
@@ -191,7 +190,7 @@ def test_a_password_never_appears_in_a_refusal(service, tmp_path, url):
 
 def test_a_model_without_a_flag_rule_is_refused_as_it_is_read(service, tmp_path):
     from _model_dirs import edit_json, reseal
-    from engagekit.io.model_store import load_model, save_model
+    from engagekit.io._model_store import load_model, save_model
 
     model, manifest, _encounters = service
     save_model(model, tmp_path / "model", manifest)
@@ -475,9 +474,3 @@ def test_the_claim_is_renewed_while_a_long_chunk_is_scored(service, tmp_path, mo
     monkeypatch.setattr(scores_module, "score_encounters", slow_first_chunk)
     _write(service, out)
     assert renewals[1] - renewals[0] > 0.15  # renewed during the chunk, with no commit
-
-
-def test_docstring_examples():
-    result = doctest.testmod(scores_module)
-    assert result.attempted > 0
-    assert result.failed == 0

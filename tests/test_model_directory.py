@@ -9,8 +9,8 @@ import pytest
 
 from _cli import assert_no_traceback, run
 from engagekit.errors import OutputError
-from engagekit.io import model_directory
-from engagekit.io.model_directory import check_replaceable, replacing_directory
+from engagekit.io import _model_directory as model_directory
+from engagekit.io._model_directory import check_replaceable, replacing_directory
 
 OLD = {"manifest.json": "old manifest", "metrics.json": "old metrics"}
 

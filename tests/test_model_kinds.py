@@ -20,7 +20,7 @@ from engagekit.choices import ModelChoice, ModelKind
 from engagekit.config import load_config
 from engagekit.errors import UntrustedModelError
 from engagekit.explain import explain_predictions
-from engagekit.io.model_store import load_model, save_model
+from engagekit.io._model_store import load_model, save_model
 from engagekit.models import (
     CalibrationStatus,
     EarlyStopping,

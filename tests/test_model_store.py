@@ -11,7 +11,7 @@ from sklearn.tree import DecisionTreeClassifier
 from _model_dirs import reseal
 from engagekit import simulate_encounters
 from engagekit.config import load_config
-from engagekit.io.model_store import (
+from engagekit.io._model_store import (
     ModelVersionWarning,
     UntrustedModelError,
     load_model,

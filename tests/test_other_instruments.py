@@ -27,9 +27,9 @@ from engagekit.config import OUTCOME_NAMES, Config, config_from_dict
 from engagekit.explain import explain_predictions
 from engagekit.flags import flag_reasons
 from engagekit.heterogeneity import heterogeneity_analysis
-from engagekit.heterogeneity.plot import forest_plot
+from engagekit.heterogeneity._plot import forest_plot
 from engagekit.models import fit_model
-from engagekit.report.sections.cross_treatment import analysis_view
+from engagekit.report._sections.cross_treatment import analysis_view
 from engagekit.simulation import simulate_encounters
 
 SCALE = {"min": 0, "max": 63}

@@ -16,9 +16,9 @@ from engagekit.heterogeneity import (
     PowerSettings,
     Share,
     heterogeneity_analysis,
-    power,
 )
-from engagekit.heterogeneity.power import estimate_power, patients_for_power, power_config
+from engagekit.heterogeneity import _power as power
+from engagekit.heterogeneity._power import estimate_power, patients_for_power, power_config
 from engagekit.simulation import parse_heterogeneity, simulate_encounters
 
 CONFIG = load_config()

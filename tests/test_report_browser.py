@@ -24,7 +24,7 @@ from engagekit import simulate_encounters
 from engagekit.config import load_config
 from engagekit.models import build_manifest, train_model
 from engagekit.report import ReportModel, build_report
-from engagekit.report.figures import BLUE, ORANGE, VERMILLION
+from engagekit.report._figures import BLUE, ORANGE, VERMILLION
 
 # Pixels of a plot colour that show a figure drew its line, at the screenshot's scale: a
 # 2-pixel curve across a 380-pixel plot gives several hundred; a dashed reference line

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
@@ -13,7 +12,6 @@ from hypothesis import strategies as st
 
 from _factories import model_with_flag_rule
 from engagekit import load_config, simulate_encounters
-from engagekit import scoring as scoring_module
 from engagekit.flags import NO_ATTRIBUTE_REASON
 from engagekit.scoring import (
     GROUPED_PREFIX,
@@ -187,11 +185,3 @@ def test_patient_chunks_are_the_same_for_the_same_table():
 def test_patient_chunks_refuse_a_bad_size(chunk_rows):
     with pytest.raises(ValueError, match="chunk_rows must be a whole number of rows"):
         patient_chunks(["a", "b"], chunk_rows)
-
-
-def test_docstring_examples():
-    result = doctest.testmod(
-        scoring_module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    )
-    assert result.attempted > 0
-    assert result.failed == 0

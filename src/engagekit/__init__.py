@@ -13,6 +13,7 @@ The data flows one way: load (:mod:`engagekit.io`) → validate
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._lazy import lazy_exports
 from .errors import (
     AnalysisError,
     ArgumentError,
@@ -28,84 +29,88 @@ from .errors import (
 
 # Everything else loads on first use (``engagekit.load_config`` imports the config
 # module then), so that ``import engagekit`` and ``engagekit --help`` start in a
-# fraction of a second instead of loading pandas, scikit-learn and statsmodels.
+# fraction of a second instead of loading pandas, scikit-learn and statsmodels. The
+# names are grouped by the step of the data flow they serve; each maps to the public
+# package or module that documents it.
 _LAZY = {
-    "Config": "config",
-    "load_config": "config",
-    "EncounterFeatures": "features",
-    "read_encounters": "io",
-    "write_table": "io",
-    "Heterogeneity": "simulation",
-    "SimulatedData": "simulation",
-    "parse_heterogeneity": "simulation",
-    "simulate_encounters": "simulation",
-    "EncounterSummary": "summary",
-    "summarize_encounters": "summary",
-    "TableCoverage": "validation",
-    "ValidationReport": "validation",
-    "check_encounters": "validation",
-    "coerce_encounters": "validation",
-    "encounter_contract": "validation",
-    "split_by_validity": "validation",
-    "table_coverage": "validation",
-    "validate_encounters": "validation",
-    "EngagementModel": "models",
-    "Adjustment": "choices",
-    "Cluster": "choices",
-    "CovarianceType": "choices",
-    "FlagRuleKind": "choices",
-    "JointTestKind": "choices",
-    "ModelChoice": "choices",
-    "ModelKind": "choices",
-    "WorkingCorrelation": "choices",
-    "ModelManifest": "models",
-    "ModelMetrics": "models",
-    "TrainingResult": "models",
-    "build_manifest": "models",
-    "fit_model": "models",
-    "train_model": "models",
-    "Metrics": "evaluation",
-    "evaluate_predictions": "evaluation",
-    "point_metrics": "evaluation",
-    "HeterogeneityResult": "heterogeneity",
-    "PatientsForPowerResult": "heterogeneity",
-    "PowerResult": "heterogeneity",
-    "estimate_power": "heterogeneity",
-    "heterogeneity_analysis": "heterogeneity",
-    "patients_for_power": "heterogeneity",
-    "fit_gee": "heterogeneity",
-    "forest_plot": "heterogeneity.plot",
-    "Explanation": "explain",
-    "explain_predictions": "explain",
-    "attribute_importance": "explain",
-    "rank_agreement": "explain",
-    "choose_flag_rule": "flags",
-    "flag_thresholds": "flags",
-    "forecast_dropout": "forecast",
-    "minimum_detectable_deviation": "heterogeneity",
-    "Report": "report",
-    "ReportModel": "report",
-    "build_report": "report",
-    "model_card": "report",
-    "load_model": "io.model_store",
-    "load_model_directory": "io.model_store",
-    "save_model": "io.model_store",
+    # configuration and its vocabularies
+    "Config": ".config",
+    "load_config": ".config",
+    "Adjustment": ".choices",
+    "Cluster": ".choices",
+    "CovarianceType": ".choices",
+    "FlagRuleKind": ".choices",
+    "JointTestKind": ".choices",
+    "ModelChoice": ".choices",
+    "ModelKind": ".choices",
+    "WorkingCorrelation": ".choices",
+    # reading and writing
+    "read_encounters": ".io",
+    "write_table": ".io",
+    "write_json": ".io",
+    "read_metrics": ".io",
+    "read_result": ".io",
+    "SavedModel": ".io",
+    "save_model": ".io",
+    "load_model": ".io",
+    "load_model_directory": ".io",
+    # checking data against the contract
+    "TableCoverage": ".validation",
+    "ValidationReport": ".validation",
+    "check_encounters": ".validation",
+    "coerce_encounters": ".validation",
+    "encounter_contract": ".validation",
+    "split_by_validity": ".validation",
+    "table_coverage": ".validation",
+    "validate_encounters": ".validation",
+    # simulated data with known truth
+    "Heterogeneity": ".simulation",
+    "SimulatedData": ".simulation",
+    "parse_heterogeneity": ".simulation",
+    "simulate_encounters": ".simulation",
+    # describing
+    "EncounterSummary": ".summary",
+    "summarize_encounters": ".summary",
+    # modelling
+    "EncounterFeatures": ".features",
+    "EngagementModel": ".models",
+    "ModelManifest": ".models",
+    "ModelMetrics": ".models",
+    "TrainingResult": ".models",
+    "build_manifest": ".models",
+    "fit_model": ".models",
+    "train_model": ".models",
+    # evaluating predictions
+    "Metrics": ".evaluation",
+    "evaluate_predictions": ".evaluation",
+    "point_metrics": ".evaluation",
+    # the cross-treatment claim
+    "HeterogeneityResult": ".heterogeneity",
+    "PatientsForPowerResult": ".heterogeneity",
+    "PowerResult": ".heterogeneity",
+    "estimate_power": ".heterogeneity",
+    "fit_gee": ".heterogeneity",
+    "forest_plot": ".heterogeneity",
+    "heterogeneity_analysis": ".heterogeneity",
+    "minimum_detectable_deviation": ".heterogeneity",
+    "patients_for_power": ".heterogeneity",
+    # explaining, flagging and forecasting
+    "Explanation": ".explain",
+    "attribute_importance": ".explain",
+    "explain_predictions": ".explain",
+    "rank_agreement": ".explain",
+    "FlagRule": ".flags",
+    "choose_flag_rule": ".flags",
+    "flag_thresholds": ".flags",
+    "score_encounters": ".scoring",
+    "forecast_dropout": ".forecast",
+    # reporting
+    "Report": ".report",
+    "ReportModel": ".report",
+    "build_report": ".report",
+    "model_card": ".report",
 }
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module 'engagekit' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 try:
     __version__ = version("engagekit")
@@ -113,6 +118,8 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
 __all__ = [
+    "__version__",
+    # errors, each with its exit code
     "AnalysisError",
     "ArgumentError",
     "ConfigError",
@@ -123,6 +130,5 @@ __all__ = [
     "ResultFormatError",
     "TamperedModelError",
     "UntrustedModelError",
-    "__version__",
     *_LAZY,
 ]

@@ -94,7 +94,7 @@ def score_columns(
     ['encounter_id', 'patient_id', 'treatment', 'p_adherent', 'risk', 'flag']
     """
     if groups is None:
-        from .explain.shap_values import _group_indicator
+        from .explain._shap_values import _group_indicator
 
         groups = _group_indicator(model)[0]
     present = set(CONTEXT_COLUMNS if encounter_columns is None else encounter_columns)

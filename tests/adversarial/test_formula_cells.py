@@ -25,7 +25,7 @@ import pytest
 from _cli import assert_no_traceback, run
 from _factories import model_with_manifest, valid_encounter_rows
 from engagekit import load_config, simulate_encounters
-from engagekit.io.model_store import save_model
+from engagekit.io._model_store import save_model
 
 CONFIG = load_config()
 

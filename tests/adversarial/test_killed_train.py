@@ -26,7 +26,7 @@ import pytest
 
 from _cli import ENGAGEKIT, run_process
 from engagekit import simulate_encounters
-from engagekit.io.model_store import load_model_directory
+from engagekit.io._model_store import load_model_directory
 
 SEED = 20240611
 KILLS_ANYWHERE = 2

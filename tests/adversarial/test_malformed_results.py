@@ -28,7 +28,7 @@ from engagekit.heterogeneity import (
     Share,
     heterogeneity_analysis,
 )
-from engagekit.io.results import (
+from engagekit.io._results import (
     RESULT_SIZE_LIMIT,
     read_heterogeneity_result,
     read_power_result,

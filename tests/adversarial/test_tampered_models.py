@@ -28,7 +28,7 @@ from _cli import assert_no_traceback, run
 from _model_dirs import edit_json, reseal
 from engagekit import simulate_encounters
 from engagekit.errors import ConfigError, TamperedModelError, UntrustedModelError
-from engagekit.io.model_store import (
+from engagekit.io._model_store import (
     MODEL_KEY_VARIABLE,
     SIZE_LIMITS,
     ModelSignatureWarning,

@@ -21,7 +21,7 @@ from _cli import assert_no_traceback, run
 from _factories import model_with_manifest
 from engagekit import load_config, simulate_encounters
 from engagekit.errors import OutputError
-from engagekit.io import scores as scores_module
+from engagekit.io import _scores as scores_module
 
 # a command's arguments around its output OUT (DATA and MODEL_DIR do not exist)
 COMMANDS = {
@@ -76,8 +76,8 @@ def refuse_to_compute(monkeypatch):
     def reached(*args, **kwargs):
         raise AssertionError("the computation started before the output was tried")
 
-    from engagekit.heterogeneity import power
-    from engagekit.simulation import simulator
+    from engagekit.heterogeneity import _power as power
+    from engagekit.simulation import _simulator as simulator
 
     monkeypatch.setattr(power, "estimate_power", reached)
     monkeypatch.setattr(power, "patients_for_power", reached)

@@ -16,7 +16,7 @@ import pytest
 from _cli import run
 from engagekit.config import config_from_dict
 from engagekit.io import read_encounters
-from engagekit.io.model_store import load_model, read_metrics
+from engagekit.io._model_store import load_model, read_metrics
 from engagekit.report import ReportModel, build_report
 from engagekit.report._compute import model_findings
 from engagekit.validation import coerce_encounters

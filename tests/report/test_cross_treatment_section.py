@@ -15,8 +15,8 @@ from engagekit.heterogeneity import (
     heterogeneity_analysis,
     minimum_detectable_deviation,
 )
-from engagekit.io.results import read_heterogeneity_result
-from engagekit.report.sections import cross_treatment
+from engagekit.io._results import read_heterogeneity_result
+from engagekit.report._sections import cross_treatment
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from engagekit.config import config_from_dict
-from engagekit.report.sections import data
+from engagekit.report._sections import data
 from engagekit.summary import summarize_encounters
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from engagekit.report.sections import explanations
+from engagekit.report._sections import explanations
 
 TARGETS = ("adherent", "attended_next")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engagekit.evaluation import evaluate_predictions
-from engagekit.report import figures
+from engagekit.report import _figures as figures
 
 
 def _flag_lines(fig):

@@ -10,7 +10,7 @@ import pytest
 
 from engagekit.flags import FlagRule
 from engagekit.report._compute import flag_shares
-from engagekit.report.sections import flags
+from engagekit.report._sections import flags
 
 TARGETS = ("adherent", "attended_next")
 

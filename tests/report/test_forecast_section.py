@@ -9,7 +9,7 @@ import pytest
 from engagekit.config import config_from_dict
 from engagekit.forecast import forecast_dropout
 from engagekit.report._compute import dropout_forecast
-from engagekit.report.sections import forecast
+from engagekit.report._sections import forecast
 
 TARGETS = ("adherent", "attended_next")
 

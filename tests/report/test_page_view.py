@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from engagekit.report.model_card import model_card_sections, model_card_title
-from engagekit.report.sections import build_page
+from engagekit.report._model_card import model_card_sections, model_card_title
+from engagekit.report._sections import build_page
 from engagekit.summary import summarize_encounters
 
 

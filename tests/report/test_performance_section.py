@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engagekit.evaluation import Estimate
-from engagekit.report.sections import performance
+from engagekit.report._sections import performance
 
 TARGETS = ("adherent", "attended_next")
 # the AUPRC shown is that of the flagged (bad) outcome

@@ -9,7 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from engagekit.report._render import DrawnPlot, draw, environment
-from engagekit.report.sections import Plot, performance
+from engagekit.report._sections import Plot, performance
 
 
 def _cannot_draw() -> Figure:

@@ -218,7 +218,7 @@ def read_valid_table(source: Source, cfg: Config, *, model_features: list[str] |
 
     On contract problems the report is printed and the command exits 1. Absent optional
     columns get the same answer in every command (see
-    :mod:`engagekit.validation.coverage`): a covariate is left out with a note (for a
+    :mod:`engagekit.validation._coverage`): a covariate is left out with a note (for a
     trained model, scored as unknown), and an absent rating column stops the command.
     ``model_features`` are the feature names of the model that will use the table.
     """
@@ -294,7 +294,7 @@ def open_model_directory(model_dir: Path, config: Path | None = None):
     import warnings
 
     from ..errors import ModelSignatureWarning, ModelVersionWarning
-    from ..io.model_store import load_model_directory
+    from ..io._model_store import load_model_directory
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelVersionWarning)

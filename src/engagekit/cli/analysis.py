@@ -88,7 +88,7 @@ def heterogeneity(
     from .._labels import in_sentence
     from ..heterogeneity import analysis_settings, heterogeneity_analysis
     from ..io import write_json
-    from ..io.write import FIGURE_FORMATS, check_writable
+    from ..io._write import FIGURE_FORMATS, check_writable
 
     check_target(target)
     if plot is not None and plot.suffix.lower() not in FIGURE_FORMATS:
@@ -117,7 +117,7 @@ def heterogeneity(
         result = heterogeneity_analysis(encounters, target, cfg)
     write_json(result.to_dict(), out_file)
     if plot is not None:
-        from ..heterogeneity.plot import forest_plot
+        from ..heterogeneity._plot import forest_plot
 
         forest_plot(result, plot)
     method = result.method
@@ -184,9 +184,9 @@ def power(
     flagged, and how often the qualities without a deviation are shown equivalent.
     Without it: the number of patients needed for --power (default 80%).
     """
-    from ..heterogeneity.power import estimate_power, patients_for_power, power_config
+    from ..heterogeneity._power import estimate_power, patients_for_power, power_config
     from ..io import write_json
-    from ..io.write import check_writable
+    from ..io._write import check_writable
 
     check_target(target)
     if out_file is not None:

@@ -71,7 +71,7 @@ def validate(
     leading ' (see --no-escape-formulas).
     """
     from ..io import write_table
-    from ..io.write import check_writable
+    from ..io._write import check_writable
     from ..validation import split_by_validity, table_coverage, validate_encounters
 
     for path in (quarantine, good):

@@ -52,8 +52,8 @@ def demo(
     from .._labels import in_sentence, outcome_label
     from ..errors import AnalysisError
     from ..io import read_encounters, write_json, write_table
-    from ..io.model_store import read_metrics
-    from ..io.write import check_writable
+    from ..io._model_store import read_metrics
+    from ..io._write import check_writable
     from ..summary import summarize_encounters
     from ..validation import coerce_encounters, validate_encounters
     from .analysis import heterogeneity

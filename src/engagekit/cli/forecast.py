@@ -68,7 +68,7 @@ def forecast(
     from ..errors import ContractError
     from ..forecast import forecast_dropout, pending_encounters
     from ..io import write_json, write_table
-    from ..io.write import check_writable
+    from ..io._write import check_writable
 
     if not 0 < level < 1:
         raise typer.BadParameter("the level must be between 0 and 1", param_hint="--level")

@@ -80,8 +80,8 @@ def train(
     per subgroup), model_card.md and integrity.json (every file's hash; signed when
     ENGAGEKIT_MODEL_KEY is set) to --out, replacing a previous model there whole.
     """
-    from ..io.model_store import check_replaceable, save_model
-    from ..io.write import check_writable
+    from ..io._model_store import check_replaceable, save_model
+    from ..io._write import check_writable
     from ..models import build_manifest, train_model
     from ..report import model_card, training_steps_sentences
 
@@ -247,7 +247,7 @@ def predict(
     import pandas as pd
 
     from ..io import write_table
-    from ..io.write import check_writable
+    from ..io._write import check_writable
 
     check_writable(out_file)
     model, manifest, cfg = open_model(model_dir, config)
@@ -288,7 +288,7 @@ def evaluate(
     """
     from ..errors import ContractError
     from ..io import write_json
-    from ..io.write import check_writable
+    from ..io._write import check_writable
     from ..models import ExternalValidation, evaluate_model_predictions, labelled_rows
 
     check_writable(out_file)

@@ -69,9 +69,9 @@ def report(
     refused. Without --config, the first model's config is used.
     """
     from ..errors import DataReadError
-    from ..io.model_store import METRICS_FILE
-    from ..io.results import read_heterogeneity_result, read_power_result
-    from ..io.write import check_writable, write_text
+    from ..io._model_store import METRICS_FILE
+    from ..io._results import read_heterogeneity_result, read_power_result
+    from ..io._write import check_writable, write_text
     from ..report import ReportModel, build_report
 
     if out_file.suffix.lower() not in (".html", ".htm"):

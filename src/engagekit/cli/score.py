@@ -82,7 +82,7 @@ def score(
     One run writes to a database table at a time: a second run into the same table
     stops at once with a message.
     """
-    from ..io.scores import check_score_outputs, write_scores
+    from ..io._scores import check_score_outputs, write_scores
 
     suffixes = [s.lower() for s in out_file.suffixes][-2:]
     if not suffixes or (

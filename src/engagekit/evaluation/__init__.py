@@ -13,8 +13,8 @@ metrics block engagekit writes to ``metrics.json``; the pieces it is made of are
 too.
 """
 
-from .bootstrap import cluster_bootstrap
-from .metrics import (
+from ._bootstrap import cluster_bootstrap
+from ._metrics import (
     ESTIMATE_NAMES,
     FLAGGED_AUPRC,
     POINT_METRICS,

@@ -9,8 +9,8 @@ rankings between treatments is the machine-learning side of the cross-treatment
 question (:func:`attribute_importance`, :func:`rank_agreement`).
 """
 
-from .importance import attribute_importance, rank_agreement
-from .shap_values import Explanation, explain_predictions
+from ._importance import attribute_importance, rank_agreement
+from ._shap_values import Explanation, explain_predictions
 
 __all__ = [
     "Explanation",

@@ -11,7 +11,7 @@ trained on the features cannot peek at the future.
 vectorised per-patient history computations it is made of.
 """
 
-from .history import (
+from ._history import (
     PatientOrder,
     change_since_previous,
     patient_session_order,
@@ -19,7 +19,10 @@ from .history import (
     running_mean,
     running_min,
 )
-from .transformer import ATTRIBUTE_FEATURE_SUFFIXES, EncounterFeatures
+from ._transformer import ATTRIBUTE_FEATURE_SUFFIXES, EncounterFeatures
+
+# saved model files name the class by this path (see engagekit.models)
+EncounterFeatures.__module__ = __name__
 
 __all__ = [
     "ATTRIBUTE_FEATURE_SUFFIXES",

@@ -3,7 +3,8 @@ treatment? GEE tests of attribute × treatment heterogeneity with equivalence te
 marginal effects, a forest plot, simulation-based power and the smallest deviation the
 test could detect."""
 
-from .analysis import (
+from .._lazy import lazy_exports
+from ._analysis import (
     AnalysisMethod,
     AttributeResult,
     Contrast,
@@ -15,9 +16,9 @@ from .analysis import (
     heterogeneity_analysis,
     slope_name,
 )
-from .detectable import minimum_detectable_deviation
-from .gee import GeeFit, fit_gee
-from .power import (
+from ._detectable import minimum_detectable_deviation
+from ._gee import GeeFit, fit_gee
+from ._power import (
     PatientsForPowerResult,
     PowerPoint,
     PowerResult,
@@ -27,6 +28,9 @@ from .power import (
     patients_for_power,
     power_config,
 )
+
+# the forest plot loads matplotlib: on first use only
+__getattr__, __dir__ = lazy_exports(__name__, {"forest_plot": "._plot"}, globals())
 
 __all__ = [
     "AnalysisMethod",
@@ -45,6 +49,7 @@ __all__ = [
     "analysis_settings",
     "estimate_power",
     "fit_gee",
+    "forest_plot",
     "heterogeneity_analysis",
     "minimum_detectable_deviation",
     "patients_for_power",

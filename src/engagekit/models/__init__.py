@@ -12,24 +12,24 @@ a trained model carries the verdict of :func:`judge_fitness`: whether it ranks p
 better than chance at all.
 """
 
-from .calibration import (
+from ._calibration import (
     MIN_RECALIBRATION_EVENTS,
     CalibrationStatus,
     LogitRecalibration,
     fit_logit_recalibration,
 )
-from .fit_record import (
+from ._estimators import ColumnWeights
+from ._fit_record import (
     EarlyStopping,
     FitnessForUse,
     FitRecord,
     TuningStatus,
     judge_fitness,
 )
-from .kinds import KINDS, ModelChoice, ModelKind, ModelKindSpec, kind_spec
-from .manifest import MODEL_FORMAT_VERSION, ModelManifest, build_manifest
-from .model import EngagementModel
-from .model_metrics import ExternalValidation, KindSelection, ModelMetrics, TemporalValidation
-from .training import (
+from ._manifest import MODEL_FORMAT_VERSION, ModelManifest, build_manifest
+from ._model import EngagementModel
+from ._model_metrics import ExternalValidation, KindSelection, ModelMetrics, TemporalValidation
+from ._training import (
     CrossValidation,
     TrainingResult,
     TrainingSteps,
@@ -40,12 +40,21 @@ from .training import (
     labelled_rows,
     train_model,
 )
+from .kinds import KINDS, ModelChoice, ModelKind, ModelKindSpec, kind_spec
+
+# A saved model file (skops) names each class it holds by module and name, and the model
+# store trusts exactly those names. Naming the classes by their public package keeps the
+# files valid when an implementation module moves or is renamed.
+for _cls in (ColumnWeights, EngagementModel, FitRecord, LogitRecalibration):
+    _cls.__module__ = __name__
+del _cls
 
 __all__ = [
     "KINDS",
     "MIN_RECALIBRATION_EVENTS",
     "MODEL_FORMAT_VERSION",
     "CalibrationStatus",
+    "ColumnWeights",
     "CrossValidation",
     "EarlyStopping",
     "EngagementModel",

@@ -10,7 +10,7 @@ computed from data and models in memory and returned as text; writing them is th
 caller's (or the ``engagekit report`` command's) job.
 """
 
-from .build import Report, ReportModel, build_report
-from .model_card import model_card, training_steps_sentences
+from ._build import Report, ReportModel, build_report
+from ._model_card import model_card, training_steps_sentences
 
 __all__ = ["Report", "ReportModel", "build_report", "model_card", "training_steps_sentences"]

@@ -4,7 +4,7 @@ Each function takes typed encounters, a config and typed results or models, and 
 typed findings: the cross-treatment analysis of an outcome, a model's explanations with
 the importance and rank agreement derived from them, the share of encounters its flag
 rule flags, and its forecast. Nothing here formats a number or draws: the section
-modules (:mod:`engagekit.report.sections`) turn findings into what the page says, and
+modules (:mod:`engagekit.report._sections`) turn findings into what the page says, and
 :mod:`engagekit.report._render` writes the page. What could not be computed is a
 finding too, with the reason in its ``note``.
 """

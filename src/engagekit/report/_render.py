@@ -19,7 +19,7 @@ from ._document import inline_html
 if TYPE_CHECKING:
     import jinja2
 
-    from .sections import Page, Plot
+    from ._sections import Page, Plot
 
 __all__ = ["DrawnPlot", "draw", "environment", "render"]
 
@@ -34,7 +34,7 @@ class DrawnPlot:
 
 def draw(plot: Plot) -> DrawnPlot:
     """Draw ``plot`` as a PNG ``data:`` URI, or say why it cannot be drawn."""
-    from .figures import png_data_uri
+    from ._figures import png_data_uri
 
     if plot.draw is None:
         return DrawnPlot(None, plot.note or f"{plot.what}: {DASH}")

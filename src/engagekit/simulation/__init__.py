@@ -11,11 +11,11 @@ check the cross-treatment analysis against a known departure.
 
 Every setting comes from the config (``attributes``, ``treatments`` and the
 ``simulation:`` block); the generative model is documented in
-:mod:`engagekit.simulation.simulator`.
+:mod:`engagekit.simulation._simulator`.
 """
 
-from .heterogeneity import Heterogeneity, parse_heterogeneity
-from .simulator import SimulatedData, simulate_encounters
+from ._heterogeneity import Heterogeneity, parse_heterogeneity
+from ._simulator import SimulatedData, simulate_encounters
 
 __all__ = [
     "Heterogeneity",

@@ -7,10 +7,10 @@ Nothing is dropped silently: :func:`split_by_validity` returns the good and the 
 rows, which together are the whole input.
 """
 
-from .contract import ContractField, EncounterContract, encounter_contract
-from .coverage import TableCoverage, table_coverage, without_absent_covariates
-from .report import PROBLEM_COLUMNS, ValidationReport
-from .validate import (
+from ._contract import ContractField, EncounterContract, encounter_contract
+from ._coverage import TableCoverage, table_coverage, without_absent_covariates
+from ._report import PROBLEM_COLUMNS, ValidationReport
+from ._validate import (
     check_encounters,
     coerce_encounters,
     split_by_validity,

@@ -14,7 +14,7 @@ it. Each kind is a :class:`ModelKindSpec` in its own module, registered in :data
 
 What every kind shares (holding out patients, fitting the features, checking
 calibration, cross-validation, choosing among kinds) lives in
-:mod:`engagekit.models.training`, which reaches the kinds through :func:`kind_spec`
+:mod:`engagekit.models._training`, which reaches the kinds through :func:`kind_spec`
 only. Adding a kind: a module with a :class:`ModelKindSpec` subclass, a
 :class:`~engagekit.choices.ModelKind` member naming it, and its entry in :data:`KINDS`;
 ``tests/test_model_kinds.py`` then runs it through every common check.

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ...choices import ModelKind
-from ..fit_record import EarlyStopping, TuningStatus
+from .._fit_record import EarlyStopping, TuningStatus
 
 if TYPE_CHECKING:
-    from ..model import EngagementModel
+    from .._model import EngagementModel
 
 __all__ = ["CHUNK_ROWS", "HoldOut", "KindFitSteps", "MarginExplanation", "ModelKindSpec"]
 
@@ -108,7 +108,7 @@ class ModelKindSpec(ABC):
     checks calibration alike for every kind; it asks the kind for its estimator, its fit
     on the held-out split, and (after the calibration check) whether to refit on every
     patient. :func:`~engagekit.explain.explain_predictions` asks it for exact SHAP values
-    of the margin, the model card for its sentences, and :mod:`engagekit.io.model_store`
+    of the margin, the model card for its sentences, and :mod:`engagekit.io._model_store`
     for the types a saved estimator of the kind holds. A new kind subclasses this and is
     registered in :data:`engagekit.models.kinds.KINDS`; ``tests/test_model_kinds.py``
     then runs it through fitting, explanation, saving and loading, and the card.

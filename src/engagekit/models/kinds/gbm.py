@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from ...choices import ModelKind
-from ..fit_record import EarlyStopping, TuningStatus
+from .._fit_record import EarlyStopping, TuningStatus
 from ._spec import (
     CHUNK_ROWS,
     HoldOut,
@@ -32,7 +32,7 @@ from ._spec import (
 from ._tree_shap import tree_shap
 
 if TYPE_CHECKING:
-    from ..model import EngagementModel
+    from .._model import EngagementModel
 
 __all__ = ["GbmKind"]
 

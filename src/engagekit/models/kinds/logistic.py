@@ -5,7 +5,7 @@ treatment terms (this session's rating, centred, times each treatment but the fi
 standardised, with a ridge penalty. The penalty is a prior: every standardised
 coefficient gets one, and two groups get a tighter one, through column weights ``w`` (a
 weight ``w`` multiplies the prior SD by ``w``, see
-:class:`~engagekit.models.estimators.ColumnWeights`):
+:class:`~engagekit.models.ColumnWeights`):
 
 - the attribute × treatment terms, because the working hypothesis of the field is that a
   quality matters alike in every treatment; the data can still overrule it;
@@ -40,12 +40,12 @@ from sklearn.preprocessing import StandardScaler
 
 from ..._arrays import member_mask
 from ...choices import ModelKind
-from ..estimators import ColumnWeights
-from ..fit_record import EarlyStopping, TuningStatus
+from .._estimators import ColumnWeights
+from .._fit_record import EarlyStopping, TuningStatus
 from ._spec import CHUNK_ROWS, HoldOut, KindFitSteps, MarginExplanation, ModelKindSpec, row_chunks
 
 if TYPE_CHECKING:
-    from ..model import EngagementModel
+    from .._model import EngagementModel
 
 __all__ = [
     "HISTORY_WEIGHT",
@@ -81,7 +81,7 @@ _REFIT_ROWS = 300_000
 def penalty_weights(
     feature_names: Sequence[str], interaction_weight: float, history_weight: float = HISTORY_WEIGHT
 ) -> np.ndarray:
-    """Column weights for :class:`~engagekit.models.estimators.ColumnWeights`: the
+    """Column weights for :class:`~engagekit.models.ColumnWeights`: the
     interaction terms' and the history summaries' prior SD factors, 1 for the others.
 
     >>> penalty_weights(["empathy", "empathy__mean", "empathy:treatment=cbt"], 0.1).tolist()
@@ -141,7 +141,7 @@ class LogisticKind(ModelKindSpec):
     kind = ModelKind.LOGISTIC
     interaction_terms = True
     trusted_types = (
-        "engagekit.models.estimators.ColumnWeights",
+        "engagekit.models.ColumnWeights",
         "sklearn.linear_model._logistic.LogisticRegression",
         "sklearn.pipeline.Pipeline",
         "sklearn.preprocessing._data.StandardScaler",

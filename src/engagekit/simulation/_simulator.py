@@ -109,7 +109,7 @@ from scipy.special import expit
 
 from ..config import OUTCOME_NAMES, Config, load_config
 from ..errors import ConfigError
-from .heterogeneity import Heterogeneity, _check_against_config
+from ._heterogeneity import Heterogeneity, _check_against_config
 
 __all__ = ["SimulatedData", "simulate_encounters"]
 
@@ -185,7 +185,7 @@ def simulate_encounters(
 ) -> SimulatedData:
     """Simulate the encounters of ``n_patients`` episodes and the truth behind them.
 
-    The generative model is described in :mod:`engagekit.simulation.simulator`.
+    The generative model is described in :mod:`engagekit.simulation._simulator`.
 
     Parameters
     ----------

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import sparse
 
 from ..errors import ContractError
-from .shap_values import Explanation
+from ._shap_values import Explanation
 
 __all__ = ["attribute_importance", "rank_agreement"]
 

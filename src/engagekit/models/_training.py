@@ -7,7 +7,7 @@
   is held out, the model is fitted on the rest (the trees stop early on the held-out
   patients), and a logistic recalibration of the margin is fitted on the held-out
   patients if they hold enough of each outcome and a likelihood-ratio test finds the
-  calibration off (see :mod:`engagekit.models.calibration`). The logistic model is
+  calibration off (see :mod:`engagekit.models._calibration`). The logistic model is
   then refitted on all patients (the trees keep their early-stopped fit). The same
   held-out patients choose the logistic model's penalty (see
   :mod:`engagekit.models.kinds.logistic`), so tuning never sees a test fold. What each
@@ -43,13 +43,13 @@ from .._arrays import member_mask
 from ..choices import FlagRuleKind, ModelChoice, ModelKind
 from ..config import Config, load_config
 from ..errors import ArgumentError, ContractError
-from ..evaluation.metrics import Metrics
+from ..evaluation._metrics import Metrics
 from ..features import EncounterFeatures
-from .calibration import LogitRecalibration, fit_logit_recalibration
-from .fit_record import FitRecord, TrainingSteps, judge_fitness
+from ._calibration import LogitRecalibration, fit_logit_recalibration
+from ._fit_record import FitRecord, TrainingSteps, judge_fitness
+from ._model import EngagementModel
+from ._model_metrics import KindSelection, ModelMetrics, TemporalValidation
 from .kinds import KINDS, HoldOut, kind_spec
-from .model import EngagementModel
-from .model_metrics import KindSelection, ModelMetrics, TemporalValidation
 
 __all__ = [
     "CrossValidation",
@@ -125,7 +125,7 @@ def fit_model(
         With ``fit_record``, a :class:`FitRecord` of the steps that ran: whether 15% of
         the patients were held out (at least 30 of them) and, on them, whether the
         penalty was tuned, the trees stopped early and calibration was checked and
-        corrected (see :mod:`engagekit.models.calibration`).
+        corrected (see :mod:`engagekit.models._calibration`).
 
     Raises
     ------
@@ -541,7 +541,7 @@ def train_model(
     ContractError
         The outcome cannot be modelled, or there are fewer patients than folds.
     """
-    from ..validation.coverage import without_absent_covariates
+    from ..validation._coverage import without_absent_covariates
 
     requested = _model_choice(model)
     config = config if config is not None else load_config()

@@ -136,7 +136,7 @@ def build(
     -------
     PerformanceView
     """
-    from .. import figures
+    from .. import _figures as figures
 
     target = manifest.target
     label = outcome_label(config, target)

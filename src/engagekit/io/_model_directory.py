@@ -1,7 +1,7 @@
 """A model directory on disk: replaced whole, and read only as it was written.
 
 A model directory holds ``model.skops``, ``manifest.json``, ``metrics.json`` and
-``model_card.md`` (see :mod:`engagekit.io.model_store` for what they say), and
+``model_card.md`` (see :mod:`engagekit.io._model_store` for what they say), and
 ``integrity.json``, written last: the size and SHA-256 of each of the other four and,
 when a signing key is set (:data:`MODEL_KEY_VARIABLE`), an HMAC-SHA256 signature of that
 record.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .._document import Section
-from ..model_card import model_card_sections, model_card_title
+from .._model_card import model_card_sections, model_card_title
 
 if TYPE_CHECKING:
     from ...models import ModelManifest, ModelMetrics
@@ -27,7 +27,7 @@ class ModelCardView:
 
 
 def build(manifest: ModelManifest, metrics: ModelMetrics) -> ModelCardView:
-    """The model card of a model (see :func:`engagekit.report.model_card`)."""
+    """The model card of a model (see :func:`engagekit.report._model_card`)."""
     return ModelCardView(
         manifest.target,
         model_card_title(manifest),

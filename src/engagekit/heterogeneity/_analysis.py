@@ -48,7 +48,7 @@ from .._versions import library_versions
 from ..choices import Adjustment, Cluster, CovarianceType, JointTestKind, WorkingCorrelation
 from ..config import Config, HeterogeneitySettings, load_config
 from ..errors import AnalysisError, ArgumentError, ContractError
-from .gee import GeeFit, fit_gee
+from ._gee import GeeFit, fit_gee
 
 __all__ = [
     "AnalysisMethod",
@@ -595,7 +595,7 @@ def heterogeneity_analysis(
     AnalysisError
         The GEE did not converge, or a treatment has one outcome value only.
     """
-    from ..validation.coverage import without_absent_covariates
+    from ..validation._coverage import without_absent_covariates
 
     config = config if config is not None else load_config()
     # a covariate absent from the table is left out, as every command does

@@ -19,7 +19,7 @@ temporary name unique to the run, and renamed into place only when every chunk i
 chunks done by an earlier run are read back from the database (floats are stored as
 8-byte reals, so they come back bit for bit). A rerun therefore writes the same file as
 an uninterrupted run. In a CSV, text cells a spreadsheet would run as a formula get a
-leading ``'`` (:func:`engagekit.io.write.escape_formula_cells`); the database and a
+leading ``'`` (:func:`engagekit.io._write.escape_formula_cells`); the database and a
 Parquet file keep the raw values.
 
 **One run writes to a table at a time.** A run claims the table before it reads or
@@ -74,7 +74,7 @@ from ..scoring import (
     score_columns,
     score_encounters,
 )
-from .write import (
+from ._write import (
     _missing_folders,
     _new_partial,
     _remove_empty,
@@ -228,7 +228,7 @@ def write_scores(
         Drop scores of another run found in ``table`` instead of refusing.
     escape_formulas : bool, default True
         In a CSV, give text cells a spreadsheet would run as a formula a leading ``'``
-        (:func:`engagekit.io.write.escape_formula_cells`); the database and Parquet keep
+        (:func:`engagekit.io._write.escape_formula_cells`); the database and Parquet keep
         the raw values.
     n_jobs : int
         Threads explaining a tree model (-1: one per core).
@@ -859,7 +859,7 @@ class _ClaimKeeper(threading.Thread):
 
 class _ScoreFile:
     """Chunks appended to a temporary file of this run's own, renamed into place when
-    all are in (see :mod:`engagekit.io.write` for its name and how the leftovers of a
+    all are in (see :mod:`engagekit.io._write` for its name and how the leftovers of a
     killed run are deleted).
 
     Written with Arrow: Parquet, or CSV with every float in its shortest exact form

@@ -19,9 +19,9 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, InstanceOf, field_serializer, field_validator
 
 from .._results import Location, Record
-from ..evaluation.metrics import Metrics
+from ..evaluation._metrics import Metrics
 from ..flags import FlagRule
-from .fit_record import TrainingSteps
+from ._fit_record import TrainingSteps
 
 __all__ = ["ExternalValidation", "KindSelection", "ModelMetrics", "TemporalValidation"]
 

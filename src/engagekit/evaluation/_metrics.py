@@ -3,7 +3,7 @@
 Every function takes the observed binary outcome ``y`` (0/1) and the predicted
 probability ``p`` that ``y == 1``, one value per encounter, and returns numbers or a
 table; nothing is read, written or printed. :func:`evaluate_predictions` assembles them,
-with patient-bootstrap confidence intervals (:mod:`engagekit.evaluation.bootstrap`),
+with patient-bootstrap confidence intervals (:mod:`engagekit.evaluation._bootstrap`),
 overall and per subgroup, into :class:`Metrics`, whose ``to_dict()`` is the block
 engagekit writes to ``metrics.json``.
 
@@ -28,7 +28,7 @@ from scipy import special
 from .._checks import check_outcomes, check_probabilities
 from .._results import Location, Record, Result
 from .._stats import wilson_interval
-from .bootstrap import (
+from ._bootstrap import (
     _bootstrap_replicates,
     _check_settings,
     _group_codes,

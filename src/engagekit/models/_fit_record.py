@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from .calibration import LogitRecalibration
+from ._calibration import LogitRecalibration
 
 if TYPE_CHECKING:
-    from ..evaluation.metrics import Metrics
+    from ..evaluation._metrics import Metrics
 
 __all__ = [
     "CHANCE_AUROC",
@@ -91,7 +91,7 @@ class FitRecord:
         after tuning and the calibration check.
     recalibration : LogitRecalibration
         The calibration check and the map applied (see
-        :mod:`engagekit.models.calibration`).
+        :mod:`engagekit.models._calibration`).
 
     Examples
     --------

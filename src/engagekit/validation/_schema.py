@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import pandas as pd
 import pandera.pandas as pa
 
+from ._contract import ContractField, EncounterContract
 from ._parse import as_date, as_number, as_text, full_match, not_plain
-from .contract import ContractField, EncounterContract
 
 __all__ = ["ContractSchema", "build_schema"]
 

@@ -46,7 +46,7 @@ from .._versions import library_versions
 from ..config import Config, HeterogeneitySettings
 from ..errors import AnalysisError, ConfigError, ContractError
 from ..simulation import Heterogeneity, simulate_encounters
-from .analysis import analysis_settings, heterogeneity_analysis
+from ._analysis import analysis_settings, heterogeneity_analysis
 
 __all__ = [
     "PatientsForPowerResult",
@@ -483,7 +483,7 @@ def estimate_power(
         finite number.
     ArgumentError
         An analysis option is unknown or has a bad value (see
-        :func:`~engagekit.heterogeneity.analysis.analysis_settings`).
+        :func:`~engagekit.heterogeneity._analysis.analysis_settings`).
     ConfigError
         ``target``, ``attribute`` or ``treatment`` is not in the config (the message lists
         the valid ones), or the config cannot be simulated or analysed.

@@ -6,7 +6,7 @@ hash, the estimator's settings, the tuning, the flag rule, the calibration map, 
 fitting steps that ran, whether the model is fit for use, and the headline metrics.
 :func:`build_manifest` builds it from a :class:`~engagekit.models.TrainingResult`; it is
 the one place a manifest is made. Saving a model
-(:func:`~engagekit.io.model_store.save_model`) stamps it with the creation time, the
+(:func:`~engagekit.io._model_store.save_model`) stamps it with the creation time, the
 library versions and the model file's name and hash. Nothing here reads or writes.
 """
 
@@ -23,11 +23,11 @@ from .._results import Record, Result
 from ..config import Config, config_from_dict
 from ..errors import ConfigError
 from ..flags import FlagRule
-from .calibration import LogitRecalibration
-from .fit_record import TrainingSteps
+from ._calibration import LogitRecalibration
+from ._fit_record import TrainingSteps
 
 if TYPE_CHECKING:
-    from .training import TrainingResult
+    from ._training import TrainingResult
 
 __all__ = [
     "MODEL_FORMAT_VERSION",
@@ -92,7 +92,7 @@ class EstimatorRecord(Record):
 class ModelManifest(Result):
     """The manifest of a trained model (``manifest.json``).
 
-    Build one with :func:`build_manifest`; :func:`~engagekit.io.model_store.save_model`
+    Build one with :func:`build_manifest`; :func:`~engagekit.io._model_store.save_model`
     writes it, stamped, and the readers of a model directory return it.
 
     Attributes
@@ -123,7 +123,7 @@ class ModelManifest(Result):
         The headline values of ``metrics.json`` (every entry that is not a list or a
         mapping).
     created, versions, model_file, model_sha256
-        Stamped by :func:`~engagekit.io.model_store.save_model`: the creation time, the
+        Stamped by :func:`~engagekit.io._model_store.save_model`: the creation time, the
         library versions, the model file's name and its SHA-256; None until saved.
 
     Examples

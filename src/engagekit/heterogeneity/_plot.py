@@ -23,7 +23,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from ..choices import Adjustment
 
 if TYPE_CHECKING:
-    from .analysis import HeterogeneityResult
+    from ._analysis import HeterogeneityResult
 
 __all__ = ["SAVE_FORMATS", "forest_plot"]
 
@@ -155,7 +155,7 @@ def forest_plot(
     _add_legend(fig, drew_band)
 
     if path is not None:
-        from ..io.write import write_figure
+        from ..io._write import write_figure
 
         write_figure(fig, path, dpi=_DPI)
     return fig

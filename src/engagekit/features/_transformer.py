@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._excerpt import excerpt
 from ..config import OUTCOME_NAMES, Config
 from ..errors import ConfigError, ContractError
-from .history import (
+from ._history import (
     PatientOrder,
     change_since_previous,
     patient_session_order,

@@ -17,7 +17,7 @@ Under a deviation ``delta`` of treatment ``k`` the Wald statistic is non-central
 chi-square with ``K - 1`` degrees of freedom and non-centrality ``delta^2 u' M^-1 u``,
 where ``M`` is that covariance and ``u`` the contrasts' response to a unit deviation.
 This is a large-sample calculation at the estimated covariance, an analytic companion to
-the simulation of :mod:`engagekit.heterogeneity.power`, which it does not replace.
+the simulation of :mod:`engagekit.heterogeneity._power`, which it does not replace.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 from scipy import optimize, stats
 
 if TYPE_CHECKING:
-    from .analysis import HeterogeneityResult
+    from ._analysis import HeterogeneityResult
 
 __all__ = ["minimum_detectable_deviation"]
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from .calibration import LogitRecalibration
-from .estimators import add_interactions
-from .fit_record import FitRecord
+from ._calibration import LogitRecalibration
+from ._estimators import add_interactions
+from ._fit_record import FitRecord
 from .kinds import kind_spec
 
 __all__ = ["EngagementModel"]

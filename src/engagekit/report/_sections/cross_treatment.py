@@ -147,7 +147,7 @@ def analysis_view(
     """What the section says of the analysis of ``target``, or of its absence
     (``failed`` says why)."""
     from ...heterogeneity import minimum_detectable_deviation
-    from ...heterogeneity.plot import forest_plot
+    from ...heterogeneity._plot import forest_plot
 
     label = outcome_label(config, target)
     if result is None:

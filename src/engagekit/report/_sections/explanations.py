@@ -87,7 +87,7 @@ def build(
     -------
     ExplanationsView
     """
-    from .. import figures
+    from .. import _figures as figures
 
     label = outcome_label(config, target)
     explanation = explained.explanation

@@ -31,9 +31,9 @@ from .._format import DASH
 from .._versions import library_versions
 from ..errors import ConfigError, ContractError, DataReadError
 from . import _compute
+from ._model_card import model_card
 from ._render import render
-from .model_card import model_card
-from .sections import build_page
+from ._sections import build_page
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -156,13 +156,13 @@ def build_report(
     heterogeneity : iterable of HeterogeneityResult
         Results of :func:`~engagekit.heterogeneity.heterogeneity_analysis` already
         computed (e.g. read from ``engagekit heterogeneity`` JSON with
-        :func:`~engagekit.io.results.read_heterogeneity_result`), at most one per
+        :func:`~engagekit.io._results.read_heterogeneity_result`), at most one per
         outcome, each for an outcome of a model. The analysis of a model's outcome not
         given here is computed on ``encounters`` with the config's settings.
     power : PowerResult or PatientsForPowerResult, optional
         A result of :func:`~engagekit.heterogeneity.estimate_power` or
         :func:`~engagekit.heterogeneity.patients_for_power` (``engagekit power`` JSON,
-        read with :func:`~engagekit.io.results.read_power_result`).
+        read with :func:`~engagekit.io._results.read_power_result`).
     forecast : mapping of str to pandas.DataFrame, optional
         Per target, a forecast table of :func:`~engagekit.forecast.forecast_dropout`.
         Otherwise each model forecasts, per treatment, each patient's latest encounter

@@ -11,10 +11,10 @@ import pandera.errors as pa_errors
 from .._excerpt import EXCERPT_WIDTH, excerpt
 from ..config import Config, load_config
 from ..errors import ContractError, DataReadError
+from ._contract import EncounterContract, encounter_contract
 from ._parse import as_date, as_number, as_text, is_not_plain
-from .contract import EncounterContract, encounter_contract
-from .report import PROBLEM_COLUMNS, ValidationReport
-from .schema import ContractSchema, build_schema
+from ._report import PROBLEM_COLUMNS, ValidationReport
+from ._schema import ContractSchema, build_schema
 
 __all__ = [
     "check_encounters",

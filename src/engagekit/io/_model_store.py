@@ -1,6 +1,6 @@
 """Save and load engagement models safely.
 
-A model directory (:mod:`engagekit.io.model_directory`) holds ``model.skops`` (skops'
+A model directory (:mod:`engagekit.io._model_directory`) holds ``model.skops`` (skops'
 secure format: no pickle, nothing runs on load unless its type is on an explicit trusted
 list), ``manifest.json`` (engagekit and library versions, config, training-data hash,
 features, target, flag rule, metrics, creation time, and the SHA-256 of
@@ -32,7 +32,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .._fingerprint import data_fingerprint
 from .._versions import library_versions
 from ..errors import (
     ConfigError,
@@ -43,9 +42,9 @@ from ..errors import (
     TamperedModelError,
     UntrustedModelError,
 )
-from ..models.manifest import MODEL_FORMAT_VERSION, ModelManifest
-from ..models.model_metrics import ModelMetrics
-from .model_directory import (
+from ..models._manifest import MODEL_FORMAT_VERSION, ModelManifest
+from ..models._model_metrics import ModelMetrics
+from ._model_directory import (
     INTEGRITY_FILE,
     MANIFEST_FILE,
     METRICS_FILE,
@@ -76,7 +75,6 @@ __all__ = [
     "TamperedModelError",
     "UntrustedModelError",
     "check_replaceable",
-    "data_fingerprint",
     "load_model",
     "load_model_directory",
     "read_manifest",
@@ -99,10 +97,10 @@ TRUSTED_TYPES = [
     "builtins.list",
     "builtins.str",
     "builtins.tuple",
-    "engagekit.features.transformer.EncounterFeatures",
-    "engagekit.models.calibration.LogitRecalibration",
-    "engagekit.models.fit_record.FitRecord",
-    "engagekit.models.model.EngagementModel",
+    "engagekit.features.EncounterFeatures",
+    "engagekit.models.LogitRecalibration",
+    "engagekit.models.FitRecord",
+    "engagekit.models.EngagementModel",
     "numpy.dtype",
     "numpy.float64",
     "numpy.int64",
@@ -113,7 +111,7 @@ TRUSTED_TYPES = [
     "numpy.uint64",
 ]
 # what the top of a model file must be
-_MODEL_CLASS = "engagekit.models.model.EngagementModel"
+_MODEL_CLASS = "engagekit.models.EngagementModel"
 
 
 @dataclass(frozen=True)
@@ -155,7 +153,7 @@ def save_model(
     model : EngagementModel
     directory : str or Path
         Made if needed. A model directory there is replaced whole (see
-        :func:`~engagekit.io.model_directory.replacing_directory`); a folder holding
+        :func:`~engagekit.io._model_directory.replacing_directory`); a folder holding
         other files is refused.
     manifest : ModelManifest
         What training recorded (:func:`~engagekit.models.build_manifest`); the library
@@ -165,7 +163,7 @@ def save_model(
         Written as ``metrics.json``.
     model_card : callable, optional
         ``model_card(manifest, metrics)`` gives the text of ``model_card.md``
-        (:func:`engagekit.report.model_card`), from the manifest as written; it needs
+        (:func:`engagekit.report._model_card`), from the manifest as written; it needs
         ``metrics``.
     key : str or bytes, optional
         Signing key; by default the value of the environment variable
@@ -187,7 +185,7 @@ def save_model(
     """
     import skops.io as sio
 
-    from ..models.model import EngagementModel
+    from ..models._model import EngagementModel
 
     if not isinstance(model, EngagementModel):
         raise TypeError(f"save_model saves an EngagementModel, not a {type(model).__name__}")
@@ -353,6 +351,13 @@ def _model(checked: _Checked, manifest: ModelManifest) -> Any:
     where = checked.where(MODEL_FILE)
     found, top = _types_in(checked)
     foreign = sorted(found - _trusted_types())
+    if foreign and all(name.startswith("engagekit.") for name in foreign):
+        # earlier builds named the classes by the (since renamed) module defining them
+        raise UntrustedModelError(
+            f"{where} names engagekit's classes as an earlier release did "
+            f"({', '.join(foreign)}); this engagekit cannot load it: {_RETRAIN}",
+            file=MODEL_FILE,
+        )
     if foreign:
         raise UntrustedModelError(
             f"{where} holds types engagekit does not trust ({', '.join(foreign)}); "
@@ -403,8 +408,8 @@ def _trusted_types() -> set[str]:
 
 def _model_problem(model: Any) -> str | None:
     """What makes a loaded object unusable as an engagekit model, if anything."""
-    from ..models.calibration import LogitRecalibration
-    from ..models.model import EngagementModel
+    from ..models._calibration import LogitRecalibration
+    from ..models._model import EngagementModel
 
     if not isinstance(model, EngagementModel):
         return f"it holds a {type(model).__name__}, not an EngagementModel"
