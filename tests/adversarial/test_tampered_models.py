@@ -478,6 +478,12 @@ _MALFORMED = [
         "model.skops", "no stated type", error=UntrustedModelError, readers=_LOAD,
     ),
     Case(
+        "classes-by-an-earlier-path",
+        _model_file(_schema_edit(lambda s: s.update(__module__="engagekit.models.model"))),
+        "model.skops", "names engagekit's classes as an earlier release did",
+        error=UntrustedModelError, readers=_LOAD,
+    ),
+    Case(
         "trusted-numpy-array", _model_file(lambda p: sio.dump(np.arange(3.0), p)),
         "model.skops", "numpy.ndarray, not an engagekit model", error=UntrustedModelError,
         readers=_LOAD,
