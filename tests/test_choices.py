@@ -11,6 +11,8 @@ from engagekit.choices import (
     CovarianceType,
     FlagRuleKind,
     JointTestKind,
+    ModelChoice,
+    ModelKind,
     WorkingCorrelation,
     as_choice,
 )
@@ -77,3 +79,8 @@ def test_an_analysis_choice_not_offered_is_refused_naming_the_key_and_the_choice
     assert f"heterogeneity.{key}: Input should be '{first}' or '{second}' (found 'robust')" in str(
         refused.value
     )
+
+
+def test_every_model_kind_is_a_choice_and_auto_is_the_only_other():
+    assert [c.value for c in ModelChoice] == ["auto", *(k.value for k in ModelKind)]
+    assert {c.name for c in ModelChoice} == {"AUTO", *(k.name for k in ModelKind)}

@@ -8,6 +8,7 @@ defaults ship in ``configs/default.yaml``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -547,6 +548,7 @@ def _nan_path(obj: Any, path: str = "") -> str | None:
     """Dotted key path of the first NaN in a parsed YAML document, or None."""
     if isinstance(obj, float) and math.isnan(obj):
         return path or "(top level)"
+    items: Iterable[tuple[Any, Any]]
     if isinstance(obj, dict):
         items = obj.items()
     elif isinstance(obj, list | tuple):

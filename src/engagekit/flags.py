@@ -25,6 +25,7 @@ the good outcome most, each with the config's practical suggestion.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -135,7 +136,7 @@ class _RuleThresholds(BaseModel):
         return {"format_version": _FORMAT_VERSION, **self.model_dump(mode="json")}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Rebuild the record from :meth:`to_dict`'s mapping (e.g. read from a model's JSON).
 
         Raises
@@ -197,7 +198,7 @@ class FlagRule(_RuleThresholds):
 
 def _from_versioned_dict(cls: type[BaseModel], data: Any, what: str) -> Any:
     """``cls`` validated from a ``to_dict`` mapping, or a ValueError naming ``what``."""
-    if not isinstance(data, dict):
+    if not isinstance(data, Mapping):
         article = "an" if what[0] in "aeiou" else "a"
         raise ValueError(f"{article} {what} must be a mapping, found {type(data).__name__}")
     data = dict(data)
@@ -366,6 +367,8 @@ def _capacity_count(rule: FlagRuleKind, value: float, n: int, n_practitioners: i
     """Encounters to flag on the validation data under a capacity rule."""
     if rule is FlagRuleKind.TOP_PERCENT:
         return value / 100.0 * n
+    # the callers refuse a per_practitioner rule without practitioners
+    assert n_practitioners is not None
     return value * n_practitioners
 
 
@@ -587,7 +590,6 @@ encounters scored; give the practitioner of each (practitioner_id)
     """
     values = _checked_risk(risk)
     n = len(values)
-    common = {"rule": rule.rule, "value": rule.value, "target": rule.target, "n_encounters": n}
     n_practitioners = None
     if rule.rule is FlagRuleKind.PER_PRACTITIONER:
         if practitioners is None:
@@ -599,7 +601,10 @@ encounters scored; give the practitioner of each (practitioner_id)
         n_practitioners = _n_distinct(_as_1d(practitioners, "practitioners", n), "practitioners")
     if rule.rule is FlagRuleKind.SENSITIVITY or n == 0:
         return AppliedFlagRule(
-            **common,
+            rule=rule.rule,
+            value=rule.value,
+            target=rule.target,
+            n_encounters=n,
             threshold=rule.threshold,
             medium_threshold=rule.medium_threshold,
             set_on="validation",
@@ -612,7 +617,10 @@ encounters scored; give the practitioner of each (practitioner_id)
     count = _capacity_count(rule.rule, rule.value, n, n_practitioners)
     share = rule.value / 100.0 if rule.rule is FlagRuleKind.TOP_PERCENT else count / n
     return AppliedFlagRule(
-        **common,
+        rule=rule.rule,
+        value=rule.value,
+        target=rule.target,
+        n_encounters=n,
         threshold=_cut_for_count(values, math.ceil(count - _COUNT_TOLERANCE)),
         medium_threshold=_cut_for_count(values, math.ceil(2.0 * count - _COUNT_TOLERANCE)),
         set_on="scored",
@@ -710,7 +718,8 @@ def risk_raising_attributes(
     ranked = np.where(contributions < 0.0, contributions, np.inf)
     order = np.argsort(ranked, axis=1, kind="stable")[:, :top]
     raises = np.take_along_axis(ranked, order, axis=1) < np.inf
-    chosen = np.where(raises, np.asarray(names, dtype=object)[order], None)
+    chosen = np.asarray(names, dtype=object)[order]
+    chosen[~raises] = None
     out = pd.DataFrame(
         chosen,
         index=grouped.index,

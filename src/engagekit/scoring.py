@@ -289,7 +289,9 @@ def _context(encounters: pd.DataFrame) -> dict[str, np.ndarray]:
             continue
         if name == "encounter_date":
             column = pd.to_datetime(column).dt.strftime("%Y-%m-%d")
-        context[name] = np.where(column.isna(), None, column.astype(object))
+        text = np.array(column.astype(object), dtype=object)
+        text[column.isna().to_numpy()] = None
+        context[name] = text
     return context
 
 

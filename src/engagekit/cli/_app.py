@@ -73,6 +73,7 @@ class _Command(TyperCommand):
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
             if isinstance(param, TyperArgument):
+                assert param.metavar is not None  # get_params gave every argument one
                 name = param.metavar + ("..." if param.nargs != 1 else "")
                 pieces.append(name if param.required else f"[{name}]")
         return pieces

@@ -9,9 +9,10 @@ scikit-learn and the rest load inside the helpers that use them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -53,6 +54,8 @@ __all__ = [
     "simulate_with_progress",
     "with_progress",
 ]
+
+_T = TypeVar("_T")
 
 
 def escape_markup(text: str) -> str:
@@ -157,9 +160,9 @@ def read_config(path: Path | None) -> Config:
     return load_config(path)
 
 
-def with_progress(fn, *args, **kwargs):
+def with_progress(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     """Call ``fn(*args, progress=..., **kwargs)`` with a bar per named step on stderr."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     with Progress(
         TextColumn("{task.description}"),
@@ -169,7 +172,7 @@ def with_progress(fn, *args, **kwargs):
         console=err,
         transient=True,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(step: str, done: int, total: int) -> None:
             if step not in tasks:

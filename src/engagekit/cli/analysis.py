@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -184,7 +184,13 @@ def power(
     flagged, and how often the qualities without a deviation are shown equivalent.
     Without it: the number of patients needed for --power (default 80%).
     """
-    from ..heterogeneity._power import estimate_power, patients_for_power, power_config
+    from ..heterogeneity._power import (
+        PatientsForPowerResult,
+        PowerResult,
+        estimate_power,
+        patients_for_power,
+        power_config,
+    )
     from ..io import write_json
     from ..io._write import check_writable
 
@@ -194,7 +200,7 @@ def power(
     cfg = read_config(config)
     chosen = None if treatments is None else [t.strip() for t in treatments.split(",") if t]
     cfg = power_config(cfg, treatments=chosen, sessions=sessions)
-    options = dict(
+    options: dict[str, Any] = dict(
         config=cfg,
         target=target,
         attribute=attribute,
@@ -204,6 +210,7 @@ def power(
         seed=seed,
         n_jobs=jobs,
     )
+    result: PowerResult | PatientsForPowerResult
     if patients is not None:
         result = with_progress(
             lambda progress: estimate_power(

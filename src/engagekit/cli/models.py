@@ -146,7 +146,7 @@ def train(
     else:
         # last, in red: the one line a user must not miss
         out.print(
-            f"[bold red]NOT FIT FOR USE:[/bold red] {escape_markup(metrics.unfit_reason)}. The "
+            f"[bold red]NOT FIT FOR USE:[/bold red] {escape_markup(fitness.reason)}. The "
             "model was saved marked fit_for_use: false; score, forecast and predict refuse "
             "it unless given --allow-unfit-model.",
             highlight=False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +20,9 @@ from ._common import (
     read_valid_table,
     with_progress,
 )
+
+if TYPE_CHECKING:  # loaded inside the command: the help starts without pandas
+    from ..heterogeneity import HeterogeneityResult
 
 
 @app.command()
@@ -100,7 +103,7 @@ def report(
                 f"{sources} all predict {target!r}; give one model per outcome",
                 param_hint="--model",
             )
-    analyses = []
+    analyses: list[HeterogeneityResult] = []
     for path in heterogeneity or []:
         result = read_heterogeneity_result(path)
         if result.target not in targets:

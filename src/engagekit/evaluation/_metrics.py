@@ -312,7 +312,7 @@ class _PointMetricsEngine:
 
         # the regressions go faster without the rows of weight 0 (in a bootstrap
         # replicate, the third of patients not drawn)
-        fit_rows = (w, self._y, self._logit, self._clipped, self._one_minus)
+        fit_rows: tuple[np.ndarray, ...] = (w, self._y, self._logit, self._clipped, self._one_minus)
         if not np.all(w):
             kept = np.flatnonzero(w)
             fit_rows = tuple(
@@ -1260,23 +1260,24 @@ def evaluate_predictions(
         curve = decision_curve(1 - y_arr, 1 - p_arr, decision_thresholds)
 
     by_group: dict[str, dict[str, GroupMetrics]] = {}
-    for column in [] if by is None else by.columns:
-        levels = pd.Series(by[column].to_numpy(), dtype=object)
-        missing = levels.isna()
-        labels = levels.astype(str).where(~missing, "(missing)")
-        blocks: dict[str, GroupMetrics] = {}
-        for label in sorted(labels.unique()):
-            rows = np.flatnonzero((labels == label).to_numpy())
-            y_level, p_level, g_level = y_arr[rows], p_arr[rows], groups_arr[rows]
-            skipped = _skipped_block(y_level, g_level, min_encounters, min_patients)
-            blocks[label] = (
-                skipped
-                if skipped is not None
-                else _metrics_block(
-                    y_level, p_level, g_level, n_boot, seed, ci, n_jobs, flagged_outcome
+    if by is not None:
+        for column in by.columns:
+            levels = pd.Series(by[column].to_numpy(), dtype=object)
+            missing = levels.isna()
+            labels = levels.astype(str).where(~missing, "(missing)")
+            blocks: dict[str, GroupMetrics] = {}
+            for label in sorted(labels.unique()):
+                rows = np.flatnonzero((labels == label).to_numpy())
+                y_level, p_level, g_level = y_arr[rows], p_arr[rows], groups_arr[rows]
+                skipped = _skipped_block(y_level, g_level, min_encounters, min_patients)
+                blocks[label] = (
+                    skipped
+                    if skipped is not None
+                    else _metrics_block(
+                        y_level, p_level, g_level, n_boot, seed, ci, n_jobs, flagged_outcome
+                    )
                 )
-            )
-        by_group[str(column)] = blocks
+            by_group[str(column)] = blocks
     return Metrics(
         overall=overall,
         n_boot=int(n_boot),
@@ -1285,6 +1286,7 @@ def evaluate_predictions(
         calibration_curve=_records(calibration_curve(y_arr, p_arr, n_bins=n_bins), CalibrationBin),
         roc_curve=roc,
         decision_curve=_records(curve, DecisionCurvePoint),
-        decision_curve_flagged_outcome=int(flagged_outcome),
+        # 0 or 1 as a plain int (checked above; a numpy integer or a bool becomes one)
+        decision_curve_flagged_outcome=1 if flagged_outcome == 1 else 0,
         by_group=by_group,
     )

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AnalysisError, ContractError
-from ..models.kinds import CHUNK_ROWS, KINDS, find_kind
+from ..models.kinds import CHUNK_ROWS, KINDS, find_kind, kind_spec
 
 if TYPE_CHECKING:
     from ..models import EngagementModel
@@ -163,7 +163,7 @@ trained on (the same config)
     _check_columns(model, encounters)
     n_threads = _n_threads(n_jobs)
     X = model.design(encounters).to_numpy(dtype="float64")
-    margin_shap = find_kind(model.kind).explain(
+    margin_shap = kind_spec(model.kind).explain(
         model.estimator, X, n_threads=n_threads, chunk_rows=chunk_rows
     )
     phi, method = margin_shap.values, margin_shap.method

@@ -445,7 +445,7 @@ def _verdict(
     *,
     treatment_labels: dict[str, str],
     higher_is_better: bool = True,
-) -> tuple[str, str]:
+) -> tuple[Verdict, str]:
     """The verdict and its sentence, in the config's words.
 
     ``label`` and ``outcome`` are the attribute's and the outcome's labels; treatments

@@ -11,7 +11,7 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -23,6 +23,8 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from ..choices import Adjustment
 
 if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+
     from ._analysis import HeterogeneityResult
 
 __all__ = ["SAVE_FORMATS", "forest_plot"]
@@ -34,7 +36,8 @@ _DPI = 150
 
 # Okabe–Ito colours, told apart under the common colour-vision deficiencies; each verdict
 # also has its own marker so the plot still reads in greyscale.
-_VERDICT_STYLE = {
+# (keyed by object: looked up with whatever a result's JSON holds)
+_VERDICT_STYLE: dict[object, dict[str, str]] = {
     "differs": {"color": "#D55E00", "marker": "s"},
     "equivalent": {"color": "#0072B2", "marker": "o"},
     "inconclusive": {"color": "#000000", "marker": "D"},
@@ -42,11 +45,11 @@ _VERDICT_STYLE = {
 _UNKNOWN_VERDICT_STYLE = {"color": "#999999", "marker": "o"}
 _BAND_COLOUR = "#56B4E9"
 
-_ADJUSTMENT_NAMES = {Adjustment.HOLM: "Holm p", Adjustment.FDR_BH: "BH q"}
+_ADJUSTMENT_NAMES: dict[object, str] = {Adjustment.HOLM: "Holm p", Adjustment.FDR_BH: "BH q"}
 
 # Ticks symmetric on the log scale (0.8 = 1/1.25, 0.5 = 1/2, ...), read as plain numbers.
-_CANDIDATE_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.8, 1.0, 1.25, 2.0, 5.0, 10.0, 20.0)
-_CANDIDATE_TICKS += (50.0, 100.0)
+_CANDIDATE_TICKS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.8, 1.0, 1.25, 2.0, 5.0)
+_CANDIDATE_TICKS += (10.0, 20.0, 50.0, 100.0)
 
 _PANEL_INCHES_PER_ROW = 0.4
 _PANEL_INCHES_EXTRA = 0.75
@@ -205,8 +208,9 @@ def _draw_panel(ax: Axes, attribute: Mapping[str, Any], margin: float | None, p_
 
     ax.axvline(1.0, color="#555555", linestyle=":", linewidth=1, zorder=1)
     common = attribute.get("common_log_odds")
-    has_band = margin is not None and _is_finite(common)
-    if has_band:
+    has_band = False
+    if margin is not None and _is_finite(common):
+        has_band = True
         ax.axvspan(
             math.exp(common - margin),
             math.exp(common + margin),
@@ -324,7 +328,9 @@ def _format_odds_ratio_axis(axes: Sequence[Axes], limits: tuple[float, float]) -
 
 
 def _add_legend(fig: Figure, drew_band: bool) -> None:
-    handles = [Line2D([], [], color="#555555", linestyle=":", label="odds ratio 1 (no effect)")]
+    handles: list[Artist] = [
+        Line2D([], [], color="#555555", linestyle=":", label="odds ratio 1 (no effect)")
+    ]
     if drew_band:
         handles += [
             Line2D([], [], color=_BAND_COLOUR, linestyle="--", label="pooled effect"),
@@ -333,10 +339,10 @@ def _add_legend(fig: Figure, drew_band: bool) -> None:
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
 
 
-def _is_finite(value: Any) -> bool:
+def _is_finite(value: Any) -> TypeGuard[float]:
     # numbers.Real also admits numpy scalars; a bool is no estimate
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _is_positive(value: Any) -> bool:
+def _is_positive(value: Any) -> TypeGuard[float]:
     return _is_finite(value) and value > 0

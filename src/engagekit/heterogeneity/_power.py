@@ -367,7 +367,7 @@ def power_config(
     for treatment in config.treatments:
         if treatment.name not in kept:
             continue
-        simulated = {"share": treatment.simulated.share / total_share}
+        simulated: dict[str, object] = {"share": treatment.simulated.share / total_share}
         if sessions is not None:
             simulated["planned_sessions"] = (int(sessions), int(sessions))
         updated.append(

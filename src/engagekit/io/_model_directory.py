@@ -60,7 +60,8 @@ from ..errors import (
 try:  # POSIX; elsewhere a killed run's hidden directory stays until deleted by hand
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    # mypy types the name as the module; None marks it missing, checked before each use
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "INTEGRITY_FILE",
@@ -155,7 +156,7 @@ def _seal(directory: Path, key: bytes | None) -> None:
         if path.exists():
             digest = hashlib.sha256()
             with path.open("rb") as handle:
-                for block in iter(lambda h=handle: h.read(_MiB), b""):
+                for block in iter(functools.partial(handle.read, _MiB), b""):
                     digest.update(block)
             files[name] = {"sha256": digest.hexdigest(), "size": path.stat().st_size}
     record: dict[str, Any] = {
@@ -655,10 +656,10 @@ def _check_signature(directory: Path, record: Mapping[str, Any], key: bytes | No
         )
 
 
-def _hashed(handle: BinaryIO, entry: Mapping[str, Any], where: str, name: str) -> bytes | None:
+def _hashed(handle: BinaryIO, entry: Mapping[str, Any], where: str, name: str) -> bytes:
     """Check a file's size and SHA-256 against its entry of the integrity record, reading
-    no more than the recorded size (nor the file's limit); its bytes (the model file's
-    are not kept)."""
+    no more than the recorded size (nor the file's limit); its bytes (none for the model
+    file, whose bytes are not kept)."""
     budget = min(entry["size"], SIZE_LIMITS[name]) + 1
     digest, size, chunks = hashlib.sha256(), 0, []
     while size < budget and (block := handle.read(min(_MiB, budget - size))):
@@ -674,7 +675,7 @@ def _hashed(handle: BinaryIO, entry: Mapping[str, Any], where: str, name: str) -
             f"to load it. {_RETRAIN.capitalize()}",
             file=name,
         )
-    return None if name == MODEL_FILE else b"".join(chunks)
+    return b"".join(chunks)
 
 
 @contextlib.contextmanager

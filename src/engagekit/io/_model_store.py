@@ -216,9 +216,10 @@ def save_model(
         (partial / MANIFEST_FILE).write_text(json.dumps(record, indent=2) + "\n")
         if metrics is not None:
             (partial / METRICS_FILE).write_text(json.dumps(metrics.to_dict(), indent=2) + "\n")
-        if model_card is not None:
-            card = model_card(stamped, metrics)
-            (partial / MODEL_CARD_FILE).write_text(card, encoding="utf-8")
+            # (a model card without metrics was refused above)
+            if model_card is not None:
+                card = model_card(stamped, metrics)
+                (partial / MODEL_CARD_FILE).write_text(card, encoding="utf-8")
         _seal(partial, signing_key)
     return directory
 

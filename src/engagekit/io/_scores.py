@@ -931,6 +931,7 @@ class _ScoreFile:
             self.stream.close()
 
     def finish(self) -> None:
+        assert self.partial is not None  # made in __init__, which raised if it could not
         try:
             self._close()
             os.replace(self.partial, self.out)

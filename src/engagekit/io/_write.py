@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 try:  # POSIX; elsewhere the leftovers of a killed run stay until deleted by hand
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    # mypy types the name as the module; None marks it missing, checked before each use
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "atomic_path",
@@ -314,7 +315,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.close(handle)
 
 
-def _write(path: str | Path, write: Callable[[Path], None]) -> Path:
+def _write(path: str | Path, write: Callable[[Path], object]) -> Path:
     path = Path(path)
     with atomic_path(path) as partial:
         write(partial)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from scipy import stats
@@ -178,6 +178,21 @@ def _loglik(eta: np.ndarray, y: np.ndarray) -> float:
     return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
 
 
+class _Counts(TypedDict):
+    """The counts every :class:`LogitRecalibration` records."""
+
+    n: int
+    n_events: int
+    min_events: int
+
+
+class _RawFit(TypedDict):
+    """The calibration intercept and slope fitted on the held-out patients."""
+
+    raw_intercept: float
+    raw_slope: float
+
+
 def fit_logit_recalibration(
     margin: np.ndarray,
     y: np.ndarray,
@@ -223,14 +238,14 @@ def fit_logit_recalibration(
     if y.size == 0:
         return LogitRecalibration(min_events=min_events)
     n_events = int(min(y.sum(), y.size - y.sum()))
-    record = {"n": int(y.size), "n_events": n_events, "min_events": min_events}
+    record: _Counts = {"n": int(y.size), "n_events": n_events, "min_events": min_events}
     if n_events < max(1, min_events):
         return LogitRecalibration(status=CalibrationStatus.TOO_FEW_EVENTS, **record)
     beta, ll_fit = _newton_logistic(margin, y)
     ll_identity = _loglik(margin, y)
     chi2 = max(0.0, 2 * (ll_fit - ll_identity))
     p_value = float(stats.chi2.sf(chi2, df=2))
-    fitted = {"raw_intercept": float(beta[0]), "raw_slope": float(beta[1])}
+    fitted: _RawFit = {"raw_intercept": float(beta[0]), "raw_slope": float(beta[1])}
     if not np.all(np.isfinite(beta)) or not p_value < alpha:
         return LogitRecalibration(
             p_value=p_value, status=CalibrationStatus.NOT_NEEDED, **record, **fitted

@@ -328,4 +328,4 @@ def _estimator_record(estimator: Any) -> EstimatorRecord:
     if hasattr(final, "n_iter_"):
         # boosting iterations kept after early stopping (an array for a linear solver)
         params["n_iter_"] = int(np.max(final.n_iter_))
-    return EstimatorRecord(**{"class": type(final).__name__, "params": params})
+    return EstimatorRecord.model_validate({"class": type(final).__name__, "params": params})

@@ -278,6 +278,8 @@ def cross_validate(
         train = encounters.iloc[train_idx]
         test = encounters.iloc[test_idx]
         model = fit_model(train, target, kind, config, seed=seed + fold)
+        fit = model.fit_record
+        assert fit is not None, "fit_model records the steps of every fit"
         p = model.predict_proba(test)
         test_labelled = labelled[test_idx]
         oof[test_idx[test_labelled]] = p[test_labelled]
@@ -288,10 +290,10 @@ def cross_validate(
                 "test_patients": len(pd.unique(patients[test_idx])),
                 "test_encounters_scored": int(test_labelled.sum()),
                 "recalibrated": bool(model.recalibration.applied),
-                "fit": model.fit_record.to_dict(),
+                "fit": fit.to_dict(),
             }
         )
-        records.append(model.fit_record)
+        records.append(fit)
         if progress is not None:
             progress(fold + 1, n_splits)
     y = encounters.loc[labelled, target].to_numpy(dtype="float64")
@@ -700,6 +702,7 @@ def _finalise(
             run.n_jobs,
             thresholds,
         )
+    assert final.fit_record is not None, "fit_model records the steps of every fit"
     steps = TrainingSteps(
         final_model=final.fit_record,
         cross_validation_folds=tuple(cv.fit_records),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -151,7 +151,7 @@ def calibration_figure(metrics: Metrics, title: str = "") -> Figure:
     return fig
 
 
-def marks_flag_threshold(flag_threshold: Any) -> bool:
+def marks_flag_threshold(flag_threshold: Any) -> TypeGuard[float]:
     """Whether :func:`decision_curve_figure` draws the line of this flag threshold.
 
     It does for every risk strictly between 0 and 1, widening the axis to reach it if

@@ -532,7 +532,7 @@ def _run_sessions(
                 p.append(expit(logit))
             p_attend, p_adhere = p
 
-            last = t == patients.planned[i]
+            last = patients.planned[i] == t
             next_day = day[i] + np.maximum(1, model.interval_days[tr] + gap_jitter[i])
             censored = ~last & (next_day > model.cutoff_days)
             due = ~last & ~censored

@@ -33,10 +33,17 @@ class ContractSchema:
     table_checks: dict[str, str]
 
 
-def _check(fn, name: str, error: str) -> pa.Check:
-    check = pa.Check(fn, name=name)
-    check.rule_text = error  # read back by build_schema for the message table
-    return check
+@dataclass(frozen=True)
+class _Rule:
+    """A pandera check, its name and the rule it checks in words (for the message table)."""
+
+    check: pa.Check
+    name: str
+    text: str
+
+
+def _check(fn, name: str, error: str) -> _Rule:
+    return _Rule(pa.Check(fn, name=name), name, error)
 
 
 def _fmt(x: float) -> str:
@@ -44,7 +51,7 @@ def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) < 2**53 else f"{x:g}"
 
 
-def _rule_type(f: ContractField) -> pa.Check | None:
+def _rule_type(f: ContractField) -> _Rule | None:
     if f.type == "integer" and f.enum is not None:
         allowed = {float(v) for v in f.enum}
         text = ", ".join(str(v) for v in f.enum)
@@ -80,16 +87,16 @@ def _rule_type(f: ContractField) -> pa.Check | None:
     )
 
 
-def _rule_range(f: ContractField) -> pa.Check | None:
+def _rule_range(f: ContractField) -> _Rule | None:
     lo, hi = f.minimum, f.maximum
-    if lo is None and hi is None:
-        return None
     if lo is not None and hi is not None:
         error = f"must be between {_fmt(lo)} and {_fmt(hi)}"
     elif lo is not None:
         error = f"must be at least {_fmt(lo)}"
-    else:
+    elif hi is not None:
         error = f"must be at most {_fmt(hi)}"
+    else:
+        return None
     low = float("-inf") if lo is None else float(lo)
     high = float("inf") if hi is None else float(hi)
 
@@ -101,7 +108,7 @@ def _rule_range(f: ContractField) -> pa.Check | None:
     return _check(_within_bounds, name="bounds", error=error)
 
 
-def _rule_enum_text(f: ContractField) -> pa.Check | None:
+def _rule_enum_text(f: ContractField) -> _Rule | None:
     if f.enum is None or f.type != "string":
         return None
     allowed = [str(v) for v in f.enum]
@@ -119,7 +126,7 @@ def _rule_enum_text(f: ContractField) -> pa.Check | None:
     )
 
 
-def _rule_pattern(f: ContractField) -> pa.Check | None:
+def _rule_pattern(f: ContractField) -> _Rule | None:
     if f.pattern is None:
         return None
     pattern = f.pattern
@@ -132,7 +139,7 @@ def _rule_pattern(f: ContractField) -> pa.Check | None:
     )
 
 
-def _rule_unique(f: ContractField) -> pa.Check | None:
+def _rule_unique(f: ContractField) -> _Rule | None:
     if not f.unique:
         return None
 
@@ -151,7 +158,7 @@ def _parser(f: ContractField):
     return {"integer": as_number, "number": as_number, "date": as_date}.get(f.type, as_text)
 
 
-def _unique_key_check(contract: EncounterContract, key: tuple[str, ...]) -> pa.Check:
+def _unique_key_check(contract: EncounterContract, key: tuple[str, ...]) -> _Rule:
     name = "unique_within_" + "_".join(key[:-1])
     parsers = [_parser(contract[c]) for c in key]
 
@@ -170,9 +177,10 @@ def _unique_key_check(contract: EncounterContract, key: tuple[str, ...]) -> pa.C
     )
 
 
-def _non_decreasing_check(contract: EncounterContract, f: ContractField) -> pa.Check:
+def _non_decreasing_check(
+    contract: EncounterContract, f: ContractField, within: str, by: str
+) -> _Rule:
     name = f"non_decreasing_{f.name}"
-    within, by = f.non_decreasing_within, f.non_decreasing_by
 
     def _non_decreasing(df: pd.DataFrame) -> pd.Series:
         dates = as_date(df[f.name])
@@ -213,41 +221,44 @@ def build_schema(contract: EncounterContract, columns: list[str]) -> ContractSch
     """
     present = set(columns)
     schema_columns: dict[str, pa.Column] = {}
+    rules: dict[str, list[_Rule]] = {}
     for f in contract.fields:
         if f.name not in present:
             continue
-        rules = [
+        found = [
             _rule_type(f),
             _rule_range(f),
             _rule_enum_text(f),
             _rule_pattern(f),
             _rule_unique(f),
         ]
+        rules[f.name] = [r for r in found if r is not None]
         schema_columns[f.name] = pa.Column(
             None,
-            checks=[r for r in rules if r is not None],
+            checks=[r.check for r in rules[f.name]],
             nullable=not f.required,
             required=f.required,
             coerce=False,
         )
     messages: dict[tuple[str, str], str] = {}
-    for name, column in schema_columns.items():
+    for name in schema_columns:
         messages[(name, "not_nullable")] = "required value is missing"
-        for check in column.checks:
-            messages[(name, check.name)] = check.rule_text
-    table: list[pa.Check] = []
+        for rule in rules[name]:
+            messages[(name, rule.name)] = rule.text
+    table: list[_Rule] = []
     table_columns: dict[str, str] = {}
     for key in contract.unique_keys:
         if set(key) <= present:
             table.append(_unique_key_check(contract, key))
             table_columns[table[-1].name] = key[-1]
     for f in contract.fields:
-        if f.non_decreasing_within and (
-            {f.name, f.non_decreasing_within, f.non_decreasing_by} <= present
-        ):
-            table.append(_non_decreasing_check(contract, f))
+        within, by = f.non_decreasing_within, f.non_decreasing_by
+        if within and by is not None and {f.name, within, by} <= present:
+            table.append(_non_decreasing_check(contract, f, within, by))
             table_columns[table[-1].name] = f.name
-    for check in table:
-        messages[(table_columns[check.name], check.name)] = check.rule_text
-    schema = pa.DataFrameSchema(schema_columns, checks=table, strict=False, ordered=False)
+    for rule in table:
+        messages[(table_columns[rule.name], rule.name)] = rule.text
+    schema = pa.DataFrameSchema(
+        schema_columns, checks=[r.check for r in table], strict=False, ordered=False
+    )
     return ContractSchema(schema=schema, messages=messages, table_checks=table_columns)

@@ -16,7 +16,8 @@ What every kind shares (holding out patients, fitting the features, checking
 calibration, cross-validation, choosing among kinds) lives in
 :mod:`engagekit.models._training`, which reaches the kinds through :func:`kind_spec`
 only. Adding a kind: a module with a :class:`ModelKindSpec` subclass, a
-:class:`~engagekit.choices.ModelKind` member naming it, and its entry in :data:`KINDS`;
+:class:`~engagekit.choices.ModelKind` member naming it (and the same
+:class:`~engagekit.choices.ModelChoice` member), and its entry in :data:`KINDS`;
 ``tests/test_model_kinds.py`` then runs it through every common check.
 
 Examples
@@ -94,4 +95,9 @@ def find_kind(kind: Any) -> ModelKindSpec | None:
     >>> find_kind("logistic").kind is ModelKind.LOGISTIC, find_kind(["gbm"])
     (True, None)
     """
-    return KINDS.get(kind) if isinstance(kind, str) else None
+    if not isinstance(kind, str):
+        return None
+    try:
+        return KINDS.get(ModelKind(kind))
+    except ValueError:  # not a kind's name
+        return None

@@ -7,7 +7,7 @@ import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 import numpy as np
 
@@ -234,6 +234,6 @@ def whole_number(value: Any) -> str:
     return f"{int(value):,}" if is_finite_number(value) else "–"
 
 
-def is_finite_number(value: Any) -> bool:
+def is_finite_number(value: Any) -> TypeGuard[float]:
     """Whether a recorded value is a finite real number (a bool is not one)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)

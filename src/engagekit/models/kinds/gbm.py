@@ -126,8 +126,7 @@ class GbmKind(ModelKindSpec):
             )
         if stopping != EarlyStopping.USED:
             return ()
-        counted = is_finite_number(iterations) and is_finite_number(ceiling)
-        if counted and iterations < ceiling:
+        if is_finite_number(iterations) and is_finite_number(ceiling) and iterations < ceiling:
             return (
                 f"The trees stopped early on the held-out patients, at {whole_number(iterations)} "
                 f"of at most {whole_number(ceiling)} iterations.",

@@ -29,7 +29,7 @@ value.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -152,7 +152,7 @@ class LogisticKind(ModelKindSpec):
         "treatment terms, with a ridge penalty; the interaction terms and the "
         "earlier-session summaries have a tighter prior."
     )
-    card_hyperparameters: Mapping[str, str] = {
+    card_hyperparameters: ClassVar[Mapping[str, str]] = {
         "C": "penalty C",
         "interaction_weight": "prior weight of the interaction terms",
     }

@@ -70,6 +70,11 @@ def build(manifest: ModelManifest, shares: FlagShares, config: Config) -> FlagsV
     rule = manifest.flag_rule
     point = rule.operating_point
     applied = shares.applied
+    if applied is None:
+        assert shares.note is not None  # a rule not applied comes with the reason
+        shares_note = shares.note
+    else:
+        shares_note = share_basis(applied)
     return FlagsView(
         target=target,
         label=outcome_label(config, target),
@@ -88,7 +93,7 @@ def build(manifest: ModelManifest, shares: FlagShares, config: Config) -> FlagsV
                 flag_share_rows(applied, shares.n_high, shares.n_high_or_medium),
             )
         ),
-        shares_note=shares.note if applied is None else share_basis(applied),
+        shares_note=shares_note,
     )
 
 
