@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._format import count, estimate, interval, is_number, number, p_value, percent, plain
+from ..choices import FlagRuleKind
 from ..models.kinds import find_kind
 
 if TYPE_CHECKING:
@@ -119,14 +120,14 @@ def flag_rule_sentence(rule: FlagRule, bad_outcome: str) -> str:
     """The flag rule in words, e.g. "flag the 10% of encounters at highest risk"."""
     value = rule.value
     name = rule.rule
-    if name == "top_percent":
+    if name == FlagRuleKind.TOP_PERCENT:
         what = f"flag the {value:g}% of encounters at highest risk"
-    elif name == "sensitivity":
+    elif name == FlagRuleKind.SENSITIVITY:
         what = (
             f"flag enough encounters to catch at least {percent(value, 0)} of those "
             "followed by the bad outcome"
         )
-    elif name == "per_practitioner":
+    elif name == FlagRuleKind.PER_PRACTITIONER:
         what = f"flag on average {value:g} encounters per practitioner"
     else:
         what = f"rule `{name}` with value {plain(value)}"
@@ -138,7 +139,7 @@ def flag_rule_sentence(rule: FlagRule, bad_outcome: str) -> str:
         f"{what[0].upper()}{what[1:]} (risk: the probability that the patient "
         f"{bad_outcome}), chosen on the cross-validated predictions"
     )
-    if name in ("top_percent", "per_practitioner"):
+    if name in (FlagRuleKind.TOP_PERCENT, FlagRuleKind.PER_PRACTITIONER):
         return (
             f"{chosen}, where an encounter was {thresholds}. The rule is a share of the "
             "encounters being scored (every encounter scored, not each patient's latest), "

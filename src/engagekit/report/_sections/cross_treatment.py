@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..._format import count, interval, is_number, number, p_value, percent, with_ci
 from ..._labels import attribute_label, in_sentence, outcome_label
+from ...choices import Adjustment, CovarianceType, JointTestKind
 from .._document import Table
 from ._common import Plot, treatment_labels
 
@@ -30,9 +31,13 @@ __all__ = [
 
 #: The power at which the section states the smallest deviation the test detects.
 POWER = 0.8
-_COV_TYPE_NAMES = {"kauermann_carroll": "Kauermann–Carroll", "bias_reduced": "Mancl–DeRouen"}
-_ADJUSTMENT_NAMES = {"holm": "Holm", "fdr_bh": "Benjamini–Hochberg"}
-_TEST_NAMES = {"wald": "Wald", "score": "score"}
+# the names the page gives each choice (StrEnum members look up by their values too)
+_COV_TYPE_NAMES = {
+    CovarianceType.KAUERMANN_CARROLL: "Kauermann–Carroll",
+    CovarianceType.BIAS_REDUCED: "Mancl–DeRouen",
+}
+_ADJUSTMENT_NAMES = {Adjustment.HOLM: "Holm", Adjustment.FDR_BH: "Benjamini–Hochberg"}
+_TEST_NAMES = {JointTestKind.WALD: "Wald", JointTestKind.SCORE: "score"}
 _POWER_COLUMNS = (
     "patients",
     "power to detect",
