@@ -48,6 +48,8 @@ MODULES = [
     "engagekit.models.kinds.logistic",
     "engagekit.models.kinds.gbm",
     "engagekit.evaluation._metrics",
+    "engagekit.evaluation._curves",
+    "engagekit.evaluation._result",
     "engagekit.evaluation._bootstrap",
     "engagekit.heterogeneity._analysis",
     "engagekit.heterogeneity._plot",

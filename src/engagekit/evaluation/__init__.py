@@ -14,7 +14,9 @@ too.
 """
 
 from ._bootstrap import cluster_bootstrap
-from ._metrics import (
+from ._curves import calibration_curve, decision_curve, decision_thresholds, roc_curve
+from ._metrics import evaluate_predictions, point_metrics, undefined_metrics
+from ._result import (
     ESTIMATE_NAMES,
     FLAGGED_AUPRC,
     POINT_METRICS,
@@ -24,13 +26,6 @@ from ._metrics import (
     GroupMetrics,
     Metrics,
     RocPoint,
-    calibration_curve,
-    decision_curve,
-    decision_thresholds,
-    evaluate_predictions,
-    point_metrics,
-    roc_curve,
-    undefined_metrics,
 )
 
 __all__ = [

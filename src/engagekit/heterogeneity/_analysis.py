@@ -30,6 +30,7 @@ For each attribute:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -485,6 +486,265 @@ def _verdict(
     )
 
 
+# --------------------------------------------------------------------------- steps
+@dataclass(frozen=True)
+class _Setup:
+    """What the analysis was asked for: the outcome, the config and the settings."""
+
+    target: str
+    target_label: str
+    config: Config
+    covariates_left_out: tuple[str, ...]
+    settings: HeterogeneitySettings
+    treatment_labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Data:
+    """The analysed encounters and the model's design, checked for estimability."""
+
+    rows: pd.DataFrame
+    excluded: dict[str, int]
+    treatments: list[str]
+    treatment_of_row: np.ndarray
+    design: pd.DataFrame
+    y: np.ndarray
+    groups: np.ndarray
+    n_clusters: int
+
+
+@dataclass(frozen=True)
+class _Tested:
+    """One attribute's joint test, effects by treatment, contrasts and equivalence."""
+
+    attribute: str
+    test: JointTest
+    common_log_odds: float
+    by_treatment: list[TreatmentEffect]
+    contrasts: list[Contrast]
+    equivalence: Equivalence
+
+
+def _setup(
+    target: str,
+    config: Config,
+    covariates_left_out: tuple[str, ...],
+    settings: HeterogeneitySettings,
+) -> _Setup:
+    """The analysis's setup, once ``target`` is known to be a configured outcome."""
+    if target not in config.outcome_names:
+        raise ArgumentError(f"unknown target {target!r}; expected one of {config.outcome_names}")
+    return _Setup(
+        target=target,
+        target_label=outcome_label(config, target),
+        config=config,
+        covariates_left_out=covariates_left_out,
+        settings=settings,
+        treatment_labels={t.name: t.label for t in config.treatments},
+    )
+
+
+def _prepare_data(encounters: pd.DataFrame, setup: _Setup) -> _Data:
+    """The complete cases and the design; refuses data the model cannot be fitted to."""
+    target, config, cluster = setup.target, setup.config, setup.settings.cluster
+    cluster_column = _CLUSTER_COLUMNS[cluster]
+    rows, excluded = _analysis_rows(encounters, target, config, cluster_column)
+    present = set(rows["treatment"].astype(str))
+    treatments = [t for t in config.treatment_names if t in present]
+    if len(treatments) < 2:
+        raise ContractError(
+            f"{len(treatments)} treatment(s) have analysable encounters; comparing effects "
+            "across treatments needs at least two"
+        )
+    _check_estimable(rows, target, treatments)
+    design = _design(rows, config, treatments)
+    groups = rows[cluster_column].astype(str).to_numpy()
+    n_clusters = len(np.unique(groups))
+    if n_clusters <= design.shape[1]:
+        raise AnalysisError(
+            f"{n_clusters} {cluster}s for {design.shape[1]} coefficients: the robust "
+            "covariance needs many more clusters than coefficients; analyse more patients"
+        )
+    return _Data(
+        rows=rows,
+        excluded=excluded,
+        treatments=treatments,
+        treatment_of_row=rows["treatment"].astype(str).to_numpy(),
+        design=design,
+        y=rows[target].to_numpy(dtype=float),
+        groups=groups,
+        n_clusters=n_clusters,
+    )
+
+
+def _fit_model(data: _Data, settings: HeterogeneitySettings) -> GeeFit:
+    """The GEE fit of the design, refused where a treatment's outcomes are separated."""
+    fit = fit_gee(
+        data.y,
+        data.design,
+        data.groups,
+        working_correlation=settings.working_correlation,
+        cov_type=settings.cov_type,
+    )
+    _check_separation(fit, data.treatments)
+    return fit
+
+
+def _test_attribute(attribute: str, fit: GeeFit, data: _Data, setup: _Setup) -> _Tested:
+    """The joint test of ``attribute``'s slopes, its effects, contrasts and equivalence."""
+    slopes = [slope_name(attribute, t) for t in data.treatments]
+    estimate = fit.params[slopes].to_numpy()
+    cov = fit.cov.loc[slopes, slopes].to_numpy()
+    if setup.settings.test is JointTestKind.SCORE:
+        test = _score_test(fit, data.design, data.y, data.groups, slopes)
+    else:
+        R = np.hstack([-np.ones((len(slopes) - 1, 1)), np.eye(len(slopes) - 1)])
+        test = _wald(estimate, cov, R)
+    by_treatment = _treatment_effects(
+        attribute, fit, data, estimate, cov, treatment_labels=setup.treatment_labels
+    )
+    contrasts = _contrasts(data.treatments, estimate, cov, setup.settings.margin, alpha=0.05)
+    return _Tested(
+        attribute=attribute,
+        test=test,
+        common_log_odds=float(estimate.mean()),
+        by_treatment=by_treatment,
+        contrasts=contrasts,
+        equivalence=_equivalence(contrasts),
+    )
+
+
+def _treatment_effects(
+    attribute: str,
+    fit: GeeFit,
+    data: _Data,
+    estimate: np.ndarray,
+    cov: np.ndarray,
+    *,
+    treatment_labels: dict[str, str],
+) -> list[TreatmentEffect]:
+    """``attribute``'s odds ratio (95% CI) and average marginal effect in each treatment."""
+    se = np.sqrt(np.diag(cov))
+    z = stats.norm.ppf(0.975)
+    effects = _marginal_effects(fit, data.design, data.treatments, attribute, data.treatment_of_row)
+    return [
+        TreatmentEffect(
+            treatment=t,
+            treatment_label=treatment_labels[t],
+            log_odds=float(b),
+            se=float(s),
+            odds_ratio=math.exp(b),
+            ci_low=math.exp(b - z * s),
+            ci_high=math.exp(b + z * s),
+            n_encounters=int((data.treatment_of_row == t).sum()),
+            ame=ame,
+            ame_ci_low=ame_low,
+            ame_ci_high=ame_high,
+        )
+        for t, b, s, (ame, ame_low, ame_high) in zip(
+            data.treatments, estimate, se, effects, strict=True
+        )
+    ]
+
+
+def _equivalence(contrasts: list[Contrast]) -> Equivalence:
+    """The intersection-union equivalence test: every contrast inside the margin."""
+    return Equivalence(
+        equivalent=all(c.inside_margin for c in contrasts),
+        p_value=max(c.tost_p_value for c in contrasts),
+        largest_abs_difference=max(abs(c.difference) for c in contrasts),
+    )
+
+
+def _judge(tested: list[_Tested], setup: _Setup) -> list[AttributeResult]:
+    """Each attribute's result: its p-value adjusted across attributes, and the verdict."""
+    raw_p = [t.test.p_value for t in tested]
+    settings = setup.settings
+    adjusted = multipletests(raw_p, alpha=settings.alpha, method=settings.adjustment)[1]
+    return [
+        _attribute_result(t, float(p_adj), setup) for t, p_adj in zip(tested, adjusted, strict=True)
+    ]
+
+
+def _attribute_result(tested: _Tested, p_adjusted: float, setup: _Setup) -> AttributeResult:
+    """One attribute's result, with the verdict in the config's words."""
+    settings = setup.settings
+    quality = setup.config.attribute(tested.attribute)
+    verdict, sentence = _verdict(
+        quality.label,
+        setup.target_label,
+        p_adjusted,
+        tested.equivalence.equivalent,
+        settings.alpha,
+        settings.adjustment,
+        tested.by_treatment,
+        tested.contrasts,
+        settings.margin,
+        treatment_labels=setup.treatment_labels,
+        higher_is_better=quality.higher_is_better,
+    )
+    return AttributeResult(
+        attribute=tested.attribute,
+        label=quality.label,
+        higher_is_better=quality.higher_is_better,
+        test=tested.test,
+        p_value=tested.test.p_value,
+        common_log_odds=tested.common_log_odds,
+        by_treatment=tested.by_treatment,
+        contrasts=tested.contrasts,
+        equivalence=tested.equivalence,
+        p_adjusted=p_adjusted,
+        verdict=verdict,
+        sentence=sentence,
+    )
+
+
+def _method(setup: _Setup, data: _Data, fit: GeeFit) -> AnalysisMethod:
+    """How the analysis was done: the model, the settings, versions and the data's hash."""
+    settings, config = setup.settings, setup.config
+    return AnalysisMethod(
+        model="GEE logistic regression; one slope per attribute per treatment",
+        terms=list(data.design.columns),
+        rating_centre=(config.attributes.scale.min + config.attributes.scale.max) / 2,
+        covariates=list(config.covariates),
+        covariates_left_out=list(setup.covariates_left_out),
+        cluster=settings.cluster,
+        working_correlation=settings.working_correlation,
+        working_correlation_estimate=fit.dependence,
+        cov_type=settings.cov_type,
+        test=settings.test,
+        reference_distribution=f"chi-square({len(data.treatments) - 1})",
+        adjustment=settings.adjustment,
+        alpha=settings.alpha,
+        margin=settings.margin,
+        margin_odds_ratio=math.exp(settings.margin),
+        equivalence="TOST: every between-treatment difference's 90% CI inside ±margin",
+        converged=True,
+        iterations=fit.iterations,
+        notes=fit.notes,
+        versions=library_versions(_LIBRARIES),
+        data_sha256=data_fingerprint(data.rows),
+    )
+
+
+def _assemble_result(
+    setup: _Setup, data: _Data, fit: GeeFit, attributes: list[AttributeResult]
+) -> HeterogeneityResult:
+    """The analysis's result, from its setup, data, fit and attribute results."""
+    return HeterogeneityResult(
+        target=setup.target,
+        target_label=setup.target_label,
+        n_encounters=len(data.rows),
+        n_patients=int(data.rows["patient_id"].nunique()),
+        n_clusters=data.n_clusters,
+        **data.excluded,
+        treatments=data.treatments,
+        reference_treatment=data.treatments[0],
+        method=_method(setup, data, fit),
+        attributes=attributes,
+    )
+
+
 # --------------------------------------------------------------------------- main
 def analysis_settings(settings: HeterogeneitySettings, **options: Any) -> HeterogeneitySettings:
     """The analysis settings with ``options`` laid over them, checked.
@@ -610,144 +870,8 @@ def heterogeneity_analysis(
         alpha=alpha,
         cov_type=cov_type,
     )
-    margin, cluster, alpha = settings.margin, settings.cluster, settings.alpha
-    test, adjustment = settings.test, settings.adjustment
-    working_correlation, cov_type = settings.working_correlation, settings.cov_type
-    if target not in config.outcome_names:
-        raise ArgumentError(f"unknown target {target!r}; expected one of {config.outcome_names}")
-    cluster_column = _CLUSTER_COLUMNS[cluster]
-
-    rows, excluded = _analysis_rows(encounters, target, config, cluster_column)
-    present = set(rows["treatment"].astype(str))
-    treatments = [t for t in config.treatment_names if t in present]
-    if len(treatments) < 2:
-        raise ContractError(
-            f"{len(treatments)} treatment(s) have analysable encounters; comparing effects "
-            "across treatments needs at least two"
-        )
-    _check_estimable(rows, target, treatments)
-    design = _design(rows, config, treatments)
-    y = rows[target].to_numpy(dtype=float)
-    groups = rows[cluster_column].astype(str).to_numpy()
-    n_clusters = len(np.unique(groups))
-    if n_clusters <= design.shape[1]:
-        raise AnalysisError(
-            f"{n_clusters} {cluster}s for {design.shape[1]} coefficients: the robust "
-            "covariance needs many more clusters than coefficients; analyse more patients"
-        )
-    fit = fit_gee(y, design, groups, working_correlation=working_correlation, cov_type=cov_type)
-    _check_separation(fit, treatments)
-    treatment_of_row = rows["treatment"].astype(str).to_numpy()
-    labels = {t.name: t.label for t in config.treatments}
-
-    tested_by_attribute = []
-    for attribute in config.attribute_names:
-        slopes = [slope_name(attribute, t) for t in treatments]
-        estimate = fit.params[slopes].to_numpy()
-        cov = fit.cov.loc[slopes, slopes].to_numpy()
-        R = np.hstack([-np.ones((len(slopes) - 1, 1)), np.eye(len(slopes) - 1)])
-        if test is JointTestKind.SCORE:
-            tested = _score_test(fit, design, y, groups, slopes)
-        else:
-            tested = _wald(estimate, cov, R)
-        se = np.sqrt(np.diag(cov))
-        z = stats.norm.ppf(0.975)
-        effects = _marginal_effects(fit, design, treatments, attribute, treatment_of_row)
-        by_treatment = [
-            TreatmentEffect(
-                treatment=t,
-                treatment_label=labels[t],
-                log_odds=float(b),
-                se=float(s),
-                odds_ratio=math.exp(b),
-                ci_low=math.exp(b - z * s),
-                ci_high=math.exp(b + z * s),
-                n_encounters=int((treatment_of_row == t).sum()),
-                ame=ame,
-                ame_ci_low=ame_low,
-                ame_ci_high=ame_high,
-            )
-            for t, b, s, (ame, ame_low, ame_high) in zip(
-                treatments, estimate, se, effects, strict=True
-            )
-        ]
-        contrasts = _contrasts(treatments, estimate, cov, margin, alpha=0.05)
-        equivalence = Equivalence(
-            equivalent=all(c.inside_margin for c in contrasts),
-            p_value=max(c.tost_p_value for c in contrasts),
-            largest_abs_difference=max(abs(c.difference) for c in contrasts),
-        )
-        tested_by_attribute.append(
-            (attribute, tested, float(estimate.mean()), by_treatment, contrasts, equivalence)
-        )
-    raw_p = [tested.p_value for _, tested, *_rest in tested_by_attribute]
-    adjusted = multipletests(raw_p, alpha=alpha, method=adjustment)[1]
-    target_label = outcome_label(config, target)
-    results = []
-    for (attribute, tested, common, by_treatment, contrasts, equivalence), p_adj in zip(
-        tested_by_attribute, adjusted, strict=True
-    ):
-        quality = config.attribute(attribute)
-        verdict, sentence = _verdict(
-            quality.label,
-            target_label,
-            float(p_adj),
-            equivalence.equivalent,
-            alpha,
-            adjustment,
-            by_treatment,
-            contrasts,
-            margin,
-            treatment_labels=labels,
-            higher_is_better=quality.higher_is_better,
-        )
-        results.append(
-            AttributeResult(
-                attribute=attribute,
-                label=quality.label,
-                higher_is_better=quality.higher_is_better,
-                test=tested,
-                p_value=tested.p_value,
-                common_log_odds=common,
-                by_treatment=by_treatment,
-                contrasts=contrasts,
-                equivalence=equivalence,
-                p_adjusted=float(p_adj),
-                verdict=verdict,
-                sentence=sentence,
-            )
-        )
-    return HeterogeneityResult(
-        target=target,
-        target_label=target_label,
-        n_encounters=len(rows),
-        n_patients=int(rows["patient_id"].nunique()),
-        n_clusters=n_clusters,
-        **excluded,
-        treatments=treatments,
-        reference_treatment=treatments[0],
-        method=AnalysisMethod(
-            model="GEE logistic regression; one slope per attribute per treatment",
-            terms=list(design.columns),
-            rating_centre=(config.attributes.scale.min + config.attributes.scale.max) / 2,
-            covariates=list(config.covariates),
-            covariates_left_out=list(covariates_left_out),
-            cluster=cluster,
-            working_correlation=working_correlation,
-            working_correlation_estimate=fit.dependence,
-            cov_type=cov_type,
-            test=test,
-            reference_distribution=f"chi-square({len(treatments) - 1})",
-            adjustment=adjustment,
-            alpha=alpha,
-            margin=margin,
-            margin_odds_ratio=math.exp(margin),
-            equivalence="TOST: every between-treatment difference's 90% CI inside ±margin",
-            converged=True,
-            iterations=fit.iterations,
-            notes=fit.notes,
-            versions=library_versions(_LIBRARIES),
-            data_sha256=data_fingerprint(rows),
-        ),
-        attributes=results,
-    )
+    setup = _setup(target, config, covariates_left_out, settings)
+    data = _prepare_data(encounters, setup)
+    fit = _fit_model(data, settings)
+    tested = [_test_attribute(attribute, fit, data, setup) for attribute in config.attribute_names]
+    return _assemble_result(setup, data, fit, _judge(tested, setup))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ._calibration import LogitRecalibration
 
 if TYPE_CHECKING:
-    from ..evaluation._metrics import Metrics
+    from ..evaluation._result import Metrics
 
 __all__ = [
     "CHANCE_AUROC",

@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, InstanceOf, field_serializer, field_validator
 
 from .._results import Location, Record
-from ..evaluation._metrics import Metrics
+from ..evaluation._result import Metrics
 from ..flags import FlagRule
 from ._fit_record import TrainingSteps
 

@@ -43,7 +43,7 @@ from .._arrays import member_mask
 from ..choices import FlagRuleKind, ModelChoice, ModelKind
 from ..config import Config, load_config
 from ..errors import ArgumentError, ContractError
-from ..evaluation._metrics import Metrics
+from ..evaluation._result import Metrics
 from ..features import EncounterFeatures
 from ._calibration import LogitRecalibration, fit_logit_recalibration
 from ._fit_record import FitRecord, TrainingSteps, judge_fitness
