@@ -14,10 +14,10 @@ import engagekit.heterogeneity
 from _cli import assert_no_traceback, run
 from _factories import valid_encounter_rows, with_cell, write_csv
 from _model_dirs import reseal
+from _result_factories import power_result
 from engagekit.config import config_from_dict
 from engagekit.errors import AnalysisError, ConfigError, ContractError, DataReadError
 from engagekit.evaluation import Estimate
-from engagekit.heterogeneity import PowerResult, PowerSettings, Share
 from engagekit.io import read_encounters
 from engagekit.report import ReportModel, build_report
 from engagekit.validation import coerce_encounters
@@ -30,38 +30,6 @@ def section(page: str, element_id: str) -> str:
     start = page.index(f'id="{element_id}"')
     end = re.compile(r"<h[23][ >]").search(page, start + 1)
     return page[start : end.start() if end else len(page)]
-
-
-def _power(config) -> PowerResult:
-    return PowerResult(
-        n_patients=500,
-        reps=200,
-        succeeded=198,
-        failed=2,
-        failure_examples=["AnalysisError: the GEE did not converge"],
-        power_differs=Share(value=0.81, ci_low=0.75, ci_high=0.86),
-        false_flag_rate=Share(value=0.04, ci_low=0.02, ci_high=0.08),
-        power_equivalence=Share(value=0.37, ci_low=0.31, ci_high=0.44),
-        power_equivalence_attribute=Share(value=None, ci_low=None, ci_high=None),
-        attribute_verdicts={"differs": 0.81, "equivalent": 0.0, "inconclusive": 0.19},
-        equivalence_by_attribute={"empathy": 0.37},
-        settings=PowerSettings(
-            target="adherent",
-            attribute="active_listening",
-            treatment="listening_visits",
-            deviation=0.3,
-            deviation_unit="log-odds per rating point, on the target outcome only",
-            treatments=config.treatment_names,
-            shares={t.name: t.simulated.share for t in config.treatments},
-            planned_sessions={t.name: [6, 6] for t in config.treatments},
-            analysis=config.heterogeneity,
-            seed=0,
-            replicate_seeds="seed + replicate index",
-            n_jobs=1,
-            versions={"engagekit": "0.1"},
-        ),
-        seconds=12.5,
-    )
 
 
 # --------------------------------------------------------------------------- the library
@@ -91,7 +59,7 @@ def test_what_could_not_be_computed_is_said_on_the_page(loaded, built, monkeypat
         ],
         config,
         heterogeneity=[given],
-        power=_power(config),
+        power=power_result(config),
         rank_agreement_boot=20,
         progress=lambda *step: steps.append(step),
     )

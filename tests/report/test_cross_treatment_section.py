@@ -7,10 +7,9 @@ import json
 
 import pytest
 
+from _result_factories import power_result
 from engagekit.config import config_from_dict
 from engagekit.heterogeneity import (
-    PowerResult,
-    PowerSettings,
     Share,
     heterogeneity_analysis,
     minimum_detectable_deviation,
@@ -100,35 +99,7 @@ def test_an_analysis_that_could_not_be_done_says_why(analyses, loaded):
 
 def test_power_by_simulation_is_said_in_the_configs_words(loaded):
     config = loaded[2]
-    power = PowerResult(
-        n_patients=500,
-        reps=200,
-        succeeded=198,
-        failed=2,
-        failure_examples=["AnalysisError: the GEE did not converge"],
-        power_differs=Share(value=0.81, ci_low=0.75, ci_high=0.86),
-        false_flag_rate=Share(value=0.04, ci_low=0.02, ci_high=0.08),
-        power_equivalence=Share(value=0.37, ci_low=0.31, ci_high=0.44),
-        power_equivalence_attribute=Share(value=None, ci_low=None, ci_high=None),
-        attribute_verdicts={"differs": 0.81, "equivalent": 0.0, "inconclusive": 0.19},
-        equivalence_by_attribute={"empathy": 0.37},
-        settings=PowerSettings(
-            target="adherent",
-            attribute="active_listening",
-            treatment="listening_visits",
-            deviation=0.3,
-            deviation_unit="log-odds per rating point, on the target outcome only",
-            treatments=config.treatment_names,
-            shares={t.name: t.simulated.share for t in config.treatments},
-            planned_sessions={t.name: [6, 6] for t in config.treatments},
-            analysis=config.heterogeneity,
-            seed=0,
-            replicate_seeds="seed + replicate index",
-            n_jobs=1,
-            versions={"engagekit": "0.1"},
-        ),
-        seconds=12.5,
-    )
+    power = power_result(config)
     view = cross_treatment.power_view(power, config)
     assert view.sentence == (
         "Simulated deviation: 0.3 extra log-odds per rating point of active listening on "
