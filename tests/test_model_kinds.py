@@ -185,7 +185,7 @@ def test_the_card_names_the_kind_and_says_what_its_steps_did(spec, trained):
         card = model_card(manifest, training.metrics)
         assert card.splitlines()[0].endswith(f", {spec.card_name}")
         assert spec.card_description in card
-        record = training.model.fit_record.to_dict()
+        record = training.model.fit_record
         said[case] = spec.card_fit_sentences(record)
         sentences = said[case] + spec.card_sentences_after_calibration(record)
         assert sentences, "a kind says what its own fitting steps did"
@@ -204,6 +204,6 @@ def test_the_card_says_what_the_fold_models_did(spec, trained):
     assert spec.card_folds_not_held_out in card
     training, manifest, _ = trained[spec.kind, "held_out"]
     card = model_card(manifest, training.metrics)
-    folds = [record.to_dict() for record in training.steps.cross_validation_folds]
+    folds = training.steps.cross_validation_folds
     words, ran = spec.card_folds_step(folds)
     assert ran == 2 and f"All 2 folds held out training patients: {words} all 2 folds" in card

@@ -150,9 +150,8 @@ def training_steps_sentences(training_steps: TrainingSteps) -> tuple[str, ...]:
     -------
     tuple of str
     """
-    sentences = list(fit_steps_sentences(training_steps.final_model.to_dict()))
-    folds = [fold.to_dict() for fold in training_steps.cross_validation_folds]
-    sentences.append(cross_validation_steps_sentence(folds))
+    sentences = list(fit_steps_sentences(training_steps.final_model))
+    sentences.append(cross_validation_steps_sentence(training_steps.cross_validation_folds))
     return tuple(sentences)
 
 
@@ -354,7 +353,7 @@ def _model_and_tuning(manifest: ModelManifest, metrics: ModelMetrics) -> Section
             f"Kind requested: `{selection.requested}`; cross-validated log loss: "
             f"{compared}; chosen: `{selection.chosen}`."
         )
-    items += fit_steps_sentences(manifest.training_steps.final_model.to_dict())
+    items += fit_steps_sentences(manifest.training_steps.final_model)
     return Section("Model and tuning", (Bullets(tuple(items)),))
 
 
@@ -418,7 +417,7 @@ def _validation(
     manifest: ModelManifest, metrics: ModelMetrics, bad_outcome: str | None = None
 ) -> Section:
     n_boot = metrics.n_boot
-    folds = [fold.to_dict() for fold in manifest.training_steps.cross_validation_folds]
+    folds = manifest.training_steps.cross_validation_folds
     fold_steps = " " + cross_validation_steps_sentence(folds)
     blocks: list = [
         Paragraph(

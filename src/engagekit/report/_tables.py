@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._format import count, estimate, interval, is_number, number, p_value, percent, plain
 from ..choices import FlagRuleKind
@@ -12,6 +12,7 @@ from ..models.kinds import find_kind
 if TYPE_CHECKING:
     from ..evaluation import GroupMetrics, Metrics
     from ..flags import AppliedFlagRule, FlagRule
+    from ..models import FitRecord, LogitRecalibration
 
 __all__ = [
     "FLAG_SHARE_COLUMNS",
@@ -242,59 +243,61 @@ OPERATING_POINT_DEFINITIONS = (
 
 
 # --------------------------------------------------------------------------- fitting steps
-def fit_steps_sentences(record: Mapping[str, Any]) -> tuple[str, ...]:
+def fit_steps_sentences(record: FitRecord) -> tuple[str, ...]:
     """What fitting a model did, one sentence per step, from its fit record.
 
-    ``record`` is :meth:`engagekit.models.FitRecord.to_dict` (``training_steps`` →
+    ``record`` is a :class:`~engagekit.models.FitRecord` (``training_steps`` →
     ``final_model`` in the manifest and ``metrics.json``). Only steps that ran are said
     to have run; a step left out is named with the reason.
 
-    >>> sentences = fit_steps_sentences({
-    ...     "kind": "gbm", "n_patients": 100, "held_out_patients": 0,
-    ...     "held_out_share": 0.15, "min_held_out_patients": 30, "tuning": "fixed",
-    ...     "early_stopping": "not_used", "boosting_iterations": 100,
-    ...     "recalibration": {"status": "no_held_out"}})
+    >>> from engagekit.models import FitRecord
+    >>> sentences = fit_steps_sentences(FitRecord(
+    ...     kind="gbm", n_patients=100, n_encounters=430, held_out_patients=0,
+    ...     held_out_encounters=0, tuning="fixed", early_stopping="not_used",
+    ...     boosting_iterations=100))
     >>> sentences[0]
     'No training patients were held out: 15% of 100 patients is fewer than the 30 a held-out set needs.'
     >>> sentences[1]
     'No early stopping: the trees used a fixed 100 iterations.'
     """  # noqa: E501
-    kind = find_kind(record.get("kind"))
-    held = record.get("held_out_patients") or 0
+    kind = find_kind(record.kind)
+    held = record.held_out_patients
     sentences = []
     if held:
         sentences.append(
-            f"{count(held)} of the {count(record.get('n_patients'))} training patients "
-            f"({count(record.get('held_out_encounters'))} encounters) were held out while "
+            f"{count(held)} of the {count(record.n_patients)} training patients "
+            f"({count(record.held_out_encounters)} encounters) were held out while "
             "the model was fitted on the others."
         )
     else:
         sentences.append(
-            f"No training patients were held out: {percent(record.get('held_out_share'), 0)} "
-            f"of {count(record.get('n_patients'))} patients is fewer than the "
-            f"{count(record.get('min_held_out_patients'))} a held-out set needs."
+            f"No training patients were held out: {percent(record.held_out_share, 0)} "
+            f"of {count(record.n_patients)} patients is fewer than the "
+            f"{count(record.min_held_out_patients)} a held-out set needs."
         )
     if kind is not None:
         sentences += kind.card_fit_sentences(record)
-    sentences.append(_calibration_sentence(record.get("recalibration") or {}))
+    sentences.append(_calibration_sentence(record.recalibration))
     if kind is not None:
         sentences += kind.card_sentences_after_calibration(record)
     return tuple(sentences)
 
 
-def _calibration_sentence(recalibration: Mapping[str, Any]) -> str:
-    status = recalibration.get("status")
-    n = count(recalibration.get("n"))
+def _calibration_sentence(recalibration: LogitRecalibration) -> str:
+    status = recalibration.status
+    n = count(recalibration.n)
     if status == "no_held_out":
         return "Calibration was not checked (no held-out patients), and not corrected."
     if status == "too_few_events":
         return (
             f"Calibration was not checked: the {n} held-out encounters held "
-            f"{count(recalibration.get('n_events'))} of the rarer outcome, fewer than the "
-            f"{count(recalibration.get('min_events'))} of each outcome needed to judge it; "
+            f"{count(recalibration.n_events)} of the rarer outcome, fewer than the "
+            f"{count(recalibration.min_events)} of each outcome needed to judge it; "
             "no correction was applied."
         )
-    test = f"likelihood-ratio test p = {p_value(recalibration.get('p_value'))}"
+    # p_value, raw_intercept, raw_slope and shrinkage may be None (not run, not fitted):
+    # the formatters write a dash for None as for a non-finite number
+    test = f"likelihood-ratio test p = {p_value(recalibration.p_value)}"
     if status == "not_needed":
         return (
             f"Calibration was checked on {n} held-out encounters and needed no correction ({test})."
@@ -302,31 +305,33 @@ def _calibration_sentence(recalibration: Mapping[str, Any]) -> str:
     if status == "corrected":
         return (
             f"Calibration was checked on {n} held-out encounters and corrected ({test}): "
-            f"log-odds = {number(recalibration.get('intercept'))} + "
-            f"{number(recalibration.get('slope'))} × the model's margin (the fitted "
-            f"{number(recalibration.get('raw_intercept'))} + "
-            f"{number(recalibration.get('raw_slope'))} × margin, shrunk toward no change "
-            f"by the factor {number(recalibration.get('shrinkage'))})."
+            f"log-odds = {number(recalibration.intercept)} + "
+            f"{number(recalibration.slope)} × the model's margin (the fitted "
+            f"{number(recalibration.raw_intercept)} + "
+            f"{number(recalibration.raw_slope)} × margin, shrunk toward no change "
+            f"by the factor {number(recalibration.shrinkage)})."
         )
     return "Whether calibration was checked is not recorded."
 
 
-def cross_validation_steps_sentence(folds: Sequence[Mapping[str, Any]]) -> str:
+def cross_validation_steps_sentence(folds: Sequence[FitRecord]) -> str:
     """What the fold models' fits did, in one sentence, from their fit records.
 
+    >>> from engagekit.models import FitRecord
     >>> cross_validation_steps_sentence([
-    ...     {"kind": "logistic", "held_out_patients": 0, "tuning": "default",
-    ...      "recalibration": {"status": "no_held_out"}}] * 5)
+    ...     FitRecord(kind="logistic", n_patients=20, n_encounters=80, held_out_patients=0,
+    ...               held_out_encounters=0, tuning="default",
+    ...               early_stopping="not_applicable")] * 5)
     'No fold held out training patients (too few patients), so inside cross-validation the penalty was not tuned and calibration was not checked.'
     """  # noqa: E501
     if not folds:
         return "The steps of the fold models' fits are not recorded."
     k = len(folds)
-    held = sum(1 for f in folds if f.get("held_out_patients"))
-    statuses = [(f.get("recalibration") or {}).get("status") for f in folds]
+    held = sum(1 for f in folds if f.held_out_patients)
+    statuses = [f.recalibration.status for f in folds]
     checked = sum(s in ("not_needed", "corrected") for s in statuses)
     corrected = statuses.count("corrected")
-    kinds = {f.get("kind") if isinstance(f.get("kind"), str) else None for f in folds}
+    kinds = {f.kind for f in folds}
     kind = find_kind(kinds.pop()) if len(kinds) == 1 else None
     if held == 0:
         step = f"{kind.card_folds_not_held_out} and " if kind else ""

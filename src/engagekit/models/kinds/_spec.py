@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 import numpy as np
 
 from ...choices import ModelKind
-from .._fit_record import EarlyStopping, TuningStatus
+from .._fit_record import EarlyStopping, FitRecord, TuningStatus
 
 if TYPE_CHECKING:
     from .._model import EngagementModel
@@ -200,16 +200,16 @@ class ModelKindSpec(ABC):
         raise ValueError(f"a {self.kind.value!r} model has no coefficients; use explanations")
 
     @abstractmethod
-    def card_fit_sentences(self, record: Mapping[str, Any]) -> tuple[str, ...]:
+    def card_fit_sentences(self, record: FitRecord) -> tuple[str, ...]:
         """The card's sentences on the kind's own fitting steps, from a
-        :meth:`FitRecord.to_dict <engagekit.models.FitRecord.to_dict>`."""
+        :class:`~engagekit.models.FitRecord`."""
 
-    def card_sentences_after_calibration(self, record: Mapping[str, Any]) -> tuple[str, ...]:
+    def card_sentences_after_calibration(self, record: FitRecord) -> tuple[str, ...]:
         """The card's sentences on what the kind did after the calibration check."""
         return ()
 
     @abstractmethod
-    def card_folds_step(self, folds: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
+    def card_folds_step(self, folds: Sequence[FitRecord]) -> tuple[str, int]:
         """The kind's step in the fold models' fits, as ``(words, folds that ran it)``;
         the card says ``f"{words} {n} of the {k} folds"``."""
 

@@ -12,21 +12,20 @@ Its exact explanation is path-dependent TreeSHAP (see
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from ...choices import ModelKind
-from .._fit_record import EarlyStopping, TuningStatus
+from .._fit_record import EarlyStopping, FitRecord, TuningStatus
 from ._spec import (
     CHUNK_ROWS,
     HoldOut,
     KindFitSteps,
     MarginExplanation,
     ModelKindSpec,
-    is_finite_number,
     whole_number,
 )
 from ._tree_shap import tree_shap
@@ -116,17 +115,17 @@ class GbmKind(ModelKindSpec):
         base, values = tree_shap(estimator, X, n_threads, chunk_rows)
         return MarginExplanation(base, values, margin, "tree_path_dependent")
 
-    def card_fit_sentences(self, record: Mapping[str, Any]) -> tuple[str, ...]:
-        stopping = record.get("early_stopping")
-        iterations = record.get("boosting_iterations")
-        ceiling = record.get("max_boosting_iterations")
+    def card_fit_sentences(self, record: FitRecord) -> tuple[str, ...]:
+        stopping = record.early_stopping
+        iterations = record.boosting_iterations
+        ceiling = record.max_boosting_iterations
         if stopping == EarlyStopping.NOT_USED:
             return (
                 f"No early stopping: the trees used a fixed {whole_number(iterations)} iterations.",
             )
         if stopping != EarlyStopping.USED:
             return ()
-        if is_finite_number(iterations) and is_finite_number(ceiling) and iterations < ceiling:
+        if iterations < ceiling:
             return (
                 f"The trees stopped early on the held-out patients, at {whole_number(iterations)} "
                 f"of at most {whole_number(ceiling)} iterations.",
@@ -136,6 +135,6 @@ class GbmKind(ModelKindSpec):
             f"{whole_number(ceiling)} iterations.",
         )
 
-    def card_folds_step(self, folds: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
-        used = sum(f.get("early_stopping") == EarlyStopping.USED for f in folds)
+    def card_folds_step(self, folds: Sequence[FitRecord]) -> tuple[str, int]:
+        used = sum(f.early_stopping == EarlyStopping.USED for f in folds)
         return "the trees stopped early on them in", used

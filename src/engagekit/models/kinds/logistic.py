@@ -41,7 +41,7 @@ from sklearn.preprocessing import StandardScaler
 from ..._arrays import member_mask
 from ...choices import ModelKind
 from .._estimators import ColumnWeights
-from .._fit_record import EarlyStopping, TuningStatus
+from .._fit_record import EarlyStopping, FitRecord, TuningStatus
 from ._spec import CHUNK_ROWS, HoldOut, KindFitSteps, MarginExplanation, ModelKindSpec, row_chunks
 
 if TYPE_CHECKING:
@@ -231,26 +231,26 @@ class LogisticKind(ModelKindSpec):
         """The terms on the features' own scale (see :func:`logistic_coefficients`)."""
         return logistic_coefficients(estimator, feature_names)
 
-    def card_fit_sentences(self, record: Mapping[str, Any]) -> tuple[str, ...]:
-        tuning = record.get("tuning")
+    def card_fit_sentences(self, record: FitRecord) -> tuple[str, ...]:
+        tuning = record.tuning
         if tuning == TuningStatus.TUNED:
             return ("The penalty was tuned on the held-out patients.",)
         if tuning == TuningStatus.DEFAULT:
             return ("The penalty was not tuned: its default was used.",)
         return ()
 
-    def card_sentences_after_calibration(self, record: Mapping[str, Any]) -> tuple[str, ...]:
-        if not record.get("held_out_patients"):
+    def card_sentences_after_calibration(self, record: FitRecord) -> tuple[str, ...]:
+        if not record.held_out:
             return ()
-        if record.get("refit_on_all_patients"):
+        if record.refit_on_all_patients:
             return (
                 "The logistic model was then refitted on every training patient, held-out "
                 "ones included.",
             )
         return ("The logistic model kept its fit on the patients not held out.",)
 
-    def card_folds_step(self, folds: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
-        return "the penalty was tuned in", sum(f.get("tuning") == TuningStatus.TUNED for f in folds)
+    def card_folds_step(self, folds: Sequence[FitRecord]) -> tuple[str, int]:
+        return "the penalty was tuned in", sum(f.tuning == TuningStatus.TUNED for f in folds)
 
 
 def _tune(
