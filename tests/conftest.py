@@ -41,9 +41,22 @@ def browser():
     return found
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """An empty database for a test, once on SQLite and once on PostgreSQL (see
+    ``_databases``)."""
+    from _databases import fresh_database, missing_postgres_message, postgres_url
+
+    if request.param == "postgresql" and postgres_url() is None:
+        pytest.fail(missing_postgres_message(), pytrace=False)
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
 def pytest_collection_modifyitems(config, items):
     """Without a browser (and without ENGAGEKIT_REQUIRE_BROWSER), mark the browser tests
     skipped, so the summary says so in one line per file instead of one per test."""
+    _skip_postgres_without_a_server(items)
     needing = [item for item in items if "browser" in getattr(item, "fixturenames", ())]
     if not needing:
         return
@@ -52,4 +65,18 @@ def pytest_collection_modifyitems(config, items):
     if find_browser() is None and not browser_required():
         skip = pytest.mark.skip(reason=missing_browser_message())
         for item in needing:
+            item.add_marker(skip)
+
+
+def _skip_postgres_without_a_server(items) -> None:
+    """Without a PostgreSQL (and without ENGAGEKIT_REQUIRE_POSTGRES), mark its cases
+    skipped in one line per file; with the variable set they run, and fail."""
+    from _databases import missing_postgres_message, postgres_required, postgres_url
+
+    if postgres_url() is not None or postgres_required():
+        return
+    skip = pytest.mark.skip(reason=missing_postgres_message())
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("database_url") == "postgresql":
             item.add_marker(skip)
