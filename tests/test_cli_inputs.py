@@ -90,7 +90,8 @@ def test_the_app_lists_every_command_in_the_workflow():
     from engagekit.cli._app import WORKFLOW
 
     registered = {command.name or command.callback.__name__ for command in app.registered_commands}
-    assert registered == set(WORKFLOW)
+    groups = {group.name for group in app.registered_groups}  # users, audit
+    assert registered | groups == set(WORKFLOW)
 
 
 # --------------------------------------------------------------------------- separators
@@ -271,3 +272,9 @@ def test_an_option_needing_an_absent_optional_column_is_refused_before_any_work(
     assert f"needs the column '{column}', which the table lacks" in message
     assert option in message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lean.csv"]  # nothing written
+
+
+def test_an_error_message_is_printed_as_it_is_even_with_brackets(tmp_path):
+    result = run("validate", "visits[bold].csv", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "visits[bold].csv" in result.stderr

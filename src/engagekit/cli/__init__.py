@@ -15,7 +15,17 @@ from __future__ import annotations
 
 import sys
 
-from . import analysis, data, demo, forecast, models, report, score  # noqa: F401  (registers them)
+from . import (  # noqa: F401  (registers them)
+    analysis,
+    audit,
+    data,
+    demo,
+    forecast,
+    models,
+    report,
+    score,
+    users,
+)
 from ._app import EXIT_INTERRUPTED, app, err
 
 __all__ = ["app", "main"]

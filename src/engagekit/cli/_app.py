@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from ..errors import EngagekitError
@@ -46,6 +47,8 @@ WORKFLOW = (
     "heterogeneity",
     "power",
     "report",
+    "users",
+    "audit",
     "simulate",
     "demo",
 )
@@ -98,7 +101,8 @@ class _Group(TyperGroup):
             # BrokenPipeError: the reader went away (| head); click ends quietly, exit 1
             raise
         except EngagekitError as e:
-            err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True, markup=True)
+            # the message is printed as it is: a name holding "[b]" is not rich markup
+            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -106,7 +110,6 @@ class _Group(TyperGroup):
         except Exception as e:
             if os.environ.get("ENGAGEKIT_DEBUG"):
                 raise
-            from rich.markup import escape
 
             err.print(
                 f"[red]internal error[/red] ({type(e).__name__}): {escape(str(e))}\n"
