@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.csv as pacsv
 import pytest
+import sqlalchemy as sa
 
 from _cli import ENGAGEKIT, assert_no_traceback, run
-from _factories import model_with_manifest, with_cell, write_csv
+from _factories import model_with_manifest, read_raw_csv, with_cell, write_csv
 from engagekit import load_config, simulate_encounters
 from engagekit.flags import choose_flag_rule
 from engagekit.io._model_store import load_model, save_model
@@ -121,7 +122,9 @@ def test_a_run_killed_halfway_and_rerun_gives_the_uninterrupted_output(service):
     with sqlite3.connect(database) as conn:
         per_chunk = dict(conn.execute("SELECT score_chunk, count(*) FROM scores GROUP BY 1"))
         recorded = dict(conn.execute("SELECT score_chunk, n_rows FROM scores_chunks"))
+        runs = conn.execute("SELECT run_id, status FROM score_runs").fetchall()
     assert per_chunk == recorded  # no half chunk: every row belongs to a committed chunk
+    assert runs == [(1, "running")]
 
     rerun = _score(service, "killed/scores.csv")
     assert rerun.returncode == 0, rerun.stderr
@@ -131,22 +134,102 @@ def test_a_run_killed_halfway_and_rerun_gives_the_uninterrupted_output(service):
     ).read_bytes()
     with sqlite3.connect(database) as conn:
         rows, distinct = conn.execute(
-            "SELECT count(*), count(DISTINCT encounter_id) FROM scores"
+            "SELECT count(*), count(DISTINCT encounter_id) FROM scores WHERE run_id = 1"
         ).fetchone()
-    assert rows == distinct == len(pacsv.read_csv(service / "encounters.csv"))
+        runs = conn.execute("SELECT run_id, status, n_encounters FROM score_runs").fetchall()
+    n_encounters = len(pacsv.read_csv(service / "encounters.csv"))
+    assert rows == distinct == n_encounters
+    assert runs == [(1, "complete", n_encounters)]  # the same run, resumed and complete
 
 
-def test_scores_of_another_model_are_refused_without_replace(service, tmp_path):
-    args = ("score", "model", "encounters.csv", "--out", "other/scores.parquet")
-    first = run(*args, "--chunk-rows", "5000", cwd=service)
+@pytest.fixture(scope="module")
+def exports(service, tmp_path_factory) -> Path:
+    """Two weekly exports of a small part of the service: ``week1.csv`` (100 patients)
+    and ``week2.csv`` (the same and 20 more)."""
+    tmp = tmp_path_factory.mktemp("exports")
+    encounters = read_raw_csv(service / "encounters.csv")  # the cells as they are
+    patients = encounters["patient_id"].drop_duplicates().tolist()
+    for name, n in (("week1.csv", 100), ("week2.csv", 120)):
+        write_csv(encounters[encounters["patient_id"].isin(patients[:n])], tmp / name)
+    return tmp
+
+
+def _runs(url: str) -> list[tuple]:
+    """``(run_id, status, n_encounters, n_patients)`` of every run, and the rows of each
+    run in the scores table with their distinct encounters."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            runs = conn.execute(
+                sa.text(
+                    "SELECT r.run_id, r.status, r.n_encounters, r.n_patients, "
+                    "(SELECT count(*) FROM scores s WHERE s.run_id = r.run_id), "
+                    "(SELECT count(DISTINCT encounter_id) FROM scores s WHERE s.run_id = r.run_id) "
+                    "FROM score_runs r ORDER BY r.run_id"
+                )
+            )
+            return [tuple(row) for row in runs]
+    finally:
+        engine.dispose()
+
+
+def test_each_export_appends_a_run_and_replace_marks_the_wrong_one_replaced(
+    service, exports, tmp_path, database_url
+):
+    def score(export: str, *extra: str):
+        return run(
+            "score", service / "model", exports / export, "--out", "scores.csv",
+            "--chunk-rows", "5000", "--db", database_url, *extra, cwd=tmp_path,
+        )  # fmt: skip
+
+    sizes = {
+        name: (len(table), table["patient_id"].nunique())
+        for name in ("week1.csv", "week2.csv")
+        for table in [pacsv.read_csv(exports / name).to_pandas()]
+    }
+    (n1, p1), (n2, p2) = sizes["week1.csv"], sizes["week2.csv"]
+    first = score("week1.csv")
     assert first.returncode == 0, first.stderr
-    # other settings make another run: its rows must not mix with the first run's
-    again = run(*args, "--chunk-rows", "5000", "--top-reasons", "1", cwd=service)
-    assert again.returncode == 2
-    assert_no_traceback(again)
-    assert "holds scores of another run" in again.stderr and "--replace" in again.stderr
-    replaced = run(*args, "--chunk-rows", "5000", "--top-reasons", "1", "--replace", cwd=service)
-    assert replaced.returncode == 0, replaced.stderr
+    assert "(run 1)." in " ".join(first.stdout.split())
+    second = score("week2.csv")
+    assert second.returncode == 0, second.stderr
+    assert "(run 2)." in " ".join(second.stdout.split())
+    assert pacsv.read_csv(tmp_path / "scores.csv").num_rows == n2  # this run's scores only
+    assert _runs(database_url) == [(1, "complete", n1, p1, n1, n1), (2, "complete", n2, p2, n2, n2)]
+    # the same command again: that run, nothing computed
+    again = score("week2.csv")
+    assert again.returncode == 0, again.stderr
+    assert "(1 of 1 chunks were already in the database" in again.stdout
+    # the second week was wrong (say, scored with other settings): replace it
+    fixed = score("week2.csv", "--top-reasons", "1", "--replace")
+    assert fixed.returncode == 0, fixed.stderr
+    assert_no_traceback(fixed)
+    assert "(run 3; it replaced run 2)." in " ".join(fixed.stdout.split())
+    assert _runs(database_url) == [
+        (1, "complete", n1, p1, n1, n1),
+        (2, "replaced", n2, p2, 0, 0),
+        (3, "complete", n2, p2, n2, n2),
+    ]
+
+
+def test_another_models_scores_are_refused_naming_the_table(service, refusing, tmp_path):
+    scored = run("score", "model", "encounters.csv", "--out", tmp_path / "scores.parquet",
+                 "--chunk-rows", "5000", cwd=service)  # fmt: skip
+    assert scored.returncode == 0, scored.stderr
+    args = ("score", refusing / "adherent", service / "encounters.csv", "--out", "adherent.csv")
+    for extra in ((), ("--replace",)):
+        refused = run(*args, "--db", f"sqlite:///{tmp_path / 'scores.sqlite'}", *extra,
+                      cwd=tmp_path)  # fmt: skip
+        assert refused.returncode == 2
+        assert_no_traceback(refused)
+        message = " ".join(refused.stderr.split())
+        assert "the table 'scores' in 'sqlite:///" in message
+        assert "holds scores with other columns than this model's" in message
+        assert "score into another table with --db-table NAME" in message
+        assert not (tmp_path / "adherent.csv").exists()
+    elsewhere = run(*args, "--db", f"sqlite:///{tmp_path / 'scores.sqlite'}", "--db-table",
+                    "scores_adherent", cwd=tmp_path)  # fmt: skip
+    assert elsewhere.returncode == 0, elsewhere.stderr
 
 
 @pytest.mark.parametrize(
@@ -155,6 +238,8 @@ def test_scores_of_another_model_are_refused_without_replace(service, tmp_path):
         (["--out", "scores.txt"], 2, "use a .csv, .csv.gz or .parquet file"),
         (["--out", "s.csv", "--db", "nosuchdb://u:pw@host/x"], 2, "not a database URL"),
         (["--out", "s.csv", "--chunk-rows", "0"], 2, "--chunk-rows"),
+        (["--out", "s.csv", "--db-table", ""], 2, "the scores table's name is empty"),
+        (["--out", "s.csv", "--db-table", "t" * 60], 2, "is 60 bytes long, more than 56"),
     ],
 )
 def test_bad_options_are_refused_with_a_message(service, args, code, message):
@@ -200,6 +285,9 @@ def refusing(service, tmp_path_factory) -> Path:
     gaps = encounters["practitioner_id"].mask(encounters.index < 5)
     write_csv(encounters.assign(practitioner_id=gaps), tmp / "practitioner_gaps.csv")
     write_csv(with_cell(encounters, 4, "empathy", 9), tmp / "bad.csv")
+    # a model of another outcome: other score columns
+    other, other_manifest = model_with_manifest(encounters, "adherent", "logistic", CONFIG, 3)
+    save_model(other, tmp / "adherent", other_manifest)
     return tmp
 
 

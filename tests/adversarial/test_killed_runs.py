@@ -6,7 +6,8 @@ moments are drawn from the times a complete run took: for score, mostly while it
 its table and writes its chunks and file, which is the end of a run on small data; for
 the report, mostly in its last part, where it writes). After each kill every output name
 holds the previous complete result or the new complete result, byte for byte: never a
-truncated file or a mix. The scores table holds whole chunks of one run. At most one
+truncated file or a mix. The scores table holds whole chunks of known runs, at most one
+of them complete (with ``--replace`` each run replaces the other). At most one
 temporary file is left, the killed run's own, and the next write of the same name
 deletes it: a last, uninterrupted run gives the new complete result with nothing left
 over.
@@ -31,7 +32,7 @@ import pytest
 
 from _cli import run, start_process
 from _score_outputs import (
-    MODELS,
+    JOBS,
     assert_complete,
     assert_no_mix,
     partial_files,
@@ -116,20 +117,20 @@ def test_score_killed_at_random_moments_leaves_a_complete_file_and_whole_chunks(
     score_service, tmp_path
 ):
     service = score_service
-    complete = {model: (service / f"clean_{model}" / "scores.csv").read_bytes() for model in MODELS}
-    keys = {model: run_key(service / f"clean_{model}" / "scores.sqlite") for model in MODELS}
-    n_encounters = read_scores_file(service / "clean_adherent" / "scores.csv")
-    # the two models' scores replace each other (they have other columns)
-    jobs = {model: score_args(service, model, "--replace") for model in MODELS}
+    complete = {job: (service / f"clean_{job}" / "scores.csv").read_bytes() for job in JOBS}
+    keys = {job: run_key(service / f"clean_{job}" / "scores.sqlite") for job in JOBS}
+    n_encounters = {job: read_scores_file(service / f"clean_{job}" / "scores.csv") for job in JOBS}
+    # the two weekly exports' runs replace each other
+    jobs = {job: score_args(service, job, "--replace") for job in JOBS}
     # the previous complete result, in two folders
     victims = [tmp_path / "first", tmp_path / "second"]
     for folder in victims:
-        shutil.copytree(service / "clean_adherent", folder)
+        shutil.copytree(service / "clean_week1", folder)
 
     rng = random.Random(SEED)
     changed, to_claim = [], []
     for round_ in range(ROUNDS):
-        job = MODELS[1 - round_ % 2]  # each round replaces the previous round's scores
+        job = JOBS[1 - round_ % 2]  # each round replaces the previous round's scores
         # most moments fall while the run holds its table, writing its chunks and its
         # file (about a second here), or just after; after the first round, one falls
         # before the run claims its table
@@ -146,20 +147,20 @@ def test_score_killed_at_random_moments_leaves_a_complete_file_and_whole_chunks(
         for folder, earlier in zip(victims, before, strict=True):
             written = (folder / "scores.csv").read_bytes()
             assert written in complete.values(), f"round {round_}: a mixed file"
-            assert read_scores_file(folder / "scores.csv") == n_encounters
+            assert read_scores_file(folder / "scores.csv") in n_encounters.values()
             table = read_score_table(folder / "scores.sqlite")
-            assert_no_mix(table, set(keys.values()))
+            assert_no_mix(table, set(keys.values()), {keys[j]: n_encounters[j] for j in JOBS})
             assert len(partial_files(folder)) <= 1  # the killed run's own, at most
-            changed.append((table.run_keys, table.recorded) != (earlier.run_keys, earlier.recorded))
+            changed.append((table.runs, table.recorded) != (earlier.runs, earlier.recorded))
     # the moments fell where the runs were writing: some changed the table
     assert any(changed), "no kill fell while a run was writing"
 
     for folder in victims:
-        final = run(*jobs["attended_next"], cwd=folder)
+        final = run(*jobs["week2"], cwd=folder)
         assert final.returncode == 0, final.stderr
-        assert (folder / "scores.csv").read_bytes() == complete["attended_next"]
+        assert (folder / "scores.csv").read_bytes() == complete["week2"]
         table = read_score_table(folder / "scores.sqlite")
-        assert_complete(table, keys["attended_next"], n_encounters)
+        assert_complete(table, keys["week2"], n_encounters["week2"])
         assert partial_files(folder) == []
 
 

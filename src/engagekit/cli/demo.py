@@ -121,15 +121,19 @@ def demo(
         else:
             analyses[target] = result
 
+    # the demo's database starts afresh, as its models do: a model of another kind has
+    # other score columns, which the scores table of the previous demo would refuse
+    database = out_dir / "scores.sqlite"
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
     for target, model_dir in models.items():
         _step(5, f"Score, explain and flag every encounter ({target})", started)
         score(
             model_dir,
             data_path,
             out_dir / f"scores_{target}.parquet",
-            db=f"sqlite:///{out_dir / 'scores.sqlite'}",
+            db=f"sqlite:///{database}",
             db_table=f"scores_{target}",
-            replace=True,
             allow_unfit_model=True,  # a model unfit for use is shown as such in the report
         )
 

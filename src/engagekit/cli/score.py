@@ -38,7 +38,9 @@ def score(
             "file next to --out, e.g. scores.sqlite)."
         ),
     ] = None,
-    db_table: Annotated[str, typer.Option(help="Table of scores in the database.")] = "scores",
+    db_table: Annotated[
+        str, typer.Option(help="Table of scores in the database: one per model (its columns).")
+    ] = "scores",
     chunk_rows: Annotated[
         int,
         typer.Option(
@@ -49,7 +51,9 @@ def score(
     replace: Annotated[
         bool,
         typer.Option(
-            "--replace", help="Overwrite scores of another run found in the database table."
+            "--replace",
+            help="The table's latest complete run was wrong: when this run completes, mark "
+            "that run replaced and delete its scores (this same job: score it again).",
         ),
     ] = False,
     escape_formulas: EscapeFormulasOption = True,
@@ -76,6 +80,12 @@ def score(
     medium the next 10%; "N per practitioner" flags N times the practitioners in DATA.
     A sensitivity rule keeps the risk thresholds chosen at training.
 
+    Each run is appended to the database table (a new export every week, a retrained
+    model) and recorded in the database's score_runs table; the table's rows are keyed
+    by run_id and encounter_id, and the file holds this run's scores only. A table of
+    another model's columns (another outcome or kind) is refused: give each model its
+    own --db-table.
+
     Works in chunks of whole patients, each committed to the database in one
     transaction. If a run is stopped, run the same command again: it keeps the chunks
     already committed, scores the rest and writes the whole file, with no row twice.
@@ -89,7 +99,7 @@ def score(
         suffixes[-1] not in (".csv", ".parquet", ".pq") and suffixes != [".csv", ".gz"]
     ):
         raise typer.BadParameter("use a .csv, .csv.gz or .parquet file", param_hint="--out")
-    check_score_outputs(out_file, db)  # in a second, not after the scoring
+    check_score_outputs(out_file, db, db_table)  # in a second, not after the scoring
     model, manifest, cfg = open_model(model_dir, config)
     refuse_unfit(manifest, model_dir, allow_unfit_model)
     encounters, cfg = read_valid_table(
@@ -109,10 +119,11 @@ def score(
         replace=replace,
         escape_formulas=escape_formulas,
         n_jobs=-1,
+        model_name=model_dir.resolve().name,
     )
     resumed = (
         f" ({run.chunks_resumed} of {run.n_chunks} chunks were already in the database "
-        "from an earlier run)"
+        "from an earlier attempt of this run)"
         if run.chunks_resumed
         else ""
     )
@@ -126,8 +137,10 @@ def score(
         highlight=False,
         soft_wrap=True,
     )
+    replaced = f"; it replaced run {run.replaced_run}" if run.replaced_run is not None else ""
     out.print(
-        f"Scores written to {str(run.out)!r} and to table {run.table!r} of {run.database!r}.",
+        f"Scores written to {str(run.out)!r} and to table {run.table!r} of {run.database!r} "
+        f"(run {run.run_id}{replaced}).",
         highlight=False,
         soft_wrap=True,
     )

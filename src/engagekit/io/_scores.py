@@ -1,12 +1,36 @@
-"""Bulk scoring to a database and a file, chunk by chunk, resumable after a kill.
+"""Bulk scoring to a database and a file, chunk by chunk, resumable after a kill; the
+runs of every week accumulate in the database.
 
 :func:`write_scores` scores an encounter table in chunks of whole patients
 (:func:`engagekit.scoring.patient_chunks`) and, for each chunk, in **one database
 transaction**, inserts its score rows and records the chunk as done in a bookkeeping
 table. A run that is killed keeps every committed chunk and leaves no part of the chunk
-it was writing (the transaction is rolled back). Rerunning the same job (same model,
-same table, same settings: a *run key* hashes them) skips the chunks already done and
-scores the rest, so the table ends with every encounter exactly once.
+it was writing (the transaction is rolled back).
+
+**Runs.** Each run is a row of ``score_runs`` (:data:`engagekit.db.SCORE_RUNS`, created
+and upgraded by :func:`engagekit.db.upgrade_database` before anything else is written):
+its ``run_id``, the scores table, its *run key* (a hash of the model, the encounter
+table and the settings), its status (``running``, then ``complete``; ``replaced``), when
+it started and finished, the model, the data's hash, the flag rule applied and, once it
+is complete, its counts. Every score row carries its ``run_id``: the table's key is
+``(run_id, encounter_id)``, so one table holds the scores of many runs (a new export
+every week, a retrained model), each encounter once per run. Rerunning the same job (same
+key) resumes that run: the chunks already committed are skipped and the rest scored, so
+the run ends with every encounter exactly once; rerunning a complete job computes
+nothing. The file holds the scores of this run only, whatever else the table holds.
+
+**Replacing a run that was wrong** (``replace=True``, ``--replace``): when the run
+completes, the table's latest complete run (another one) is marked ``replaced`` and its
+score rows deleted, in the transaction that marks this run complete: runs are never
+mixed, a run stopped before it completes has replaced nothing, and rerunning it with
+``--replace`` replaces the same run. If the latest complete run is this same job, it is
+scored again from scratch under its own ``run_id``; a job whose run was replaced is, if
+run again, scored again from scratch the same way.
+
+A table whose columns are not this model's (another outcome, another kind of model,
+another encounter context, or an older engagekit's layout) is refused with a message
+naming it: score into another table (``--db-table``). So is a table engagekit did not
+write.
 
 Flags are set on the whole table before the first chunk: the model's flag rule is
 applied to the risks of every encounter (:func:`engagekit.scoring.encounter_flag_thresholds`:
@@ -16,11 +40,11 @@ of the run key.
 
 The file (CSV or Parquet, by extension) is written alongside, chunk by chunk, under a
 temporary name unique to the run, and renamed into place only when every chunk is in it;
-chunks done by an earlier run are read back from the database (floats are stored as
-8-byte reals, so they come back bit for bit). A rerun therefore writes the same file as
-an uninterrupted run. In a CSV, text cells a spreadsheet would run as a formula get a
-leading ``'`` (:func:`engagekit.io._write.escape_formula_cells`); the database and a
-Parquet file keep the raw values.
+chunks done by an earlier attempt of the run are read back from the database (floats
+are stored as 8-byte reals, so they come back bit for bit). A rerun therefore writes the
+same file as an uninterrupted run. In a CSV, text cells a spreadsheet would run as a
+formula get a leading ``'`` (:func:`engagekit.io._write.escape_formula_cells`); the
+database and a Parquet file keep the raw values.
 
 **One run writes to a table at a time.** A run claims the table before it reads or
 changes it, by inserting a row in ``<table>_writer`` (in its own transaction; the row's
@@ -31,18 +55,22 @@ same transaction as a renewal that checks the claim is still the run's. A run th
 the table claimed stops at once with "another run is writing to table ...", unless the
 claim is abandoned: its process is gone (same host), or it has not been renewed for
 :data:`LEASE_STALE_SECONDS` (a run killed on another machine); then the claim is taken
-over (a conditional update, so two runs cannot both take it). The claim is released when
-the run ends, after the file is renamed into place, so the file and the table always
-hold the same run's scores. Only standard SQL is used (a primary key, conditional
-updates), so it holds for any database SQLAlchemy reaches.
+over (a conditional update, so two runs cannot both take it). The run is marked complete
+in a transaction that renews the claim too, the file is renamed into place next, and the
+claim is released last, so a run that takes the table over next renames its own file
+after this one. Only standard SQL is used (a primary key, conditional updates), so it
+holds for any database SQLAlchemy reaches.
 
 The database is SQLite by default (a file next to the output file); any SQLAlchemy URL
-works. The scores table has the columns of :func:`engagekit.scoring.score_columns` plus
-``score_chunk``; the bookkeeping table is ``<table>_chunks`` (``run_key``,
-``score_chunk``, ``n_rows``, ``committed_at``), and the claim is ``<table>_writer``
-(``scores_table``, ``run_id``, ``host``, ``pid``, ``claimed_at``, ``renewed_at``). A run
-that fails before any chunk is committed leaves nothing behind: no partial file, and no
-SQLite file, table or folder it created itself.
+works (SQLite and PostgreSQL are tested). The scores table has ``run_id``, the columns of
+:func:`engagekit.scoring.score_columns` and ``score_chunk``, with the primary key
+``(run_id, encounter_id)``; the bookkeeping table is ``<table>_chunks`` (``run_id``,
+``score_chunk``, ``n_rows``, ``committed_at``; one row per committed chunk), and the
+claim is ``<table>_writer`` (``scores_table``, ``run_id``: the claiming process's own
+random id, ``host``, ``pid``, ``claimed_at``, ``renewed_at``). A run that fails before
+any chunk is committed leaves no partial file, no ``score_runs`` row of its own, and no
+SQLite file, scores table or folder it created itself (engagekit's own tables, once
+created in a database, stay: they are its schema).
 """
 
 from __future__ import annotations
@@ -67,7 +95,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from .._fingerprint import data_fingerprint
-from ..errors import OutputError
+from ..db import SCORE_RUNS
+from ..errors import ArgumentError, OutputError
 from ..scoring import (
     encounter_flag_thresholds,
     patient_chunks,
@@ -92,11 +121,18 @@ __all__ = ["ScoreRun", "check_score_outputs", "default_database_url", "write_sco
 #: Encounters scored per chunk (whole patients): about 0.4 GB of working memory.
 CHUNK_ROWS = 50_000
 CHUNK_COLUMN = "score_chunk"
+#: The column naming a score row's run (``score_runs.run_id``).
+RUN_COLUMN = "run_id"
+#: The statuses of a run in ``score_runs``.
+RUNNING, COMPLETE, REPLACED = "running", "complete", "replaced"
+#: The longest scores table name, in UTF-8 bytes: ``<table>_chunks`` and
+#: ``<table>_writer`` must fit in a PostgreSQL name (63 bytes).
+MAX_TABLE_NAME = 56
 _TEXT_COLUMNS = ("encounter_id", "patient_id", "treatment", "practitioner_id", "flag", "reasons")
 _INTEGER_COLUMNS = ("session_number",)
 # ISO date text in the file; a DATE in the database (text in SQLite)
 _DATE_COLUMNS = ("encounter_date",)
-_SCORE_FORMAT = 2
+_SCORE_FORMAT = 3  # 3: runs keyed by run_id in one table
 #: Seconds between two renewals of a run's claim on its scores table.
 LEASE_RENEW_SECONDS = 10.0
 #: A claim not renewed for this many seconds is abandoned (its run was killed on another
@@ -116,7 +152,8 @@ class ScoreRun:
     n_rows, n_chunks : int
         Encounters scored and chunks in the plan.
     chunks_computed, chunks_resumed : int
-        Chunks scored by this run, and chunks an earlier run had already committed.
+        Chunks scored by this run, and chunks an earlier attempt of the same run had
+        already committed.
     n_flagged : dict
         Encounters per flag level (``high``, ``medium``, ``low``), over all chunks.
     flag_rule : AppliedFlagRule
@@ -130,6 +167,10 @@ class ScoreRun:
     table : str
     run_key : str
         SHA-256 of the model, the encounter table and the settings.
+    run_id : int
+        The run's ``run_id`` in ``score_runs`` and in the scores table.
+    replaced_run : int or None
+        The ``run_id`` of the run this one replaced (``replace=True``), if any.
     """
 
     n_rows: int
@@ -142,6 +183,8 @@ class ScoreRun:
     database: str
     table: str
     run_key: str
+    run_id: int
+    replaced_run: int | None = None
 
     @property
     def high_share(self) -> float:
@@ -165,19 +208,48 @@ def default_database_url(out: str | Path) -> str:
     return f"sqlite:///{path.with_name(path.name.split('.')[0] + '.sqlite')}"
 
 
-def check_score_outputs(out: str | Path, database: str | None = None) -> None:
+def check_table_name(table: str) -> None:
+    """Refuse a scores table name no database could hold with its bookkeeping tables
+    (``<table>_chunks``, ``<table>_writer``).
+
+    >>> check_table_name("scores")
+    >>> check_table_name("")
+    Traceback (most recent call last):
+    ...
+    engagekit.errors.ArgumentError: the scores table's name is empty: name it with --db-table
+    """
+    if not table.strip():
+        problem = "is empty"
+    elif "\x00" in table:
+        problem = "holds a NUL character"
+    elif len(table.encode()) > MAX_TABLE_NAME:
+        problem = (
+            f"is {len(table.encode())} bytes long, more than {MAX_TABLE_NAME} (its "
+            "bookkeeping tables add 7, and a PostgreSQL name holds 63 bytes)"
+        )
+    else:
+        return
+    raise ArgumentError(f"the scores table's name {problem}: name it with --db-table")
+
+
+def check_score_outputs(
+    out: str | Path, database: str | None = None, table: str = "scores"
+) -> None:
     """Refuse now, before minutes of scoring, outputs :func:`write_scores` could not
     write: the file's folder (made if needed and tried with a temporary file, then left
-    as it was), the database URL (parsed, its driver imported) and a SQLite database's
-    folder (tried the same way). A database server is not contacted.
+    as it was), the table's name, the database URL (parsed, its driver imported) and a
+    SQLite database's folder (tried the same way). A database server is not contacted.
 
     Raises
     ------
     OutputError
         Naming the file or the database and why.
+    ArgumentError
+        The table's name is empty or too long.
     """
     check_writable(out)
-    store = _ScoreStore(database or default_database_url(out), "scores", [])
+    check_table_name(table)
+    store = _ScoreStore(database or default_database_url(out), table, [])
     try:
         store.check_writable()
     finally:
@@ -198,9 +270,11 @@ def write_scores(
     replace: bool = False,
     escape_formulas: bool = True,
     n_jobs: int = 1,
+    model_name: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> ScoreRun:
-    """Score, explain and flag every encounter into a database table and a file.
+    """Score, explain and flag every encounter into a database table and a file, as one
+    run of the table (see the module's notes).
 
     Parameters
     ----------
@@ -213,7 +287,8 @@ def write_scores(
     config : Config
         The model's config (labels and suggestions for the reasons).
     out : str or Path
-        ``.csv`` (also ``.csv.gz``) or ``.parquet``/``.pq`` file to write.
+        ``.csv`` (also ``.csv.gz``) or ``.parquet``/``.pq`` file to write: the scores of
+        this run only.
     database : str, optional
         SQLAlchemy URL; default :func:`default_database_url` of ``out``.
     table : str, default "scores"
@@ -225,13 +300,18 @@ def write_scores(
     top_reasons : int, default 2
         Qualities named per flag.
     replace : bool, default False
-        Drop scores of another run found in ``table`` instead of refusing.
+        The table's latest complete run was wrong: when this run completes, mark that
+        run ``replaced`` and delete its score rows (if it is this same job, score it
+        again from scratch).
     escape_formulas : bool, default True
         In a CSV, give text cells a spreadsheet would run as a formula a leading ``'``
         (:func:`engagekit.io._write.escape_formula_cells`); the database and Parquet keep
         the raw values.
     n_jobs : int
         Threads explaining a tree model (-1: one per core).
+    model_name : str, optional
+        The model as ``score_runs`` records it (the CLI gives its directory's name);
+        default the model's target.
     progress : callable, optional
         Called as ``progress("Ranking risks", done, total)`` and
         ``progress("Scoring chunks", done, total)`` after each chunk.
@@ -244,15 +324,25 @@ def write_scores(
     ------
     OutputError
         The database or the file cannot be written (checked before scoring), another
-        run is writing to ``table`` (see the module's notes), or ``table`` holds scores
-        of another run (another model, table or settings) and ``replace`` is false.
+        run is writing to ``table`` (see the module's notes), or ``table`` holds other
+        columns than this model's scores (another model) or was not written by
+        engagekit.
     ContractError
         ``encounters`` lacks a column the model or its flag rule needs (checked before
         anything is written).
+    ArgumentError
+        ``table``'s name is empty or too long, or ``manifest`` has no ``model_sha256``
+        (a model not saved: its runs could not be told from another's).
     """
+    if not manifest.model_sha256:
+        raise ArgumentError(
+            "the model's manifest has no model_sha256 (the model was not saved): save it "
+            "with save_model and score the model loaded from its directory"
+        )
     flag_rule = manifest.flag_rule
     out = Path(out)
     check_writable(out)  # in a second, not after the scoring
+    check_table_name(table)
     url = database or default_database_url(out)
     plan = patient_chunks(encounters["patient_id"].to_numpy(), chunk_rows)
     columns = score_columns(model, encounter_columns=encounters.columns)
@@ -268,9 +358,19 @@ def write_scores(
     committed = False
     try:
         applied = _thresholds_on_the_table(model, encounters, flag_rule, plan, progress)
-        run_key = _run_key(manifest, encounters, chunk_rows, top_reasons, applied)
-        store.run_key = run_key
-        done = store.prepare(replace=replace)  # claims the table, or refuses
+        data_sha256 = data_fingerprint(encounters)
+        run_key = _run_key(manifest, data_sha256, chunk_rows, top_reasons, applied)
+        done = store.prepare(  # claims the table, or refuses
+            run_key,
+            {
+                "model": model_name or manifest.target,
+                "model_sha256": manifest.model_sha256,
+                "target": manifest.target,
+                "data_sha256": data_sha256,
+                "flag_rule": json.dumps(applied.to_dict(), sort_keys=True),
+            },
+            replace=replace,
+        )
         committed = bool(done)
         writer = _ScoreFile(out, columns, escape_formulas=escape_formulas)
         for index, rows in enumerate(plan):
@@ -289,20 +389,29 @@ def write_scores(
                 counts[str(level)] += int(n)
             if progress is not None:
                 progress("Scoring chunks", index + 1, len(plan))
-        # the file is renamed while the table is still this run's: a run that takes the
-        # table over next renames its own file after this one
-        store.confirm_claim()
+        # complete while the table is still this run's (the transaction renews the
+        # claim), then rename the file: a run that takes the table over next renames
+        # its own file after this one
+        replaced = store.complete(
+            {
+                "n_encounters": len(encounters),
+                "n_patients": int(encounters["patient_id"].nunique()),
+                "n_high": counts["high"],
+                "n_medium": counts["medium"],
+            }
+        )
         writer.finish()
     except BaseException:
         if writer is not None:
             writer.abandon()
         if not committed and store.holds_claim:
-            # nothing a rerun could resume: leave no empty database behind
+            # nothing a rerun could resume: leave no empty run or table behind
             store.discard()
         raise
     finally:
         store.release()
         store.dispose()
+    assert store.run_id is not None  # set by prepare()
     return ScoreRun(
         n_rows=len(encounters),
         n_chunks=len(plan),
@@ -314,6 +423,8 @@ def write_scores(
         database=store.display_url,
         table=table,
         run_key=run_key,
+        run_id=store.run_id,
+        replaced_run=replaced,
     )
 
 
@@ -337,7 +448,7 @@ def _thresholds_on_the_table(
 
 def _run_key(
     manifest: ModelManifest,
-    encounters: pd.DataFrame,
+    data_sha256: str,
     chunk_rows: int,
     top_reasons: int,
     applied: AppliedFlagRule,
@@ -345,7 +456,7 @@ def _run_key(
     record = {
         "format": _SCORE_FORMAT,
         "model_sha256": manifest.model_sha256,
-        "data_sha256": data_fingerprint(encounters),
+        "data_sha256": data_sha256,
         "chunk_rows": int(chunk_rows),
         "top_reasons": int(top_reasons),
         # a rerun that would flag differently (another rule or thresholds) is another
@@ -358,6 +469,11 @@ def _run_key(
         },
     }
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def _now() -> str:
+    """The time now, as ``score_runs`` and the bookkeeping table store it (ISO, UTC)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _sql_type(name: str) -> Any:
@@ -439,7 +555,6 @@ class _ScoreStore:
     def __init__(self, url: str, table: str, columns: list[str]) -> None:
         self.table_name = table
         self.columns = columns
-        self.run_key = ""  # set before prepare()
         self.display_url = _without_password(url)
         try:
             parsed = sa.engine.make_url(url)
@@ -460,18 +575,25 @@ class _ScoreStore:
                 f"the database driver for {self.display_url!r} is not installed: "
                 f"{e.name or 'a module'} (install it into this environment)"
             ) from None
-        metadata = sa.MetaData()
+        # an index named by convention: SQLAlchemy shortens a name too long for the database
+        metadata = sa.MetaData(naming_convention={"ix": "ix_%(table_name)s_%(column_0_N_name)s"})
         self.scores = sa.Table(
             table,
             metadata,
-            *(sa.Column(name, _sql_type(name)) for name in columns),
-            sa.Column(CHUNK_COLUMN, sa.Integer, nullable=False, index=True),
+            sa.Column(RUN_COLUMN, sa.Integer, primary_key=True, autoincrement=False),
+            *(
+                sa.Column(name, _sql_type(name), primary_key=name == "encounter_id")
+                for name in columns
+            ),
+            sa.Column(CHUNK_COLUMN, sa.Integer, nullable=False),
         )
+        if "encounter_id" in columns:
+            sa.Index(None, self.scores.c[RUN_COLUMN], self.scores.c[CHUNK_COLUMN])
         self.chunks = sa.Table(
             f"{table}_chunks",
             metadata,
-            sa.Column(CHUNK_COLUMN, sa.Integer, primary_key=True),
-            sa.Column("run_key", sa.String(64), nullable=False),
+            sa.Column(RUN_COLUMN, sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column(CHUNK_COLUMN, sa.Integer, primary_key=True, autoincrement=False),
             sa.Column("n_rows", sa.Integer, nullable=False),
             sa.Column("committed_at", sa.String(32), nullable=False),
         )
@@ -487,14 +609,19 @@ class _ScoreStore:
             sa.Column("renewed_at", sa.Float(precision=53), nullable=False),
         )
         self.metadata = metadata
-        self.run_id = uuid.uuid4().hex
+        # the claiming process's own random id (the writer table's run_id column)
+        self.claim_id = uuid.uuid4().hex
         self.holds_claim = False
         self._keeper: _ClaimKeeper | None = None
+        # this run's row in score_runs (set by prepare()), and the run it replaces
+        self.run_id: int | None = None
+        self.replaces: int | None = None
         # what prepare() creates, for discard() to remove
         self.created_file = False
         self.created_folders: list[Path] = []
         self.created_tables = False
         self.created_writer = False
+        self.created_run = False
 
     @staticmethod
     def _sqlite_file(parsed: Any) -> Path | None:
@@ -525,7 +652,7 @@ class _ScoreStore:
     def _claim_row(self) -> dict[str, Any]:
         return {
             "scores_table": self.table_name,
-            "run_id": self.run_id,
+            "run_id": self.claim_id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "claimed_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -632,7 +759,7 @@ class _ScoreStore:
             self.writer.update()
             .where(
                 self.writer.c.scores_table == self.table_name,
-                self.writer.c.run_id == self.run_id,
+                self.writer.c.run_id == self.claim_id,
             )
             .values(renewed_at=time.time())
         ).rowcount
@@ -644,14 +771,6 @@ class _ScoreStore:
                 "run stopped without writing to the table again. Run again once that run "
                 "has finished"
             )
-
-    def confirm_claim(self) -> None:
-        """Check (and renew) that the table is still this run's."""
-        try:
-            with self.engine.begin() as conn:
-                self.renew(conn)
-        except sa.exc.SQLAlchemyError as e:
-            raise self._fail("confirm the claim on the table", e) from e
 
     def _stop_keeper(self) -> None:
         if self._keeper is not None:
@@ -669,14 +788,19 @@ class _ScoreStore:
             conn.execute(
                 self.writer.delete().where(
                     self.writer.c.scores_table == self.table_name,
-                    self.writer.c.run_id == self.run_id,
+                    self.writer.c.run_id == self.claim_id,
                 )
             )
 
     # ------------------------------------------------------------------ the tables
-    def prepare(self, *, replace: bool) -> set[int]:
-        """Claim the table, create the tables if needed; the chunks this run already
-        committed."""
+    def prepare(self, run_key: str, record: dict[str, Any], *, replace: bool) -> set[int]:
+        """Claim the table, bring engagekit's tables up to date, create the scores
+        tables if needed, and open this run in ``score_runs`` (a new run, or the run of
+        the same key to resume); the chunks of it already committed.
+
+        ``record`` holds the run's ``model``, ``model_sha256``, ``target``,
+        ``data_sha256`` and ``flag_rule`` (JSON text).
+        """
         if self.sqlite_file is not None:
             self.created_file = not self.sqlite_file.exists()
             self.created_folders = _missing_folders(self.sqlite_file.parent)
@@ -687,63 +811,154 @@ class _ScoreStore:
                     f"cannot create the database {self.display_url!r}: {e.strerror or e}"
                 ) from e
         self.claim()
+        self._upgrade()
         try:
             with self.engine.begin() as conn:
                 inspector = sa.inspect(conn)
                 has_scores = inspector.has_table(self.table_name)
                 has_chunks = inspector.has_table(self.chunks.name)
                 self.created_tables = not (has_scores or has_chunks)
-                foreign = self._foreign_content(conn, inspector, has_scores, has_chunks)
-                if foreign and not replace:
+                foreign = self._foreign_content(inspector, has_scores, has_chunks)
+                if foreign:
                     raise OutputError(
                         f"the table {self.table_name!r} in {self.display_url!r} {foreign}; "
-                        "pass --replace to overwrite it or --db-table NAME to write elsewhere"
+                        "score into another table with --db-table NAME"
                     )
-                if foreign:
-                    self.scores.drop(conn, checkfirst=True)
-                    self.chunks.drop(conn, checkfirst=True)
-                self.metadata.create_all(conn)
-                rows = conn.execute(
-                    sa.select(self.chunks.c[CHUNK_COLUMN]).where(
-                        self.chunks.c.run_key == self.run_key
-                    )
-                )
-                return {int(r[0]) for r in rows}
+                self.metadata.create_all(conn, tables=[self.scores, self.chunks])
+                return self._open_run(conn, run_key, record, replace=replace)
         except OutputError:
             raise
         except sa.exc.SQLAlchemyError as e:
             raise self._fail("prepare the scores table", e) from e
 
-    def _foreign_content(self, conn, inspector, has_scores: bool, has_chunks: bool) -> str:
-        """Why the existing tables cannot be resumed into ("" if they can)."""
+    def _upgrade(self) -> None:
+        """Create or upgrade engagekit's tables (``score_runs`` among them)."""
+        from alembic.util import CommandError
+
+        from ..db import HEAD, database_revision, upgrade_database
+
+        try:
+            upgrade_database(self.engine)
+        except CommandError as e:  # a revision this engagekit does not know
+            raise OutputError(
+                f"cannot use engagekit's tables in {self.display_url!r}: {e} (a newer "
+                "engagekit upgraded them; upgrade engagekit to use this database)"
+            ) from None
+        except OutputError as e:
+            # two runs creating the tables of a new database at once: one of them wins
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                if database_revision(self.engine) == HEAD:
+                    return
+            cause = e.__cause__ if isinstance(e.__cause__, sa.exc.SQLAlchemyError) else e
+            raise self._fail("create or upgrade engagekit's tables", cause) from e
+
+    def _foreign_content(self, inspector: Any, has_scores: bool, has_chunks: bool) -> str:
+        """Why the existing tables cannot take this run ("" if they can)."""
         if has_scores and not has_chunks:
             return "exists but was not written by engagekit score"
+        if has_chunks and not has_scores:
+            return f"is missing, but its bookkeeping table {self.chunks.name!r} is there"
         if has_scores:
             existing = [c["name"] for c in inspector.get_columns(self.table_name)]
-            if existing != [*self.columns, CHUNK_COLUMN]:
-                return "holds scores with other columns (another model)"
-        if has_chunks:
-            other = conn.execute(
-                sa.select(sa.func.count()).where(self.chunks.c.run_key != self.run_key)
-            ).scalar_one()
-            if other:
-                return "holds scores of another run (another model, encounter table or settings)"
+            if existing != [c.name for c in self.scores.columns]:
+                return (
+                    "holds scores with other columns than this model's (another outcome, "
+                    "model kind or encounter context, or an older engagekit's layout)"
+                )
+            kept = [c["name"] for c in inspector.get_columns(self.chunks.name)]
+            if kept != [c.name for c in self.chunks.columns]:
+                return f"has a bookkeeping table {self.chunks.name!r} of an older engagekit"
         return ""
+
+    def _open_run(
+        self, conn: Any, run_key: str, record: dict[str, Any], *, replace: bool
+    ) -> set[int]:
+        """This run's row in ``score_runs``, found or inserted, and the run to replace
+        (see the module's notes); the chunks of it already committed."""
+        runs = SCORE_RUNS.c
+        of_table = runs.scores_table == self.table_name
+        found = conn.execute(
+            sa.select(runs.run_id, runs.status).where(of_table, runs.run_key == run_key)
+        ).first()
+        latest = conn.execute(
+            sa.select(sa.func.max(runs.run_id)).where(of_table, runs.status == COMPLETE)
+        ).scalar_one_or_none()
+        opened = {
+            **record,
+            "status": RUNNING,
+            "started_at": _now(),
+            "finished_at": None,
+            **dict.fromkeys(("n_encounters", "n_patients", "n_high", "n_medium"), 0),
+        }
+        if found is None:
+            inserted = conn.execute(
+                SCORE_RUNS.insert().values(scores_table=self.table_name, run_key=run_key, **opened)
+            )
+            self.run_id = int(inserted.inserted_primary_key[0])
+            self.created_run = True
+        else:
+            self.run_id = int(found.run_id)
+            if found.status == REPLACED or (replace and self.run_id == latest):
+                # this job's run was replaced, or is the run to replace: score it again
+                # from scratch, under its own run_id
+                self._delete_rows(conn, self.run_id)
+                conn.execute(SCORE_RUNS.update().where(runs.run_id == self.run_id).values(**opened))
+        self.replaces = latest if replace and latest != self.run_id else None
+        done = conn.execute(
+            sa.select(self.chunks.c[CHUNK_COLUMN]).where(self.chunks.c[RUN_COLUMN] == self.run_id)
+        )
+        return {int(r[0]) for r in done}
+
+    def _delete_rows(self, conn: Any, run_id: int) -> None:
+        """Delete a run's score rows and chunk records."""
+        conn.execute(self.scores.delete().where(self.scores.c[RUN_COLUMN] == run_id))
+        conn.execute(self.chunks.delete().where(self.chunks.c[RUN_COLUMN] == run_id))
+
+    def complete(self, counts: dict[str, int]) -> int | None:
+        """Mark this run complete with its ``counts``, and replace the run it replaces,
+        in one transaction that renews the claim; the ``run_id`` replaced, if any.
+
+        A run found complete (a rerun of a complete job) keeps its record.
+        """
+        runs = SCORE_RUNS.c
+        try:
+            with self.engine.begin() as conn:
+                self.renew(conn)
+                conn.execute(
+                    SCORE_RUNS.update()
+                    .where(runs.run_id == self.run_id, runs.status == RUNNING)
+                    .values(status=COMPLETE, finished_at=_now(), **counts)
+                )
+                if self.replaces is None:
+                    return None
+                replaced = conn.execute(
+                    SCORE_RUNS.update()
+                    .where(runs.run_id == self.replaces, runs.status == COMPLETE)
+                    .values(status=REPLACED)
+                ).rowcount
+                if replaced != 1:
+                    return None
+                self._delete_rows(conn, self.replaces)
+                return self.replaces
+        except sa.exc.SQLAlchemyError as e:
+            raise self._fail("mark the run complete", e) from e
 
     def write_chunk(self, index: int, frame: pd.DataFrame) -> None:
         """Insert a chunk's rows and mark it done, in one transaction, which also renews
         the claim (and commits nothing if the table is no longer this run's)."""
+        rows = frame.assign(**{CHUNK_COLUMN: index})
+        rows.insert(0, RUN_COLUMN, self.run_id)
         try:
             with self.engine.begin() as conn:
                 self.renew(conn)
-                self._insert(conn, frame.assign(**{CHUNK_COLUMN: index}))
+                self._insert(conn, rows)
                 conn.execute(
                     self.chunks.insert(),
                     {
+                        RUN_COLUMN: self.run_id,
                         CHUNK_COLUMN: index,
-                        "run_key": self.run_key,
                         "n_rows": len(frame),
-                        "committed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                        "committed_at": _now(),
                     },
                 )
         except sa.exc.SQLAlchemyError as e:
@@ -771,7 +986,7 @@ class _ScoreStore:
     def read_chunk(self, index: int, encounter_ids: np.ndarray) -> pd.DataFrame:
         """A committed chunk's rows, in the order of ``encounter_ids``."""
         query = sa.select(*(self.scores.c[c] for c in self.columns)).where(
-            self.scores.c[CHUNK_COLUMN] == index
+            self.scores.c[RUN_COLUMN] == self.run_id, self.scores.c[CHUNK_COLUMN] == index
         )
         try:
             with self.engine.connect() as conn:
@@ -786,8 +1001,9 @@ class _ScoreStore:
             or not frame.index.isin(encounter_ids).all()
         ):
             raise OutputError(
-                f"chunk {index} of the scores in {self.display_url!r} does not hold the "
-                "encounters it should; pass --replace to score again from scratch"
+                f"chunk {index} of run {self.run_id} in table {self.table_name!r} of "
+                f"{self.display_url!r} does not hold the encounters it should (was the table "
+                "changed by hand?); score into another table with --db-table NAME"
             )
         frame = frame.loc[encounter_ids]
         for name in self.columns:
@@ -801,8 +1017,8 @@ class _ScoreStore:
 
     def discard(self) -> None:
         """Remove what :meth:`prepare` created (call it, holding the claim, when no chunk
-        was committed): the SQLite file and its new folders, or the tables it added to a
-        database that was there before."""
+        was committed): the SQLite file and its new folders, or this run's row in
+        ``score_runs`` and the tables it added to a database that was there before."""
         self._stop_keeper()
         self.engine.dispose()
         if self.sqlite_file is not None and self.created_file:
@@ -815,6 +1031,8 @@ class _ScoreStore:
             return
         # best effort: the failure being handled may be the database's own
         with contextlib.suppress(sa.exc.SQLAlchemyError), self.engine.begin() as conn:
+            if self.created_run:
+                conn.execute(SCORE_RUNS.delete().where(SCORE_RUNS.c.run_id == self.run_id))
             if self.created_tables:
                 self.chunks.drop(conn, checkfirst=True)
                 self.scores.drop(conn, checkfirst=True)
