@@ -24,6 +24,7 @@ from . import (  # noqa: F401  (registers them)
     models,
     report,
     score,
+    serve,
     users,
 )
 from ._app import EXIT_INTERRUPTED, app, err

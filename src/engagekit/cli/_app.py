@@ -47,6 +47,7 @@ WORKFLOW = (
     "heterogeneity",
     "power",
     "report",
+    "serve",
     "users",
     "audit",
     "simulate",

@@ -1,6 +1,9 @@
 """``engagekit serve``'s accounts and audit log: who may sign in and see whose patients,
 and the record of every view of a patient's data, flag review and user change.
 
+:func:`create_app` is the web application itself (FastAPI, from the ``web`` extra,
+imported on first use): the clinician pages and the JSON API on the score database.
+
 The accounts hash passwords with argon2-cffi, from the ``web`` extra
 (``pip install "engagekit[web]"``); the audit log needs nothing beyond engagekit. Both
 live in a service's database, in the tables of :mod:`engagekit.db`.
@@ -16,6 +19,7 @@ Examples
 ['cli', 'user_change', "added user 'ana' with role clinician, practitioners 'PR1'"]
 """
 
+from .._lazy import lazy_exports
 from ._accounts import (
     MIN_PASSWORD_LENGTH,
     WEB_EXTRA_MISSING,
@@ -31,13 +35,19 @@ from ._accounts import (
 )
 from ._audit import AUDIT_COLUMNS, export_audit, open_database, record_audit
 
+# the web application needs FastAPI (the web extra): imported on first use, so that the
+# accounts and the audit log work, and say what is missing, without it
+_LAZY = {"create_app": "._app", "STATEMENT": "._app"}
+
 __all__ = [
     "AUDIT_COLUMNS",
     "MIN_PASSWORD_LENGTH",
+    "STATEMENT",
     "WEB_EXTRA_MISSING",
     "UserRecord",
     "add_user",
     "check_new_user",
+    "create_app",
     "disable_user",
     "export_audit",
     "list_users",
@@ -48,3 +58,5 @@ __all__ = [
     "set_password",
     "verify_password",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -1,0 +1,674 @@
+"""What the pages of ``engagekit serve`` show, read from the scores table and
+engagekit's tables, always through a :class:`~engagekit.web._scope.Scope`.
+
+The page reads one scores table (``scores`` unless told otherwise), and in it the
+latest ``complete`` run of :data:`engagekit.db.SCORE_RUNS`. A patient's current state is
+their latest encounter (highest ``session_number``) in that run; their current
+practitioner is that encounter's ``practitioner_id``. Each view model here is a frozen
+pydantic model: the page templates render it, the JSON API returns it.
+
+Examples
+--------
+>>> format_risk(0.1234), format_difference(0.05), format_difference(-0.2)
+('12%', '+5 points', '−20 points')
+>>> sparkline_points([0.1, 0.5, 0.3], width=40, height=10)
+'1.0,8.2 20.0,5.0 39.0,6.6'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+
+from ..db import AUDIT_LOG, FLAG_REVIEWS, SCORE_RUNS
+from ._audit import now, record_audit
+from ._scope import Scope
+
+__all__ = [
+    "OUTCOMES",
+    "AuditEntry",
+    "AuditPage",
+    "Caseload",
+    "CaseloadRow",
+    "Contribution",
+    "PatientDetail",
+    "Review",
+    "RunInfo",
+    "ScoresSource",
+    "Service",
+    "SessionRisk",
+    "Team",
+    "TeamRow",
+    "TreatmentRates",
+    "format_difference",
+    "format_risk",
+    "sparkline_points",
+]
+
+#: The outcomes a clinician may record for a reviewed flag, and how the page names them.
+OUTCOMES: dict[str, str] = {
+    "contacted": "Contacted the patient",
+    "discussed": "Discussed in supervision",
+    "no_action": "No action needed",
+    "other": "Other (see the note)",
+}
+FLAGS = ("high", "medium", "low")
+#: The most rows the audit page shows (``engagekit audit export`` has them all).
+AUDIT_PAGE_ROWS = 200
+NOTE_LENGTH = 500
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RunInfo(_Frozen):
+    """The scoring run the pages show."""
+
+    run_id: int
+    target: str
+    finished_at: str | None
+    n_encounters: int
+    n_patients: int
+    mean_risk: float | None
+    high_threshold: float | None
+    medium_threshold: float | None
+
+
+class Review(_Frozen):
+    """One review of a patient's flag."""
+
+    status: str
+    outcome: str | None
+    note: str | None
+    until: str | None
+    reviewed_by: str
+    reviewed_at: str
+
+    @property
+    def summary(self) -> str:
+        if self.status == "do_not_contact":
+            return f"Do not contact until {self.until}"
+        outcome = OUTCOMES.get(self.outcome or "", self.outcome or "")
+        return f"Reviewed {self.reviewed_at[:10]}" + (f": {outcome}" if outcome else "")
+
+
+class CaseloadRow(_Frozen):
+    """A patient of the caseload, at their latest encounter."""
+
+    patient_id: str
+    practitioner_id: str
+    treatment: str
+    session_number: int
+    encounter_date: str
+    risk: float
+    flag: str
+    risk_vs_service: float | None
+    risks: list[float]
+    latest_review: Review | None
+
+
+class Caseload(_Frozen):
+    """The user's patients, highest current risk first."""
+
+    run: RunInfo | None
+    rows: list[CaseloadRow]
+    n_patients: int
+    treatments: list[str]
+
+
+class SessionRisk(_Frozen):
+    session_number: int
+    encounter_date: str
+    risk: float
+    flag: str
+
+
+class Contribution(_Frozen):
+    """A group's contribution to the latest encounter's log-odds of the bad outcome."""
+
+    group: str
+    value: float
+
+
+class PatientDetail(_Frozen):
+    """One patient: risk over sessions, current reasons and contributions, reviews."""
+
+    patient_id: str
+    practitioner_id: str
+    treatment: str
+    encounter_id: str
+    session_number: int
+    encounter_date: str
+    risk: float
+    flag: str
+    reasons: list[str]
+    sessions: list[SessionRisk]
+    contributions: list[Contribution]
+    reviews: list[Review]
+    run: RunInfo
+
+
+class TeamRow(_Frozen):
+    practitioner_id: str
+    patients: int
+    high: int
+    medium: int
+
+
+class Team(_Frozen):
+    """A team lead's practitioners: caseload sizes and current flags."""
+
+    team: str | None
+    run: RunInfo | None
+    rows: list[TeamRow]
+
+
+class TreatmentRates(_Frozen):
+    """Current flags of one treatment's patients (counts and shares; no identifiers)."""
+
+    treatment: str
+    patients: int
+    high: int
+    medium: int
+    high_rate: float
+    medium_rate: float
+
+
+class Service(_Frozen):
+    """The service as an analyst sees it: aggregates only."""
+
+    run: RunInfo | None
+    treatments: list[TreatmentRates]
+    runs_by_status: dict[str, int]
+
+
+class AuditEntry(_Frozen):
+    audit_id: int
+    at: str
+    username: str
+    role: str
+    action: str
+    route: str
+    patient_id: str | None
+    allowed: bool
+    detail: str | None
+
+
+class AuditPage(_Frozen):
+    rows: list[AuditEntry]
+    limit: int
+
+
+# --------------------------------------------------------------------------- formatting
+def format_risk(risk: float | None) -> str:
+    """A risk as a whole percentage."""
+    return "–" if risk is None else f"{risk:.0%}"
+
+
+def format_difference(difference: float | None) -> str:
+    """A risk's difference from the service average, in percentage points."""
+    if difference is None:
+        return "–"
+    points = round(difference * 100)
+    sign = "+" if points > 0 else ("−" if points < 0 else "±")
+    return f"{sign}{abs(points)} points"
+
+
+def sparkline_points(risks: list[float], *, width: float, height: float) -> str:
+    """An SVG polyline's points for risks in [0, 1], left to right (1 pixel margin)."""
+    if not risks:
+        return ""
+    step = (width - 2) / max(len(risks) - 1, 1)
+    span = height - 2
+    return " ".join(
+        f"{1 + k * step:.1f},{1 + (1 - min(max(r, 0.0), 1.0)) * span:.1f}"
+        for k, r in enumerate(risks)
+    )
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _day(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()[:10]
+    return str(value)[:10]
+
+
+def _float(value: Any) -> float:
+    number = float(value)
+    return number if math.isfinite(number) else float("nan")
+
+
+# --------------------------------------------------------------------------- the source
+class ScoresSource:
+    """The scores table of a database and its latest complete run."""
+
+    def __init__(self, engine: sa.Engine, table: str = "scores") -> None:
+        self.engine = engine
+        self.table_name = table
+        self._reflected: tuple[int, sa.Table] | None = None
+        self._run_infos: dict[int, RunInfo] = {}  # a complete run's scores do not change
+
+    # -- the run and the table
+    def _run(self, connection: sa.Connection) -> Any:
+        return connection.execute(
+            sa.select(SCORE_RUNS)
+            .where(SCORE_RUNS.c.scores_table == self.table_name, SCORE_RUNS.c.status == "complete")
+            .order_by(SCORE_RUNS.c.finished_at.desc(), SCORE_RUNS.c.run_id.desc())
+            .limit(1)
+        ).one_or_none()
+
+    def _table(self, connection: sa.Connection, run_id: int) -> sa.Table | None:
+        if self._reflected is not None and self._reflected[0] == run_id:
+            return self._reflected[1]
+        if not sa.inspect(connection).has_table(self.table_name):
+            return None
+        table = sa.Table(self.table_name, sa.MetaData(), autoload_with=connection)
+        self._reflected = (run_id, table)
+        return table
+
+    def _run_info(self, connection: sa.Connection, run: Any, table: sa.Table) -> RunInfo:
+        known = self._run_infos.get(int(run.run_id))
+        if known is not None:
+            return known
+        mean = connection.execute(
+            sa.select(sa.func.avg(table.c.risk)).where(table.c.run_id == run.run_id)
+        ).scalar_one()
+        high = medium = None
+        try:
+            rule = json.loads(run.flag_rule)
+            high = float(rule["threshold"])
+            medium = float(rule["medium_threshold"])
+        except (ValueError, TypeError, KeyError):
+            pass
+        info = self._run_infos[int(run.run_id)] = RunInfo(
+            run_id=int(run.run_id),
+            target=run.target,
+            finished_at=run.finished_at,
+            n_encounters=int(run.n_encounters),
+            n_patients=int(run.n_patients),
+            mean_risk=None if mean is None else float(mean),
+            high_threshold=high,
+            medium_threshold=medium,
+        )
+        return info
+
+    def _open(self, connection: sa.Connection) -> tuple[RunInfo, sa.Table] | None:
+        run = self._run(connection)
+        if run is None:
+            return None
+        table = self._table(connection, int(run.run_id))
+        if table is None:
+            return None
+        return self._run_info(connection, run, table), table
+
+    # -- scoped queries
+    @staticmethod
+    def _as_text(column: Any) -> Any:
+        return column if isinstance(column.type, sa.String) else sa.cast(column, sa.String)
+
+    def _current(self, table: sa.Table, run_id: int, scope: Scope | None) -> Any:
+        """The latest encounter of each patient in the run; of the scope's patients only
+        (None: every patient, for aggregates)."""
+        practitioners = None
+        if scope is not None:
+            practitioners = sorted(scope.practitioners) if scope.sees_patients else []
+        latest_of: Any = sa.select(
+            table.c.patient_id.label("patient_id"),
+            sa.func.max(table.c.session_number).label("session_number"),
+        ).where(table.c.run_id == run_id)
+        if practitioners is not None:
+            # only the patients seen by the scope's practitioners in the run can be theirs
+            latest_of = latest_of.where(
+                table.c.patient_id.in_(
+                    sa.select(table.c.patient_id).where(
+                        table.c.run_id == run_id,
+                        self._as_text(table.c.practitioner_id).in_(practitioners),
+                    )
+                )
+            )
+        latest = latest_of.group_by(table.c.patient_id).subquery()
+        query = (
+            sa.select(table)
+            .join(
+                latest,
+                sa.and_(
+                    table.c.patient_id == latest.c.patient_id,
+                    table.c.session_number == latest.c.session_number,
+                ),
+            )
+            .where(table.c.run_id == run_id)
+        )
+        if practitioners is not None:
+            query = query.where(self._as_text(table.c.practitioner_id).in_(practitioners))
+        return query
+
+    def caseload(
+        self,
+        scope: Scope,
+        *,
+        flag: str | None = None,
+        treatment: str | None = None,
+        search: str | None = None,
+    ) -> Caseload:
+        """The scope's patients, highest current risk first, filtered."""
+        with self.engine.connect() as connection:
+            opened = self._open(connection)
+            if opened is None:
+                return Caseload(run=None, rows=[], n_patients=0, treatments=[])
+            run, table = opened
+            current = self._current(table, run.run_id, scope).subquery()
+            rows = connection.execute(sa.select(current)).mappings().all()
+            histories: dict[str, list[tuple[int, float]]] = {}
+            for patient, session, risk in connection.execute(
+                sa.select(table.c.patient_id, table.c.session_number, table.c.risk).where(
+                    table.c.run_id == run.run_id,
+                    table.c.patient_id.in_(sa.select(current.c.patient_id)),
+                )
+            ):
+                histories.setdefault(_text(patient), []).append((int(session), _float(risk)))
+            reviews = self._latest_reviews(connection, [_text(r["patient_id"]) for r in rows])
+        treatments = sorted({_text(r["treatment"]) for r in rows})
+        built = []
+        for r in rows:
+            patient = _text(r["patient_id"])
+            risk = _float(r["risk"])
+            built.append(
+                CaseloadRow(
+                    patient_id=patient,
+                    practitioner_id=_text(r["practitioner_id"]),
+                    treatment=_text(r["treatment"]),
+                    session_number=int(r["session_number"]),
+                    encounter_date=_day(r["encounter_date"]),
+                    risk=risk,
+                    flag=_text(r["flag"]),
+                    risk_vs_service=None if run.mean_risk is None else risk - run.mean_risk,
+                    risks=[risk for _, risk in sorted(histories.get(patient, []))],
+                    latest_review=reviews.get(patient),
+                )
+            )
+        total = len(built)
+        if flag in FLAGS:
+            built = [row for row in built if row.flag == flag]
+        if treatment:
+            built = [row for row in built if row.treatment == treatment]
+        if search:
+            needle = search.strip().casefold()
+            built = [row for row in built if needle in row.patient_id.casefold()]
+        built.sort(key=lambda row: (-row.risk, row.patient_id))
+        return Caseload(run=run, rows=built, n_patients=total, treatments=treatments)
+
+    def _latest_reviews(self, connection: sa.Connection, patients: list[str]) -> dict[str, Review]:
+        found: dict[str, Review] = {}
+        for start in range(0, len(patients), 500):
+            chunk = patients[start : start + 500]
+            for row in connection.execute(
+                sa.select(FLAG_REVIEWS)
+                .where(FLAG_REVIEWS.c.patient_id.in_(chunk))
+                .order_by(FLAG_REVIEWS.c.reviewed_at, FLAG_REVIEWS.c.review_id)
+            ).mappings():
+                found[row["patient_id"]] = _review(row)
+        return found
+
+    def _patient_row(
+        self, connection: sa.Connection, scope: Scope, patient_id: str
+    ) -> tuple[RunInfo, sa.Table, Any] | None:
+        opened = self._open(connection)
+        if opened is None or not scope.sees_patients:
+            return None
+        run, table = opened
+        query = self._current(table, run.run_id, scope).where(
+            self._as_text(table.c.patient_id) == patient_id
+        )
+        row = connection.execute(query).mappings().first()
+        if row is None or not scope.sees_practitioner(row["practitioner_id"]):
+            return None
+        return run, table, row
+
+    def view_patient(self, scope: Scope, patient_id: str, route: str) -> PatientDetail | None:
+        """One patient of the scope, the view audited (allowed or refused) in the same
+        transaction; None when the patient is not the user's to see or does not exist
+        (the two are told apart only in the audit log)."""
+        with self.engine.begin() as connection:
+            found = self._patient_row(connection, scope, patient_id)
+            _audit_view(connection, scope, route, patient_id, allowed=found is not None)
+            if found is None:
+                return None
+            run, table, row = found
+            sessions = [
+                SessionRisk(
+                    session_number=int(s.session_number),
+                    encounter_date=_day(s.encounter_date),
+                    risk=_float(s.risk),
+                    flag=_text(s.flag),
+                )
+                for s in connection.execute(
+                    sa.select(
+                        table.c.session_number, table.c.encounter_date, table.c.risk, table.c.flag
+                    )
+                    .where(
+                        table.c.run_id == run.run_id,
+                        self._as_text(table.c.patient_id) == patient_id,
+                    )
+                    .order_by(table.c.session_number)
+                )
+            ]
+            reviews = [
+                _review(r)
+                for r in connection.execute(
+                    sa.select(FLAG_REVIEWS)
+                    .where(FLAG_REVIEWS.c.patient_id == patient_id)
+                    .order_by(FLAG_REVIEWS.c.reviewed_at.desc(), FLAG_REVIEWS.c.review_id.desc())
+                ).mappings()
+            ]
+        contributions = [
+            Contribution(group=name.removeprefix("grouped_"), value=_float(value))
+            for name, value in row.items()
+            if name.startswith("grouped_") and value is not None
+        ]
+        contributions.sort(key=lambda c: -abs(c.value))
+        reasons = [r.strip() for r in _text(row.get("reasons")).split("|") if r.strip()]
+        return PatientDetail(
+            patient_id=patient_id,
+            practitioner_id=_text(row["practitioner_id"]),
+            treatment=_text(row["treatment"]),
+            encounter_id=_text(row["encounter_id"]),
+            session_number=int(row["session_number"]),
+            encounter_date=_day(row["encounter_date"]),
+            risk=_float(row["risk"]),
+            flag=_text(row["flag"]),
+            reasons=reasons,
+            sessions=sessions,
+            contributions=contributions,
+            reviews=reviews,
+            run=run,
+        )
+
+    def may_review(self, scope: Scope, patient_id: str, route: str) -> bool:
+        """Whether the patient is the user's to review; a refusal is audited."""
+        with self.engine.begin() as connection:
+            if self._patient_row(connection, scope, patient_id) is not None:
+                return True
+            _audit_review_refused(connection, scope, route, patient_id)
+        return False
+
+    def review(
+        self,
+        scope: Scope,
+        patient_id: str,
+        route: str,
+        *,
+        status: str,
+        outcome: str | None,
+        note: str | None,
+        until: str | None,
+    ) -> bool:
+        """Store a review of a patient's current flag, audited in the same transaction;
+        False (audited as refused, nothing stored) when the patient is not the user's."""
+        with self.engine.begin() as connection:
+            found = self._patient_row(connection, scope, patient_id)
+            if found is None:
+                _audit_review_refused(connection, scope, route, patient_id)
+                return False
+            record_audit(
+                connection,
+                username=scope.username,
+                role=scope.role,
+                action="flag_review",
+                route=route,
+                patient_id=patient_id,
+                allowed=True,
+                detail=f"status {status}"
+                + (f", outcome {outcome}" if outcome else f", until {until}" if until else ""),
+            )
+            run, _, row = found
+            connection.execute(
+                FLAG_REVIEWS.insert().values(
+                    patient_id=patient_id,
+                    encounter_id=_text(row["encounter_id"]),
+                    run_id=run.run_id,
+                    status=status,
+                    outcome=outcome,
+                    note=note,
+                    until=until,
+                    reviewed_by=scope.username,
+                    reviewed_at=now(),
+                )
+            )
+        return True
+
+    def team(self, scope: Scope) -> Team:
+        """A team lead's practitioners: each one's current patients and flags."""
+        counts = {p: {"patients": 0, "high": 0, "medium": 0} for p in scope.practitioners}
+        run = None
+        with self.engine.connect() as connection:
+            opened = self._open(connection)
+            if opened is not None:
+                run, table = opened
+                current = self._current(table, run.run_id, scope).subquery()
+                for practitioner, flag, n in connection.execute(
+                    sa.select(current.c.practitioner_id, current.c.flag, sa.func.count()).group_by(
+                        current.c.practitioner_id, current.c.flag
+                    )
+                ):
+                    entry = counts.setdefault(
+                        _text(practitioner), {"patients": 0, "high": 0, "medium": 0}
+                    )
+                    entry["patients"] += int(n)
+                    if flag in ("high", "medium"):
+                        entry[flag] += int(n)
+        rows = [TeamRow(practitioner_id=p, **c) for p, c in sorted(counts.items())]
+        return Team(team=scope.team, run=run, rows=rows)
+
+    def service(self) -> Service:
+        """Current flag rates per treatment and the runs by status: no identifiers."""
+        with self.engine.connect() as connection:
+            runs = {
+                status: int(n)
+                for status, n in connection.execute(
+                    sa.select(SCORE_RUNS.c.status, sa.func.count())
+                    .where(SCORE_RUNS.c.scores_table == self.table_name)
+                    .group_by(SCORE_RUNS.c.status)
+                )
+            }
+            opened = self._open(connection)
+            if opened is None:
+                return Service(run=None, treatments=[], runs_by_status=runs)
+            run, table = opened
+            current = self._current(table, run.run_id, None).subquery()
+            by: dict[str, dict[str, int]] = {}
+            for treatment, flag, n in connection.execute(
+                sa.select(current.c.treatment, current.c.flag, sa.func.count()).group_by(
+                    current.c.treatment, current.c.flag
+                )
+            ):
+                entry = by.setdefault(_text(treatment), {"patients": 0, "high": 0, "medium": 0})
+                entry["patients"] += int(n)
+                if flag in ("high", "medium"):
+                    entry[flag] += int(n)
+        treatments = [
+            TreatmentRates(
+                treatment=name,
+                high_rate=c["high"] / c["patients"] if c["patients"] else 0.0,
+                medium_rate=c["medium"] / c["patients"] if c["patients"] else 0.0,
+                **c,
+            )
+            for name, c in sorted(by.items())
+        ]
+        return Service(run=run, treatments=treatments, runs_by_status=runs)
+
+    def audit_log(self) -> AuditPage:
+        """The newest rows of the audit log, newest first."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(AUDIT_LOG)
+                .order_by(AUDIT_LOG.c.at.desc(), AUDIT_LOG.c.audit_id.desc())
+                .limit(AUDIT_PAGE_ROWS)
+            ).mappings()
+            entries = [AuditEntry(**{**row, "allowed": bool(row["allowed"])}) for row in rows]
+        return AuditPage(rows=entries, limit=AUDIT_PAGE_ROWS)
+
+    def audit_caseload(self, scope: Scope, route: str, shown: int) -> None:
+        """One audit row for a view of the caseload (many patients, none named)."""
+        with self.engine.begin() as connection:
+            record_audit(
+                connection,
+                username=scope.username,
+                role=scope.role,
+                action="view",
+                route=route,
+                patient_id=None,
+                allowed=True,
+                detail=f"caseload of {shown} patient{'s' if shown != 1 else ''}",
+            )
+
+
+def _audit_view(
+    connection: sa.Connection, scope: Scope, route: str, patient_id: str, *, allowed: bool
+) -> None:
+    record_audit(
+        connection,
+        username=scope.username,
+        role=scope.role,
+        action="view",
+        route=route,
+        patient_id=patient_id[:128],
+        allowed=allowed,
+        detail=None if allowed else "refused: not in the user's patients, or no such patient",
+    )
+
+
+def _audit_review_refused(
+    connection: sa.Connection, scope: Scope, route: str, patient_id: str
+) -> None:
+    record_audit(
+        connection,
+        username=scope.username,
+        role=scope.role,
+        action="flag_review",
+        route=route,
+        patient_id=patient_id[:128],
+        allowed=False,
+        detail="refused: not in the user's patients, or no such patient",
+    )
+
+
+def _review(row: Any) -> Review:
+    return Review(
+        status=row["status"],
+        outcome=row["outcome"],
+        note=row["note"],
+        until=row["until"],
+        reviewed_by=row["reviewed_by"],
+        reviewed_at=row["reviewed_at"],
+    )
