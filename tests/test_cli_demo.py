@@ -34,7 +34,7 @@ def test_the_demo_runs_every_step_and_says_where_the_report_is(demo):
     assert result.returncode == 0, result.stdout + result.stderr
     assert_no_traceback(result)
     steps = re.findall(r"^(\d)\. ", result.stdout, flags=re.MULTILINE)
-    assert steps == ["1", "2", "3", "3", "4", "4", "5", "5", "6", "7"]
+    assert steps == ["1", "2", "3", "3", "4", "4", "5", "5", "6", "7", "8"]
     assert f"Open the report: {(folder / 'report.html').resolve().as_uri()}" in " ".join(
         result.stdout.split()
     )
@@ -139,3 +139,30 @@ def test_the_demo_computes_and_says_what_the_golden_copy_holds(demo):
     assert not found, f"{len(found)} differences from the golden demo, e.g.:\n" + "\n".join(
         found[:25]
     )
+
+
+def test_the_demo_makes_one_sign_in_of_each_role_and_says_how_to_serve(demo):
+    import sqlalchemy as sa
+
+    from engagekit.web import list_users, verify_password
+
+    folder, result = demo
+    text = " ".join(result.stdout.split())
+    url = f"sqlite:///{(folder / 'scores.sqlite').resolve()}"
+    assert f"engagekit serve --db {url} --table scores_attended_next" in text
+    shown = dict(re.findall(r"│ ([\w-]+) +│ \w+ +│ ([\w-]{16}) +│", result.stdout))
+    engine = sa.create_engine(url)
+    try:
+        users = {user.username: user for user in list_users(engine)}
+        assert {u.role for u in users.values()} == {"clinician", "team_lead", "analyst", "admin"}
+        assert set(shown) == set(users)
+        for username, password in shown.items():  # each printed password signs its user in
+            assert verify_password(engine, username, password) is not None
+        with engine.connect() as connection:
+            stored = " ".join(
+                str(v) for row in connection.execute(sa.text("SELECT * FROM users")) for v in row
+            )
+        assert not any(password in stored for password in shown.values())
+        assert len(users["clinician"].practitioners) == 2
+    finally:
+        engine.dispose()

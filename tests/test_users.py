@@ -393,3 +393,31 @@ def test_without_the_web_extra_users_says_how_to_install_it(tmp_path, monkeypatc
     assert 'pip install "engagekit[web]"' in line
     # the help is there even so
     assert run("users", args[0], "--help", cwd=tmp_path).returncode == 0
+
+
+def test_set_team_replaces_the_team_a_team_lead_sees_and_is_audited(database_url, tmp_path):
+    from engagekit.web._scope import scope_of
+    from engagekit.web._sessions import SignedIn
+
+    add(database_url, "lou", "--role", "team_lead", "--team", "north", cwd=tmp_path)
+    for members in (("PR1", "PR2"), ("PR3",)):
+        flags = [arg for p in members for arg in ("--practitioner", p)]
+        result = run("users", "set-team", "north", "--db", database_url, *flags, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert f"Team 'north': {', '.join(members)}." in result.stdout
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            user_id = connection.execute(
+                sa.select(USERS.c.user_id).where(USERS.c.username == "lou")
+            ).scalar_one()
+            lead = SignedIn(user_id, "lou", "team_lead", "north", "csrf", "token")
+            assert scope_of(connection, lead).practitioners == {"PR3"}
+    finally:
+        engine.dispose()
+    rows = audit_rows(database_url)
+    assert [row["route"] for row in rows] == ["cli:users add", *["cli:users set-team"] * 2]
+    assert rows[-1]["detail"] == "set team 'north': practitioners 'PR3'"
+    refused = run("users", "set-team", "", "--db", database_url, cwd=tmp_path)
+    assert refused.returncode == 2 and "the team '' is not valid" in refused.stderr
+    assert len(audit_rows(database_url)) == 3

@@ -156,10 +156,75 @@ def demo(
         seed=seed,
         config=config,
     )
+    _step(8, "Sign-ins for the clinicians' page", started)
+    _demo_users(database, data.encounters, "scores_attended_next")
+
     out.rule()
     out.print(
         f"Done in {time.perf_counter() - started:.0f} s. Open the report: "
         f"[bold]{report_file.resolve().as_uri()}[/bold]",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+#: The demo's sign-ins: (user name, role, what they see).
+DEMO_USERS = (
+    ("clinician", "clinician", "the patients of two practitioners"),
+    ("team-lead", "team_lead", "the patients of the team's six practitioners"),
+    ("analyst", "analyst", "the service's aggregates, no identifiers"),
+    ("admin", "admin", "the users and the audit log"),
+)
+
+
+def _demo_users(database: Path, encounters, table: str) -> None:
+    """One user of each role on the demo's database, with random passwords printed
+    once (only their hashes are kept), and the command that serves the caseload."""
+    import secrets
+
+    from rich.table import Table
+
+    from ..errors import ConfigError
+    from ..web import add_user, open_database, require_web_extra, set_team
+
+    try:
+        require_web_extra()
+    except ConfigError:
+        out.print(
+            'The clinicians\' page needs the web extra: pip install "engagekit[web]", '
+            "then run the demo again.",
+            highlight=False,
+        )
+        return
+    url = f"sqlite:///{database.resolve()}"
+    practitioners = sorted(encounters["practitioner_id"].dropna().astype(str).unique())
+    team = practitioners[:6]
+    engine = open_database(url, create=True)
+    shown = Table(title="Sign-ins (the passwords are shown once: only their hashes are kept)")
+    for column in ("user", "role", "password", "sees"):
+        shown.add_column(column)
+    try:
+        set_team(engine, "demo-team", team, actor="demo", route="cli:demo")
+        for username, role, sees in DEMO_USERS:
+            password = secrets.token_urlsafe(12)
+            add_user(
+                engine,
+                username,
+                role,
+                password,
+                practitioners=practitioners[:2] if role == "clinician" else (),
+                team="demo-team" if role == "team_lead" else None,
+                actor="demo",
+                route="cli:demo",
+            )
+            shown.add_row(username, role, password, sees)
+    finally:
+        engine.dispose()
+    out.print(shown)
+    out.print(
+        "Open the clinicians' page (the caseload of re-attendance risk) with:\n"
+        f"  engagekit serve --db {url} --table {table}\n"
+        "then http://127.0.0.1:8000 in a browser, signed in as one of the users above.",
         highlight=False,
         soft_wrap=True,
     )

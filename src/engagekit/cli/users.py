@@ -198,6 +198,36 @@ def disable(
     out.print(f"Disabled user {username!r}: they can no longer sign in.", highlight=False)
 
 
+@users_app.command("set-team")
+def set_team(
+    team: Annotated[str, typer.Argument(help="The team's name.", show_default=False)],
+    db: DatabaseOption,
+    practitioners: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--practitioner",
+            help="A practitioner ID in the team (repeat the option for each); none empties it.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Say which practitioners make up a team: its team lead sees their patients.
+
+    The list replaces the team's earlier one.
+    """
+    from ..web import set_team as set_team_practitioners
+
+    engine = _open(db, create=True)
+    try:
+        members = set_team_practitioners(
+            engine, team, practitioners or (), route="cli:users set-team"
+        )
+    finally:
+        engine.dispose()
+    listed = escape_markup(", ".join(members)) if members else "no practitioners"
+    out.print(f"Team {escape_markup(team)!r}: {listed}.", highlight=False)
+
+
 @users_app.command("set-password")
 def set_password(
     username: Annotated[str, typer.Argument(help="The user.", show_default=False)],

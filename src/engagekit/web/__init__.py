@@ -31,6 +31,7 @@ from ._accounts import (
     require_user,
     require_web_extra,
     set_password,
+    set_team,
     verify_password,
 )
 from ._audit import AUDIT_COLUMNS, export_audit, open_database, record_audit
@@ -56,6 +57,7 @@ __all__ = [
     "require_user",
     "require_web_extra",
     "set_password",
+    "set_team",
     "verify_password",
 ]
 

@@ -26,7 +26,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from .._excerpt import excerpt
-from ..db import ROLES, USER_PRACTITIONERS, USERS, WEB_SESSIONS, upgrade_database
+from ..db import (
+    ROLES,
+    TEAM_PRACTITIONERS,
+    USER_PRACTITIONERS,
+    USERS,
+    WEB_SESSIONS,
+    upgrade_database,
+)
 from ..errors import ArgumentError, ConfigError
 from ._audit import now, record_audit
 
@@ -41,6 +48,7 @@ __all__ = [
     "require_user",
     "require_web_extra",
     "set_password",
+    "set_team",
     "verify_password",
 ]
 
@@ -479,6 +487,48 @@ def disable_user(
         )
         practitioners = _practitioners_of(connection, [row.user_id])[row.user_id]
     return dataclasses.replace(_record(row, practitioners), disabled=True)
+
+
+def set_team(
+    engine: sa.Engine,
+    team: str,
+    practitioners: Iterable[str],
+    actor: str = "cli",
+    *,
+    route: str = "cli:users set-team",
+) -> tuple[str, ...]:
+    """Say which practitioners make up ``team``: its team lead sees their patients. The
+    list replaces the team's earlier one; an empty list empties the team. Returns the
+    practitioners, in order, without repeats.
+
+    Raises
+    ------
+    ArgumentError
+        The team name or a practitioner ID is not valid; nothing is written.
+
+    Examples
+    --------
+    >>> engine = sa.create_engine("sqlite://")
+    >>> set_team(engine, "north", ["PR1", "PR2", "PR1"])
+    ('PR1', 'PR2')
+    >>> set_team(engine, "north", ["PR3"])
+    ('PR3',)
+    """
+    checked = _check_team(team)
+    if checked is None:
+        raise ArgumentError("give the team a name")
+    members = _check_practitioners(practitioners)
+    _ready(engine)
+    with engine.begin() as connection:
+        connection.execute(TEAM_PRACTITIONERS.delete().where(TEAM_PRACTITIONERS.c.team == checked))
+        if members:
+            connection.execute(
+                TEAM_PRACTITIONERS.insert(),
+                [{"team": checked, "practitioner_id": p} for p in members],
+            )
+        listed = ", ".join(map(repr, members)) or "none"
+        _audit_change(connection, actor, route, f"set team {checked!r}: practitioners {listed}")
+    return members
 
 
 def require_user(engine: sa.Engine, username: str) -> UserRecord:
