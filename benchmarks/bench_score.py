@@ -36,7 +36,7 @@ from _common import peak_rss_mb, summary, timed, write_result
 from bench_explain import CONFIG, TARGET, baseline, simulate, training_rows
 from engagekit.flags import choose_flag_rule
 from engagekit.io._scores import write_scores
-from engagekit.models import fit_model
+from engagekit.models import build_manifest, fit_model, train_model
 
 TARGET_S_PER_MILLION = 60.0
 
@@ -47,6 +47,16 @@ def local_accuracy_gap(path: Path) -> float:
     total = table.filter(regex="^shap_").sum(axis=1).to_numpy()
     p = table[f"p_{TARGET}"].to_numpy()
     return float(np.abs(total - (np.log(p) - np.log1p(-p))).max())
+
+
+def _manifest(train: pd.DataFrame, kind: str):
+    """A real manifest of ``kind`` (what write_scores reads: its target, kind, features,
+    rule and model hash), trained on a 500-patient sample: only the timed model is fitted
+    on the whole training table."""
+    patients = train["patient_id"].drop_duplicates().iloc[:500]
+    sample = train[train["patient_id"].isin(patients)]
+    result = train_model(sample, TARGET, kind, config=CONFIG, n_splits=2, n_boot=0)
+    return build_manifest(result, CONFIG, sample, source="bench_score sample")
 
 
 def one_size(rows: int, repeats: int, seed: int, limit_s: float) -> dict:
@@ -62,7 +72,9 @@ def one_size(rows: int, repeats: int, seed: int, limit_s: float) -> dict:
             "top_percent",
             10,
         )
-        manifest = {"model_sha256": f"bench-{kind}", "flag_rule": rule.to_dict()}
+        manifest = _manifest(train, kind).model_copy(
+            update={"model_sha256": f"bench-{kind}", "flag_rule": rule}
+        )
         folder = Path(tempfile.mkdtemp(prefix="engagekit-score-"))
         try:
 
