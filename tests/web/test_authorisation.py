@@ -106,6 +106,56 @@ def test_reviews_are_scoped_and_audited(service, role, kind):
     assert new[0]["route"] == "/patients/{patient_id}/review"
 
 
+@pytest.mark.parametrize("kind", ["own", "other", "missing"])
+@pytest.mark.parametrize("role", ROLES)
+def test_api_reviews_are_scoped_and_audited(service, role, kind):
+    client = service.clients[role]
+    patient = _patient(role, kind)
+    token = client.get("/api/v1/session").json()["csrf_token"]
+    before = len(audit_rows(service.engine))
+    response = client.post(
+        f"/api/v1/patients/{patient}/reviews",
+        json={"status": "reviewed", "outcome": "contacted", "note": "ok"},
+        headers={"X-CSRF-Token": token},
+    )
+    expected = 201 if _expected(role, kind) == 200 else 404
+    assert response.status_code == expected, response.text
+    if expected == 201:
+        assert response.json() == {
+            "status": "reviewed", "outcome": "contacted", "note": "ok", "until": None
+        }  # fmt: skip
+    new = audit_rows(service.engine)[before:]
+    assert [(r["action"], r["patient_id"], bool(r["allowed"])) for r in new] == [
+        ("flag_review", patient, expected == 201)
+    ]
+    assert new[0]["route"] == "/api/v1/patients/{patient_id}/reviews"
+
+
+def test_an_api_review_without_the_csrf_header_is_refused_and_stores_nothing(service):
+    client = service.clients["ana"]
+    before = len(audit_rows(service.engine))
+    for headers in ({}, {"X-CSRF-Token": "not-the-token"}):
+        response = client.post(
+            f"/api/v1/patients/{OWN['ana']}/reviews",
+            json={"status": "reviewed", "outcome": "contacted"},
+            headers=headers,
+        )
+        assert response.status_code == 403, response.text
+    assert len(audit_rows(service.engine)) == before
+
+
+def test_an_api_review_with_a_bad_value_says_what_is_wrong(service):
+    client = service.clients["ana"]
+    token = client.get("/api/v1/session").json()["csrf_token"]
+    response = client.post(
+        f"/api/v1/patients/{OWN['ana']}/reviews",
+        json={"status": "do_not_contact", "until": "yesterday"},
+        headers={"X-CSRF-Token": token},
+    )
+    assert response.status_code == 400
+    assert "until which not to contact" in response.json()["detail"]
+
+
 def test_the_caseload_holds_only_the_users_current_patients(service):
     ana = service.clients["ana"].get("/api/v1/caseload").json()
     assert [row["patient_id"] for row in ana["rows"]] == ["PAT-10", "PAT-07", "PAT-01"]

@@ -252,7 +252,9 @@ def test_the_openapi_schema_lists_the_api_only(service):
         "/api/v1/audit",
         "/api/v1/caseload",
         "/api/v1/patients/{patient_id}",
+        "/api/v1/patients/{patient_id}/reviews",
         "/api/v1/service",
+        "/api/v1/session",
         "/api/v1/team",
         "/api/v1/users",
     ]

@@ -37,7 +37,7 @@ from urllib.parse import quote, urlencode
 
 import jinja2
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -514,18 +514,18 @@ def _review_values(
     raise HTTPException(400, "Choose 'reviewed' or 'do not contact'.")
 
 
-@_pages.post(REVIEW_ROUTE)
-def review(
+def _store_review(
     request: Request,
-    scope: ScopeDep,
+    scope: Scope,
     patient_id: str,
-    csrf_token: Annotated[str, Form()] = "",
-    status: Annotated[str, Form()] = "",
-    outcome: Annotated[str, Form()] = "",
-    note: Annotated[str, Form()] = "",
-    until: Annotated[str, Form()] = "",
-) -> Response:
-    _check_csrf(request, csrf_token)
+    status: str,
+    outcome: str,
+    note: str,
+    until: str,
+) -> tuple[str | None, str | None, str | None]:
+    """Store a review of ``patient_id``'s current flag, from the page's form or the API:
+    404 for a patient who is not the user's (audited, as one that does not exist), 400
+    naming what is wrong. Returns the outcome, note and until date stored."""
     source = _server(request).source
     if not source.may_review(scope, patient_id, _route_template(request)):
         raise HTTPException(404)  # as for a patient that does not exist (audited)
@@ -541,6 +541,22 @@ def review(
     )
     if not stored:
         raise HTTPException(404)
+    return outcome_, note_, until_
+
+
+@_pages.post(REVIEW_ROUTE)
+def review(
+    request: Request,
+    scope: ScopeDep,
+    patient_id: str,
+    csrf_token: Annotated[str, Form()] = "",
+    status: Annotated[str, Form()] = "",
+    outcome: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+    until: Annotated[str, Form()] = "",
+) -> Response:
+    _check_csrf(request, csrf_token)
+    _store_review(request, scope, patient_id, status, outcome, note, until)
     return RedirectResponse(f"/patients/{quote(patient_id, safe='')}#reviews", status_code=303)
 
 
@@ -607,6 +623,59 @@ def api_audit(request: Request, scope: ScopeDep) -> AuditPage:
     """The newest rows of the audit log (admin)."""
     _allow(scope, "audit")
     return _server(request).source.audit_log()
+
+
+class SessionView(BaseModel):
+    """Who is signed in, and the token a POST to the API carries in ``X-CSRF-Token``."""
+
+    username: str
+    role: str
+    csrf_token: str
+
+
+@_api.get("/session", response_model=SessionView)
+def api_session(request: Request, scope: ScopeDep) -> SessionView:
+    """The signed-in user and their session's CSRF token."""
+    user: SignedIn = request.state.user
+    return SessionView(username=scope.username, role=scope.role, csrf_token=user.csrf_token)
+
+
+class ReviewIn(BaseModel):
+    """A review of a patient's current flag: ``reviewed`` with an ``outcome`` (and a
+    short note), or ``do_not_contact`` until a date (``YYYY-MM-DD``)."""
+
+    status: str
+    outcome: str = ""
+    note: str = ""
+    until: str = ""
+
+
+class ReviewStored(BaseModel):
+    """The review as stored."""
+
+    status: str
+    outcome: str | None
+    note: str | None
+    until: str | None
+
+
+@_api.post("/patients/{patient_id}/reviews", status_code=201, response_model=ReviewStored)
+def api_review(
+    request: Request,
+    scope: ScopeDep,
+    patient_id: str,
+    review: ReviewIn,
+    x_csrf_token: Annotated[str, Header()] = "",
+) -> ReviewStored:
+    """Record a review of one of the user's patients' current flag, as the patient page's
+    form does. The request carries the session's CSRF token (``GET /api/v1/session``) in
+    ``X-CSRF-Token``. A patient who is not the user's answers 404, as one that does not
+    exist."""
+    _check_csrf(request, x_csrf_token)
+    outcome, note, until = _store_review(
+        request, scope, patient_id, review.status, review.outcome, review.note, review.until
+    )
+    return ReviewStored(status=review.status, outcome=outcome, note=note, until=until)
 
 
 # --------------------------------------------------------------------------- users
