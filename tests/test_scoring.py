@@ -15,6 +15,7 @@ from engagekit import load_config, simulate_encounters
 from engagekit.flags import NO_ATTRIBUTE_REASON
 from engagekit.scoring import (
     GROUPED_PREFIX,
+    RATING_PREFIX,
     SHAP_PREFIX,
     encounter_flag_thresholds,
     patient_chunks,
@@ -85,6 +86,21 @@ def test_the_context_columns_are_those_the_table_has(scored, encounters):
         "session_number",
         "p_attended_next",
     ]
+
+
+def test_the_ratings_come_last_and_equal_the_encounters_nan_where_not_rated(scored, encounters):
+    model, _rule, scores = scored
+    names = [RATING_PREFIX + name for name in CONFIG.attribute_names]
+    assert list(scores.columns[-len(names) :]) == names
+    assert list(model.features.attributes) == list(CONFIG.attribute_names)
+    for name in CONFIG.attribute_names:
+        rating = scores[RATING_PREFIX + name]
+        assert rating.dtype == np.float64
+        expected = encounters[name].astype("float64").to_numpy()
+        assert np.array_equal(rating.to_numpy(), expected, equal_nan=True)
+    missing = encounters[list(CONFIG.attribute_names)].isna().to_numpy()
+    assert missing.any()  # the simulator leaves some qualities unrated
+    assert np.array_equal(scores[names].isna().to_numpy(), missing)
 
 
 def test_local_accuracy_on_every_row(scored):

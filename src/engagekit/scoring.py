@@ -16,7 +16,9 @@ One row per encounter, the unit every output of engagekit's bulk scoring is made
 - ``shap_base_value`` and ``shap_<feature>`` for every model feature, on the log-odds
   scale, with ``shap_base_value + sum(shap_<feature>) == logit(p_<target>)``;
 - ``grouped_<name>``: the same contributions summed by what they describe (each
-  attribute, ``treatment``, ``session``, ``missingness``, each covariate).
+  attribute, ``treatment``, ``session``, ``missingness``, each covariate);
+- ``rating_<attribute>``: the encounter's rating of each rated quality, as a float
+  (NaN when it was not rated), last so that the columns above keep their places.
 
 Large tables are scored in chunks of whole patients (:func:`patient_chunks`), because a
 prediction uses the patient's earlier sessions: a chunk holding all of a patient's
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTEXT_COLUMNS",
     "GROUPED_PREFIX",
+    "RATING_PREFIX",
     "SHAP_PREFIX",
     "encounter_flag_thresholds",
     "patient_chunks",
@@ -58,6 +61,9 @@ SHAP_PREFIX = "shap_"
 GROUPED_PREFIX = "grouped_"
 #: The encounter's context, copied into the scores (when the table has the column) so
 #: that a clinician can build a caseload: by treatment, practitioner, session and date.
+#: The encounter's rating of each rated quality (NaN when not rated), for the clinician's
+#: page: each quality's ratings over sessions, and alerts when they drop or go missing.
+RATING_PREFIX = "rating_"
 CONTEXT_COLUMNS = ("treatment", "practitioner_id", "session_number", "encounter_date")
 _FLAGGED = ("high", "medium")
 
@@ -92,6 +98,8 @@ def score_columns(
     >>> model = fit_model(encounters, "adherent", "logistic")
     >>> score_columns(model, encounter_columns=["patient_id", "treatment"])[:6]
     ['encounter_id', 'patient_id', 'treatment', 'p_adherent', 'risk', 'flag']
+    >>> [c for c in score_columns(model) if c.startswith(RATING_PREFIX)][:2]
+    ['rating_approachability', 'rating_empathy']
     """
     if groups is None:
         from .explain._shap_values import _group_indicator
@@ -109,6 +117,7 @@ def score_columns(
         f"{SHAP_PREFIX}base_value",
         *(SHAP_PREFIX + name for name in model.feature_names),
         *(GROUPED_PREFIX + name for name in groups),
+        *(RATING_PREFIX + name for name in model.features.attributes),
     ]
 
 
@@ -242,6 +251,12 @@ def score_encounters(
     True
     >>> set(scores.loc[scores["flag"] == "low", "reasons"])
     {''}
+    >>> ratings = scores.filter(like="rating_")  # last, NaN where not rated
+    >>> list(ratings.columns) == list(scores.columns[-len(config.attribute_names):])
+    True
+    >>> bool(ratings.isna().equals(encounters[list(config.attribute_names)].isna()
+    ...      .set_axis(ratings.columns, axis=1)))
+    True
     """
     explanation = explain_predictions(model, encounters, n_jobs=n_jobs)
     p = expit(explanation.logit)
@@ -273,6 +288,10 @@ def score_encounters(
     grouped = explanation.grouped.to_numpy()
     for j, name in enumerate(explanation.grouped.columns):
         columns[GROUPED_PREFIX + name] = grouped[:, j]
+    for name in model.features.attributes:
+        columns[RATING_PREFIX + name] = pd.to_numeric(encounters[name], errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan
+        )
     return pd.DataFrame(columns, index=pd.RangeIndex(n))
 
 

@@ -2,14 +2,21 @@
 
 The scores table is written here directly with SQLAlchemy, in the shape the score
 writer gives it (``run_id``, identifiers, ``risk``, ``flag``, ``reasons``, ``shap_*``,
-``grouped_*``, ``score_chunk``), with three runs in ``score_runs``: an old one
+``grouped_*``, ``rating_*``, ``score_chunk``), with three runs in ``score_runs``: an old one
 (``replaced``), the one the pages show (``complete``) and one still ``running``.
 
 - practitioners ``PRAC-A`` and ``PRAC-B`` are team North's, ``PRAC-C`` team South's;
 - ``ana`` (clinician) has ``PRAC-A``; ``lee`` (team_lead) leads North; ``kim`` is an
   analyst and ``sam`` an admin;
 - twelve patients ``PAT-01`` … ``PAT-12``, of 2 to 4 sessions each; ``PAT-04`` saw
-  ``PRAC-A`` first and ``PRAC-C`` at their latest session, so they are no longer ana's.
+  ``PRAC-A`` first and ``PRAC-C`` at their latest session, so they are no longer ana's;
+- two rated qualities, ``empathy`` 4 and ``active_listening`` 3 at every session but:
+  ``PAT-01``'s empathy drops by exactly 1 point at their latest session (a rating drop),
+  ``PAT-02``'s by 0.9 (none), ``PAT-05`` has active listening not rated at their latest
+  session (missing ratings), ``PAT-08`` not at the previous one (no alert), and
+  ``PAT-11``'s empathy rises from 2 to 4 (none). The run's newest encounter is on
+  2026-05-11, so the three-session patients (latest in April, from 31 days before) have
+  no recent encounter, and no one else has. ``ratings=False`` leaves the ratings out.
 """
 
 from __future__ import annotations
@@ -53,8 +60,26 @@ def _flag(risk: float) -> str:
     return "high" if risk >= HIGH else "medium" if risk >= MEDIUM else "low"
 
 
-def score_rows(run_id: int, shift: float = 0.0) -> list[dict[str, Any]]:
-    """The scores of one run: patient k has 2 + k % 3 sessions, risks rising with k."""
+RATED = ("empathy", "active_listening")
+RATED_CHANGES: dict[tuple[int, int], dict[str, float | None]] = {
+    (1, 3): {"empathy": 3.0},
+    (2, 4): {"empathy": 3.1},
+    (5, 4): {"active_listening": None},
+    (8, 3): {"active_listening": None},
+    (11, 3): {"empathy": 2.0},
+}
+
+
+def ratings_of(patient: int, session: int) -> dict[str, float | None]:
+    """``rating_<quality>`` of patient ``patient``'s session ``session``."""
+    rated: dict[str, float | None] = {"empathy": 4.0, "active_listening": 3.0}
+    rated.update(RATED_CHANGES.get((patient, session), {}))
+    return {f"rating_{name}": value for name, value in rated.items()}
+
+
+def score_rows(run_id: int, shift: float = 0.0, *, ratings: bool = True) -> list[dict[str, Any]]:
+    """The scores of one run: patient k has 2 + k % 3 sessions, risks rising with k;
+    with their ``rating_*`` columns unless ``ratings`` is False."""
     rows = []
     for k in range(1, 13):
         sessions = 2 + k % 3
@@ -79,32 +104,46 @@ def score_rows(run_id: int, shift: float = 0.0) -> list[dict[str, Any]]:
                     "grouped_treatment": -0.1,
                     "grouped_history": 0.05 * s,
                     "score_chunk": 0,
+                    **(ratings_of(k, s) if ratings else {}),
                 }
             )
     return rows
 
 
-SCORES = sa.Table(
-    "scores",
-    sa.MetaData(),
-    sa.Column("run_id", sa.Integer, nullable=False),
-    sa.Column("encounter_id", sa.String(64), nullable=False),
-    sa.Column("patient_id", sa.String(64), nullable=False),
-    sa.Column("treatment", sa.String(64)),
-    sa.Column("practitioner_id", sa.String(64)),
-    sa.Column("session_number", sa.Integer),
-    sa.Column("encounter_date", sa.String(10)),
-    sa.Column("p_adherent", sa.Float),
-    sa.Column("risk", sa.Float),
-    sa.Column("flag", sa.String(8)),
-    sa.Column("reasons", sa.Text),
-    sa.Column("shap_base_value", sa.Float),
-    sa.Column("shap_empathy", sa.Float),
-    sa.Column("grouped_quality", sa.Float),
-    sa.Column("grouped_treatment", sa.Float),
-    sa.Column("grouped_history", sa.Float),
-    sa.Column("score_chunk", sa.Integer),
-)
+def scores_table(*, ratings: bool = True) -> sa.Table:
+    """The scores table's definition, with its ``rating_*`` columns unless ``ratings``
+    is False (a table written before scores had them)."""
+    return sa.Table(
+        "scores",
+        sa.MetaData(),
+        *_columns(),
+        *(sa.Column(f"rating_{name}", sa.Float) for name in (RATED if ratings else ())),
+    )
+
+
+def _columns() -> list[sa.Column]:
+    return [
+        sa.Column("run_id", sa.Integer, nullable=False),
+        sa.Column("encounter_id", sa.String(64), nullable=False),
+        sa.Column("patient_id", sa.String(64), nullable=False),
+        sa.Column("treatment", sa.String(64)),
+        sa.Column("practitioner_id", sa.String(64)),
+        sa.Column("session_number", sa.Integer),
+        sa.Column("encounter_date", sa.String(10)),
+        sa.Column("p_adherent", sa.Float),
+        sa.Column("risk", sa.Float),
+        sa.Column("flag", sa.String(8)),
+        sa.Column("reasons", sa.Text),
+        sa.Column("shap_base_value", sa.Float),
+        sa.Column("shap_empathy", sa.Float),
+        sa.Column("grouped_quality", sa.Float),
+        sa.Column("grouped_treatment", sa.Float),
+        sa.Column("grouped_history", sa.Float),
+        sa.Column("score_chunk", sa.Integer),
+    ]
+
+
+SCORES = scores_table()
 
 
 def _run(status: str, key: str, finished: str | None) -> dict[str, Any]:
@@ -127,8 +166,9 @@ def _run(status: str, key: str, finished: str | None) -> dict[str, Any]:
     }
 
 
-def build_service_database(url: str) -> sa.Engine:
-    """The database: engagekit's tables, users, teams, three runs of scores."""
+def build_service_database(url: str, *, ratings: bool = True) -> sa.Engine:
+    """The database: engagekit's tables, users, teams, three runs of scores (with their
+    ``rating_*`` columns unless ``ratings`` is False)."""
     engine = sa.create_engine(url)
     upgrade_database(engine)
     for name, (role, options) in USERS.items():
@@ -142,7 +182,8 @@ def build_service_database(url: str) -> sa.Engine:
                 {"team": "South", "practitioner_id": "PRAC-C"},
             ],
         )
-        SCORES.create(connection)
+        table = SCORES if ratings else scores_table(ratings=False)
+        table.create(connection)
         ids = []
         for status, key, finished in (
             ("replaced", "old", "2026-11-02T00:00:00.000000+00:00"),
@@ -151,9 +192,9 @@ def build_service_database(url: str) -> sa.Engine:
         ):
             key_ = connection.execute(SCORE_RUNS.insert().values(**_run(status, key, finished)))
             ids.append(int(key_.inserted_primary_key[0]))
-        connection.execute(SCORES.insert(), score_rows(ids[0], shift=-0.04))
-        connection.execute(SCORES.insert(), score_rows(ids[1]))
-        connection.execute(SCORES.insert(), score_rows(ids[2], shift=0.02)[:5])
+        connection.execute(table.insert(), score_rows(ids[0], shift=-0.04, ratings=ratings))
+        connection.execute(table.insert(), score_rows(ids[1], ratings=ratings))
+        connection.execute(table.insert(), score_rows(ids[2], shift=0.02, ratings=ratings)[:5])
     return engine
 
 

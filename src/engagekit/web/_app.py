@@ -21,8 +21,9 @@ Examples
 >>> import sqlalchemy as sa
 >>> app = create_app(sa.create_engine("sqlite://"), secret_key="x" * 32, secure_cookies=False)
 >>> sorted(app.openapi()["paths"])  # the JSON API; the pages are not part of it
-['/api/v1/audit', '/api/v1/caseload', '/api/v1/patients/{patient_id}', '/api/v1/service', \
-'/api/v1/team', '/api/v1/users']
+['/api/v1/audit', '/api/v1/caseload', '/api/v1/patients/{patient_id}', \
+'/api/v1/patients/{patient_id}/reviews', '/api/v1/service', '/api/v1/session', '/api/v1/team', \
+'/api/v1/users']
 """
 
 from __future__ import annotations
@@ -444,14 +445,22 @@ def logout(
 FlagQuery = Annotated[str | None, Query(max_length=16)]
 TreatmentQuery = Annotated[str | None, Query(max_length=128)]
 SearchQuery = Annotated[str | None, Query(max_length=128)]
+AlertQuery = Annotated[str | None, Query(max_length=32)]
 
 
 def _caseload(
-    request: Request, scope: Scope, flag: str | None, treatment: str | None, q: str | None
+    request: Request,
+    scope: Scope,
+    flag: str | None,
+    treatment: str | None,
+    q: str | None,
+    alert: str | None = None,
 ) -> Caseload:
     _allow(scope, "caseload")
     source = _server(request).source
-    caseload = source.caseload(scope, flag=flag or None, treatment=treatment or None, search=q)
+    caseload = source.caseload(
+        scope, flag=flag or None, treatment=treatment or None, search=q, alert=alert or None
+    )
     source.audit_caseload(scope, _route_template(request), len(caseload.rows))
     return caseload
 
@@ -463,9 +472,15 @@ def caseload_page(
     flag: FlagQuery = None,
     treatment: TreatmentQuery = None,
     q: SearchQuery = None,
+    alert: AlertQuery = None,
 ) -> Response:
-    caseload = _caseload(request, scope, flag, treatment, q)
-    filters = {"flag": flag or "", "treatment": treatment or "", "q": q or ""}
+    caseload = _caseload(request, scope, flag, treatment, q, alert)
+    filters = {
+        "flag": flag or "",
+        "treatment": treatment or "",
+        "alert": alert or "",
+        "q": q or "",
+    }
     return _render(
         request,
         "caseload.html.j2",
@@ -592,9 +607,11 @@ def api_caseload(
     flag: FlagQuery = None,
     treatment: TreatmentQuery = None,
     q: SearchQuery = None,
+    alert: AlertQuery = None,
 ) -> Caseload:
-    """The user's patients (clinician, team_lead), highest current risk first."""
-    return _caseload(request, scope, flag, treatment, q)
+    """The user's patients (clinician, team_lead), highest current risk first; each
+    with its alerts (``alert``: only those with this one, a key of ``alerts``)."""
+    return _caseload(request, scope, flag, treatment, q, alert)
 
 
 @_api.get("/patients/{patient_id}", response_model=PatientDetail)

@@ -13,6 +13,12 @@ Examples
 ('12%', '+5 points', '−20 points')
 >>> sparkline_points([0.1, 0.5, 0.3], width=40, height=10)
 '1.0,8.2 20.0,5.0 39.0,6.6'
+>>> rating_alerts([4.0, 3.0], [5.0, 3.0], "2026-03-01", "2026-03-29")
+['rating drop']
+>>> rating_alerts([4.0, None], [4.0, 4.5], "2026-03-01", "2026-03-30")
+['missing ratings', 'no recent encounter']
+>>> quality_label("active_listening")
+'Active listening'
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from ._audit import now, record_audit
 from ._scope import Scope
 
 __all__ = [
+    "ALERTS",
     "OUTCOMES",
     "AuditEntry",
     "AuditPage",
@@ -37,6 +44,7 @@ __all__ = [
     "CaseloadRow",
     "Contribution",
     "PatientDetail",
+    "RatingSession",
     "Review",
     "RunInfo",
     "ScoresSource",
@@ -47,6 +55,8 @@ __all__ = [
     "TreatmentRates",
     "format_difference",
     "format_risk",
+    "quality_label",
+    "rating_alerts",
     "sparkline_points",
 ]
 
@@ -58,6 +68,18 @@ OUTCOMES: dict[str, str] = {
     "other": "Other (see the note)",
 }
 FLAGS = ("high", "medium", "low")
+#: The caseload's alerts (as the commercial tools show them), by the key a filter uses.
+ALERTS: dict[str, str] = {
+    "rating_drop": "rating drop",
+    "missing_ratings": "missing ratings",
+    "no_recent_encounter": "no recent encounter",
+}
+#: A quality rated at least this many points lower than at the previous session is a
+#: drop (the OpenFIT rule).
+RATING_DROP = 1.0
+#: A latest encounter more than this many days before the run's newest one is not recent.
+RECENT_DAYS = 28
+RATING_PREFIX = "rating_"
 #: The most rows the audit page shows (``engagekit audit export`` has them all).
 AUDIT_PAGE_ROWS = 200
 NOTE_LENGTH = 500
@@ -111,6 +133,7 @@ class CaseloadRow(_Frozen):
     risk_vs_service: float | None
     risks: list[float]
     latest_review: Review | None
+    alerts: list[str] = []
 
 
 class Caseload(_Frozen):
@@ -120,6 +143,7 @@ class Caseload(_Frozen):
     rows: list[CaseloadRow]
     n_patients: int
     treatments: list[str]
+    alerts: dict[str, str] = ALERTS
 
 
 class SessionRisk(_Frozen):
@@ -127,6 +151,14 @@ class SessionRisk(_Frozen):
     encounter_date: str
     risk: float
     flag: str
+
+
+class RatingSession(_Frozen):
+    """A session's rating of each quality (None: not rated), in ``qualities``' order."""
+
+    session_number: int
+    encounter_date: str
+    ratings: list[float | None]
 
 
 class Contribution(_Frozen):
@@ -152,6 +184,8 @@ class PatientDetail(_Frozen):
     contributions: list[Contribution]
     reviews: list[Review]
     run: RunInfo
+    qualities: list[str] = []
+    ratings: list[RatingSession] = []
 
 
 class TeamRow(_Frozen):
@@ -230,6 +264,48 @@ def sparkline_points(risks: list[float], *, width: float, height: float) -> str:
         f"{1 + k * step:.1f},{1 + (1 - min(max(r, 0.0), 1.0)) * span:.1f}"
         for k, r in enumerate(risks)
     )
+
+
+def quality_label(name: str) -> str:
+    """A rated quality's attribute name made readable."""
+    return name.replace("_", " ").strip().capitalize()
+
+
+def rating_alerts(
+    latest: list[float | None],
+    previous: list[float | None] | None,
+    latest_date: str,
+    newest_date: str | None,
+) -> list[str]:
+    """The alerts of a patient (words of :data:`ALERTS`), from each quality's rating at
+    the latest and the previous session (None: not rated, or no previous session) and
+    the latest encounter's date against the run's newest (ISO dates).
+    """
+    alerts = []
+    if previous is not None and any(
+        now_ is not None and before is not None and before - now_ >= RATING_DROP - 1e-9
+        for now_, before in zip(latest, previous, strict=True)
+    ):
+        alerts.append(ALERTS["rating_drop"])
+    if any(rating is None for rating in latest):
+        alerts.append(ALERTS["missing_ratings"])
+    try:
+        gap = dt.date.fromisoformat(newest_date or "") - dt.date.fromisoformat(latest_date)
+    except ValueError:
+        gap = None
+    if gap is not None and gap.days > RECENT_DAYS:
+        alerts.append(ALERTS["no_recent_encounter"])
+    return alerts
+
+
+def _rating(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _text(value: Any) -> str:
@@ -312,6 +388,28 @@ class ScoresSource:
             return None
         return self._run_info(connection, run, table), table
 
+    @staticmethod
+    def _rating_columns(table: sa.Table) -> list[Any]:
+        """The table's ``rating_<quality>`` columns (none in an older scores table)."""
+        return [c for c in table.columns if c.name.startswith(RATING_PREFIX)]
+
+    @staticmethod
+    def _labels(connection: sa.Connection, run_id: int, columns: list[Any]) -> list[str]:
+        """Each rating column's quality label: the run's flag rule's ``labels`` when it
+        records them, else the attribute name made readable."""
+        labels: dict[str, str] = {}
+        recorded = connection.execute(
+            sa.select(SCORE_RUNS.c.flag_rule).where(SCORE_RUNS.c.run_id == run_id)
+        ).scalar_one_or_none()
+        try:
+            found = json.loads(recorded or "{}").get("labels", {})
+            if isinstance(found, dict):
+                labels = {str(k): str(v) for k, v in found.items()}
+        except (ValueError, TypeError, AttributeError):
+            pass
+        names = [c.name.removeprefix(RATING_PREFIX) for c in columns]
+        return [labels.get(name) or quality_label(name) for name in names]
+
     # -- scoped queries
     @staticmethod
     def _as_text(column: Any) -> Any:
@@ -360,8 +458,10 @@ class ScoresSource:
         flag: str | None = None,
         treatment: str | None = None,
         search: str | None = None,
+        alert: str | None = None,
     ) -> Caseload:
-        """The scope's patients, highest current risk first, filtered."""
+        """The scope's patients, highest current risk first, filtered (``alert``: a key
+        of :data:`ALERTS`)."""
         with self.engine.connect() as connection:
             opened = self._open(connection)
             if opened is None:
@@ -369,20 +469,37 @@ class ScoresSource:
             run, table = opened
             current = self._current(table, run.run_id, scope).subquery()
             rows = connection.execute(sa.select(current)).mappings().all()
-            histories: dict[str, list[tuple[int, float]]] = {}
-            for patient, session, risk in connection.execute(
-                sa.select(table.c.patient_id, table.c.session_number, table.c.risk).where(
+            ratings = self._rating_columns(table)
+            histories: dict[str, list[tuple[int, float, list[float | None]]]] = {}
+            for patient, session, risk, *rated in connection.execute(
+                sa.select(table.c.patient_id, table.c.session_number, table.c.risk, *ratings).where(
                     table.c.run_id == run.run_id,
                     table.c.patient_id.in_(sa.select(current.c.patient_id)),
                 )
             ):
-                histories.setdefault(_text(patient), []).append((int(session), _float(risk)))
+                histories.setdefault(_text(patient), []).append(
+                    (int(session), _float(risk), [_rating(r) for r in rated])
+                )
+            newest = connection.execute(
+                sa.select(sa.func.max(table.c.encounter_date)).where(table.c.run_id == run.run_id)
+            ).scalar_one_or_none()
             reviews = self._latest_reviews(connection, [_text(r["patient_id"]) for r in rows])
         treatments = sorted({_text(r["treatment"]) for r in rows})
         built = []
         for r in rows:
             patient = _text(r["patient_id"])
             risk = _float(r["risk"])
+            history = sorted(histories.get(patient, []), key=lambda h: h[0])
+            alerts: list[str] = []
+            if ratings and history:
+                alerts = rating_alerts(
+                    history[-1][2],
+                    history[-2][2] if len(history) > 1 else None,
+                    _day(r["encounter_date"]),
+                    None if newest is None else _day(newest),
+                )
+            elif "encounter_date" in table.c and newest is not None:
+                alerts = rating_alerts([], None, _day(r["encounter_date"]), _day(newest))
             built.append(
                 CaseloadRow(
                     patient_id=patient,
@@ -393,8 +510,9 @@ class ScoresSource:
                     risk=risk,
                     flag=_text(r["flag"]),
                     risk_vs_service=None if run.mean_risk is None else risk - run.mean_risk,
-                    risks=[risk for _, risk in sorted(histories.get(patient, []))],
+                    risks=[h[1] for h in history],
                     latest_review=reviews.get(patient),
+                    alerts=alerts,
                 )
             )
         total = len(built)
@@ -402,6 +520,8 @@ class ScoresSource:
             built = [row for row in built if row.flag == flag]
         if treatment:
             built = [row for row in built if row.treatment == treatment]
+        if alert in ALERTS:
+            built = [row for row in built if ALERTS[alert] in row.alerts]
         if search:
             needle = search.strip().casefold()
             built = [row for row in built if needle in row.patient_id.casefold()]
@@ -463,6 +583,27 @@ class ScoresSource:
                     .order_by(table.c.session_number)
                 )
             ]
+            rating_columns = self._rating_columns(table)
+            qualities = self._labels(connection, run.run_id, rating_columns)
+            rated = (
+                [
+                    RatingSession(
+                        session_number=int(session),
+                        encounter_date=_day(date),
+                        ratings=[_rating(v) for v in values],
+                    )
+                    for session, date, *values in connection.execute(
+                        sa.select(table.c.session_number, table.c.encounter_date, *rating_columns)
+                        .where(
+                            table.c.run_id == run.run_id,
+                            self._as_text(table.c.patient_id) == patient_id,
+                        )
+                        .order_by(table.c.session_number)
+                    )
+                ]
+                if rating_columns
+                else []
+            )
             reviews = [
                 _review(r)
                 for r in connection.execute(
@@ -492,6 +633,8 @@ class ScoresSource:
             contributions=contributions,
             reviews=reviews,
             run=run,
+            qualities=qualities,
+            ratings=rated,
         )
 
     def may_review(self, scope: Scope, patient_id: str, route: str) -> bool:
