@@ -789,3 +789,34 @@ def test_the_claim_is_renewed_while_a_long_chunk_is_scored(service, tmp_path, mo
     monkeypatch.setattr(scores_module, "score_encounters", slow_first_chunk)
     _write(service, out)
     assert renewals[1] - renewals[0] > 0.15  # renewed during the chunk, with no commit
+
+
+def test_the_scores_table_is_indexed_for_the_clinicians_page(service, tmp_path, database_url):
+    """A patient's sessions and a practitioner's patients, within a run, are found by an
+    index: without one, every caseload page reads the whole table (bench_serve.py)."""
+    _write(service, tmp_path / "scores.parquet", database=database_url)
+    engine = sa.create_engine(database_url)
+    try:
+        indexed = {tuple(ix["column_names"]) for ix in sa.inspect(engine).get_indexes("scores")}
+        # an index dropped from an existing table is made again by the next run
+        with engine.begin() as connection:
+            name = next(
+                ix["name"]
+                for ix in sa.inspect(connection).get_indexes("scores")
+                if ix["column_names"] == ["run_id", "practitioner_id"]
+            )
+            connection.execute(sa.text(f'DROP INDEX "{name}"'))
+    finally:
+        engine.dispose()
+    assert {
+        ("run_id", "score_chunk"),
+        ("run_id", "patient_id", "session_number"),
+        ("run_id", "practitioner_id"),
+    } <= indexed
+    _write(service, tmp_path / "again.parquet", database=database_url)
+    engine = sa.create_engine(database_url)
+    try:
+        again = {tuple(ix["column_names"]) for ix in sa.inspect(engine).get_indexes("scores")}
+    finally:
+        engine.dispose()
+    assert ("run_id", "practitioner_id") in again

@@ -589,6 +589,17 @@ class _ScoreStore:
         )
         if "encounter_id" in columns:
             sa.Index(None, self.scores.c[RUN_COLUMN], self.scores.c[CHUNK_COLUMN])
+        # what engagekit serve reads: a patient's sessions in a run, a practitioner's
+        # patients (without them a caseload reads the whole table, several times)
+        if {"patient_id", "session_number"} <= set(columns):
+            sa.Index(
+                None,
+                self.scores.c[RUN_COLUMN],
+                self.scores.c["patient_id"],
+                self.scores.c["session_number"],
+            )
+        if "practitioner_id" in columns:
+            sa.Index(None, self.scores.c[RUN_COLUMN], self.scores.c["practitioner_id"])
         self.chunks = sa.Table(
             f"{table}_chunks",
             metadata,
@@ -825,6 +836,8 @@ class _ScoreStore:
                         "score into another table with --db-table NAME"
                     )
                 self.metadata.create_all(conn, tables=[self.scores, self.chunks])
+                for index in self.scores.indexes:  # a table of an earlier run may lack one
+                    index.create(conn, checkfirst=True)
                 return self._open_run(conn, run_key, record, replace=replace)
         except OutputError:
             raise
