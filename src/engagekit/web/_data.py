@@ -561,7 +561,9 @@ class ScoresSource:
         (the two are told apart only in the audit log)."""
         with self.engine.begin() as connection:
             found = self._patient_row(connection, scope, patient_id)
-            _audit_view(connection, scope, route, patient_id, allowed=found is not None)
+            _audit_patient(
+                connection, scope, route, patient_id, action="view", allowed=found is not None
+            )
             if found is None:
                 return None
             run, table, row = found
@@ -642,7 +644,9 @@ class ScoresSource:
         with self.engine.begin() as connection:
             if self._patient_row(connection, scope, patient_id) is not None:
                 return True
-            _audit_review_refused(connection, scope, route, patient_id)
+            _audit_patient(
+                connection, scope, route, patient_id, action="flag_review", allowed=False
+            )
         return False
 
     def review(
@@ -661,7 +665,9 @@ class ScoresSource:
         with self.engine.begin() as connection:
             found = self._patient_row(connection, scope, patient_id)
             if found is None:
-                _audit_review_refused(connection, scope, route, patient_id)
+                _audit_patient(
+                    connection, scope, route, patient_id, action="flag_review", allowed=False
+                )
                 return False
             record_audit(
                 connection,
@@ -776,33 +782,29 @@ class ScoresSource:
             )
 
 
-def _audit_view(
-    connection: sa.Connection, scope: Scope, route: str, patient_id: str, *, allowed: bool
+_REFUSED = "refused: not in the user's patients, or no such patient"
+
+
+def _audit_patient(
+    connection: sa.Connection,
+    scope: Scope,
+    route: str,
+    patient_id: str,
+    *,
+    action: str,
+    allowed: bool,
 ) -> None:
+    """One audit row for a view (``action="view"``) or a refused review
+    (``"flag_review"``) of a patient's data."""
     record_audit(
         connection,
         username=scope.username,
         role=scope.role,
-        action="view",
+        action=action,
         route=route,
         patient_id=patient_id[:128],
         allowed=allowed,
-        detail=None if allowed else "refused: not in the user's patients, or no such patient",
-    )
-
-
-def _audit_review_refused(
-    connection: sa.Connection, scope: Scope, route: str, patient_id: str
-) -> None:
-    record_audit(
-        connection,
-        username=scope.username,
-        role=scope.role,
-        action="flag_review",
-        route=route,
-        patient_id=patient_id[:128],
-        allowed=False,
-        detail="refused: not in the user's patients, or no such patient",
+        detail=None if allowed else _REFUSED,
     )
 
 
