@@ -122,3 +122,13 @@ def test_a_real_servers_log_never_names_a_patient(service, caplog):
     assert any("Uvicorn running" in m for m in messages)  # Uvicorn's log is captured
     assert "GET /patients/{patient_id} 200" in messages
     assert not [m for m in messages if "PAT-" in m]
+
+
+def test_serve_puts_a_sqlite_database_in_write_ahead_log_mode(started, tmp_path):
+    """So that many readers never block a view's audit-log write (bench_serve.py: 5 of 640
+    requests failed with "database is locked" before)."""
+    import sqlite3
+
+    started()
+    with sqlite3.connect(tmp_path / "engagekit.db") as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -119,8 +119,9 @@ def serve(
     import uvicorn
 
     from ..web import create_app, open_database
+    from ..web._audit import serve_many_readers
 
-    engine = open_database(db)
+    engine = serve_many_readers(open_database(db))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the migrations' chatter
     if secret is None:
