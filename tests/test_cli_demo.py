@@ -166,3 +166,18 @@ def test_the_demo_makes_one_sign_in_of_each_role_and_says_how_to_serve(demo):
         assert len(users["clinician"].practitioners) == 2
     finally:
         engine.dispose()
+
+
+def test_without_the_web_extra_the_demo_says_how_to_get_the_page(monkeypatch, capsys, tmp_path):
+    import engagekit.web
+    from engagekit.cli.demo import _demo_users
+    from engagekit.errors import ConfigError
+
+    def missing() -> None:
+        raise ConfigError("argon2-cffi is not installed")
+
+    monkeypatch.setattr(engagekit.web, "require_web_extra", missing)
+    _demo_users(tmp_path / "scores.sqlite", pd.DataFrame({"practitioner_id": ["PR1"]}), "t")
+    said = " ".join(capsys.readouterr().out.split())
+    assert 'pip install "engagekit[web]", then run the demo again.' in said
+    assert not (tmp_path / "scores.sqlite").exists()

@@ -194,6 +194,7 @@ def _demo_users(database: Path, encounters, table: str) -> None:
             'The clinicians\' page needs the web extra: pip install "engagekit[web]", '
             "then run the demo again.",
             highlight=False,
+            markup=False,  # "[web]" is text, not rich markup
         )
         return
     url = f"sqlite:///{database.resolve()}"
