@@ -117,10 +117,8 @@ def test_the_bound_is_on_values_after_expansion_not_on_bytes(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(_laughs(5, width=8), encoding="utf-8")
     assert 2 * 8**5 < MAX_CONFIG_VALUES < 2 * 9**5
-    start = time.perf_counter()
     with pytest.raises(ConfigError, match=r"covariates\.0: Input should be a valid string") as e:
         load_config(path)
-    assert time.perf_counter() - start < 10
     assert len(str(e.value)) < MESSAGE_LIMIT
 
 
