@@ -12,6 +12,7 @@ from itsdangerous import URLSafeSerializer
 from engagekit.db import FLAG_REVIEWS, LOGIN_FAILURES, WEB_SESSIONS
 from engagekit.web import create_app, disable_user
 from engagekit.web._security import CONTENT_SECURITY_POLICY, hash_token
+from engagekit.web._sessions import TOUCH_EVERY
 from web._web import PASSWORD, SECRET, TestClient, audit_rows, csrf_of, sign_in
 
 SESSION = "engagekit_session"
@@ -334,3 +335,27 @@ def test_the_servers_log_never_names_a_patient(service, caplog):
     assert "POST /patients/{patient_id}/review 303" in messages
     assert not [m for m in messages if "PAT-" in m]
     assert any(r.name.startswith("httpx") and "PAT-01" in r.getMessage() for r in caplog.records)
+
+
+def test_a_sessions_last_use_is_written_once_a_minute_not_on_every_request(service):
+    client = _signed_in(service)
+    digest = hash_token(_token(client))
+
+    def last_seen() -> str:
+        with service.engine.connect() as connection:
+            return connection.execute(
+                sa.select(WEB_SESSIONS.c.last_seen_at).where(WEB_SESSIONS.c.token_sha256 == digest)
+            ).scalar_one()
+
+    first = last_seen()
+    assert client.get("/caseload").status_code == 200
+    assert last_seen() == first  # seconds after the last write: not written again
+    earlier = (dt.datetime.now(dt.UTC) - TOUCH_EVERY - dt.timedelta(seconds=1)).isoformat()
+    with service.engine.begin() as connection:
+        connection.execute(
+            WEB_SESSIONS.update()
+            .where(WEB_SESSIONS.c.token_sha256 == digest)
+            .values(last_seen_at=earlier)
+        )
+    assert client.get("/caseload").status_code == 200
+    assert last_seen() > earlier

@@ -446,6 +446,7 @@ FlagQuery = Annotated[str | None, Query(max_length=16)]
 TreatmentQuery = Annotated[str | None, Query(max_length=128)]
 SearchQuery = Annotated[str | None, Query(max_length=128)]
 AlertQuery = Annotated[str | None, Query(max_length=32)]
+PageQuery = Annotated[int | None, Query(ge=1, le=1_000_000)]
 
 
 def _caseload(
@@ -455,11 +456,17 @@ def _caseload(
     treatment: str | None,
     q: str | None,
     alert: str | None = None,
+    page: int | None = None,
 ) -> Caseload:
     _allow(scope, "caseload")
     source = _server(request).source
     caseload = source.caseload(
-        scope, flag=flag or None, treatment=treatment or None, search=q, alert=alert or None
+        scope,
+        flag=flag or None,
+        treatment=treatment or None,
+        search=q,
+        alert=alert or None,
+        page=page,
     )
     source.audit_caseload(scope, _route_template(request), len(caseload.rows))
     return caseload
@@ -473,8 +480,9 @@ def caseload_page(
     treatment: TreatmentQuery = None,
     q: SearchQuery = None,
     alert: AlertQuery = None,
+    page: PageQuery = None,
 ) -> Response:
-    caseload = _caseload(request, scope, flag, treatment, q, alert)
+    caseload = _caseload(request, scope, flag, treatment, q, alert, page or 1)
     filters = {
         "flag": flag or "",
         "treatment": treatment or "",
@@ -608,10 +616,12 @@ def api_caseload(
     treatment: TreatmentQuery = None,
     q: SearchQuery = None,
     alert: AlertQuery = None,
+    page: PageQuery = None,
 ) -> Caseload:
     """The user's patients (clinician, team_lead), highest current risk first; each
-    with its alerts (``alert``: only those with this one, a key of ``alerts``)."""
-    return _caseload(request, scope, flag, treatment, q, alert)
+    with its alerts (``alert``: only those with this one, a key of ``alerts``). All of
+    them, or only page ``page`` (of ``pages``) as the caseload page shows them."""
+    return _caseload(request, scope, flag, treatment, q, alert, page)
 
 
 @_api.get("/patients/{patient_id}", response_model=PatientDetail)

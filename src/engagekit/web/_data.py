@@ -23,9 +23,11 @@ Examples
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import math
+import threading
 from typing import Any
 
 import sqlalchemy as sa
@@ -82,7 +84,12 @@ RECENT_DAYS = 28
 RATING_PREFIX = "rating_"
 #: The most rows the audit page shows (``engagekit audit export`` has them all).
 AUDIT_PAGE_ROWS = 200
+#: Patients on one page of the caseload (the API gives them all unless asked for a page).
+CASELOAD_PAGE_ROWS = 50
+#: Practitioners whose current patients :class:`ScoresSource` keeps in memory.
+CACHED_PRACTITIONERS = 4096
 NOTE_LENGTH = 500
+_CHUNK = 500  # identifiers in one IN (...) list
 
 
 class _Frozen(BaseModel):
@@ -100,6 +107,7 @@ class RunInfo(_Frozen):
     mean_risk: float | None
     high_threshold: float | None
     medium_threshold: float | None
+    newest_encounter_date: str | None = None
 
 
 class Review(_Frozen):
@@ -137,13 +145,19 @@ class CaseloadRow(_Frozen):
 
 
 class Caseload(_Frozen):
-    """The user's patients, highest current risk first."""
+    """The user's patients, highest current risk first: ``n_patients`` in all,
+    ``n_matching`` of them through the filters, ``rows`` those of page ``page`` of
+    ``pages`` (page 1 of 1 holds every match)."""
 
     run: RunInfo | None
     rows: list[CaseloadRow]
     n_patients: int
     treatments: list[str]
     alerts: dict[str, str] = ALERTS
+    n_matching: int = 0
+    page: int = 1
+    pages: int = 1
+    first_row: int = 1
 
 
 class SessionRisk(_Frozen):
@@ -333,7 +347,16 @@ class ScoresSource:
         self.engine = engine
         self.table_name = table
         self._reflected: tuple[int, sa.Table] | None = None
-        self._run_infos: dict[int, RunInfo] = {}  # a complete run's scores do not change
+        # A complete run's scores do not change: what is read of them is kept, per run.
+        self._run_infos: dict[int, RunInfo] = {}
+        self._lock = threading.Lock()  # the server's threads share the memory below
+        # each practitioner's current patients (reviews not filled in), least recently
+        # used first; of one run only
+        self._caseloads: collections.OrderedDict[str, tuple[CaseloadRow, ...]] = (
+            collections.OrderedDict()
+        )
+        self._caseloads_run: int | None = None
+        self._service_rates: dict[int, list[TreatmentRates]] = {}
 
     # -- the run and the table
     def _run(self, connection: sa.Connection) -> Any:
@@ -360,6 +383,11 @@ class ScoresSource:
         mean = connection.execute(
             sa.select(sa.func.avg(table.c.risk)).where(table.c.run_id == run.run_id)
         ).scalar_one()
+        newest = None
+        if "encounter_date" in table.c:
+            newest = connection.execute(
+                sa.select(sa.func.max(table.c.encounter_date)).where(table.c.run_id == run.run_id)
+            ).scalar_one_or_none()
         high = medium = None
         try:
             rule = json.loads(run.flag_rule)
@@ -376,6 +404,7 @@ class ScoresSource:
             mean_risk=None if mean is None else float(mean),
             high_threshold=high,
             medium_threshold=medium,
+            newest_encounter_date=None if newest is None else _day(newest),
         )
         return info
 
@@ -415,12 +444,16 @@ class ScoresSource:
     def _as_text(column: Any) -> Any:
         return column if isinstance(column.type, sa.String) else sa.cast(column, sa.String)
 
-    def _current(self, table: sa.Table, run_id: int, scope: Scope | None) -> Any:
-        """The latest encounter of each patient in the run; of the scope's patients only
-        (None: every patient, for aggregates)."""
-        practitioners = None
-        if scope is not None:
-            practitioners = sorted(scope.practitioners) if scope.sees_patients else []
+    @staticmethod
+    def _practitioners(scope: Scope) -> list[str]:
+        """The practitioners whose current patients the scope sees (none for a role that
+        sees no patient)."""
+        return sorted(scope.practitioners) if scope.sees_patients else []
+
+    def _current(self, table: sa.Table, run_id: int, practitioners: list[str] | None) -> Any:
+        """The latest encounter of each patient in the run; only of the patients whose
+        current practitioner is one of ``practitioners`` (None: every patient, for
+        aggregates)."""
         latest_of: Any = sa.select(
             table.c.patient_id.label("patient_id"),
             sa.func.max(table.c.session_number).label("session_number"),
@@ -459,79 +492,139 @@ class ScoresSource:
         treatment: str | None = None,
         search: str | None = None,
         alert: str | None = None,
+        page: int | None = None,
     ) -> Caseload:
         """The scope's patients, highest current risk first, filtered (``alert``: a key
-        of :data:`ALERTS`)."""
+        of :data:`ALERTS`); only page ``page`` of them (:data:`CASELOAD_PAGE_ROWS` a page,
+        a page past the last is the last), or all of them when ``page`` is None."""
         with self.engine.connect() as connection:
             opened = self._open(connection)
             if opened is None:
                 return Caseload(run=None, rows=[], n_patients=0, treatments=[])
             run, table = opened
-            current = self._current(table, run.run_id, scope).subquery()
-            rows = connection.execute(sa.select(current)).mappings().all()
-            ratings = self._rating_columns(table)
-            histories: dict[str, list[tuple[int, float, list[float | None]]]] = {}
+            rows = self._current_rows(connection, run, table, self._practitioners(scope))
+            total = len(rows)
+            treatments = sorted({row.treatment for row in rows})
+            if flag in FLAGS:
+                rows = [row for row in rows if row.flag == flag]
+            if treatment:
+                rows = [row for row in rows if row.treatment == treatment]
+            if alert in ALERTS:
+                rows = [row for row in rows if ALERTS[alert] in row.alerts]
+            if search:
+                needle = search.strip().casefold()
+                rows = [row for row in rows if needle in row.patient_id.casefold()]
+            rows.sort(key=lambda row: (-row.risk, row.patient_id))
+            matching, pages, first = len(rows), 1, 0
+            if page is not None:
+                pages = max(1, math.ceil(matching / CASELOAD_PAGE_ROWS))
+                page = min(max(page, 1), pages)
+                first = (page - 1) * CASELOAD_PAGE_ROWS
+                rows = rows[first : first + CASELOAD_PAGE_ROWS]
+            reviews = self._latest_reviews(connection, [row.patient_id for row in rows])
+        rows = [
+            row.model_copy(update={"latest_review": reviews[row.patient_id]})
+            if row.patient_id in reviews
+            else row
+            for row in rows
+        ]
+        return Caseload(
+            run=run,
+            rows=rows,
+            n_patients=total,
+            treatments=treatments,
+            n_matching=matching,
+            page=page or 1,
+            pages=pages,
+            first_row=first + 1,
+        )
+
+    def _current_rows(
+        self, connection: sa.Connection, run: RunInfo, table: sa.Table, practitioners: list[str]
+    ) -> list[CaseloadRow]:
+        """The current patients of ``practitioners`` (no review filled in), from memory
+        for the practitioners read before in this run."""
+        found: dict[str, tuple[CaseloadRow, ...]] = {}
+        with self._lock:
+            if self._caseloads_run != run.run_id:
+                self._caseloads.clear()
+                self._caseloads_run = run.run_id
+            for practitioner in practitioners:
+                if practitioner in self._caseloads:
+                    self._caseloads.move_to_end(practitioner)
+                    found[practitioner] = self._caseloads[practitioner]
+        missing = [p for p in practitioners if p not in found]
+        if missing:
+            read = self._read_current_rows(connection, run, table, missing)
+            with self._lock:
+                for practitioner in missing:
+                    found[practitioner] = read.get(practitioner, ())
+                    if self._caseloads_run == run.run_id:
+                        self._caseloads[practitioner] = found[practitioner]
+        with self._lock:
+            while len(self._caseloads) > CACHED_PRACTITIONERS:
+                self._caseloads.popitem(last=False)
+        return [row for practitioner in practitioners for row in found[practitioner]]
+
+    def _read_current_rows(
+        self, connection: sa.Connection, run: RunInfo, table: sa.Table, practitioners: list[str]
+    ) -> dict[str, tuple[CaseloadRow, ...]]:
+        """The current patients of ``practitioners``, by practitioner, from the table."""
+        ratings = self._rating_columns(table)
+        wanted = [table.c.patient_id, table.c.practitioner_id, table.c.treatment]
+        wanted += [table.c.session_number, table.c.risk, table.c.flag]
+        if "encounter_date" in table.c:
+            wanted.append(table.c.encounter_date)
+        current: list[Any] = []
+        for start in range(0, len(practitioners), _CHUNK):
+            latest = self._current(
+                table, run.run_id, practitioners[start : start + _CHUNK]
+            ).subquery()
+            columns = [latest.c[column.name] for column in wanted]
+            current += connection.execute(sa.select(*columns)).mappings().all()
+        histories: dict[str, list[tuple[int, float, list[float | None]]]] = {}
+        patients = [r["patient_id"] for r in current]
+        for start in range(0, len(patients), _CHUNK):
             for patient, session, risk, *rated in connection.execute(
                 sa.select(table.c.patient_id, table.c.session_number, table.c.risk, *ratings).where(
                     table.c.run_id == run.run_id,
-                    table.c.patient_id.in_(sa.select(current.c.patient_id)),
+                    table.c.patient_id.in_(patients[start : start + _CHUNK]),
                 )
             ):
                 histories.setdefault(_text(patient), []).append(
                     (int(session), _float(risk), [_rating(r) for r in rated])
                 )
-            newest = connection.execute(
-                sa.select(sa.func.max(table.c.encounter_date)).where(table.c.run_id == run.run_id)
-            ).scalar_one_or_none()
-            reviews = self._latest_reviews(connection, [_text(r["patient_id"]) for r in rows])
-        treatments = sorted({_text(r["treatment"]) for r in rows})
-        built = []
-        for r in rows:
-            patient = _text(r["patient_id"])
-            risk = _float(r["risk"])
+        by_practitioner: dict[str, list[CaseloadRow]] = {}
+        for r in current:
+            patient, risk = _text(r["patient_id"]), _float(r["risk"])
+            date = _day(r.get("encounter_date"))
             history = sorted(histories.get(patient, []), key=lambda h: h[0])
             alerts: list[str] = []
             if ratings and history:
-                alerts = rating_alerts(
-                    history[-1][2],
-                    history[-2][2] if len(history) > 1 else None,
-                    _day(r["encounter_date"]),
-                    None if newest is None else _day(newest),
-                )
-            elif "encounter_date" in table.c and newest is not None:
-                alerts = rating_alerts([], None, _day(r["encounter_date"]), _day(newest))
-            built.append(
-                CaseloadRow(
-                    patient_id=patient,
-                    practitioner_id=_text(r["practitioner_id"]),
-                    treatment=_text(r["treatment"]),
-                    session_number=int(r["session_number"]),
-                    encounter_date=_day(r["encounter_date"]),
-                    risk=risk,
-                    flag=_text(r["flag"]),
-                    risk_vs_service=None if run.mean_risk is None else risk - run.mean_risk,
-                    risks=[h[1] for h in history],
-                    latest_review=reviews.get(patient),
-                    alerts=alerts,
-                )
+                previous = history[-2][2] if len(history) > 1 else None
+                alerts = rating_alerts(history[-1][2], previous, date, run.newest_encounter_date)
+            elif "encounter_date" in table.c and run.newest_encounter_date is not None:
+                alerts = rating_alerts([], None, date, run.newest_encounter_date)
+            row = CaseloadRow(
+                patient_id=patient,
+                practitioner_id=_text(r["practitioner_id"]),
+                treatment=_text(r["treatment"]),
+                session_number=int(r["session_number"]),
+                encounter_date=date,
+                risk=risk,
+                flag=_text(r["flag"]),
+                risk_vs_service=None if run.mean_risk is None else risk - run.mean_risk,
+                risks=[h[1] for h in history],
+                latest_review=None,
+                alerts=alerts,
             )
-        total = len(built)
-        if flag in FLAGS:
-            built = [row for row in built if row.flag == flag]
-        if treatment:
-            built = [row for row in built if row.treatment == treatment]
-        if alert in ALERTS:
-            built = [row for row in built if ALERTS[alert] in row.alerts]
-        if search:
-            needle = search.strip().casefold()
-            built = [row for row in built if needle in row.patient_id.casefold()]
-        built.sort(key=lambda row: (-row.risk, row.patient_id))
-        return Caseload(run=run, rows=built, n_patients=total, treatments=treatments)
+            by_practitioner.setdefault(row.practitioner_id, []).append(row)
+        return {p: tuple(rows) for p, rows in by_practitioner.items()}
 
     def _latest_reviews(self, connection: sa.Connection, patients: list[str]) -> dict[str, Review]:
         found: dict[str, Review] = {}
-        for start in range(0, len(patients), 500):
-            chunk = patients[start : start + 500]
+        for start in range(0, len(patients), _CHUNK):
+            chunk = patients[start : start + _CHUNK]
             for row in connection.execute(
                 sa.select(FLAG_REVIEWS)
                 .where(FLAG_REVIEWS.c.patient_id.in_(chunk))
@@ -547,8 +640,12 @@ class ScoresSource:
         if opened is None or not scope.sees_patients:
             return None
         run, table = opened
-        query = self._current(table, run.run_id, scope).where(
-            self._as_text(table.c.patient_id) == patient_id
+        # the patient's latest encounter in the run: its practitioner is the current one
+        query = (
+            sa.select(table)
+            .where(table.c.run_id == run.run_id, self._as_text(table.c.patient_id) == patient_id)
+            .order_by(table.c.session_number.desc())
+            .limit(1)
         )
         row = connection.execute(query).mappings().first()
         if row is None or not scope.sees_practitioner(row["practitioner_id"]):
@@ -704,18 +801,12 @@ class ScoresSource:
             opened = self._open(connection)
             if opened is not None:
                 run, table = opened
-                current = self._current(table, run.run_id, scope).subquery()
-                for practitioner, flag, n in connection.execute(
-                    sa.select(current.c.practitioner_id, current.c.flag, sa.func.count()).group_by(
-                        current.c.practitioner_id, current.c.flag
-                    )
-                ):
-                    entry = counts.setdefault(
-                        _text(practitioner), {"patients": 0, "high": 0, "medium": 0}
-                    )
-                    entry["patients"] += int(n)
-                    if flag in ("high", "medium"):
-                        entry[flag] += int(n)
+                practitioners = self._practitioners(scope)
+                for row in self._current_rows(connection, run, table, practitioners):
+                    entry = counts[row.practitioner_id]
+                    entry["patients"] += 1
+                    if row.flag in ("high", "medium"):
+                        entry[row.flag] += 1
         rows = [TeamRow(practitioner_id=p, **c) for p, c in sorted(counts.items())]
         return Team(team=scope.team, run=run, rows=rows)
 
@@ -734,18 +825,27 @@ class ScoresSource:
             if opened is None:
                 return Service(run=None, treatments=[], runs_by_status=runs)
             run, table = opened
-            current = self._current(table, run.run_id, None).subquery()
-            by: dict[str, dict[str, int]] = {}
-            for treatment, flag, n in connection.execute(
-                sa.select(current.c.treatment, current.c.flag, sa.func.count()).group_by(
-                    current.c.treatment, current.c.flag
-                )
-            ):
-                entry = by.setdefault(_text(treatment), {"patients": 0, "high": 0, "medium": 0})
-                entry["patients"] += int(n)
-                if flag in ("high", "medium"):
-                    entry[flag] += int(n)
-        treatments = [
+            treatments = self._service_rates.get(run.run_id)
+            if treatments is None:
+                treatments = self._service_rates[run.run_id] = self._rates(connection, run, table)
+        return Service(run=run, treatments=treatments, runs_by_status=runs)
+
+    def _rates(
+        self, connection: sa.Connection, run: RunInfo, table: sa.Table
+    ) -> list[TreatmentRates]:
+        """Each treatment's current flags, over all the run's patients."""
+        current = self._current(table, run.run_id, None).subquery()
+        by: dict[str, dict[str, int]] = {}
+        for treatment, flag, n in connection.execute(
+            sa.select(current.c.treatment, current.c.flag, sa.func.count()).group_by(
+                current.c.treatment, current.c.flag
+            )
+        ):
+            entry = by.setdefault(_text(treatment), {"patients": 0, "high": 0, "medium": 0})
+            entry["patients"] += int(n)
+            if flag in ("high", "medium"):
+                entry[flag] += int(n)
+        return [
             TreatmentRates(
                 treatment=name,
                 high_rate=c["high"] / c["patients"] if c["patients"] else 0.0,
@@ -754,7 +854,6 @@ class ScoresSource:
             )
             for name, c in sorted(by.items())
         ]
-        return Service(run=run, treatments=treatments, runs_by_status=runs)
 
     def audit_log(self) -> AuditPage:
         """The newest rows of the audit log, newest first."""

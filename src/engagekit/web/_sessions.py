@@ -40,6 +40,7 @@ __all__ = [
     "IDLE_TIMEOUT",
     "MAX_CLIENT_FAILURES",
     "MAX_USER_FAILURES",
+    "TOUCH_EVERY",
     "SignedIn",
     "clear_failures",
     "end_session",
@@ -51,6 +52,10 @@ __all__ = [
 
 #: How long a session may go unused before it ends.
 IDLE_TIMEOUT = dt.timedelta(minutes=30)
+#: A session's last use is written again only once this long has passed since it was
+#: last written (or a tenth of the idle timeout, if shorter), not on every request; a
+#: session may so end up to that much early, never late.
+TOUCH_EVERY = dt.timedelta(minutes=1)
 #: The window in which failed sign-ins count.
 FAILURE_WINDOW = dt.timedelta(minutes=15)
 #: Failed sign-ins in a row for one user name after which the next is refused.
@@ -99,8 +104,9 @@ def start_session(engine: sa.Engine, user_id: int) -> tuple[str, str]:
 
 
 def load_session(engine: sa.Engine, token: str, idle_timeout: dt.timedelta) -> SignedIn | None:
-    """The session whose token is ``token``, its last use moved to now; None when there
-    is none, it has been idle too long, or its user is disabled (then it is deleted)."""
+    """The session whose token is ``token``, its last use moved to now (see
+    :data:`TOUCH_EVERY`); None when there is none, it has been idle too long, or its user
+    is disabled (then it is deleted)."""
     digest = hash_token(token)
     with engine.begin() as connection:
         row = connection.execute(
@@ -122,11 +128,12 @@ def load_session(engine: sa.Engine, token: str, idle_timeout: dt.timedelta) -> S
         if row.disabled or idle > idle_timeout:
             connection.execute(WEB_SESSIONS.delete().where(WEB_SESSIONS.c.token_sha256 == digest))
             return None
-        connection.execute(
-            WEB_SESSIONS.update()
-            .where(WEB_SESSIONS.c.token_sha256 == digest)
-            .values(last_seen_at=now())
-        )
+        if idle >= min(TOUCH_EVERY, idle_timeout / 10):
+            connection.execute(
+                WEB_SESSIONS.update()
+                .where(WEB_SESSIONS.c.token_sha256 == digest)
+                .values(last_seen_at=now())
+            )
     return SignedIn(
         user_id=int(row.user_id),
         username=row.username,
