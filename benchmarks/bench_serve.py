@@ -1,18 +1,25 @@
 """``engagekit serve`` under load: 50 signed-in clinicians on a 100,000-encounter database.
 
-A SQLite score database in a temporary folder is built directly with SQLAlchemy in the
-layout ``engagekit score --db`` writes (``run_id`` + ``encounter_id`` primary key, an index
-on ``run_id`` + ``score_chunk``, ``shap_*`` and ``grouped_*`` columns) with one complete
-run in ``score_runs``: 10,000 patients, 100,000 scored encounters, 200 practitioners and
-50 clinician users of 4 practitioners each (about 200 patients a caseload). The real
-``engagekit serve --db URL --port P --table scores`` then runs as a subprocess on the
-loopback address, with ``ENGAGEKIT_SECRET_KEY`` set.
+A SQLite score database in a temporary folder is built directly with SQLAlchemy, with
+the scores table exactly as ``engagekit score --db`` defines it
+(``engagekit.io._scores.scores_table``: ``run_id`` + ``encounter_id`` primary key, the
+writer's indexes, 86 ``shap_*``, 10 ``grouped_*`` and the six ``rating_*`` columns, 5% of
+ratings left out) and one complete run in ``score_runs``: 10,000 patients, 100,000 scored
+encounters, 200 practitioners and 50 clinician users of 4 practitioners each (about 200
+patients a caseload). The real ``engagekit serve --db URL --port P --table scores`` then
+runs as a subprocess on the loopback address, with ``ENGAGEKIT_SECRET_KEY`` set.
 
 Each clinician is its own ``httpx.AsyncClient`` (one process, asyncio), signed in through
-the form (GET /login for the CSRF token and cookie, POST /login). After one warm-up pair
-each, every clinician repeatedly requests its caseload (``/caseload``) and then one of its
-patients (``/patients/{id}``, chosen at random), for ``--seconds`` in total. Every
+the form (GET /login for the CSRF token and cookie, POST /login). After one warm-up
+patient page each, every clinician requests its caseload (``/caseload``: the first page,
+50 patients), reads it, opens one of its patients (``/patients/{id}``, at random), reads
+it, and so on, for ``--seconds`` in total. Reading is a pause drawn uniformly between
+``--think-min`` and ``--think-max`` seconds (1 to 5: a person reads a page for longer;
+this is the pause of load-testing tools' examples, e.g. Locust's ``between(1, 5)``). Every
 request's latency is recorded; any answer but 200 (or a failed request) is an error.
+Then the same without pauses, for ``--busy-seconds``: 50 clients each sending its next
+request as soon as the last answers, which measures how many pages a second the server
+completes (no person works so).
 
 Baseline, measured in the same run: the same clients and the same loop against the same
 two pages saved as static files (the exact bytes the server answered), served by Uvicorn
@@ -21,10 +28,12 @@ The two loads alternate in ``--rounds`` slices so that a noisy moment of the sha
 machine shows in both. Afterwards: each page unloaded (one client, one request at a
 time), and the page's database work alone, in this process (``ScoresSource``).
 
-Target: caseload and patient pages at p95 under 200 ms, with no errors. ::
+Target: caseload and patient pages at p95 under 200 ms, with no errors, for the 50
+clinicians who pause between pages. ::
 
     python benchmarks/bench_serve.py [--patients 10000] [--encounters 100000]
-        [--clinicians 50] [--seconds 30] [--rounds 3]
+        [--clinicians 50] [--seconds 60] [--think-min 1] [--think-max 5]
+        [--busy-seconds 15] [--rounds 3]
 
 Writes ``benchmarks/results/serve.json``.
 """
@@ -53,6 +62,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result
 from engagekit.db import SCORE_RUNS, upgrade_database
+from engagekit.io._scores import scores_table
 from engagekit.web import add_user
 
 TARGET_P95_MS = 200.0
@@ -62,18 +72,16 @@ PRACTITIONERS_PER_CLINICIAN = 4
 TREATMENTS = ("CBT", "IPT", "Counselling", "Behavioural activation", "Online CBT", "Group CBT")
 HIGH, MEDIUM = 0.6, 0.35
 CHUNK_ROWS = 50_000  # the score writer's chunk
-GROUPS = (
+QUALITIES = (
+    "approachability",
     "empathy",
-    "alliance",
+    "support",
     "active_listening",
-    "collaboration",
-    "clarity",
-    "warmth",
-    "treatment",
-    "session",
-    "missingness",
-    "age_band",
+    "decision_making",
+    "self_kindness",
 )
+GROUPS = (*QUALITIES, "treatment", "session", "missingness", "age_band")
+MISSING_RATING = 0.05  # the share of ratings left out
 REASONS = "Low rating of empathy: ask how the last session felt|Fewer sessions attended so far"
 STATIC_APP = """
 import sys
@@ -101,34 +109,25 @@ def sessions_per_patient(patients: int, encounters: int, rng: random.Random) -> 
     return sessions
 
 
-def scores_table(shap_columns: int) -> sa.Table:
-    """The scores table as the score writer makes it (keys, indexes, column types; no
-    rating columns: the page works without them)."""
-    metadata = sa.MetaData(naming_convention={"ix": "ix_%(table_name)s_%(column_0_N_name)s"})
-    floats = [f"shap_f{j:02d}" for j in range(shap_columns)] + [f"grouped_{g}" for g in GROUPS]
-    table = sa.Table(
-        "scores",
-        metadata,
-        sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("encounter_id", sa.Text, primary_key=True),
-        sa.Column("patient_id", sa.Text),
-        sa.Column("treatment", sa.Text),
-        sa.Column("practitioner_id", sa.Text),
-        sa.Column("session_number", sa.Integer),
-        sa.Column("encounter_date", sa.Date),
-        sa.Column("p_adherent", sa.Float(precision=53)),
-        sa.Column("risk", sa.Float(precision=53)),
-        sa.Column("flag", sa.Text),
-        sa.Column("reasons", sa.Text),
-        sa.Column("shap_base_value", sa.Float(precision=53)),
-        *(sa.Column(name, sa.Float(precision=53)) for name in floats),
-        sa.Column("score_chunk", sa.Integer, nullable=False),
-    )
-    # the writer's indexes (engagekit.io._scores): the chunks, and what serve reads
-    sa.Index(None, table.c.run_id, table.c.score_chunk)
-    sa.Index(None, table.c.run_id, table.c.patient_id, table.c.session_number)
-    sa.Index(None, table.c.run_id, table.c.practitioner_id)
-    return table
+def score_columns(shap_columns: int) -> list[str]:
+    """The score columns of a run of a model with ``shap_columns`` features, in the
+    writer's order (engagekit.io._scores), with each quality's ``rating_*`` column."""
+    return [
+        "encounter_id",
+        "patient_id",
+        "treatment",
+        "practitioner_id",
+        "session_number",
+        "encounter_date",
+        "p_adherent",
+        "risk",
+        "flag",
+        "reasons",
+        "shap_base_value",
+        *(f"shap_f{j:02d}" for j in range(shap_columns)),
+        *(f"grouped_{g}" for g in GROUPS),
+        *(f"rating_{q}" for q in QUALITIES),
+    ]
 
 
 def build_database(path: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -151,7 +150,7 @@ def build_database(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     users_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    table = scores_table(args.shap_columns)
+    table = scores_table("scores", score_columns(args.shap_columns))
     n_float = args.shap_columns + len(GROUPS)
     rows: list[tuple[Any, ...]] = []
     n_high = n_medium = 0
@@ -165,6 +164,9 @@ def build_database(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         treatment = TREATMENTS[k % len(TREATMENTS)]
         level = rng.uniform(0.05, 0.7)
         floats = nrng.normal(0.0, 0.2, size=(n, n_float)).round(6).tolist()
+        rated = nrng.integers(1, 6, size=(n, len(QUALITIES))).astype(float)
+        rated[nrng.random(size=rated.shape) < MISSING_RATING] = np.nan
+        ratings = [[None if np.isnan(v) else v for v in session] for session in rated.tolist()]
         for s in range(1, n + 1):
             risk = round(min(0.97, max(0.02, level + rng.uniform(-0.08, 0.08))), 4)
             flag = "high" if risk >= HIGH else "medium" if risk >= MEDIUM else "low"
@@ -188,6 +190,7 @@ def build_database(path: Path, args: argparse.Namespace) -> dict[str, Any]:
                     REASONS if flag != "low" else "",
                     -0.4,
                     *floats[s - 1],
+                    *ratings[s - 1],
                     written // CHUNK_ROWS,
                 )
             )
@@ -340,15 +343,28 @@ async def clinician_loop(
     deadline: float,
     recorder: Recorder,
     rng: random.Random,
+    think: tuple[float, float],
 ) -> None:
+    """One clinician: the caseload, a pause, one of their patients, a pause, and again
+    until ``deadline`` (the pause: uniform between ``think``'s two seconds; none for
+    (0, 0)). The first request waits a pause too, so that clinicians do not all start at
+    once."""
     caseload, patients = pages
+
+    async def pause() -> None:
+        if think[1] > 0:
+            await asyncio.sleep(min(rng.uniform(*think), max(deadline - time.perf_counter(), 0)))
+
+    await pause()
     while time.perf_counter() < deadline:
         seconds, status, _ = await request(client, caseload)
         recorder.add(f"{prefix}caseload", seconds, status)
+        await pause()
         if time.perf_counter() >= deadline:
             break
         seconds, status, _ = await request(client, rng.choice(patients))
         recorder.add(f"{prefix}patient", seconds, status)
+        await pause()
 
 
 async def run_load(
@@ -373,7 +389,7 @@ async def run_load(
             name: ("/caseload", [f"/patients/{p}" for p in c["patients"]])
             for name, c in clinicians.items()
         }
-        # warm-up (not recorded): each clinician's pages once; keep the bytes for the
+        # warm-up (not recorded): one page of each clinician; keep the bytes for the
         # static baseline
         first = next(iter(app_clients))
         _, status, caseload_html = await request(app_clients[first], "/caseload")
@@ -388,24 +404,30 @@ async def run_load(
         )
         static_pages = ("/static/caseload.html", ["/static/patient.html"])
         recorder = Recorder()
-        slice_s = args.seconds / args.rounds
-        for _ in range(args.rounds):
-            for phase, clients, pages in (
-                ("app", list(app_clients.values()), list(app_pages.values())),
-                ("static", static_clients, [static_pages] * len(static_clients)),
-            ):
-                prefix = "" if phase == "app" else "static_"
-                begin = time.perf_counter()
-                deadline = begin + slice_s
-                await asyncio.gather(
-                    *(
-                        clinician_loop(client, page, prefix, deadline, recorder, rng)
-                        for client, page in zip(clients, pages, strict=True)
+        # clinicians who read between pages (the target), then the same without pauses
+        for label, seconds, think in (
+            ("", args.seconds, (args.think_min, args.think_max)),
+            ("busy_", args.busy_seconds, (0.0, 0.0)),
+        ):
+            slice_s = seconds / args.rounds
+            for _ in range(args.rounds):
+                for phase, clients, pages in (
+                    ("app", list(app_clients.values()), list(app_pages.values())),
+                    ("static", static_clients, [static_pages] * len(static_clients)),
+                ):
+                    prefix = label + ("" if phase == "app" else "static_")
+                    begin = time.perf_counter()
+                    deadline = begin + slice_s
+                    await asyncio.gather(
+                        *(
+                            clinician_loop(client, page, prefix, deadline, recorder, rng, think)
+                            for client, page in zip(clients, pages, strict=True)
+                        )
                     )
-                )
-                # the phase lasts until its last request answers
-                elapsed = time.perf_counter() - begin
-                recorder.seconds[phase] = recorder.seconds.get(phase, 0.0) + elapsed
+                    # the phase lasts until its last request answers
+                    elapsed = time.perf_counter() - begin
+                    key = label + phase
+                    recorder.seconds[key] = recorder.seconds.get(key, 0.0) + elapsed
         # unloaded: one client, one request at a time
         unloaded = Recorder()
         client = app_clients[first]
@@ -485,7 +507,12 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--encounters", type=int, default=100_000)
     parser.add_argument("--clinicians", type=int, default=50, help="users, and clients")
-    parser.add_argument("--seconds", type=float, default=30.0, help="of load on the app")
+    parser.add_argument("--seconds", type=float, default=60.0, help="of load on the app")
+    parser.add_argument("--think-min", type=float, default=1.0, help="seconds between pages")
+    parser.add_argument("--think-max", type=float, default=5.0, help="seconds between pages")
+    parser.add_argument(
+        "--busy-seconds", type=float, default=15.0, help="of load without pauses on the app"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="app/static alternations")
     parser.add_argument("--shap-columns", type=int, default=86, help="the model's features")
     parser.add_argument("--unloaded", type=int, default=20, help="requests of each page")
@@ -494,6 +521,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.encounters < args.patients:
         raise SystemExit("--encounters must be at least --patients")
+    if not 0 <= args.think_min <= args.think_max:
+        raise SystemExit("--think-min must be at least 0 and at most --think-max")
     load_before, source = uptime(), source_state()
     engagekit = str(Path(sys.executable).parent / "engagekit")
     with tempfile.TemporaryDirectory(prefix="bench_serve_") as folder:
@@ -532,18 +561,27 @@ def main() -> None:
 
     recorder: Recorder = measured["recorder"]
     unloaded: Recorder = measured["unloaded"]
-    pages = {
-        "caseload": recorder.report("caseload", "app"),
-        "patient": recorder.report("patient", "app"),
-        "static caseload-sized file (baseline)": recorder.report("static_caseload", "static"),
-        "static patient-sized file (baseline)": recorder.report("static_patient", "static"),
-    }
+
+    def figures(label: str) -> dict[str, Any]:
+        return {
+            "caseload": recorder.report(f"{label}caseload", f"{label}app"),
+            "patient": recorder.report(f"{label}patient", f"{label}app"),
+            "static caseload-sized file (baseline)": recorder.report(
+                f"{label}static_caseload", f"{label}static"
+            ),
+            "static patient-sized file (baseline)": recorder.report(
+                f"{label}static_patient", f"{label}static"
+            ),
+        }
+
+    pages, busy = figures(""), figures("busy_")
     errors = pages["caseload"]["errors"] + pages["patient"]["errors"]
     met = (
         errors == 0
         and pages["caseload"].get("p95_ms", float("inf")) < TARGET_P95_MS
         and pages["patient"].get("p95_ms", float("inf")) < TARGET_P95_MS
     )
+    think = f"{args.think_min:g}-{args.think_max:g} s"
     path = write_result(
         "serve",
         {
@@ -562,9 +600,13 @@ def main() -> None:
                 "patient": len(measured["patient_html"]),
             },
             "sign_in_all_s": measured["sign_in_s"],
-            "target": f"caseload and patient p95 < {TARGET_P95_MS:.0f} ms, no errors",
+            "target": (
+                f"caseload and patient p95 < {TARGET_P95_MS:.0f} ms, no errors, with "
+                f"{args.clinicians} clinicians pausing {think} between pages"
+            ),
             "meets_target": met,
             "under_load": pages,
+            "without_pauses": busy,
             "load_seconds": {k: round(v, 1) for k, v in recorder.seconds.items()},
             "unloaded": {  # one request at a time: no requests/s
                 kind: {
@@ -578,12 +620,17 @@ def main() -> None:
     )
     c, p = pages["caseload"], pages["patient"]
     s = pages["static caseload-sized file (baseline)"]
+    bc, bp = busy["caseload"], busy["patient"]
+    bs = busy["static caseload-sized file (baseline)"]
     print(
-        f"{args.clinicians} clinicians: caseload p50/p95/p99 {c.get('p50_ms')}/{c.get('p95_ms')}/"
-        f"{c.get('p99_ms')} ms ({c['requests_per_s']}/s), patient {p.get('p50_ms')}/"
-        f"{p.get('p95_ms')}/{p.get('p99_ms')} ms ({p['requests_per_s']}/s), {errors} errors; "
-        f"static baseline p95 {s.get('p95_ms')} ms ({s['requests_per_s']}/s); target p95 < "
-        f"{TARGET_P95_MS:.0f} ms {'met' if met else 'NOT met'} → {path}"
+        f"{args.clinicians} clinicians pausing {think}: caseload p50/p95/p99 {c.get('p50_ms')}/"
+        f"{c.get('p95_ms')}/{c.get('p99_ms')} ms, patient {p.get('p50_ms')}/{p.get('p95_ms')}/"
+        f"{p.get('p99_ms')} ms ({c['requests_per_s'] + p['requests_per_s']:.1f}/s), {errors} "
+        f"errors; static baseline p95 {s.get('p95_ms')} ms; target p95 < "
+        f"{TARGET_P95_MS:.0f} ms {'met' if met else 'NOT met'}. Without pauses: caseload p95 "
+        f"{bc.get('p95_ms')} ms, patient {bp.get('p95_ms')} ms "
+        f"({bc['requests_per_s'] + bp['requests_per_s']:.1f}/s), static p95 {bs.get('p95_ms')} "
+        f"ms → {path}"
     )
 
 

@@ -116,7 +116,13 @@ if TYPE_CHECKING:
     from ..flags import AppliedFlagRule, FlagRule
     from ..models import EngagementModel, ModelManifest
 
-__all__ = ["ScoreRun", "check_score_outputs", "default_database_url", "write_scores"]
+__all__ = [
+    "ScoreRun",
+    "check_score_outputs",
+    "default_database_url",
+    "scores_table",
+    "write_scores",
+]
 
 #: Encounters scored per chunk (whole patients): about 0.4 GB of working memory.
 CHUNK_ROWS = 50_000
@@ -486,6 +492,32 @@ def _sql_type(name: str) -> Any:
     return sa.Float(precision=53)
 
 
+def _metadata() -> sa.MetaData:
+    # an index named by convention: SQLAlchemy shortens a name too long for the database
+    return sa.MetaData(naming_convention={"ix": "ix_%(table_name)s_%(column_0_N_name)s"})
+
+
+def scores_table(name: str, columns: list[str], metadata: sa.MetaData | None = None) -> sa.Table:
+    """The scores table ``name`` with the score columns ``columns`` as the writer makes
+    it: the run and the encounter as its key, the chunk column, and its indexes."""
+    scores = sa.Table(
+        name,
+        _metadata() if metadata is None else metadata,
+        sa.Column(RUN_COLUMN, sa.Integer, primary_key=True, autoincrement=False),
+        *(sa.Column(c, _sql_type(c), primary_key=c == "encounter_id") for c in columns),
+        sa.Column(CHUNK_COLUMN, sa.Integer, nullable=False),
+    )
+    if "encounter_id" in columns:
+        sa.Index(None, scores.c[RUN_COLUMN], scores.c[CHUNK_COLUMN])
+    # what engagekit serve reads: a patient's sessions in a run, a practitioner's
+    # patients (without them a caseload reads the whole table, several times)
+    if {"patient_id", "session_number"} <= set(columns):
+        sa.Index(None, scores.c[RUN_COLUMN], scores.c["patient_id"], scores.c["session_number"])
+    if "practitioner_id" in columns:
+        sa.Index(None, scores.c[RUN_COLUMN], scores.c["practitioner_id"])
+    return scores
+
+
 def _arrow_type(name: str) -> Any:
     import pyarrow as pa
 
@@ -575,31 +607,8 @@ class _ScoreStore:
                 f"the database driver for {self.display_url!r} is not installed: "
                 f"{e.name or 'a module'} (install it into this environment)"
             ) from None
-        # an index named by convention: SQLAlchemy shortens a name too long for the database
-        metadata = sa.MetaData(naming_convention={"ix": "ix_%(table_name)s_%(column_0_N_name)s"})
-        self.scores = sa.Table(
-            table,
-            metadata,
-            sa.Column(RUN_COLUMN, sa.Integer, primary_key=True, autoincrement=False),
-            *(
-                sa.Column(name, _sql_type(name), primary_key=name == "encounter_id")
-                for name in columns
-            ),
-            sa.Column(CHUNK_COLUMN, sa.Integer, nullable=False),
-        )
-        if "encounter_id" in columns:
-            sa.Index(None, self.scores.c[RUN_COLUMN], self.scores.c[CHUNK_COLUMN])
-        # what engagekit serve reads: a patient's sessions in a run, a practitioner's
-        # patients (without them a caseload reads the whole table, several times)
-        if {"patient_id", "session_number"} <= set(columns):
-            sa.Index(
-                None,
-                self.scores.c[RUN_COLUMN],
-                self.scores.c["patient_id"],
-                self.scores.c["session_number"],
-            )
-        if "practitioner_id" in columns:
-            sa.Index(None, self.scores.c[RUN_COLUMN], self.scores.c["practitioner_id"])
+        metadata = _metadata()
+        self.scores = scores_table(table, columns, metadata)
         self.chunks = sa.Table(
             f"{table}_chunks",
             metadata,

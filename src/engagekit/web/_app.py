@@ -489,10 +489,12 @@ def caseload_page(
         "alert": alert or "",
         "q": q or "",
     }
+    chosen = urlencode({name: value for name, value in filters.items() if value})
+    pages_link = "/caseload?" + (chosen + "&" if chosen else "") + "page="  # + the number
     return _render(
         request,
         "caseload.html.j2",
-        {"caseload": caseload, "filters": filters, "query": urlencode(filters)},
+        {"caseload": caseload, "filters": filters, "pages_link": pages_link},
         scope=scope,
     )
 
