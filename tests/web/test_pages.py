@@ -277,3 +277,21 @@ def test_without_a_complete_run_the_pages_say_so(tmp_path):
     sign_in(client, "ana")
     assert client.get("/patients/PAT-01").status_code == 404
     engine.dispose()
+
+
+def test_risk_axes_fit_the_risks_shown(service):
+    """A risk axis runs from 0 to the smallest of RISK_AXIS_TOPS that holds the risks and
+    the high-flag threshold: PAT-01's risks (0.15 to 0.21) and the threshold (0.6) on
+    0–60%, not flat along the bottom of 0–100%."""
+    from engagekit.web._data import risk_axis_top
+
+    assert risk_axis_top(0.03, 0.11) == 0.2 and risk_axis_top(0.05) == 0.1
+    assert risk_axis_top(0.61) == 0.8 and risk_axis_top(None) == 1.0
+    page = service.clients["ana"].get("/patients/PAT-01").text
+    assert ">60%</text>" in page and ">30%</text>" in page and ">100%</text>" not in page
+    # the threshold line sits at the top of the axis: y = 10
+    assert re.search(r'<line x1="40" y1="10\.0" x2="470" y2="10\.0" stroke="#b00020"', page)
+    caseload = service.clients["ana"].get("/caseload").text  # risks up to 0.84
+    assert "Risk over sessions (0 to 100%)" in caseload
+    low = service.clients["ana"].get("/caseload?flag=low").text  # PAT-01 only; threshold 0.6
+    assert "Risk over sessions (0 to 60%)" in low

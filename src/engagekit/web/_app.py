@@ -59,6 +59,7 @@ from ._data import (
     Team,
     format_difference,
     format_risk,
+    risk_axis_top,
     sparkline_points,
 )
 from ._scope import Scope, scope_of
@@ -118,6 +119,7 @@ def _environment() -> jinja2.Environment:
     env.filters["difference"] = format_difference
     env.filters["pid"] = lambda value: quote(str(value), safe="")
     env.globals["sparkline_points"] = sparkline_points
+    env.globals["risk_axis_top"] = risk_axis_top
     env.globals["outcomes"] = OUTCOMES
     env.globals["statement"] = STATEMENT
     return env

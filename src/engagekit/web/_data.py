@@ -13,6 +13,8 @@ Examples
 ('12%', '+5 points', '−20 points')
 >>> sparkline_points([0.1, 0.5, 0.3], width=40, height=10)
 '1.0,8.2 20.0,5.0 39.0,6.6'
+>>> risk_axis_top(0.03, 0.11, None), risk_axis_top(0.6), risk_axis_top()
+(0.2, 0.6, 1.0)
 >>> rating_alerts([4.0, 3.0], [5.0, 3.0], "2026-03-01", "2026-03-29")
 ['rating drop']
 >>> rating_alerts([4.0, None], [4.0, 4.5], "2026-03-01", "2026-03-30")
@@ -59,6 +61,7 @@ __all__ = [
     "format_risk",
     "quality_label",
     "rating_alerts",
+    "risk_axis_top",
     "sparkline_points",
 ]
 
@@ -268,14 +271,26 @@ def format_difference(difference: float | None) -> str:
     return f"{sign}{abs(points)} points"
 
 
-def sparkline_points(risks: list[float], *, width: float, height: float) -> str:
-    """An SVG polyline's points for risks in [0, 1], left to right (1 pixel margin)."""
+#: The tops a risk axis may have: the smallest that holds every value is used.
+RISK_AXIS_TOPS = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def risk_axis_top(*values: float | None) -> float:
+    """The top of a risk axis from 0 that holds ``values``: a service whose risks are
+    all a few percent sees them spread out, not flat along the bottom of 0–100%."""
+    highest = max((v for v in values if v is not None and math.isfinite(v)), default=1.0)
+    return next((top for top in RISK_AXIS_TOPS if highest <= top), 1.0)
+
+
+def sparkline_points(risks: list[float], *, width: float, height: float, top: float = 1.0) -> str:
+    """An SVG polyline's points for risks on an axis from 0 to ``top``, left to right
+    (1 pixel margin)."""
     if not risks:
         return ""
     step = (width - 2) / max(len(risks) - 1, 1)
     span = height - 2
     return " ".join(
-        f"{1 + k * step:.1f},{1 + (1 - min(max(r, 0.0), 1.0)) * span:.1f}"
+        f"{1 + k * step:.1f},{1 + (1 - min(max(r / top, 0.0), 1.0)) * span:.1f}"
         for k, r in enumerate(risks)
     )
 
