@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +56,28 @@ def fresh_database(dialect: str, tmp_path: Path) -> Iterator[str]:
         url = sa.make_url(base).set(database=name)
         yield url.render_as_string(hide_password=False)
     finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        try:
+            _drop(admin, name)
+        finally:
+            admin.dispose()
+
+
+#: Tries at dropping a test database, a second apart.
+DROP_TRIES = 30
+
+
+def _drop(admin: sa.Engine, name: str) -> None:
+    """Drop the database ``name``. ``WITH (FORCE)`` ends the test's own sessions, but a
+    role that is not a superuser may not end another role's: an autovacuum worker busy
+    in the new database (on a loaded machine) refuses the drop until it is done, so the
+    drop is tried again."""
+    for attempt in range(DROP_TRIES):
+        try:
+            with admin.connect() as connection:
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except sa.exc.ProgrammingError as e:
+            refused = "must be a member of the role whose process is being terminated"
+            if refused not in str(e) or attempt == DROP_TRIES - 1:
+                raise
+            time.sleep(1)
