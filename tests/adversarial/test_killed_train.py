@@ -90,7 +90,9 @@ def _kill(folder: Path, rng: random.Random, while_writing: bool, duration: float
             time.sleep(0.001)
         time.sleep(rng.uniform(0, WRITING_WINDOW))
     else:
-        time.sleep(rng.uniform(0.1, 0.9) * duration)
+        # at most half-way through the first run, timed cold: a later one on a busy
+        # machine may be quicker by a third
+        time.sleep(rng.uniform(0.1, 0.5) * duration)
     when = f"{time.monotonic() - started:.3f} s"
     if process.poll() is not None:
         return None
@@ -132,7 +134,9 @@ def test_a_killed_train_leaves_the_previous_model_or_the_new_one_never_a_mix(ser
             state = "new"
             previous = now  # the next kill replaces this one
         seen.append((when, state))
-    assert all(when is not None for when, _ in seen), seen  # every run was killed
+    # every run was killed, but one may end first on a busy machine (its model is then
+    # the new complete one, as checked above)
+    assert sum(when is None for when, _ in seen) <= 1, seen
     # where two names can be exchanged in one step (Linux), the name is never empty
     assert sys.platform != "linux" or "nothing" not in {state for _, state in seen}, seen
 
