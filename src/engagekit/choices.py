@@ -38,6 +38,8 @@ __all__ = [
     "CovarianceType",
     "FlagRuleKind",
     "JointTestKind",
+    "MarginScale",
+    "MissingRatings",
     "ModelChoice",
     "ModelKind",
     "WorkingCorrelation",
@@ -122,12 +124,34 @@ class WorkingCorrelation(StrEnum):
 
 
 class CovarianceType(StrEnum):
-    """The small-sample corrected robust covariance of the cross-treatment analysis."""
+    """The robust (sandwich) covariance of the cross-treatment analysis."""
 
     #: Kauermann and Carroll (2001): the default, close to its nominal level
     KAUERMANN_CARROLL = "kauermann_carroll"
     #: Mancl and DeRouen (2001): conservative with many terms per cluster
     BIAS_REDUCED = "bias_reduced"
+    #: Liang and Zeger's plain sandwich, without a small-sample correction: what other
+    #: software reports by default, for comparison; too small with few clusters
+    ROBUST = "robust"
+
+
+class MarginScale(StrEnum):
+    """What one unit of the equivalence margin is measured per."""
+
+    #: per standard deviation of the rating (pooled within treatments): the same on
+    #: every instrument
+    SD = "sd"
+    #: per rating point: depends on the scale (tight on 1-5, loose on 0-100)
+    POINT = "point"
+
+
+class MissingRatings(StrEnum):
+    """How the cross-treatment analysis treats encounters with a missing rating."""
+
+    #: multiple imputation by chained equations, pooled by Rubin's rules
+    MI = "mi"
+    #: leave the encounter out (the sensitivity analysis)
+    COMPLETE_CASE = "complete_case"
 
 
 class JointTestKind(StrEnum):

@@ -27,7 +27,15 @@ from ._excerpt import excerpt, excerpt_lines
 from ._files import open_regular_file
 from ._pydantic_errors import config_problems
 from ._resources import contract_schema, default_config_path
-from .choices import Adjustment, Cluster, CovarianceType, JointTestKind, WorkingCorrelation
+from .choices import (
+    Adjustment,
+    Cluster,
+    CovarianceType,
+    JointTestKind,
+    MarginScale,
+    MissingRatings,
+    WorkingCorrelation,
+)
 from .errors import ConfigError, NotARegularFileError
 
 __all__ = [
@@ -273,10 +281,35 @@ class SimulationSettings(_Strict):
     )
 
 
+#: The default equivalence margin: an odds ratio within ×/÷1.25 (log 1.25).
+DEFAULT_MARGIN = 0.22314355131420976
+
+
+class Margin(_Strict):
+    """The equivalence margin: two treatments' effects of a quality within ``value``
+    log-odds of each other count as the same, per standard deviation of the rating
+    (``per: sd``, the default: the same on every instrument) or per rating point.
+
+    A bare number (``margin: 0.223``, as configs said before) is per rating point.
+    """
+
+    value: Annotated[float, Field(gt=0)] = DEFAULT_MARGIN
+    per: MarginScale = MarginScale.SD
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_number(cls, data: Any) -> Any:
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return {"value": data, "per": MarginScale.POINT}
+        return data
+
+
 class HeterogeneitySettings(_Strict):
     """How the cross-treatment analysis (``engagekit heterogeneity``) tests and decides."""
 
-    margin: Annotated[float, Field(gt=0)] = 0.22314355131420976  # log(1.25)
+    margin: Margin = Field(default_factory=Margin)
+    missing: MissingRatings | None = None  # None: MI when over 5% would be left out
+    imputations: Annotated[int, Field(ge=2, le=1000)] = 20
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
     adjustment: Adjustment = Adjustment.HOLM
     test: JointTestKind = JointTestKind.WALD

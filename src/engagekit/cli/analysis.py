@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from ..choices import Adjustment, Cluster, CovarianceType, JointTestKind, WorkingCorrelation
+from ..choices import (
+    Adjustment,
+    Cluster,
+    CovarianceType,
+    JointTestKind,
+    MarginScale,
+    MissingRatings,
+    WorkingCorrelation,
+)
 from ._app import app, err, out
 from ._common import (
     ConfigOption,
@@ -34,10 +42,30 @@ def heterogeneity(
     margin: Annotated[
         float | None,
         typer.Option(
-            help="Equivalence margin, log-odds per rating point (default from the config: "
-            "log(1.25) = 0.223).",
+            help="Equivalence margin in log-odds, per --margin-per (default from the "
+            "config: log(1.25) = 0.223 per SD).",
         ),
     ] = None,
+    margin_per: Annotated[
+        MarginScale | None,
+        typer.Option(
+            help="The margin is per sd (standard deviation of the rating, pooled within "
+            "treatments: the same on any scale) or per point (default from the config: sd)."
+        ),
+    ] = None,
+    missing: Annotated[
+        MissingRatings | None,
+        typer.Option(
+            help="Encounters with a missing rating: mi (multiple imputation, pooled by "
+            "Rubin's rules) or complete_case (left out). Default: mi when over 5% of the "
+            "encounters have one; the other is run too, as the sensitivity check."
+        ),
+    ] = None,
+    imputations: Annotated[
+        int | None,
+        typer.Option(help="Imputed data sets under mi (default from the config: 20).", min=2),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Imputation k uses seed + k.")] = 0,
     cluster: Annotated[
         Cluster | None,
         typer.Option(help="Clusters: patient or practitioner (default from the config: patient)."),
@@ -62,8 +90,10 @@ def heterogeneity(
     cov_type: Annotated[
         CovarianceType | None,
         typer.Option(
-            help="Small-sample corrected robust covariance: kauermann_carroll or bias_reduced "
-            "(Mancl-DeRouen; default from the config: kauermann_carroll)."
+            help="Robust covariance: kauermann_carroll or bias_reduced (Mancl-DeRouen), "
+            "small-sample corrected, or robust (the plain sandwich, as other software "
+            "gives it: too small under 200 clusters; default from the config: "
+            "kauermann_carroll)."
         ),
     ] = None,
     plot: Annotated[
@@ -83,9 +113,6 @@ def heterogeneity(
     point with 95% CIs, average marginal effects, and a verdict: differs, equivalent or
     inconclusive.
     """
-    from rich.table import Table
-
-    from .._labels import in_sentence
     from ..heterogeneity import analysis_settings, heterogeneity_analysis
     from ..io import write_json
     from ..io._write import FIGURE_FORMATS, check_writable
@@ -103,6 +130,9 @@ def heterogeneity(
     settings = analysis_settings(
         cfg.heterogeneity,
         margin=margin,
+        margin_per=margin_per,
+        missing=missing,
+        imputations=imputations,
         cluster=cluster,
         working_correlation=working_correlation,
         test=test,
@@ -114,35 +144,83 @@ def heterogeneity(
     if settings.cluster is Cluster.PRACTITIONER:
         require_column(encounters, "practitioner_id", "--cluster", "practitioner clusters")
     with err.status("fitting the GEE …"):
-        result = heterogeneity_analysis(encounters, target, cfg)
+        result = heterogeneity_analysis(encounters, target, cfg, seed=seed)
     write_json(result.to_dict(), out_file)
     if plot is not None:
         from ..heterogeneity._plot import forest_plot
 
         forest_plot(result, plot)
+    print_heterogeneity(result)
     method = result.method
+    missing_words = (
+        f"missing ratings imputed {method.imputations} times (seeds {method.imputation_seeds[0]}"
+        f" to {method.imputation_seeds[-1]}), pooled by Rubin's rules"
+        if method.imputations
+        else f"{result.n_excluded_missing_rating:,} encounters with a missing rating left out"
+    )
+    out.print(
+        f"GEE ({method.working_correlation} working correlation, clusters: "
+        f"{method.cluster}s, {method.cov_type} covariance, margin {method.margin:.3f} per "
+        f"{method.margin_per}); {missing_words}. Result written to {str(out_file)!r}"
+        + (f", forest plot to {str(plot)!r}." if plot is not None else "."),
+        highlight=False,
+    )
+    for note in method.notes:
+        err.print(f"Note: {note}", highlight=False, markup=False)
+
+
+def print_heterogeneity(result: Any) -> None:
+    """The analysis's verdicts, the effects table and the sentences, on the console."""
+    from rich.table import Table
+
+    from .._labels import in_sentence
+
     t = Table(
         title=f"Does the effect on {in_sentence(result.target_label)} differ by treatment? "
         f"({result.n_patients:,} patients, {result.n_encounters:,} encounters)",
         header_style="bold",
     )
-    for col in ("attribute", "p", "adjusted p", "verdict", "odds ratio per point by treatment"):
+    for col in ("attribute", "p", "adjusted p", "verdict", "treatments that differ"):
         t.add_column(col, justify="right" if "p" == col.split()[-1] else "left")
+    other = any(a.other_analysis is not None for a in result.attributes)
+    if other:
+        t.add_column("other analysis", justify="left")
     for a in result.attributes:
-        ors = ", ".join(f"{r.treatment_label} {r.odds_ratio:.2f}" for r in a.by_treatment)
         label = a.label if a.higher_is_better else f"{a.label} (higher is worse)"
-        t.add_row(label, f"{a.p_value:.3g}", f"{a.p_adjusted:.3g}", a.verdict, ors)
+        named = ", ".join(d.treatment_label for d in a.deviations if d.deviates) or "–"
+        row = [label, f"{a.p_value:.3g}", f"{a.p_adjusted:.3g}", a.verdict, named]
+        if other:
+            o = a.other_analysis
+            row.append("–" if o is None else f"{o.verdict} ({str(o.missing).replace('_', ' ')})")
+        t.add_row(*row)
     out.print(t)
-    for a in result.attributes:
-        out.print(f"- {a.sentence}", highlight=False)
-    out.print(
-        f"GEE ({method.working_correlation} working correlation, clusters: "
-        f"{method.cluster}s, {method.cov_type} covariance, margin "
-        f"{method.margin:.3f}); {result.n_excluded:,} encounters left out for missing values "
-        f"(counts in the JSON). Result written to {str(out_file)!r}"
-        + (f", forest plot to {str(plot)!r}." if plot is not None else "."),
-        highlight=False,
+    effects = Table(
+        title="Effects by treatment: odds ratio per point and per SD, average marginal "
+        "effect on the probability per point (95% CIs)",
+        header_style="bold",
     )
+    for col in ("attribute", "treatment", "OR per point", "OR per SD", "AME per point"):
+        effects.add_column(col, justify="left" if col in ("attribute", "treatment") else "right")
+    for a in result.attributes:
+        for k, r in enumerate(a.by_treatment):
+            effects.add_row(
+                a.label if k == 0 else "",
+                r.treatment_label,
+                f"{r.odds_ratio:.2f} ({r.ci_low:.2f}–{r.ci_high:.2f})",
+                f"{r.odds_ratio_per_sd:.2f} ({r.ci_low_per_sd:.2f}–{r.ci_high_per_sd:.2f})",
+                f"{r.ame:+.3f} ({r.ame_ci_low:+.3f} to {r.ame_ci_high:+.3f})",
+            )
+    out.print(effects)
+    for a in result.attributes:
+        out.print(f"- {a.sentence}", highlight=False, markup=False)
+        if not a.analyses_agree and a.other_analysis is not None:
+            o = a.other_analysis
+            out.print(
+                f"  The {str(o.missing).replace('_', '-')} analysis disagrees: "
+                f"{o.verdict}" + (f" ({', '.join(o.deviating)})" if o.deviating else "") + ".",
+                highlight=False,
+                markup=False,
+            )
 
 
 @app.command()

@@ -29,7 +29,9 @@ For each attribute:
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Annotated, Any, ClassVar, Literal
@@ -46,10 +48,21 @@ from .._labels import in_sentence, outcome_label
 from .._pydantic_errors import field_problems
 from .._results import Choice, Record, Result
 from .._versions import library_versions
-from ..choices import Adjustment, Cluster, CovarianceType, JointTestKind, WorkingCorrelation
-from ..config import Config, HeterogeneitySettings, load_config
+from ..choices import (
+    Adjustment,
+    Cluster,
+    CovarianceType,
+    JointTestKind,
+    MarginScale,
+    MissingRatings,
+    WorkingCorrelation,
+)
+from ..config import Config, HeterogeneitySettings, Margin, load_config
 from ..errors import AnalysisError, ArgumentError, ContractError
+from ._closed import SubsetTest, deviations, wald_subset_test
 from ._gee import GeeFit, fit_gee
+from ._impute import impute_ratings
+from ._pool import d1_test, rubin_pool
 
 __all__ = [
     "AnalysisMethod",
@@ -58,6 +71,8 @@ __all__ = [
     "Equivalence",
     "HeterogeneityResult",
     "JointTest",
+    "OtherAnalysis",
+    "TreatmentDeviation",
     "TreatmentEffect",
     "analysis_settings",
     "heterogeneity_analysis",
@@ -96,6 +111,15 @@ class TreatmentEffect(Record):
     ame, ame_ci_low, ame_ci_high : float
         Average marginal effect on the probability per rating point, with its
         delta-method 95% CI.
+    log_odds_per_sd, odds_ratio_per_sd, ci_low_per_sd, ci_high_per_sd : float
+        The same effect per standard deviation of the rating (pooled within
+        treatments): comparable across instruments.
+    df : float or None
+        Under multiple imputation, the slope's degrees of freedom (Barnard & Rubin), whose
+        t distribution gives the CIs; None for a complete-data analysis (normal CIs).
+    fraction_missing_information : float or None
+        Under multiple imputation, the share of the slope's information lost to the
+        missing ratings.
     """
 
     treatment: str
@@ -109,6 +133,54 @@ class TreatmentEffect(Record):
     ame: float
     ame_ci_low: float
     ame_ci_high: float
+    log_odds_per_sd: float
+    odds_ratio_per_sd: float
+    ci_low_per_sd: float
+    ci_high_per_sd: float
+    df: float | None = None
+    fraction_missing_information: float | None = None
+
+
+class TreatmentDeviation(Record):
+    """How far one treatment's effect of an attribute lies from the others' mean.
+
+    Attributes
+    ----------
+    treatment, treatment_label : str
+    deviation : float
+        The treatment's slope minus the mean of the other treatments' slopes (log-odds
+        per rating point), with its 95% CI.
+    ci_low, ci_high : float
+    p_value : float
+        The test of this treatment's deviation alone.
+    p_closed : float
+        Its closed-testing adjusted p-value: the largest p-value of every intersection
+        hypothesis containing it, which keeps the family-wise error rate within the
+        attribute at alpha.
+    deviates : bool
+        Named as differing: the attribute's adjusted joint test rejects and ``p_closed``
+        is below alpha.
+    """
+
+    treatment: str
+    treatment_label: str
+    deviation: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_closed: float
+    deviates: bool
+
+
+class OtherAnalysis(Record):
+    """An attribute's result under the other treatment of missing ratings (complete
+    cases when the result is multiply imputed, and the reverse): the sensitivity check."""
+
+    missing: Choice[MissingRatings]
+    p_value: float
+    p_adjusted: float
+    verdict: Verdict
+    deviating: list[str]
 
 
 class Contrast(Record):
@@ -141,8 +213,9 @@ class JointTest(Record):
 
     kind: Choice[JointTestKind]
     statistic: float
-    df: list[int]
+    df: list[float]
     p_value: float
+    reference_distribution: str = ""
 
 
 class Equivalence(Record):
@@ -174,6 +247,20 @@ class AttributeResult(Record):
     verdict : {"differs", "equivalent", "inconclusive"}
     sentence : str
         The verdict in the config's words.
+    rating_sd : float
+        The rating's standard deviation, pooled within treatments (observed ratings).
+    margin, margin_per_sd : float
+        The equivalence margin in log-odds per rating point, and per SD.
+    deviations : list of TreatmentDeviation
+        Each treatment's deviation from the others, closed-tested.
+    deviating : list of str
+        The treatments named as differing (empty unless the verdict is ``differs``).
+    fraction_missing_information : float or None
+        Under multiple imputation, the largest share of information lost to the missing
+        ratings among the attribute's slopes.
+    other_analysis : OtherAnalysis or None
+        The verdict under the other treatment of missing ratings; None when no rating
+        was missing (the two are then the same analysis).
     """
 
     attribute: str
@@ -188,6 +275,20 @@ class AttributeResult(Record):
     p_adjusted: float
     verdict: Verdict
     sentence: str
+    rating_sd: float
+    margin: float
+    margin_per_sd: float
+    deviations: list[TreatmentDeviation]
+    deviating: list[str]
+    fraction_missing_information: float | None = None
+    other_analysis: OtherAnalysis | None = None
+
+    @property
+    def analyses_agree(self) -> bool:
+        """Whether the other treatment of missing ratings gives the same verdict (true
+        when there is no other)."""
+        other = self.other_analysis
+        return other is None or (other.verdict, other.deviating) == (self.verdict, self.deviating)
 
 
 class AnalysisMethod(Record):
@@ -207,8 +308,12 @@ class AnalysisMethod(Record):
     adjustment: Choice[Adjustment]
     alpha: float
     margin: float
+    margin_per: Choice[MarginScale]
     margin_odds_ratio: float
     equivalence: str
+    missing: Choice[MissingRatings]
+    imputations: int | None
+    imputation_seeds: list[int]
     converged: bool
     iterations: int
     notes: list[str]
@@ -228,6 +333,9 @@ class HeterogeneityResult(Result):
     n_excluded_missing_outcome, n_excluded_missing_rating, n_excluded_missing_covariate, \
 n_excluded_missing_cluster : int
         Encounters left out, by the first reason that applies.
+    n_with_missing_rating : int
+        Analysable encounters with at least one rating missing: left out of a
+        complete-case analysis, imputed under multiple imputation.
     treatments : list of str
         The treatments compared, in the config's order.
     reference_treatment : str
@@ -251,6 +359,8 @@ n_excluded_missing_cluster : int
     """  # noqa: E501
 
     _what: ClassVar[str] = "a heterogeneity result"
+    #: 2: margins per SD, multiple imputation, closed-tested deviations
+    FORMAT_VERSION: ClassVar[int] = 2
 
     target: str
     target_label: str
@@ -261,6 +371,7 @@ n_excluded_missing_cluster : int
     n_excluded_missing_rating: Count
     n_excluded_missing_covariate: Count
     n_excluded_missing_cluster: Count
+    n_with_missing_rating: Count
     treatments: list[str]
     reference_treatment: str
     method: AnalysisMethod
@@ -281,7 +392,8 @@ n_excluded_missing_cluster : int
 def _analysis_rows(
     encounters: pd.DataFrame, target: str, config: Config, cluster_column: str
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Complete cases for the model, and how many rows each reason left out."""
+    """The encounters the model can use, a rating or more possibly missing, and how many
+    rows each reason left out (a missing rating is counted, not left out, here)."""
     needed = ["treatment", cluster_column, target, *config.attribute_names, *config.covariates]
     absent = [c for c in needed if c not in encounters.columns]
     if absent:
@@ -292,14 +404,29 @@ def _analysis_rows(
     rated = encounters[config.attribute_names].notna().all(axis=1)
     covariates = encounters[config.covariates].notna().all(axis=1)
     cluster = encounters[cluster_column].notna()
-    keep = outcome & rated & covariates & cluster
-    excluded = {
+    keep = outcome & covariates & cluster
+    counts = {
         "n_excluded_missing_outcome": int((~outcome).sum()),
-        "n_excluded_missing_rating": int((outcome & ~rated).sum()),
-        "n_excluded_missing_covariate": int((outcome & rated & ~covariates).sum()),
-        "n_excluded_missing_cluster": int((outcome & rated & covariates & ~cluster).sum()),
+        "n_excluded_missing_covariate": int((outcome & ~covariates).sum()),
+        "n_excluded_missing_cluster": int((outcome & covariates & ~cluster).sum()),
+        "n_with_missing_rating": int((keep & ~rated).sum()),
     }
-    return encounters[keep.to_numpy()].reset_index(drop=True), excluded
+    return encounters[keep.to_numpy()].reset_index(drop=True), counts
+
+
+def _pooled_sd(rows: pd.DataFrame, attribute: str) -> float:
+    """The rating's standard deviation within treatments, pooled (observed ratings)."""
+    observed = rows[["treatment", attribute]].dropna()
+    groups = observed.groupby("treatment", observed=True)[attribute]
+    squares = float((observed[attribute] - groups.transform("mean")).pow(2).sum())
+    dof = len(observed) - groups.ngroups
+    sd = math.sqrt(squares / dof) if dof > 0 else float("nan")
+    if not (math.isfinite(sd) and sd > 0):
+        raise AnalysisError(
+            f"the ratings of {attribute} do not vary within treatments, so its effect "
+            "cannot be estimated"
+        )
+    return sd
 
 
 def _design(rows: pd.DataFrame, config: Config, treatments: list[str]) -> pd.DataFrame:
@@ -357,12 +484,43 @@ def _check_separation(fit: GeeFit, treatments: list[str]) -> None:
 
 
 # --------------------------------------------------------------------------- tests
+def _contrast_matrix(k: int) -> np.ndarray:
+    """Each slope but the first minus the first: ``k - 1`` rows, "all slopes equal"."""
+    return np.hstack([-np.ones((k - 1, 1)), np.eye(k - 1)])
+
+
 def _wald(estimate: np.ndarray, cov: np.ndarray, R: np.ndarray) -> JointTest:
     difference = R @ estimate
     statistic = float(difference @ np.linalg.solve(R @ cov @ R.T, difference))
     q = int(R.shape[0])
     p_value = float(stats.chi2.sf(statistic, q))
-    return JointTest(kind=JointTestKind.WALD, statistic=statistic, df=[q], p_value=p_value)
+    return JointTest(
+        kind=JointTestKind.WALD,
+        statistic=statistic,
+        df=[q],
+        p_value=p_value,
+        reference_distribution=f"chi-square({q})",
+    )
+
+
+def _d1(estimates: list[np.ndarray], covariances: list[np.ndarray], R: np.ndarray) -> JointTest:
+    """The Wald test over imputations: Li, Raghunathan and Rubin's D1, an F test."""
+    test = d1_test(estimates, covariances, R)
+    if math.isinf(test.df2):  # every imputation alike: the complete-data Wald test
+        return JointTest(
+            kind=JointTestKind.WALD,
+            statistic=test.statistic * test.df1,
+            df=[test.df1],
+            p_value=test.p_value,
+            reference_distribution=f"chi-square({test.df1})",
+        )
+    return JointTest(
+        kind=JointTestKind.WALD,
+        statistic=test.statistic,
+        df=[test.df1, test.df2],
+        p_value=test.p_value,
+        reference_distribution=f"F({test.df1}, {test.df2:.1f}): D1 over imputations",
+    )
 
 
 def _score_test(
@@ -372,15 +530,21 @@ def _score_test(
     restricted = design.drop(columns=slopes)
     restricted["__common"] = design[slopes].sum(axis=1)
     sub = fit_gee(
-        y, restricted, groups, working_correlation=fit.working_correlation, cov_type="robust"
+        y,
+        restricted,
+        groups,
+        working_correlation=fit.working_correlation,
+        cov_type=CovarianceType.ROBUST,
     )
     full = fit.result.model  # both fits order their rows by cluster the same way
     out = full.compare_score_test(sub.result)
+    df = int(out["df"])
     return JointTest(
         kind=JointTestKind.SCORE,
         statistic=float(out["statistic"]),
-        df=[int(out["df"])],
+        df=[df],
         p_value=float(out["p-value"]),
+        reference_distribution=f"chi-square({df})",
     )
 
 
@@ -411,13 +575,13 @@ def _contrasts(
 
 def _marginal_effects(
     fit: GeeFit, design: pd.DataFrame, treatments: list[str], attribute: str, treatment_of_row
-) -> list[tuple[float, float, float]]:
-    """Average marginal effect per rating point in each treatment, delta-method 95% CI."""
+) -> list[tuple[float, float]]:
+    """Average marginal effect per rating point in each treatment, with its
+    delta-method standard error."""
     params = fit.params.to_numpy()
     cov = fit.cov.to_numpy()
     X = design.to_numpy()
     p = expit(X @ params)
-    z = stats.norm.ppf(0.975)
     out = []
     for t in treatments:
         rows = treatment_of_row == t
@@ -427,8 +591,7 @@ def _marginal_effects(
         ame = float(beta * w.mean())
         gradient = beta * ((w * (1 - 2 * p[rows]))[:, None] * X[rows]).mean(axis=0)
         gradient[k] += w.mean()
-        se = math.sqrt(max(float(gradient @ cov @ gradient), 0.0))
-        out.append((ame, float(ame - z * se), float(ame + z * se)))
+        out.append((ame, math.sqrt(max(float(gradient @ cov @ gradient), 0.0))))
     return out
 
 
@@ -442,35 +605,53 @@ def _verdict(
     adjustment: Adjustment | str,
     by_treatment: list[TreatmentEffect],
     contrasts: list[Contrast],
-    margin: float,
+    margin: Margin,
+    margin_per_point: float,
     *,
     treatment_labels: dict[str, str],
+    deviating: list[TreatmentDeviation],
     higher_is_better: bool = True,
 ) -> tuple[Verdict, str]:
     """The verdict and its sentence, in the config's words.
 
     ``label`` and ``outcome`` are the attribute's and the outcome's labels; treatments
-    are named by ``treatment_labels``. Where higher is worse, the effect is strongest
-    where its odds ratio is lowest (a higher score lowers the chance most).
+    are named by ``treatment_labels``; ``deviating`` are the treatments the closed
+    tests name. Where higher is worse, the effect is strongest where its odds ratio is
+    lowest (a higher score lowers the chance most).
     """
     rejected = p_adjusted < alpha
-    factor = math.exp(margin)
+    factor = math.exp(margin.value)
+    unit = "SD of the rating" if margin.per is MarginScale.SD else "rating point"
     quality, outcome = in_sentence(label), in_sentence(outcome)
     if equivalent:
         extra = " A difference was detected, but it is smaller than the margin." if rejected else ""
         return "equivalent", (
             f"The effect of {quality} on {outcome} is the same in every treatment to "
             f"within the margin: each between-treatment difference in its odds ratio per "
-            f"rating point is within ×/÷{factor:.2f} (90% CIs).{extra}"
+            f"{unit} is within ×/÷{factor:.2f} (90% CIs; ±{margin_per_point:.2f} log-odds "
+            f"per point).{extra}"
         )
     if rejected:
+        per_point = "per point" if higher_is_better else "per point higher"
+        if deviating:
+            named = "; ".join(
+                f"in {treatment_labels[d.treatment]} it is "
+                f"{'stronger' if (d.deviation > 0) == higher_is_better else 'weaker'} than "
+                f"in the others ({d.deviation:+.2f} log-odds {per_point}, 95% CI "
+                f"{d.ci_low:+.2f} to {d.ci_high:+.2f})"
+                for d in deviating
+            )
+            return "differs", (
+                f"The effect of {quality} on {outcome} differs by treatment "
+                f"({Adjustment(adjustment).label}-adjusted p = {p_adjusted:.3g}): {named}."
+            )
         sign = 1.0 if higher_is_better else -1.0
         high = max(by_treatment, key=lambda r: sign * r.log_odds)
         low = min(by_treatment, key=lambda r: sign * r.log_odds)
-        per_point = "per point" if higher_is_better else "per point higher"
         return "differs", (
             f"The effect of {quality} on {outcome} differs by treatment "
-            f"({Adjustment(adjustment).label}-adjusted p = {p_adjusted:.3g}): strongest in "
+            f"({Adjustment(adjustment).label}-adjusted p = {p_adjusted:.3g}), but no single "
+            f"treatment stands out from the others once tested: strongest in "
             f"{treatment_labels[high.treatment]} (odds ratio {high.odds_ratio:.2f} "
             f"{per_point}), weakest in {treatment_labels[low.treatment]} "
             f"({low.odds_ratio:.2f})."
@@ -481,12 +662,20 @@ def _verdict(
         f"treatment (adjusted p = {p_adjusted:.3g}) nor that it is the same: the 90% CI of "
         f"the difference between {treatment_labels[widest.treatment_a]} and "
         f"{treatment_labels[widest.treatment_b]} ({widest.ci_low:+.2f} to "
-        f"{widest.ci_high:+.2f} log-odds per point) reaches beyond ±{margin:.2f}. More "
-        "patients would settle it."
+        f"{widest.ci_high:+.2f} log-odds per point) reaches beyond ±{margin_per_point:.2f}. "
+        "More patients would settle it."
     )
 
 
 # --------------------------------------------------------------------------- steps
+#: Multiple imputation is the default when more than this share of the analysable
+#: encounters has a rating missing (and would be left out of a complete-case analysis).
+MI_DEFAULT_ABOVE = 0.05
+#: The plain sandwich is refused by no one, but with fewer clusters than this its tests
+#: reject a true null too often (benchmarks/README.md): the analysis says so.
+ROBUST_MIN_CLUSTERS = 200
+
+
 @dataclass(frozen=True)
 class _Setup:
     """What the analysis was asked for: the outcome, the config and the settings."""
@@ -497,20 +686,49 @@ class _Setup:
     covariates_left_out: tuple[str, ...]
     settings: HeterogeneitySettings
     treatment_labels: dict[str, str]
+    seed: int
 
 
 @dataclass(frozen=True)
 class _Data:
-    """The analysed encounters and the model's design, checked for estimability."""
+    """The analysable encounters (a rating may be missing) and what every analysis of
+    them shares: the treatments compared and each rating's pooled SD."""
 
     rows: pd.DataFrame
-    excluded: dict[str, int]
+    counts: dict[str, int]
     treatments: list[str]
-    treatment_of_row: np.ndarray
+    rating_sd: dict[str, float]
+
+    @property
+    def complete(self) -> pd.DataFrame:
+        """The encounters with every rating."""
+        return self.rows[self.rows[list(self.rating_sd)].notna().all(axis=1).to_numpy()]
+
+
+@dataclass(frozen=True)
+class _Model:
+    """One data set's design, outcome and clusters, checked for estimability."""
+
+    rows: pd.DataFrame
     design: pd.DataFrame
     y: np.ndarray
     groups: np.ndarray
+    treatment_of_row: np.ndarray
     n_clusters: int
+
+
+@dataclass(frozen=True)
+class _Slopes:
+    """An attribute's per-treatment slopes (from one fit, or pooled over imputations)
+    and the tests of linear constraints on them."""
+
+    estimate: np.ndarray
+    cov: np.ndarray  # the fit's; under MI Rubin's total covariance
+    df: np.ndarray | None  # per slope under MI; None: normal
+    fmi: np.ndarray | None
+    ame: list[tuple[float, float, float]]  # per treatment: the AME and its 95% CI
+    joint: Callable[[np.ndarray], JointTest]
+    subset_test: SubsetTest
 
 
 @dataclass(frozen=True)
@@ -523,6 +741,21 @@ class _Tested:
     by_treatment: list[TreatmentEffect]
     contrasts: list[Contrast]
     equivalence: Equivalence
+    deviations: list[Any]  # _closed.Deviation
+    fmi: float | None
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    """One analysis of the data: complete cases, or multiple imputation."""
+
+    missing: MissingRatings
+    model: _Model  # (under MI, of the first imputation)
+    fit: GeeFit
+    attributes: list[AttributeResult]
+    imputations: int | None
+    seeds: list[int]
+    notes: list[str]
 
 
 def _setup(
@@ -530,6 +763,7 @@ def _setup(
     config: Config,
     covariates_left_out: tuple[str, ...],
     settings: HeterogeneitySettings,
+    seed: int,
 ) -> _Setup:
     """The analysis's setup, once ``target`` is known to be a configured outcome."""
     if target not in config.outcome_names:
@@ -541,14 +775,14 @@ def _setup(
         covariates_left_out=covariates_left_out,
         settings=settings,
         treatment_labels={t.name: t.label for t in config.treatments},
+        seed=seed,
     )
 
 
 def _prepare_data(encounters: pd.DataFrame, setup: _Setup) -> _Data:
-    """The complete cases and the design; refuses data the model cannot be fitted to."""
+    """The analysable encounters, the treatments compared and each rating's SD."""
     target, config, cluster = setup.target, setup.config, setup.settings.cluster
-    cluster_column = _CLUSTER_COLUMNS[cluster]
-    rows, excluded = _analysis_rows(encounters, target, config, cluster_column)
+    rows, counts = _analysis_rows(encounters, target, config, _CLUSTER_COLUMNS[cluster])
     present = set(rows["treatment"].astype(str))
     treatments = [t for t in config.treatment_names if t in present]
     if len(treatments) < 2:
@@ -556,33 +790,46 @@ def _prepare_data(encounters: pd.DataFrame, setup: _Setup) -> _Data:
             f"{len(treatments)} treatment(s) have analysable encounters; comparing effects "
             "across treatments needs at least two"
         )
-    _check_estimable(rows, target, treatments)
-    design = _design(rows, config, treatments)
-    groups = rows[cluster_column].astype(str).to_numpy()
+    sds = {a: _pooled_sd(rows, a) for a in config.attribute_names}
+    return _Data(rows=rows, counts=counts, treatments=treatments, rating_sd=sds)
+
+
+def _model(rows: pd.DataFrame, data: _Data, setup: _Setup) -> _Model:
+    """The design of ``rows`` (no rating missing); refuses data it cannot be fitted to."""
+    target = setup.target
+    present = set(rows["treatment"].astype(str))
+    lost = [t for t in data.treatments if t not in present]
+    if lost:
+        raise ContractError(
+            f"no encounter of treatment(s) {lost} has every rating, so a complete-case "
+            "analysis cannot compare them; use multiple imputation (--missing mi)"
+        )
+    _check_estimable(rows, target, data.treatments)
+    design = _design(rows, setup.config, data.treatments)
+    groups = rows[_CLUSTER_COLUMNS[setup.settings.cluster]].astype(str).to_numpy()
     n_clusters = len(np.unique(groups))
     if n_clusters <= design.shape[1]:
         raise AnalysisError(
-            f"{n_clusters} {cluster}s for {design.shape[1]} coefficients: the robust "
-            "covariance needs many more clusters than coefficients; analyse more patients"
+            f"{n_clusters} {setup.settings.cluster}s for {design.shape[1]} coefficients: the "
+            "robust covariance needs many more clusters than coefficients; analyse more "
+            "patients"
         )
-    return _Data(
+    return _Model(
         rows=rows,
-        excluded=excluded,
-        treatments=treatments,
-        treatment_of_row=rows["treatment"].astype(str).to_numpy(),
         design=design,
         y=rows[target].to_numpy(dtype=float),
         groups=groups,
+        treatment_of_row=rows["treatment"].astype(str).to_numpy(),
         n_clusters=n_clusters,
     )
 
 
-def _fit_model(data: _Data, settings: HeterogeneitySettings) -> GeeFit:
+def _fit_model(model: _Model, data: _Data, settings: HeterogeneitySettings) -> GeeFit:
     """The GEE fit of the design, refused where a treatment's outcomes are separated."""
     fit = fit_gee(
-        data.y,
-        data.design,
-        data.groups,
+        model.y,
+        model.design,
+        model.groups,
         working_correlation=settings.working_correlation,
         cov_type=settings.cov_type,
     )
@@ -590,61 +837,149 @@ def _fit_model(data: _Data, settings: HeterogeneitySettings) -> GeeFit:
     return fit
 
 
-def _test_attribute(attribute: str, fit: GeeFit, data: _Data, setup: _Setup) -> _Tested:
-    """The joint test of ``attribute``'s slopes, its effects, contrasts and equivalence."""
-    slopes = [slope_name(attribute, t) for t in data.treatments]
-    estimate = fit.params[slopes].to_numpy()
-    cov = fit.cov.loc[slopes, slopes].to_numpy()
-    if setup.settings.test is JointTestKind.SCORE:
-        test = _score_test(fit, data.design, data.y, data.groups, slopes)
+def _quantile(df: float | None) -> float:
+    """The 97.5% quantile of the t distribution on ``df`` (normal: None or infinite)."""
+    if df is None or not math.isfinite(df):
+        return float(stats.norm.ppf(0.975))
+    return float(stats.t.ppf(0.975, df))
+
+
+def _z_interval(value: float, se: float) -> tuple[float, float, float]:
+    z = _quantile(None)
+    return value, value - z * se, value + z * se
+
+
+def _fit_slopes(
+    attribute: str, fit: GeeFit, model: _Model, data: _Data, settings: HeterogeneitySettings
+) -> _Slopes:
+    """``attribute``'s slopes from one fit (complete data)."""
+    names = [slope_name(attribute, t) for t in data.treatments]
+    estimate = fit.params[names].to_numpy()
+    cov = fit.cov.loc[names, names].to_numpy()
+    joint: Callable[[np.ndarray], JointTest]
+    if settings.test is JointTestKind.SCORE:
+
+        def joint(R: np.ndarray) -> JointTest:  # the restricted model is "all equal"
+            return _score_test(fit, model.design, model.y, model.groups, names)
     else:
-        R = np.hstack([-np.ones((len(slopes) - 1, 1)), np.eye(len(slopes) - 1)])
-        test = _wald(estimate, cov, R)
-    by_treatment = _treatment_effects(
-        attribute, fit, data, estimate, cov, treatment_labels=setup.treatment_labels
+
+        def joint(R: np.ndarray) -> JointTest:
+            return _wald(estimate, cov, R)
+
+    effects = _marginal_effects(
+        fit, model.design, data.treatments, attribute, model.treatment_of_row
     )
-    contrasts = _contrasts(data.treatments, estimate, cov, setup.settings.margin, alpha=0.05)
+    return _Slopes(
+        estimate=estimate,
+        cov=cov,
+        df=None,
+        fmi=None,
+        ame=[_z_interval(ame, se) for ame, se in effects],
+        joint=joint,
+        subset_test=wald_subset_test(estimate, cov),
+    )
+
+
+def _pooled_slopes(
+    attribute: str, fits: list[GeeFit], models: list[_Model], data: _Data
+) -> _Slopes:
+    """``attribute``'s slopes pooled over imputations by Rubin's rules; tests by D1."""
+    names = [slope_name(attribute, t) for t in data.treatments]
+    estimates = [fit.params[names].to_numpy() for fit in fits]
+    covariances = [fit.cov.loc[names, names].to_numpy() for fit in fits]
+    n_params = models[0].design.shape[1]
+    df_complete = float(models[0].n_clusters - n_params)
+    pooled = rubin_pool(estimates, covariances, df_complete=df_complete)
+    effects = [
+        _marginal_effects(fit, m.design, data.treatments, attribute, m.treatment_of_row)
+        for fit, m in zip(fits, models, strict=True)
+    ]
+    ame = []
+    for k in range(len(data.treatments)):
+        one = rubin_pool(
+            [np.array([e[k][0]]) for e in effects],
+            [np.array([[e[k][1] ** 2]]) for e in effects],
+            df_complete=df_complete,
+        )
+        value, se = float(one.estimate[0]), math.sqrt(float(one.total[0, 0]))
+        q = _quantile(float(one.df[0]))
+        ame.append((value, value - q * se, value + q * se))
+    return _Slopes(
+        estimate=pooled.estimate,
+        cov=pooled.total,
+        df=pooled.df,
+        fmi=pooled.fmi,
+        ame=ame,
+        joint=lambda R: _d1(estimates, covariances, R),
+        subset_test=lambda C: d1_test(estimates, covariances, C).p_value,
+    )
+
+
+def _test_attribute(attribute: str, slopes: _Slopes, data: _Data, setup: _Setup) -> _Tested:
+    """The joint test of ``attribute``'s slopes, its effects, contrasts, equivalence and
+    each treatment's closed-tested deviation."""
+    settings = setup.settings
+    k = len(data.treatments)
+    margin = _margin_per_point(settings.margin, data.rating_sd[attribute])
+    contrasts = _contrasts(data.treatments, slopes.estimate, slopes.cov, margin, alpha=0.05)
     return _Tested(
         attribute=attribute,
-        test=test,
-        common_log_odds=float(estimate.mean()),
-        by_treatment=by_treatment,
+        test=slopes.joint(_contrast_matrix(k)),
+        common_log_odds=float(slopes.estimate.mean()),
+        by_treatment=_treatment_effects(attribute, slopes, data, setup),
         contrasts=contrasts,
         equivalence=_equivalence(contrasts),
+        deviations=deviations(
+            data.treatments,
+            slopes.estimate,
+            slopes.cov,
+            alpha=settings.alpha,
+            test=slopes.subset_test,
+        ),
+        fmi=None if slopes.fmi is None else float(np.max(slopes.fmi)),
     )
+
+
+def _margin_per_point(margin: Margin, rating_sd: float) -> float:
+    """The margin in log-odds per rating point."""
+    return margin.value / rating_sd if margin.per is MarginScale.SD else margin.value
 
 
 def _treatment_effects(
-    attribute: str,
-    fit: GeeFit,
-    data: _Data,
-    estimate: np.ndarray,
-    cov: np.ndarray,
-    *,
-    treatment_labels: dict[str, str],
+    attribute: str, slopes: _Slopes, data: _Data, setup: _Setup
 ) -> list[TreatmentEffect]:
-    """``attribute``'s odds ratio (95% CI) and average marginal effect in each treatment."""
-    se = np.sqrt(np.diag(cov))
-    z = stats.norm.ppf(0.975)
-    effects = _marginal_effects(fit, data.design, data.treatments, attribute, data.treatment_of_row)
-    return [
-        TreatmentEffect(
-            treatment=t,
-            treatment_label=treatment_labels[t],
-            log_odds=float(b),
-            se=float(s),
-            odds_ratio=math.exp(b),
-            ci_low=math.exp(b - z * s),
-            ci_high=math.exp(b + z * s),
-            n_encounters=int((data.treatment_of_row == t).sum()),
-            ame=ame,
-            ame_ci_low=ame_low,
-            ame_ci_high=ame_high,
+    """``attribute``'s odds ratio per point and per SD (95% CIs: normal, or t on the
+    imputation degrees of freedom) and average marginal effect in each treatment."""
+    sd = data.rating_sd[attribute]
+    se = np.sqrt(np.diag(slopes.cov))
+    out = []
+    for k, t in enumerate(data.treatments):
+        b, s = float(slopes.estimate[k]), float(se[k])
+        df = None if slopes.df is None else float(slopes.df[k])
+        q = _quantile(df)
+        ame, ame_low, ame_high = slopes.ame[k]
+        out.append(
+            TreatmentEffect(
+                treatment=t,
+                treatment_label=setup.treatment_labels[t],
+                log_odds=b,
+                se=s,
+                odds_ratio=math.exp(b),
+                ci_low=math.exp(b - q * s),
+                ci_high=math.exp(b + q * s),
+                n_encounters=int((data.rows["treatment"].astype(str) == t).sum()),
+                ame=ame,
+                ame_ci_low=ame_low,
+                ame_ci_high=ame_high,
+                log_odds_per_sd=b * sd,
+                odds_ratio_per_sd=math.exp(b * sd),
+                ci_low_per_sd=math.exp((b - q * s) * sd),
+                ci_high_per_sd=math.exp((b + q * s) * sd),
+                df=None if df is None or not math.isfinite(df) else df,
+                fraction_missing_information=None if slopes.fmi is None else float(slopes.fmi[k]),
+            )
         )
-        for t, b, s, (ame, ame_low, ame_high) in zip(
-            data.treatments, estimate, se, effects, strict=True
-        )
-    ]
+    return out
 
 
 def _equivalence(contrasts: list[Contrast]) -> Equivalence:
@@ -656,20 +991,40 @@ def _equivalence(contrasts: list[Contrast]) -> Equivalence:
     )
 
 
-def _judge(tested: list[_Tested], setup: _Setup) -> list[AttributeResult]:
+def _judge(tested: list[_Tested], data: _Data, setup: _Setup) -> list[AttributeResult]:
     """Each attribute's result: its p-value adjusted across attributes, and the verdict."""
     raw_p = [t.test.p_value for t in tested]
     settings = setup.settings
     adjusted = multipletests(raw_p, alpha=settings.alpha, method=settings.adjustment)[1]
     return [
-        _attribute_result(t, float(p_adj), setup) for t, p_adj in zip(tested, adjusted, strict=True)
+        _attribute_result(t, float(p_adj), data, setup)
+        for t, p_adj in zip(tested, adjusted, strict=True)
     ]
 
 
-def _attribute_result(tested: _Tested, p_adjusted: float, setup: _Setup) -> AttributeResult:
+def _attribute_result(
+    tested: _Tested, p_adjusted: float, data: _Data, setup: _Setup
+) -> AttributeResult:
     """One attribute's result, with the verdict in the config's words."""
     settings = setup.settings
     quality = setup.config.attribute(tested.attribute)
+    sd = data.rating_sd[tested.attribute]
+    margin = _margin_per_point(settings.margin, sd)
+    named = p_adjusted < settings.alpha and not tested.equivalence.equivalent
+    records = [
+        TreatmentDeviation(
+            treatment=d.treatment,
+            treatment_label=setup.treatment_labels[d.treatment],
+            deviation=d.deviation,
+            ci_low=d.ci_low,
+            ci_high=d.ci_high,
+            p_value=d.p_value,
+            p_closed=d.p_closed,
+            deviates=bool(named and d.deviates),
+        )
+        for d in tested.deviations
+    ]
+    deviating = [d for d in records if d.deviates]
     verdict, sentence = _verdict(
         quality.label,
         setup.target_label,
@@ -680,7 +1035,9 @@ def _attribute_result(tested: _Tested, p_adjusted: float, setup: _Setup) -> Attr
         tested.by_treatment,
         tested.contrasts,
         settings.margin,
+        margin,
         treatment_labels=setup.treatment_labels,
+        deviating=deviating,
         higher_is_better=quality.higher_is_better,
     )
     return AttributeResult(
@@ -696,15 +1053,117 @@ def _attribute_result(tested: _Tested, p_adjusted: float, setup: _Setup) -> Attr
         p_adjusted=p_adjusted,
         verdict=verdict,
         sentence=sentence,
+        rating_sd=sd,
+        margin=margin,
+        margin_per_sd=margin * sd,
+        deviations=records,
+        deviating=[d.treatment for d in deviating],
+        fraction_missing_information=tested.fmi,
     )
 
 
-def _method(setup: _Setup, data: _Data, fit: GeeFit) -> AnalysisMethod:
+def _complete_case(data: _Data, setup: _Setup) -> _Analysis:
+    """The analysis of the encounters with every rating."""
+    model = _model(data.complete.reset_index(drop=True), data, setup)
+    fit = _fit_model(model, data, setup.settings)
+    tested = [
+        _test_attribute(a, _fit_slopes(a, fit, model, data, setup.settings), data, setup)
+        for a in setup.config.attribute_names
+    ]
+    return _Analysis(
+        missing=MissingRatings.COMPLETE_CASE,
+        model=model,
+        fit=fit,
+        attributes=_judge(tested, data, setup),
+        imputations=None,
+        seeds=[],
+        notes=list(fit.notes),
+    )
+
+
+def _multiple_imputation(data: _Data, setup: _Setup) -> _Analysis:
+    """The analysis of every analysable encounter, its missing ratings imputed
+    ``imputations`` times; the fits pooled by Rubin's rules."""
+    settings, config = setup.settings, setup.config
+    seeds = [setup.seed + k for k in range(settings.imputations)]
+    imputed = impute_ratings(
+        data.rows,
+        ratings=config.attribute_names,
+        target=setup.target,
+        treatments=data.treatments,
+        covariates=list(config.covariates),
+        scale=(config.attributes.scale.min, config.attributes.scale.max),
+        imputations=settings.imputations,
+        seed=setup.seed,
+    )
+    models, fits = [], []
+    for k, rows in enumerate(imputed):
+        model = _model(rows, data, setup)
+        try:
+            fits.append(_fit_model(model, data, settings))
+        except AnalysisError as e:
+            raise AnalysisError(f"imputed data set {k + 1} (seed {seeds[k]}): {e}") from e
+        models.append(model)
+    tested = [
+        _test_attribute(a, _pooled_slopes(a, fits, models, data), data, setup)
+        for a in config.attribute_names
+    ]
+    notes = sorted({note for fit in fits for note in fit.notes})
+    return _Analysis(
+        missing=MissingRatings.MI,
+        model=models[0],
+        fit=fits[0],
+        attributes=_judge(tested, data, setup),
+        imputations=settings.imputations,
+        seeds=seeds,
+        notes=notes,
+    )
+
+
+def _chosen(data: _Data, settings: HeterogeneitySettings) -> MissingRatings:
+    """The treatment of missing ratings asked for, or the default for these data."""
+    if settings.missing is not None:
+        return settings.missing
+    share = data.counts["n_with_missing_rating"] / max(len(data.rows), 1)
+    return MissingRatings.MI if share > MI_DEFAULT_ABOVE else MissingRatings.COMPLETE_CASE
+
+
+def _with_other(primary: _Analysis, other: _Analysis | None) -> list[AttributeResult]:
+    """The primary analysis's attributes, each with the other analysis's verdict."""
+    if other is None:
+        return primary.attributes
+    return [
+        mine.model_copy(
+            update={
+                "other_analysis": OtherAnalysis(
+                    missing=other.missing,
+                    p_value=theirs.p_value,
+                    p_adjusted=theirs.p_adjusted,
+                    verdict=theirs.verdict,
+                    deviating=theirs.deviating,
+                )
+            }
+        )
+        for mine, theirs in zip(primary.attributes, other.attributes, strict=True)
+    ]
+
+
+def _method(setup: _Setup, data: _Data, analysis: _Analysis) -> AnalysisMethod:
     """How the analysis was done: the model, the settings, versions and the data's hash."""
     settings, config = setup.settings, setup.config
+    fit, model = analysis.fit, analysis.model
+    notes = list(analysis.notes)
+    if settings.cov_type is CovarianceType.ROBUST and model.n_clusters < ROBUST_MIN_CLUSTERS:
+        notes.append(
+            f"the plain sandwich covariance (cov_type robust) with {model.n_clusters} "
+            f"{settings.cluster}s, under {ROBUST_MIN_CLUSTERS}, is too small: its tests "
+            "reject a true null too often (kauermann_carroll, the default, corrects it)"
+        )
+    if analysis.missing is MissingRatings.MI and analysis.imputations is None:
+        notes.append("no rating was missing: nothing to impute, so no imputation was made")
     return AnalysisMethod(
         model="GEE logistic regression; one slope per attribute per treatment",
-        terms=list(data.design.columns),
+        terms=list(model.design.columns),
         rating_centre=(config.attributes.scale.min + config.attributes.scale.max) / 2,
         covariates=list(config.covariates),
         covariates_left_out=list(setup.covariates_left_out),
@@ -713,35 +1172,49 @@ def _method(setup: _Setup, data: _Data, fit: GeeFit) -> AnalysisMethod:
         working_correlation_estimate=fit.dependence,
         cov_type=settings.cov_type,
         test=settings.test,
-        reference_distribution=f"chi-square({len(data.treatments) - 1})",
+        reference_distribution=(
+            f"chi-square({len(data.treatments) - 1})"
+            if analysis.imputations is None
+            else f"F({len(data.treatments) - 1}, ν) (D1 over {analysis.imputations} imputations)"
+        ),
         adjustment=settings.adjustment,
         alpha=settings.alpha,
-        margin=settings.margin,
-        margin_odds_ratio=math.exp(settings.margin),
+        margin=settings.margin.value,
+        margin_per=settings.margin.per,
+        margin_odds_ratio=math.exp(settings.margin.value),
         equivalence="TOST: every between-treatment difference's 90% CI inside ±margin",
+        missing=analysis.missing,
+        imputations=analysis.imputations,
+        imputation_seeds=analysis.seeds,
         converged=True,
         iterations=fit.iterations,
-        notes=fit.notes,
+        notes=notes,
         versions=library_versions(_LIBRARIES),
         data_sha256=data_fingerprint(data.rows),
     )
 
 
 def _assemble_result(
-    setup: _Setup, data: _Data, fit: GeeFit, attributes: list[AttributeResult]
+    setup: _Setup, data: _Data, primary: _Analysis, other: _Analysis | None
 ) -> HeterogeneityResult:
-    """The analysis's result, from its setup, data, fit and attribute results."""
+    """The analysis's result, from its setup, data and analyses."""
+    rows = primary.model.rows
+    left_out = len(data.rows) - len(rows)
     return HeterogeneityResult(
         target=setup.target,
         target_label=setup.target_label,
-        n_encounters=len(data.rows),
-        n_patients=int(data.rows["patient_id"].nunique()),
-        n_clusters=data.n_clusters,
-        **data.excluded,
+        n_encounters=len(rows),
+        n_patients=int(rows["patient_id"].nunique()),
+        n_clusters=primary.model.n_clusters,
+        n_excluded_missing_outcome=data.counts["n_excluded_missing_outcome"],
+        n_excluded_missing_rating=left_out,
+        n_excluded_missing_covariate=data.counts["n_excluded_missing_covariate"],
+        n_excluded_missing_cluster=data.counts["n_excluded_missing_cluster"],
+        n_with_missing_rating=data.counts["n_with_missing_rating"],
         treatments=data.treatments,
         reference_treatment=data.treatments[0],
-        method=_method(setup, data, fit),
-        attributes=attributes,
+        method=_method(setup, data, primary),
+        attributes=_with_other(primary, other),
     )
 
 
@@ -754,9 +1227,11 @@ def analysis_settings(settings: HeterogeneitySettings, **options: Any) -> Hetero
     settings : HeterogeneitySettings
         The defaults (a config's ``heterogeneity`` block).
     **options
-        ``margin``, ``alpha``, ``adjustment``, ``test``, ``cluster``,
-        ``working_correlation``, ``cov_type``; one given as None keeps the default.
-        A choice may be given as its Enum member or its value (``"holm"``).
+        ``margin`` (its value; or a :class:`~engagekit.config.Margin`), ``margin_per``
+        (``sd`` or ``point``), ``alpha``, ``adjustment``, ``test``, ``cluster``,
+        ``working_correlation``, ``cov_type``, ``missing``, ``imputations``; one given as
+        None keeps the default. A choice may be given as its Enum member or its value
+        (``"holm"``).
 
     Returns
     -------
@@ -776,15 +1251,27 @@ def analysis_settings(settings: HeterogeneitySettings, **options: Any) -> Hetero
     >>> analysis_settings(HeterogeneitySettings(), margin=-0.2)
     Traceback (most recent call last):
     ...
-    engagekit.errors.ArgumentError: bad analysis option(s): 'margin': input should be greater than 0 (found -0.2)
+    engagekit.errors.ArgumentError: bad analysis option(s): 'margin.value': input should be greater than 0 (found -0.2)
+    >>> analysis_settings(HeterogeneitySettings(), margin=0.3).margin
+    Margin(value=0.3, per=<MarginScale.SD: 'sd'>)
     """  # noqa: E501
-    known = tuple(HeterogeneitySettings.model_fields)
+    known = (*HeterogeneitySettings.model_fields, "margin_per")
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ArgumentError(
             f"unknown analysis option(s) {unknown}; choose among: {', '.join(known)}"
         )
     given = {name: value for name, value in options.items() if value is not None}
+    # the margin's value and its unit are two options, laid over the config's margin
+    value, per = given.pop("margin", None), given.pop("margin_per", None)
+    if isinstance(value, Margin | dict):
+        given["margin"] = value
+    elif value is not None or per is not None:
+        margin = settings.margin
+        given["margin"] = {
+            "value": margin.value if value is None else value,
+            "per": margin.per if per is None else per,
+        }
     try:
         return HeterogeneitySettings.model_validate({**dict(settings), **given})
     except ValidationError as e:
@@ -797,12 +1284,17 @@ def heterogeneity_analysis(
     config: Config | None = None,
     *,
     margin: float | None = None,
+    margin_per: MarginScale | str | None = None,
     cluster: Cluster | str | None = None,
     working_correlation: WorkingCorrelation | str | None = None,
     test: JointTestKind | str | None = None,
     adjustment: Adjustment | str | None = None,
     alpha: float | None = None,
     cov_type: CovarianceType | str | None = None,
+    missing: MissingRatings | str | None = None,
+    imputations: int | None = None,
+    seed: int = 0,
+    sensitivity: bool = True,
 ) -> HeterogeneityResult:
     """Test, for every attribute, whether its effect on ``target`` differs by treatment.
 
@@ -815,21 +1307,36 @@ def heterogeneity_analysis(
         Attributes, treatments, covariates, and the defaults of every option below
         (its ``heterogeneity`` block).
     margin : float, optional
-        Equivalence margin on the log-odds-per-rating-point scale, above 0.
+        Equivalence margin in log-odds, above 0, per ``margin_per``.
+    margin_per : MarginScale or str, optional
+        ``sd`` (per standard deviation of the rating, pooled within treatments: the
+        same on every instrument) or ``point`` (per rating point).
     cluster : Cluster or str, optional
         ``patient`` or ``practitioner``.
     working_correlation : WorkingCorrelation or str, optional
         ``independence`` or ``exchangeable``.
     test : JointTestKind or str, optional
-        ``wald`` or ``score``.
+        ``wald`` or ``score`` (complete cases only: over imputations the test is D1).
     adjustment : Adjustment or str, optional
         ``holm`` or ``fdr_bh``.
     alpha : float, optional
         Level of the difference test, in (0, 1); the equivalence test uses 90% CIs at
         0.05.
     cov_type : CovarianceType or str, optional
-        Small-sample correction of the robust covariance: ``kauermann_carroll`` or
-        ``bias_reduced``.
+        ``kauermann_carroll``, ``bias_reduced`` (small-sample corrected) or ``robust``
+        (the plain sandwich, for comparison with other software; noted as too small
+        under 200 clusters).
+    missing : MissingRatings or str, optional
+        ``mi`` (multiple imputation by chained equations, pooled by Rubin's rules) or
+        ``complete_case``; by default ``mi`` when more than 5% of the analysable
+        encounters have a rating missing.
+    imputations : int, optional
+        Imputed data sets (default from the config: 20).
+    seed : int
+        Imputation ``k`` uses ``seed + k``.
+    sensitivity : bool
+        Also run the other treatment of missing ratings, for each attribute's
+        ``other_analysis`` (when a rating is missing).
 
     Returns
     -------
@@ -839,8 +1346,10 @@ def heterogeneity_analysis(
         (how it was done, versions and data hash) and ``attributes``: per attribute
         ``label``, ``higher_is_better``, ``p_value``, ``p_adjusted``, ``verdict``,
         ``sentence`` (in the config's labels of the attribute, the outcome and the
-        treatments), ``equivalence``, ``contrasts`` and ``by_treatment`` (``treatment``,
-        ``treatment_label``, ``log_odds``, ``odds_ratio``, ``ci_low``, ``ci_high``, ``ame`` …).
+        treatments), ``equivalence``, ``contrasts``, ``deviations`` and ``deviating``
+        (the treatments named by the closed tests), ``other_analysis`` and
+        ``by_treatment`` (``treatment``, ``treatment_label``, ``log_odds``,
+        ``odds_ratio``, ``ci_low``, ``ci_high``, per SD too, ``ame`` …).
         Where ``higher_is_better`` is false the odds ratios are per point higher, so an
         effect in the expected direction is an odds ratio below 1. Its ``to_dict()`` is
         the JSON ``engagekit heterogeneity`` writes.
@@ -863,15 +1372,31 @@ def heterogeneity_analysis(
     settings = analysis_settings(
         config.heterogeneity,
         margin=margin,
+        margin_per=margin_per,
         cluster=cluster,
         working_correlation=working_correlation,
         test=test,
         adjustment=adjustment,
         alpha=alpha,
         cov_type=cov_type,
+        missing=missing,
+        imputations=imputations,
     )
-    setup = _setup(target, config, covariates_left_out, settings)
+    setup = _setup(target, config, covariates_left_out, settings, seed)
     data = _prepare_data(encounters, setup)
-    fit = _fit_model(data, settings)
-    tested = [_test_attribute(attribute, fit, data, setup) for attribute in config.attribute_names]
-    return _assemble_result(setup, data, fit, _judge(tested, setup))
+    chosen = _chosen(data, settings)
+    if data.counts["n_with_missing_rating"] == 0:
+        # nothing to impute: multiple imputation is the complete-case analysis, exactly
+        primary = _complete_case(data, setup)
+        if chosen is MissingRatings.MI:
+            primary = dataclasses.replace(primary, missing=MissingRatings.MI)
+        return _assemble_result(setup, data, primary, None)
+    run = {MissingRatings.MI: _multiple_imputation, MissingRatings.COMPLETE_CASE: _complete_case}
+    primary = run[chosen](data, setup)
+    other = None
+    if sensitivity:
+        other_kind = (
+            MissingRatings.COMPLETE_CASE if chosen is MissingRatings.MI else MissingRatings.MI
+        )
+        other = run[other_kind](data, setup)
+    return _assemble_result(setup, data, primary, other)

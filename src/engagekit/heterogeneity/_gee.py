@@ -22,14 +22,13 @@ from ..errors import AnalysisError, ArgumentError
 
 __all__ = ["COV_TYPES", "GeeFit", "fit_gee", "kauermann_carroll_cov"]
 
-#: statsmodels' own covariances without a small-sample correction: the plain sandwich
-#: and the model-based one (for the score test's restricted fit, and for comparison)
-_UNCORRECTED_COV_TYPES = ("robust", "naive")
-#: Covariances :func:`fit_gee` offers: the small-sample corrected sandwiches the analysis
-#: chooses among (:class:`~engagekit.choices.CovarianceType`: Kauermann–Carroll, see
-#: :func:`kauermann_carroll_cov`, and statsmodels' Mancl–DeRouen), and statsmodels' two
-#: uncorrected ones.
-COV_TYPES = (*(kind.value for kind in CovarianceType), *_UNCORRECTED_COV_TYPES)
+#: statsmodels' model-based covariance (for comparison only: not robust)
+_NAIVE = "naive"
+#: Covariances :func:`fit_gee` offers: the sandwiches the analysis chooses among
+#: (:class:`~engagekit.choices.CovarianceType`: Kauermann–Carroll, see
+#: :func:`kauermann_carroll_cov`, statsmodels' Mancl–DeRouen and its plain sandwich),
+#: and the model-based one.
+COV_TYPES = (*(kind.value for kind in CovarianceType), _NAIVE)
 
 _FAMILIES = {"binomial": sm.families.Binomial, "gaussian": sm.families.Gaussian}
 _STRUCTURES = {
@@ -40,8 +39,8 @@ _STRUCTURES = {
 
 def _cov_type(value: object) -> CovarianceType | str:
     """``value`` as one of :data:`COV_TYPES` (a :class:`CovarianceType` where it is one)."""
-    if value in _UNCORRECTED_COV_TYPES:
-        return str(value)
+    if value == _NAIVE:
+        return _NAIVE
     if value not in COV_TYPES:
         expected = ", ".join(map(repr, COV_TYPES))
         raise ArgumentError(f"unknown covariance type {value!r}; expected one of {expected}")
@@ -73,7 +72,7 @@ class GeeFit:
         Covariance of ``params`` of the requested ``cov_type``.
     bse_robust, bse_naive : pandas.Series
         Robust (sandwich) and model-based standard errors, whatever ``cov_type`` was.
-    cov_type : CovarianceType or {"robust", "naive"}
+    cov_type : CovarianceType or "naive"
     working_correlation : WorkingCorrelation
     dependence : float or None
         The exchangeable working correlation; None under independence.
