@@ -535,6 +535,7 @@ def _score_test(
         groups,
         working_correlation=fit.working_correlation,
         cov_type=CovarianceType.ROBUST,
+        keep_model=True,
     )
     full = fit.result.model  # both fits order their rows by cluster the same way
     out = full.compare_score_test(sub.result)
@@ -574,24 +575,38 @@ def _contrasts(
 
 
 def _marginal_effects(
-    fit: GeeFit, design: pd.DataFrame, treatments: list[str], attribute: str, treatment_of_row
-) -> list[tuple[float, float]]:
-    """Average marginal effect per rating point in each treatment, with its
-    delta-method standard error."""
+    fit: GeeFit,
+    design: pd.DataFrame,
+    treatments: list[str],
+    attributes: list[str],
+    treatment_of_row,
+) -> dict[str, list[tuple[float, float]]]:
+    """Each attribute's average marginal effect per rating point in each treatment,
+    with its delta-method standard error.
+
+    In treatment ``t`` the AME of a slope ``beta_k`` is ``beta_k * mean(w)`` over its
+    rows, ``w = p (1 - p)``; its gradient is ``beta_k * mean(w (1 - 2p) x)`` plus
+    ``mean(w)`` at ``k``.
+    """
     params = fit.params.to_numpy()
     cov = fit.cov.to_numpy()
     X = design.to_numpy()
     p = expit(X @ params)
-    out = []
-    for t in treatments:
-        rows = treatment_of_row == t
-        k = design.columns.get_loc(slope_name(attribute, t))
-        beta = params[k]
-        w = p[rows] * (1 - p[rows])
-        ame = float(beta * w.mean())
-        gradient = beta * ((w * (1 - 2 * p[rows]))[:, None] * X[rows]).mean(axis=0)
-        gradient[k] += w.mean()
-        out.append((ame, math.sqrt(max(float(gradient @ cov @ gradient), 0.0))))
+    w = p * (1 - p)
+    members = np.stack([treatment_of_row == t for t in treatments]).astype(float)
+    counts = members.sum(axis=1)
+    mean_w = members @ w / counts
+    mean_xw = (members * (w * (1 - 2 * p))) @ X / counts[:, None]  # treatments x terms
+    out: dict[str, list[tuple[float, float]]] = {}
+    for attribute in attributes:
+        effects = []
+        for i, t in enumerate(treatments):
+            k = design.columns.get_loc(slope_name(attribute, t))
+            gradient = params[k] * mean_xw[i]
+            gradient[k] += mean_w[i]
+            se = math.sqrt(max(float(gradient @ cov @ gradient), 0.0))
+            effects.append((float(params[k] * mean_w[i]), se))
+        out[attribute] = effects
     return out
 
 
@@ -832,6 +847,7 @@ def _fit_model(model: _Model, data: _Data, settings: HeterogeneitySettings) -> G
         model.groups,
         working_correlation=settings.working_correlation,
         cov_type=settings.cov_type,
+        keep_model=settings.test is JointTestKind.SCORE,  # the score test needs it
     )
     _check_separation(fit, data.treatments)
     return fit
@@ -850,9 +866,15 @@ def _z_interval(value: float, se: float) -> tuple[float, float, float]:
 
 
 def _fit_slopes(
-    attribute: str, fit: GeeFit, model: _Model, data: _Data, settings: HeterogeneitySettings
+    attribute: str,
+    fit: GeeFit,
+    model: _Model,
+    data: _Data,
+    settings: HeterogeneitySettings,
+    effects: dict[str, list[tuple[float, float]]],
 ) -> _Slopes:
-    """``attribute``'s slopes from one fit (complete data)."""
+    """``attribute``'s slopes from one fit (complete data); ``effects``: the fit's
+    marginal effects (:func:`_marginal_effects`)."""
     names = [slope_name(attribute, t) for t in data.treatments]
     estimate = fit.params[names].to_numpy()
     cov = fit.cov.loc[names, names].to_numpy()
@@ -866,39 +888,37 @@ def _fit_slopes(
         def joint(R: np.ndarray) -> JointTest:
             return _wald(estimate, cov, R)
 
-    effects = _marginal_effects(
-        fit, model.design, data.treatments, attribute, model.treatment_of_row
-    )
     return _Slopes(
         estimate=estimate,
         cov=cov,
         df=None,
         fmi=None,
-        ame=[_z_interval(ame, se) for ame, se in effects],
+        ame=[_z_interval(ame, se) for ame, se in effects[attribute]],
         joint=joint,
         subset_test=wald_subset_test(estimate, cov),
     )
 
 
 def _pooled_slopes(
-    attribute: str, fits: list[GeeFit], models: list[_Model], data: _Data
+    attribute: str,
+    fits: list[GeeFit],
+    models: list[_Model],
+    data: _Data,
+    effects: list[dict[str, list[tuple[float, float]]]],
 ) -> _Slopes:
-    """``attribute``'s slopes pooled over imputations by Rubin's rules; tests by D1."""
+    """``attribute``'s slopes pooled over imputations by Rubin's rules; tests by D1;
+    ``effects``: each fit's marginal effects (:func:`_marginal_effects`)."""
     names = [slope_name(attribute, t) for t in data.treatments]
     estimates = [fit.params[names].to_numpy() for fit in fits]
     covariances = [fit.cov.loc[names, names].to_numpy() for fit in fits]
     n_params = models[0].design.shape[1]
     df_complete = float(models[0].n_clusters - n_params)
     pooled = rubin_pool(estimates, covariances, df_complete=df_complete)
-    effects = [
-        _marginal_effects(fit, m.design, data.treatments, attribute, m.treatment_of_row)
-        for fit, m in zip(fits, models, strict=True)
-    ]
     ame = []
     for k in range(len(data.treatments)):
         one = rubin_pool(
-            [np.array([e[k][0]]) for e in effects],
-            [np.array([[e[k][1] ** 2]]) for e in effects],
+            [np.array([e[attribute][k][0]]) for e in effects],
+            [np.array([[e[attribute][k][1] ** 2]]) for e in effects],
             df_complete=df_complete,
         )
         value, se = float(one.estimate[0]), math.sqrt(float(one.total[0, 0]))
@@ -1066,9 +1086,13 @@ def _complete_case(data: _Data, setup: _Setup) -> _Analysis:
     """The analysis of the encounters with every rating."""
     model = _model(data.complete.reset_index(drop=True), data, setup)
     fit = _fit_model(model, data, setup.settings)
+    attributes = setup.config.attribute_names
+    effects = _marginal_effects(
+        fit, model.design, data.treatments, attributes, model.treatment_of_row
+    )
     tested = [
-        _test_attribute(a, _fit_slopes(a, fit, model, data, setup.settings), data, setup)
-        for a in setup.config.attribute_names
+        _test_attribute(a, _fit_slopes(a, fit, model, data, setup.settings, effects), data, setup)
+        for a in attributes
     ]
     return _Analysis(
         missing=MissingRatings.COMPLETE_CASE,
@@ -1104,8 +1128,14 @@ def _multiple_imputation(data: _Data, setup: _Setup) -> _Analysis:
         except AnalysisError as e:
             raise AnalysisError(f"imputed data set {k + 1} (seed {seeds[k]}): {e}") from e
         models.append(model)
+    effects = [
+        _marginal_effects(
+            fit, m.design, data.treatments, config.attribute_names, m.treatment_of_row
+        )
+        for fit, m in zip(fits, models, strict=True)
+    ]
     tested = [
-        _test_attribute(a, _pooled_slopes(a, fits, models, data), data, setup)
+        _test_attribute(a, _pooled_slopes(a, fits, models, data, effects), data, setup)
         for a in config.attribute_names
     ]
     notes = sorted({note for fit in fits for note in fit.notes})

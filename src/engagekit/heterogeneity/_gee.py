@@ -104,6 +104,7 @@ def fit_gee(
     working_correlation: WorkingCorrelation | str = WorkingCorrelation.INDEPENDENCE,
     cov_type: CovarianceType | str = CovarianceType.KAUERMANN_CARROLL,
     maxiter: int = 100,
+    keep_model: bool = False,
 ) -> GeeFit:
     """Fit a GEE and refuse a fit that did not converge.
 
@@ -123,6 +124,12 @@ def fit_gee(
         ``kauermann_carroll`` and ``bias_reduced`` (Mancl–DeRouen) are small-sample
         corrected sandwiches; ``robust`` is the plain sandwich, ``naive`` model-based.
     maxiter : int
+    keep_model : bool
+        Keep statsmodels' GEE results in ``result`` (for its score test). Otherwise a
+        binomial fit with the independence working correlation, whose estimates are the
+        logistic regression's, is fitted as that (statsmodels' GLM) and its covariances
+        are computed for every cluster at once (:func:`_independent_logistic`): the same
+        numbers, several times faster.
 
     Raises
     ------
@@ -135,6 +142,15 @@ def fit_gee(
     working_correlation = as_choice(WorkingCorrelation, working_correlation, "working correlation")
     cov_type = _cov_type(cov_type)
     groups = np.asarray(groups)
+    if (
+        not keep_model
+        and family == "binomial"
+        and working_correlation is WorkingCorrelation.INDEPENDENCE
+        and cov_type in _FAST_COV_TYPES
+    ):
+        return _independent_logistic(
+            np.asarray(endog, dtype=float), exog, groups, cov_type, maxiter
+        )
     order = np.argsort(groups, kind="stable")  # statsmodels wants clusters together
     y = np.asarray(endog, dtype=float)[order]
     X = exog.iloc[order]
@@ -203,6 +219,126 @@ def fit_gee(
         iterations=len(result.fit_history["params"]),
         notes=notes,
         result=result,
+    )
+
+
+#: The covariances :func:`_independent_logistic` computes itself (Mancl–DeRouen is left
+#: to statsmodels).
+_FAST_COV_TYPES = (CovarianceType.KAUERMANN_CARROLL, CovarianceType.ROBUST, _NAIVE)
+_INDEPENDENCE_HINT = (
+    " Check for a treatment or category with very few patients or with only one "
+    "outcome value, and leave it out or merge it."
+)
+
+
+def _cluster_blocks(groups: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The cluster of each row (0 .. G - 1) and, for each cluster size, the rows of
+    every cluster of that size (an array of shape clusters x size)."""
+    _, codes, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    order = np.argsort(codes, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    blocks = []
+    for size in np.unique(sizes):
+        first = starts[sizes == size]
+        blocks.append(order[first[:, None] + np.arange(size)[None, :]])
+    return codes, blocks
+
+
+def _independent_logistic(
+    y: np.ndarray, exog: pd.DataFrame, groups: np.ndarray, cov_type: Any, maxiter: int
+) -> GeeFit:
+    """A binomial GEE with the independence working correlation, all clusters at once.
+
+    Its estimating equations are the logistic regression's score equations, so the
+    estimates are the maximum-likelihood ones (scikit-learn's unpenalised
+    ``LogisticRegression`` by Newton–Cholesky, to a gradient tolerance of 1e-10). With
+    ``Z = diag(sqrt(v)) X`` and ``e = (y - p) / sqrt(v)``, ``v = p (1 - p)``, the model-based
+    covariance is ``A^-1``, ``A = Z'Z``, the plain sandwich ``A^-1 (sum_i Z_i'e_i e_i'Z_i)
+    A^-1``, and Kauermann–Carroll's puts ``(I - H_i)^-1/2 e_i`` for ``e_i``, with
+    ``H_i = Z_i A^-1 Z_i'`` (see :func:`kauermann_carroll_cov`); the clusters of each size
+    are computed together.
+    """
+    from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    X = exog.to_numpy(dtype=float)
+    model = LogisticRegression(
+        C=np.inf, solver="newton-cholesky", fit_intercept=False, tol=1e-10, max_iter=maxiter
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.fit(X, y)
+        except (np.linalg.LinAlgError, ValueError) as e:
+            raise AnalysisError(
+                f"the GEE (independence) did not converge: {e}.{_INDEPENDENCE_HINT}"
+            ) from None
+    stuck = (ConvergenceWarning, SklearnConvergenceWarning)
+    problems = [str(w.message) for w in caught if issubclass(w.category, stuck)]
+    notes = [str(w.message) for w in caught if not issubclass(w.category, stuck)]
+    params = np.asarray(model.coef_, dtype=float).ravel()
+    p = 1.0 / (1.0 + np.exp(-(X @ params)))
+    residual = y - p
+    iterations = int(np.max(model.n_iter_))
+    if not problems and iterations >= maxiter:
+        problems.append("the estimates were still moving at the iteration limit")
+    score = float(np.sqrt(np.sum(np.square(X.T @ residual))))
+    if not problems and not score < _RECHECK_TOL:
+        problems.append(
+            f"the estimating equations are not solved at the returned estimates "
+            f"(score norm {score:.2g})"
+        )
+    if problems:
+        raise AnalysisError(
+            f"the GEE (independence) did not converge: {'; '.join(problems)}.{_INDEPENDENCE_HINT}"
+        )
+    root_v = np.sqrt(p * (1.0 - p))
+    Z = X * root_v[:, None]
+    e = residual / np.where(root_v > 0, root_v, 1.0)
+    with np.errstate(all="ignore"):
+        try:
+            A_inv = np.linalg.inv(Z.T @ Z)
+        except np.linalg.LinAlgError:
+            A_inv = np.full((X.shape[1], X.shape[1]), np.nan)
+    codes, blocks = _cluster_blocks(groups)
+    U = np.zeros((codes.max() + 1, X.shape[1]))
+    np.add.at(U, codes, Z * e[:, None])
+    robust = A_inv @ (U.T @ U) @ A_inv
+    if cov_type is CovarianceType.KAUERMANN_CARROLL:
+        middle = np.zeros_like(A_inv)
+        for rows in blocks:
+            Zb, eb = Z[rows], e[rows]  # clusters x size x p, clusters x size
+            H = (Zb @ A_inv) @ Zb.transpose(0, 2, 1)
+            values, vectors = np.linalg.eigh(np.eye(rows.shape[1]) - (H + H.transpose(0, 2, 1)) / 2)
+            # (I - H)^-1/2 e = V diag(values^-1/2) V' e
+            projected = (vectors.transpose(0, 2, 1) @ eb[:, :, None])[:, :, 0]
+            adjusted = vectors @ (projected / np.sqrt(np.clip(values, 1e-12, None)))[:, :, None]
+            u = (Zb.transpose(0, 2, 1) @ adjusted)[:, :, 0]
+            middle += u.T @ u
+        matrix = A_inv @ middle @ A_inv
+    else:
+        matrix = robust if cov_type is CovarianceType.ROBUST else A_inv
+    names = exog.columns
+    cov = pd.DataFrame(matrix, index=names, columns=names)
+    variances = np.concatenate([np.diag(matrix), np.diag(robust), np.diag(A_inv)])
+    if not (np.isfinite(params).all() and np.isfinite(variances).all() and (variances > 0).all()):
+        raise AnalysisError(
+            "the GEE (independence) gave non-finite estimates or a covariance that is not "
+            "positive (the data cannot identify every coefficient)." + _INDEPENDENCE_HINT
+        )
+    return GeeFit(
+        params=pd.Series(params, index=names),
+        cov=cov,
+        bse_robust=pd.Series(np.sqrt(np.diag(robust)), index=names),
+        bse_naive=pd.Series(np.sqrt(np.diag(A_inv)), index=names),
+        cov_type=cov_type,
+        working_correlation=WorkingCorrelation.INDEPENDENCE,
+        dependence=None,
+        n_obs=len(y),
+        n_clusters=int(codes.max() + 1),
+        iterations=iterations,
+        notes=notes,
+        result=None,
     )
 
 

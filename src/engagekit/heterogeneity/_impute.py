@@ -137,19 +137,19 @@ def _previous_row(rows: pd.DataFrame) -> np.ndarray:
 
 
 def _posterior_draw(
-    A: np.ndarray, y: np.ndarray, rng: np.random.Generator
+    gram: np.ndarray, cross: np.ndarray, yy: float, n: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, float]:
-    """Coefficients and residual SD of ``y`` on ``A`` drawn from their posterior (flat
-    prior): sigma^2 = RSS / chi^2(n - p), beta ~ N(beta_hat, sigma^2 (A'A)^-1)."""
-    gram = A.T @ A
-    gram[np.diag_indices_from(gram)] *= 1 + _RIDGE
-    factor = cho_factor(gram, lower=False)
-    beta_hat = cho_solve(factor, A.T @ y)
-    residual = y - A @ beta_hat
-    dof = max(len(y) - A.shape[1], 1)
-    sigma = float(np.sqrt(residual @ residual / rng.chisquare(dof)))
+    """Coefficients and residual SD of a linear regression drawn from their posterior
+    (flat prior), from its cross-products (``gram = A'A``, ``cross = A'y``, ``yy = y'y``, ``n``
+    rows): sigma^2 = RSS / chi^2(n - p), beta ~ N(beta_hat, sigma^2 (A'A)^-1)."""
+    ridged = gram.copy()
+    ridged[np.diag_indices_from(ridged)] *= 1 + _RIDGE
+    factor = cho_factor(ridged, lower=False)
+    beta_hat = cho_solve(factor, cross)
+    rss = max(yy - 2 * beta_hat @ cross + beta_hat @ gram @ beta_hat, 0.0)
+    sigma = float(np.sqrt(rss / rng.chisquare(max(n - len(cross), 1))))
     # (A'A)^-1 = U^-1 U^-T for A'A = U'U: U^-1 z has that covariance
-    beta = beta_hat + sigma * solve_triangular(factor[0], rng.standard_normal(A.shape[1]))
+    beta = beta_hat + sigma * solve_triangular(factor[0], rng.standard_normal(len(cross)))
     return beta, sigma
 
 
@@ -162,33 +162,48 @@ def _chain(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """One imputation: :data:`ROUNDS` rounds of the chained equations over ``design``
-    (its first columns the ratings, with NaN where missing); the completed matrix."""
-    X = design.to_numpy(dtype=float, copy=True)
+    (its first columns the ratings, with NaN where missing); the completed matrix.
+
+    Each draw needs the cross-products of the observed rows of one rating: the
+    cross-products of every row (kept up to date as columns change) less those of the
+    rows where it is missing (a few), rather than a pass over every row."""
     n_ratings = len(ratings)
-    missing = np.isnan(X[:, :n_ratings])
-    means = np.nanmean(X[:, :n_ratings], axis=0)
-    lag = {j: design.columns.get_loc(f"{r}{_LAG_SUFFIX}") for j, r in enumerate(ratings)}
+    missing = design.iloc[:, :n_ratings].isna().to_numpy()
+    # column 0 the intercept, column 1 + j design column j
+    W = np.column_stack([np.ones(len(design)), design.to_numpy(dtype=float)])
+    means = np.nanmean(W[:, 1 : 1 + n_ratings], axis=0)
+    lag = {j: 1 + design.columns.get_loc(f"{r}{_LAG_SUFFIX}") for j, r in enumerate(ratings)}
     has_previous = previous_row >= 0
     source = np.where(has_previous, previous_row, 0)
 
     def refresh(j: int) -> None:  # the passive previous-session rating
-        X[:, lag[j]] = np.where(has_previous, X[source, j], means[j])
+        W[:, lag[j]] = np.where(has_previous, W[source, 1 + j], means[j])
 
     for j in range(n_ratings):
-        X[missing[:, j], j] = means[j]
+        W[missing[:, j], 1 + j] = means[j]
         refresh(j)
-    with_intercept = np.column_stack([np.ones(len(X)), X])
+    gram = W.T @ W
     todo = [j for j in range(n_ratings) if missing[:, j].any()]
     for _ in range(ROUNDS):
         for j in todo:
-            with_intercept[:, 1:] = X
-            others = np.delete(with_intercept, j + 1, axis=1)
-            observed = ~missing[:, j]
-            beta, sigma = _posterior_draw(others[observed], X[observed, j], rng)
-            drawn = others[~observed] @ beta + sigma * rng.standard_normal(int((~observed).sum()))
-            X[~observed, j] = np.clip(drawn, *scale)
+            column, rows = 1 + j, missing[:, j]
+            kept = np.r_[0:column, column + 1 : W.shape[1]]
+            unseen = W[rows]
+            observed = gram - unseen.T @ unseen
+            beta, sigma = _posterior_draw(
+                observed[np.ix_(kept, kept)],
+                observed[kept, column],
+                float(observed[column, column]),
+                int((~rows).sum()),
+                rng,
+            )
+            drawn = unseen[:, kept] @ beta + sigma * rng.standard_normal(int(rows.sum()))
+            W[rows, column] = np.clip(drawn, *scale)
             refresh(j)
-    return X
+            for changed in (column, lag[j]):  # their cross-products with every column
+                gram[:, changed] = W.T @ W[:, changed]
+                gram[changed, :] = gram[:, changed]
+    return W[:, 1:]
 
 
 def impute_ratings(
