@@ -14,7 +14,7 @@ from statsmodels.stats.multitest import multipletests
 
 from _cli import assert_no_traceback, run
 from engagekit.choices import Adjustment, CovarianceType
-from engagekit.config import Config, config_from_dict, load_config
+from engagekit.config import Config, Margin, config_from_dict, load_config
 from engagekit.errors import AnalysisError, ArgumentError, ContractError
 from engagekit.heterogeneity import (
     AttributeResult,
@@ -44,7 +44,11 @@ def deviating() -> tuple[pd.DataFrame, HeterogeneityResult]:
 @pytest.fixture(scope="module")
 def null_result() -> tuple[pd.DataFrame, HeterogeneityResult]:
     encounters = simulate_encounters(1500, seed=12).encounters
-    return encounters, heterogeneity_analysis(encounters, "adherent", CONFIG)
+    return encounters, heterogeneity_analysis(encounters, "adherent", CONFIG, **COMPLETE_CASE)
+
+
+#: The analysis of the encounters with every rating, as statsmodels is given them here
+COMPLETE_CASE = {"missing": "complete_case"}
 
 
 def _by_name(result: HeterogeneityResult) -> dict[str, AttributeResult]:
@@ -69,9 +73,15 @@ def test_the_deviating_attribute_differs_and_no_other_is_flagged(deviating):
     assert slopes[treatment] - others == pytest.approx(0.5, abs=0.15)
     # the sentence names the treatment by the config's label, never by its code
     sentence = attributes[attribute].sentence
-    assert "strongest in Online CBT" in sentence
+    assert "in Online CBT it is stronger than in the others" in sentence
     assert treatment not in sentence
     assert sentence.startswith("The effect of active listening on adherence differs")
+    # the closed tests name online CBT, and only it; the analysis imputed the missing
+    # ratings (over 5% of encounters have one) and the complete cases agree
+    assert attributes[attribute].deviating == [treatment]
+    assert result.method.missing == "mi" and result.method.imputations == 20
+    assert attributes[attribute].other_analysis.missing == "complete_case"
+    assert attributes[attribute].other_analysis.deviating == [treatment]
 
 
 def test_with_no_heterogeneity_nothing_differs(null_result):
@@ -164,7 +174,9 @@ def test_odds_ratios_and_cis_match_statsmodels_and_the_kauermann_carroll_formula
 
 def test_bias_reduced_option_is_statsmodels_mancl_derouen(null_result):
     encounters, _ = null_result
-    result = heterogeneity_analysis(encounters, "adherent", CONFIG, cov_type="bias_reduced")
+    result = heterogeneity_analysis(
+        encounters, "adherent", CONFIG, cov_type="bias_reduced", **COMPLETE_CASE
+    )
     rows = encounters.dropna(subset=["adherent", *CONFIG.attribute_names, "age_band"])
     rows = rows.reset_index(drop=True)
     design = _design(rows, CONFIG, CONFIG.treatment_names)
@@ -236,7 +248,9 @@ def test_practitioner_clusters_need_the_column(null_result):
 
 def test_practitioner_clusters_give_fewer_clusters(null_result):
     encounters, result = null_result
-    by_practitioner = heterogeneity_analysis(encounters, "adherent", CONFIG, cluster="practitioner")
+    by_practitioner = heterogeneity_analysis(
+        encounters, "adherent", CONFIG, cluster="practitioner", **COMPLETE_CASE
+    )
     assert by_practitioner.n_clusters == encounters["practitioner_id"].nunique()
     assert by_practitioner.n_clusters < result.n_clusters
     # same point estimates (independence working correlation), other standard errors
@@ -250,7 +264,7 @@ def test_practitioner_clusters_give_fewer_clusters(null_result):
 
 def test_the_score_test_agrees_with_the_wald_test_in_large_samples(null_result):
     encounters, result = null_result
-    score = heterogeneity_analysis(encounters, "adherent", CONFIG, test="score")
+    score = heterogeneity_analysis(encounters, "adherent", CONFIG, test="score", **COMPLETE_CASE)
     for w, s in zip(result.attributes, score.attributes, strict=True):
         assert s.test.kind == "score"
         assert 0 <= s.p_value <= 1
@@ -341,14 +355,14 @@ def test_cli_passes_each_choice_to_the_analysis(small_table, monkeypatch, option
 @pytest.mark.parametrize("option", list(CLI_CHOICES))
 def test_cli_refuses_a_choice_not_offered_naming_every_choice(tmp_path, option):
     result = run(
-        "heterogeneity", "e.csv", "--target", "adherent", "--out", "h.json", option, "robust",
+        "heterogeneity", "e.csv", "--target", "adherent", "--out", "h.json", option, "sandwich",
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 2
     assert_no_traceback(result)
     first, second = CLI_CHOICES[option][1]
     said = " ".join(result.stderr.replace("│", " ").split())
-    assert f"'robust' is not one of '{first}', '{second}'" in said, said
+    assert f"'sandwich' is not one of '{first}', '{second}'" in said, said
 
 
 @pytest.mark.parametrize("margin", ["-0.2", "0", "nan"])
@@ -361,7 +375,7 @@ def test_cli_refuses_a_bad_margin_as_an_argument_before_reading_the_data(tmp_pat
     assert result.returncode == 2
     assert_no_traceback(result)
     said = " ".join(result.stderr.split())
-    assert "bad analysis option(s): 'margin': input should be greater than 0" in said, said
+    assert "bad analysis option(s): 'margin.value': input should be greater than 0" in said, said
     assert "contract" not in said and "nodata.csv" not in said
     assert not (tmp_path / "h.json").exists()
 
@@ -369,9 +383,9 @@ def test_cli_refuses_a_bad_margin_as_an_argument_before_reading_the_data(tmp_pat
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"margin": -0.2}, "'margin': input should be greater than 0"),
+        ({"margin": -0.2}, "'margin.value': input should be greater than 0"),
         ({"alpha": 1.5}, "'alpha': input should be less than 1"),
-        ({"cov_type": "robust"}, "'cov_type': input should be 'kauermann_carroll' or"),
+        ({"cov_type": "sandwich"}, "'cov_type': input should be 'kauermann_carroll',"),
     ],
 )
 def test_a_bad_option_is_an_argument_error_not_a_contract_error(null_result, options, message):
@@ -467,7 +481,7 @@ def test_sentences_and_plot_speak_the_configs_labels_not_codes(deviating):
     assert result.target == "adherent"
     assert result.target_label == "Keeping to the plan"
     attributes = _by_name(result)
-    assert "strongest in Computerised CBT" in attributes[DEVIATING[0]].sentence
+    assert "in Computerised CBT it is stronger" in attributes[DEVIATING[0]].sentence
     # ("approachability" is a code and, in a sentence, its label too)
     codes = [*config.treatment_names, *config.outcome_names]
     codes += [name for name in config.attribute_names if "_" in name]
@@ -496,6 +510,10 @@ def _effect(treatment: str, log_odds: float) -> TreatmentEffect:
         ame=log_odds / 4,
         ame_ci_low=log_odds / 4 - 0.05,
         ame_ci_high=log_odds / 4 + 0.05,
+        log_odds_per_sd=log_odds * 0.8,
+        odds_ratio_per_sd=math.exp(log_odds * 0.8),
+        ci_low_per_sd=math.exp((log_odds - 0.2) * 0.8),
+        ci_high_per_sd=math.exp((log_odds + 0.2) * 0.8),
     )
 
 
@@ -520,10 +538,13 @@ def test_a_differing_effect_is_strongest_in_the_direction_of_the_scale(higher_is
         "holm",
         _BY_TREATMENT,
         [],
-        math.log(1.25),
+        Margin(),
+        math.log(1.25) / 0.8,
         treatment_labels={"a": "Alpha", "b": "Beta", "c": "Gamma"},
+        deviating=[],
         higher_is_better=higher_is_better,
     )
     assert verdict == "differs"
     assert sentence.startswith("The effect of BDI on re-attendance differs by treatment")
+    assert "no single treatment stands out" in sentence
     assert sentence.endswith(expected)

@@ -182,17 +182,10 @@ def print_heterogeneity(result: Any) -> None:
     )
     for col in ("attribute", "p", "adjusted p", "verdict", "treatments that differ"):
         t.add_column(col, justify="right" if "p" == col.split()[-1] else "left")
-    other = any(a.other_analysis is not None for a in result.attributes)
-    if other:
-        t.add_column("other analysis", justify="left")
     for a in result.attributes:
         label = a.label if a.higher_is_better else f"{a.label} (higher is worse)"
         named = ", ".join(d.treatment_label for d in a.deviations if d.deviates) or "–"
-        row = [label, f"{a.p_value:.3g}", f"{a.p_adjusted:.3g}", a.verdict, named]
-        if other:
-            o = a.other_analysis
-            row.append("–" if o is None else f"{o.verdict} ({str(o.missing).replace('_', ' ')})")
-        t.add_row(*row)
+        t.add_row(label, f"{a.p_value:.3g}", f"{a.p_adjusted:.3g}", a.verdict, named)
     out.print(t)
     effects = Table(
         title="Effects by treatment: odds ratio per point and per SD, average marginal "
@@ -211,6 +204,10 @@ def print_heterogeneity(result: Any) -> None:
                 f"{r.ame:+.3f} ({r.ame_ci_low:+.3f} to {r.ame_ci_high:+.3f})",
             )
     out.print(effects)
+    others = [a.other_analysis for a in result.attributes if a.other_analysis is not None]
+    if others and all(a.analyses_agree for a in result.attributes):
+        kind = str(others[0].missing).replace("_", "-")
+        out.print(f"The {kind} analysis gives the same verdicts.", highlight=False)
     for a in result.attributes:
         out.print(f"- {a.sentence}", highlight=False, markup=False)
         if not a.analyses_agree and a.other_analysis is not None:
