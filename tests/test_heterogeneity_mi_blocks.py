@@ -450,11 +450,22 @@ def test_imputations_keep_each_treatments_own_rating_outcome_association(
     assert means["imputed"].to_numpy() == pytest.approx(means["warmth"].to_numpy(), abs=0.1)
 
 
-def test_without_the_products_the_imputations_would_blur_the_associations(
+def test_the_pooled_model_also_keeps_the_associations_by_its_products(
+    opposite_associations,
+):
+    """Imputing every treatment together (as for small treatments) keeps each
+    treatment's association through the outcome x treatment products."""
+    rows, truth = opposite_associations
+    completed = _impute(rows, ["cbt", "drug"], imputations=5, by_treatment=False)
+    means = _imputed_cell_means(rows, truth, completed)
+    assert np.abs(means["imputed"] - means["warmth"]).max() < 0.1
+
+
+def test_without_the_products_the_pooled_imputations_would_blur_the_associations(
     opposite_associations, monkeypatch
 ):
-    """The check above can fail: an imputation model without the outcome × treatment
-    products misses the true conditional means."""
+    """The checks above can fail: one model for both treatments without the outcome x
+    treatment products misses the true conditional means."""
     rows, truth = opposite_associations
     full_design = impute_module._imputation_design
 
@@ -463,8 +474,27 @@ def test_without_the_products_the_imputations_would_blur_the_associations(
         return design.drop(columns=[c for c in design.columns if "*treatment=" in c])
 
     monkeypatch.setattr(impute_module, "_imputation_design", without_products)
-    means = _imputed_cell_means(rows, truth, _impute(rows, ["cbt", "drug"], imputations=5))
+    completed = _impute(rows, ["cbt", "drug"], imputations=5, by_treatment=False)
+    means = _imputed_cell_means(rows, truth, completed)
     assert np.abs(means["imputed"] - means["warmth"]).max() > 0.2
+
+
+def test_a_small_treatment_is_imputed_with_the_others(monkeypatch):
+    rows, _ = _encounters(60, seed=4, slopes=TWO_TREATMENTS)
+    calls = []
+    design = impute_module._imputation_design
+
+    def recorded(frame, **kwargs):
+        calls.append(kwargs["treatments"])
+        return design(frame, **kwargs)
+
+    monkeypatch.setattr(impute_module, "_imputation_design", recorded)
+    _impute(rows, ["cbt", "drug"], imputations=2)
+    assert len(rows) < 2 * impute_module.MIN_STRATUM and calls == [["cbt", "drug"]]
+    calls.clear()
+    monkeypatch.setattr(impute_module, "MIN_STRATUM", 10)
+    _impute(rows, ["cbt", "drug"], imputations=2)
+    assert calls == [["cbt"], ["drug"]]
 
 
 def test_a_patients_previous_rating_informs_the_imputation():

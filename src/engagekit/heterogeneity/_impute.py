@@ -41,7 +41,7 @@ from scipy.linalg import cho_factor, cho_solve, solve_triangular
 
 from ..errors import ArgumentError, ContractError
 
-__all__ = ["ROUNDS", "impute_ratings"]
+__all__ = ["MIN_STRATUM", "ROUNDS", "impute_ratings"]
 
 #: Rounds of the chained equations per imputation. van Buuren (*Flexible Imputation of
 #: Missing Data*, 2nd ed., §6.5.2) finds 5 to 20 enough, and R's mice runs 5; 10 leaves
@@ -54,6 +54,9 @@ _RIDGE = 1e-5
 _LAG_SUFFIX = "@previous"
 #: The indicator of a patient's first session (no previous rating).
 _FIRST = "first_session"
+#: Fewest encounters of a treatment imputed on its own (several per imputation-model
+#: term); with fewer, every treatment is imputed together.
+MIN_STRATUM = 200
 
 
 def _previous_ratings(rows: pd.DataFrame, ratings: list[str]) -> pd.DataFrame:
@@ -206,6 +209,25 @@ def _chain(
     return W[:, 1:]
 
 
+def _strata(
+    rows: pd.DataFrame, ratings: list[str], treatments: list[str], missing: np.ndarray
+) -> list[tuple[np.ndarray, list[str]]] | None:
+    """Each treatment's row positions (and the treatment, as a list), or None when some
+    treatment cannot be imputed on its own (see :func:`impute_ratings`)."""
+    treatment = rows["treatment"].astype(str).to_numpy()
+    strata = []
+    for t in treatments:
+        positions = np.flatnonzero(treatment == t)
+        if not len(positions):
+            continue
+        observed = ~missing[positions]
+        lacking = missing[positions].any(axis=0) & ~observed.any(axis=0)
+        if len(positions) < MIN_STRATUM or lacking.any():
+            return None
+        strata.append((positions, [t]))
+    return strata
+
+
 def impute_ratings(
     rows: pd.DataFrame,
     *,
@@ -216,6 +238,7 @@ def impute_ratings(
     scale: tuple[float, float],
     imputations: int,
     seed: int,
+    by_treatment: bool = True,
 ) -> list[pd.DataFrame]:
     """Multiple imputations of the missing ratings, by chained equations.
 
@@ -300,19 +323,32 @@ def impute_ratings(
     if not missing.any():
         return [rows.copy() for _ in range(imputations)]
 
-    design = _imputation_design(
-        rows, ratings=ratings, target=target, treatments=treatments, covariates=covariates
-    )
-    previous_row = _previous_row(rows)
+    strata = _strata(rows, ratings, treatments, missing) if by_treatment else None
+    if strata is None:  # one model for every treatment, with the outcome x treatment terms
+        strata = [(np.arange(len(rows)), treatments)]
+    models = [
+        (
+            positions,
+            _imputation_design(
+                rows.iloc[positions],
+                ratings=ratings,
+                target=target,
+                treatments=kept,
+                covariates=covariates,
+            ),
+            _previous_row(rows.iloc[positions]),
+        )
+        for positions, kept in strata
+    ]
     completed = []
     for k in range(imputations):
-        filled = _chain(
-            design,
-            ratings=ratings,
-            previous_row=previous_row,
-            scale=(low, high),
-            rng=np.random.default_rng(seed + k),
-        )
+        rng = np.random.default_rng(seed + k)
+        filled = np.full((len(rows), len(ratings)), np.nan)
+        for positions, design, previous_row in models:
+            chain = _chain(
+                design, ratings=ratings, previous_row=previous_row, scale=(low, high), rng=rng
+            )
+            filled[positions] = chain[:, : len(ratings)]
         copy = rows.copy()
         for j, rating in enumerate(ratings):
             if missing[:, j].any():

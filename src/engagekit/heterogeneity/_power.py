@@ -167,11 +167,19 @@ class PowerResult(Result):
         Up to three distinct messages of the failed replicates.
     power_differs : Share
         ``attribute`` called ``differs``.
+    power_named : Share
+        ``treatment`` named by the closed tests as where ``attribute`` differs; None
+        when the deviation is 0.
     false_flag_rate : Share
         At least one other attribute called ``differs``.
+    wrong_name_rate : Share
+        A treatment named that does not deviate: another than ``treatment`` for
+        ``attribute`` (any, when the deviation is 0), or any for another attribute.
     power_equivalence : Share
         The other attributes called ``equivalent``, averaged over them (its CI counts
         each replicate once).
+    power_any_other_equivalent : Share
+        At least one other attribute called ``equivalent``.
     power_equivalence_attribute : Share
         ``attribute`` itself called ``equivalent``; only when the deviation is 0.
     attribute_verdicts : dict of str to float or None
@@ -202,10 +210,15 @@ class PowerResult(Result):
     """
 
     _what: ClassVar[str] = "a power result"
+    #: 2: the treatments named by the closed tests, MI
+    FORMAT_VERSION: ClassVar[int] = 2
     _SHARES: ClassVar[tuple[str, ...]] = (
         "power_differs",
+        "power_named",
         "false_flag_rate",
+        "wrong_name_rate",
         "power_equivalence",
+        "power_any_other_equivalent",
         "power_equivalence_attribute",
     )
 
@@ -215,8 +228,11 @@ class PowerResult(Result):
     failed: Count
     failure_examples: list[str]
     power_differs: Share
+    power_named: Share
     false_flag_rate: Share
+    wrong_name_rate: Share
     power_equivalence: Share
+    power_any_other_equivalent: Share
     power_equivalence_attribute: Share
     attribute_verdicts: dict[str, Proportion | None]
     equivalence_by_attribute: dict[str, Proportion | None]
@@ -520,7 +536,7 @@ def estimate_power(
     return PowerResult(
         n_patients=int(n_patients),
         reps=int(reps),
-        **_summarise(outcomes, config.attribute_names, attribute, float(deviation)),
+        **_summarise(outcomes, config.attribute_names, attribute, treatment, float(deviation)),
         settings=_settings(config, target, attribute, treatment, deviation, seed, n_jobs),
         seconds=round(time.perf_counter() - started, 3),
     )
@@ -554,6 +570,10 @@ def _check_simulable(config: Config, target: str, seed: int) -> None:
 
 
 # --------------------------------------------------------------------------- replicates
+#: One replicate's outcome: per attribute its verdict and the treatments it names.
+Verdicts = tuple[tuple[str, tuple[str, ...]], ...]
+
+
 def _replicate(
     index: int,
     *,
@@ -562,26 +582,30 @@ def _replicate(
     target: str,
     effect: Heterogeneity,
     seed: int,
-) -> tuple[int, tuple[str, ...] | None, str | None]:
-    """Simulate and analyse one study; keep only its verdicts (or why it failed)."""
+) -> tuple[int, Verdicts | None, str | None]:
+    """Simulate and analyse one study (the analysis a user would run, without the
+    sensitivity analysis); keep only its verdicts and named treatments (or why it
+    failed)."""
     with threadpool_limits(limits=1):
         encounters = simulate_encounters(
             n_patients, seed=seed, config=config, heterogeneity=[effect]
         ).encounters
         try:
-            result = heterogeneity_analysis(encounters, target, config)
+            result = heterogeneity_analysis(
+                encounters, target, config, seed=seed, sensitivity=False
+            )
         except (AnalysisError, ContractError) as e:
             return index, None, f"{type(e).__name__}: {e}"
-    return index, tuple(a.verdict for a in result.attributes), None
+    return index, tuple((a.verdict, tuple(a.deviating)) for a in result.attributes), None
 
 
 def _run_replicates(
-    replicate: Callable[..., tuple[int, tuple[str, ...] | None, str | None]],
+    replicate: Callable[..., tuple[int, Verdicts | None, str | None]],
     seed: int,
     reps: int,
     n_jobs: int,
     progress: Progress | None,
-) -> list[tuple[tuple[str, ...] | None, str | None]]:
+) -> list[tuple[Verdicts | None, str | None]]:
     """Every replicate's verdicts or failure message, in replicate order.
 
     joblib batches the short tasks itself; results arrive in any order and are put back
@@ -599,14 +623,17 @@ def _run_replicates(
 
 # --------------------------------------------------------------------------- summary
 def _summarise(
-    outcomes: list[tuple[tuple[str, ...] | None, str | None]],
+    outcomes: list[tuple[Verdicts | None, str | None]],
     attribute_names: list[str],
     attribute: str,
+    treatment: str,
     deviation: float,
 ) -> dict[str, Any]:
-    """Shares of verdicts over the successful replicates, and the failures."""
-    verdicts = [v for v, _ in outcomes if v is not None]
+    """Shares of verdicts and named treatments over the successful replicates, and the
+    failures."""
+    named = [v for v, _ in outcomes if v is not None]
     failures = [f for _, f in outcomes if f is not None]
+    verdicts = [tuple(verdict for verdict, _ in v) for v in named]
     n = len(verdicts)
     k = attribute_names.index(attribute)
     others = [j for j in range(len(attribute_names)) if j != k]
@@ -614,16 +641,28 @@ def _summarise(
     def count(verdict: str, j: int) -> int:
         return sum(v[j] == verdict for v in verdicts)
 
+    def wrongly_named(v: Verdicts) -> bool:
+        """A treatment named that does not deviate: any but the planted one for the
+        attribute (every one without a deviation), any for another attribute."""
+        planted = {treatment} if deviation != 0 else set()
+        return bool(set(v[k][1]) - planted) or any(v[j][1] for j in others)
+
     flagged = sum(any(v[j] == "differs" for j in others) for v in verdicts)
     # None with a single attribute: there is no other attribute to be equivalent
     equivalent = sum(count("equivalent", j) for j in others) / len(others) if others else None
+    any_equivalent = sum(any(v[j] == "equivalent" for j in others) for v in verdicts)
     return {
         "succeeded": n,
         "failed": len(failures),
         "failure_examples": list(dict.fromkeys(failures))[:_FAILURE_EXAMPLES],
         "power_differs": _share(count("differs", k), n),
+        "power_named": _share(
+            sum(treatment in v[k][1] for v in named) if deviation != 0 else None, n
+        ),
         "false_flag_rate": _share(flagged, n),
+        "wrong_name_rate": _share(sum(wrongly_named(v) for v in named), n),
         "power_equivalence": _share(equivalent, n),
+        "power_any_other_equivalent": _share(any_equivalent if others else None, n),
         "power_equivalence_attribute": _share(
             count("equivalent", k) if deviation == 0 else None, n
         ),
