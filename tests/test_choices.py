@@ -24,7 +24,7 @@ SPELLINGS = {
     FlagRuleKind: ("sensitivity", "top_percent", "per_practitioner"),
     Cluster: ("patient", "practitioner"),
     WorkingCorrelation: ("independence", "exchangeable"),
-    CovarianceType: ("kauermann_carroll", "bias_reduced"),
+    CovarianceType: ("kauermann_carroll", "bias_reduced", "robust"),
     JointTestKind: ("wald", "score"),
     Adjustment: ("holm", "fdr_bh"),
 }
@@ -72,11 +72,12 @@ def test_each_analysis_choice_is_read_from_a_yaml_config(tmp_path, key, value):
 @pytest.mark.parametrize("key", list(SETTINGS))
 def test_an_analysis_choice_not_offered_is_refused_naming_the_key_and_the_choices(tmp_path, key):
     path = tmp_path / "config.yaml"
-    path.write_text(f"heterogeneity:\n  {key}: robust\n")
-    first, second = SPELLINGS[SETTINGS[key]]
+    path.write_text(f"heterogeneity:\n  {key}: sandwich\n")
+    *first, last = (f"'{v}'" for v in SPELLINGS[SETTINGS[key]])
     with pytest.raises(ConfigError) as refused:
         load_config(path)
-    assert f"heterogeneity.{key}: Input should be '{first}' or '{second}' (found 'robust')" in str(
+    choices = f"{', '.join(first)} or {last}"
+    assert f"heterogeneity.{key}: Input should be {choices} (found 'sandwich')" in str(
         refused.value
     )
 

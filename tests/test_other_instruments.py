@@ -269,8 +269,15 @@ def test_the_cross_treatment_analysis_reads_the_score_the_right_way(config, serv
     assert alliance.higher_is_better is True
     assert all(row.odds_ratio < 1 for row in bdi.by_treatment)
     assert all(row.odds_ratio > 1 for row in alliance.by_treatment)
-    assert bdi.sentence.startswith("The effect of BDI on adherence ")
-    assert alliance.sentence.startswith("The effect of working alliance on adherence ")
+    # every verdict's sentence names the quality as written ("the effect of BDI", not
+    # "the effect of bdi"), whichever verdict it is
+    assert "the effect of BDI on adherence " in bdi.sentence.replace("The effect", "the effect")
+    assert "the effect of working alliance on adherence " in alliance.sentence.replace(
+        "The effect", "the effect"
+    )
+    # the margin is per SD of the score: on 0-63 per point it is 1/SD of log(1.25), not
+    # log(1.25), which called everything equivalent
+    assert bdi.margin == pytest.approx(math.log(1.25) / bdi.rating_sd)
     fig = forest_plot(result)
     assert fig.axes[0].get_title(loc="left").startswith("BDI (higher is worse) — ")
     shown = analysis_view("adherent", result, config)
@@ -304,7 +311,7 @@ def test_the_commands_take_a_depression_scale_config(tmp_path):
         assert_no_traceback(result)
     # the last step, the cross-treatment analysis, says which way the score runs
     assert "BDI (higher is worse)" in result.stdout
-    assert "The effect of BDI on adherence" in result.stdout
+    assert "the effect of BDI on adherence" in result.stdout.replace("The effect", "the effect")
     scores = pd.read_csv(tmp_path / "scores.csv")
     encounters = pd.read_csv(tmp_path / "e.csv")
     reasons = scores["reasons"].fillna("")

@@ -170,15 +170,18 @@ def scripted_analysis(monkeypatch):
         data.encounters.attrs["seed"] = seed
         return data
 
-    def analyse(encounters, target, config):
+    def analyse(encounters, target, config, *, seed, sensitivity):
+        assert seed == encounters.attrs["seed"] and sensitivity is False
         verdicts = SCRIPT[encounters.attrs["seed"]]
         if verdicts is None:
             raise AnalysisError("the GEE did not converge")
         names = config.attribute_names
-        # the replicate reads only each attribute's verdict
+        # the replicate reads only each attribute's verdict and the treatments it names
         return SimpleNamespace(
             attributes=[
-                SimpleNamespace(attribute=a, verdict=v)
+                SimpleNamespace(
+                    attribute=a, verdict=v, deviating=["cbt_online"] if v == "differs" else []
+                )
                 for a, v in zip(names, verdicts, strict=True)
             ]
         )
@@ -268,8 +271,11 @@ def _toy_power(slope: float, calls: list):
             failed=0,
             failure_examples=[],
             power_differs=Share(value=p, ci_low=p / 2, ci_high=(1 + p) / 2),
+            power_named=Share(value=p, ci_low=p / 2, ci_high=(1 + p) / 2),
             false_flag_rate=Share(value=0.0, ci_low=0.0, ci_high=0.5),
+            wrong_name_rate=Share(value=0.0, ci_low=0.0, ci_high=0.5),
             power_equivalence=Share(value=0.5, ci_low=0.2, ci_high=0.8),
+            power_any_other_equivalent=Share(value=0.5, ci_low=0.2, ci_high=0.8),
             power_equivalence_attribute=Share(value=None, ci_low=None, ci_high=None),
             attribute_verdicts={},
             equivalence_by_attribute={},

@@ -57,8 +57,11 @@ POWER = PowerResult(
     failed=2,
     failure_examples=["AnalysisError: the GEE did not converge"],
     power_differs=Share(value=0.81, ci_low=0.75, ci_high=0.86),
+    power_named=Share(value=0.78, ci_low=0.72, ci_high=0.83),
     false_flag_rate=Share(value=0.04, ci_low=0.02, ci_high=0.08),
+    wrong_name_rate=Share(value=0.03, ci_low=0.01, ci_high=0.06),
     power_equivalence=Share(value=0.37, ci_low=0.31, ci_high=0.44),
+    power_any_other_equivalent=Share(value=0.6, ci_low=0.53, ci_high=0.67),
     power_equivalence_attribute=Share(value=None, ci_low=None, ci_high=None),
     attribute_verdicts={"differs": 0.81, "equivalent": 0.0, "inconclusive": 0.19},
     equivalence_by_attribute={"empathy": 0.37},
@@ -221,8 +224,8 @@ HETEROGENEITY = [
     ),
     (
         "another-format-version",
-        _set("format_version", value=2),
-        "its 'format_version' is 2; this engagekit reads format_version 1",
+        _set("format_version", value=1),
+        "its 'format_version' is 1; this engagekit reads format_version 2",
     ),
     (
         "an-unknown-field",

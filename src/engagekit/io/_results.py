@@ -97,11 +97,11 @@ def read_heterogeneity_result(path: str | Path) -> HeterogeneityResult:
     >>> import tempfile
     >>> path = Path(tempfile.mkdtemp()) / "heterogeneity.json"
     >>> _ = path.write_text('{"target": "adherent", "attributes": [], "method": {}, '
-    ...                     '"format_version": 2}')
+    ...                     '"format_version": 3}')
     >>> read_heterogeneity_result(path)
     Traceback (most recent call last):
     ...
-    engagekit.errors.DataReadError: '.../heterogeneity.json' is not a result of engagekit heterogeneity: its 'format_version' is 2; this engagekit reads format_version 1: write it again with this engagekit. Write it again with the engagekit command, or leave it out
+    engagekit.errors.DataReadError: '.../heterogeneity.json' is not a result of engagekit heterogeneity: its 'format_version' is 3; this engagekit reads format_version 2: write it again with this engagekit. Write it again with the engagekit command, or leave it out
     """  # noqa: E501
     from ..heterogeneity import HeterogeneityResult
 
