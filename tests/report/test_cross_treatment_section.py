@@ -38,17 +38,31 @@ def test_each_row_is_an_attributes_verdict_and_p_values(analyses, loaded):
         for row, attribute in zip(view.rows, result.attributes, strict=True):
             d = detectable[attribute.attribute]
             assert row.verdict == attribute.verdict
+            named = [r.treatment_label for r in attribute.deviations if r.deviates]
+            other = attribute.other_analysis
             assert row.cells == (
                 attribute.label,  # every default quality is better when higher
                 attribute.verdict,
+                ", ".join(named) or "–",
                 _p(attribute.p_value),
                 _p(attribute.p_adjusted),
                 f"{attribute.equivalence.largest_abs_difference:.3f}",
+                f"{attribute.margin:.3f}",
                 _p(attribute.equivalence.p_value),
                 f"{d['smallest']:.3f} to {d['largest']:.3f}",
+                *(() if other is None else (cross_treatment._other_verdict(attribute),)),
             )
         assert len(view.columns) == len(view.rows[0].cells)
-        assert view.sentences == tuple(a.sentence for a in result.attributes if a.sentence)
+        # each verdict in words, each disagreement of the other analysis after its own
+        said = [a.sentence for a in result.attributes]
+        assert [s for s in view.sentences if s in said] == said
+        disagree = [a for a in result.attributes if not a.analyses_agree]
+        assert len(view.sentences) == len(said) + len(disagree)
+        # the effects table: every attribute x treatment, per point and per SD
+        rows = [r for a in result.attributes for r in a.by_treatment]
+        assert len(view.effects.rows) == len(rows)
+        first = rows[0]
+        assert view.effects.rows[0][3].startswith(f"{first.odds_ratio_per_sd:.2f} (")
         assert view.n_patients == f"{result.n_patients:,}"
         assert "would detect with 80% power one treatment's slope" in view.power
         assert view.forest.draw.args[0].target_label == view.label

@@ -145,16 +145,25 @@ def forest_plot(
             "heterogeneity analysis, which has one entry per tested attribute"
         )
     method = result.get("method") or {}
-    band_margin = _resolve_margin(margin, method.get("margin"))
+    method_margin = method.get("margin")
+    if isinstance(method_margin, Mapping):  # a config's margin, per SD or per point
+        method_margin = method_margin.get("value")
+    band_margin = _resolve_margin(margin, method_margin)
+    # each attribute's own margin in log-odds per point (a margin per SD differs by
+    # attribute), unless one is given
+    margins = [
+        band_margin if margin is not None or not _is_positive(a.get("margin")) else a["margin"]
+        for a in attributes
+    ]
     p_name = _ADJUSTMENT_NAMES.get(method.get("adjustment"), "adjusted p")
 
     # the config's label of the outcome ("Adherence") where the result has it
     fig = _empty_figure(attributes, str(result.get("target_label") or result.get("target", "")))
     axes = fig.axes
     drew_band = False
-    for ax, attribute in zip(axes, attributes, strict=True):
-        drew_band |= _draw_panel(ax, attribute, band_margin, p_name)
-    _format_odds_ratio_axis(axes, _x_limits(attributes, band_margin))
+    for ax, attribute, own in zip(axes, attributes, margins, strict=True):
+        drew_band |= _draw_panel(ax, attribute, own, p_name)
+    _format_odds_ratio_axis(axes, _x_limits(attributes, margins))
     _add_legend(fig, drew_band)
 
     if path is not None:
@@ -298,11 +307,13 @@ def _panel_title(attribute: Mapping[str, Any], p_name: str) -> str:
     return f"{name} — {verdict} ({p_name} {p_text})"
 
 
-def _x_limits(attributes: Sequence[Mapping[str, Any]], margin: float | None) -> tuple[float, float]:
+def _x_limits(
+    attributes: Sequence[Mapping[str, Any]], margins: Sequence[float | None]
+) -> tuple[float, float]:
     # Fixed limits that hold every point, interval, band and the line at 1, so that no
     # panel is cut and the shared axis reads the same everywhere.
     values = [1.0]
-    for attribute in attributes:
+    for attribute, margin in zip(attributes, margins, strict=True):
         common = attribute.get("common_log_odds")
         if margin is not None and _is_finite(common):
             values += [math.exp(common - margin), math.exp(common + margin)]

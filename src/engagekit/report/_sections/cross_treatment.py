@@ -7,11 +7,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..._format import count, interval, is_number, number, p_value, percent, with_ci
 from ..._labels import attribute_label, in_sentence, outcome_label
-from ...choices import Adjustment, CovarianceType, JointTestKind
+from ...choices import Adjustment, CovarianceType, JointTestKind, MarginScale, MissingRatings
 from .._document import Table
 from ._common import Plot, treatment_labels
 
@@ -35,6 +35,7 @@ POWER = 0.8
 _COV_TYPE_NAMES = {
     CovarianceType.KAUERMANN_CARROLL: "Kauermann–Carroll",
     CovarianceType.BIAS_REDUCED: "Mancl–DeRouen",
+    CovarianceType.ROBUST: "plain (uncorrected)",
 }
 _ADJUSTMENT_NAMES = {Adjustment.HOLM: "Holm", Adjustment.FDR_BH: "Benjamini–Hochberg"}
 _TEST_NAMES = {JointTestKind.WALD: "Wald", JointTestKind.SCORE: "score"}
@@ -77,6 +78,9 @@ class AnalysisView:
     forest : Plot or None
     power : str
         The power of the joint test, from the analysis's own standard errors.
+    effects : Table or None
+        Each attribute's odds ratio per point and per SD and average marginal effect in
+        each treatment, with 95% CIs.
     """
 
     target: str
@@ -92,6 +96,7 @@ class AnalysisView:
     sentences: tuple[str, ...] = ()
     forest: Plot | None = None
     power: str = ""
+    effects: Table | None = None
 
 
 @dataclass(frozen=True)
@@ -161,17 +166,21 @@ def analysis_view(
     attributes = result.attributes
     detectable = {d["attribute"]: d for d in minimum_detectable_deviation(result, POWER)}
     adjustment = _ADJUSTMENT_NAMES[method.adjustment]
+    other = next((a.other_analysis for a in attributes if a.other_analysis is not None), None)
     rows = tuple(
         VerdictRow(
             verdict=a.verdict,
             cells=(
                 a.label + ("" if a.higher_is_better else " (higher is worse)"),
                 a.verdict,
+                ", ".join(d.treatment_label for d in a.deviations if d.deviates) or "–",
                 p_value(a.p_value),
                 p_value(a.p_adjusted),
                 number(a.equivalence.largest_abs_difference),
+                number(a.margin),
                 p_value(a.equivalence.p_value),
                 interval(detectable[a.attribute]["smallest"], detectable[a.attribute]["largest"]),
+                *(() if other is None else (_other_verdict(a),)),
             ),
         )
         for a in attributes
@@ -193,14 +202,18 @@ def analysis_view(
         columns=(
             "attribute",
             "verdict",
+            "treatments that differ (closed tests)",
             "p (joint test)",
             f"{adjustment}-adjusted p",
             "largest |difference| (log-odds/point)",
+            "margin (log-odds/point)",
             "TOST p",
             f"detectable deviation at {POWER:.0%} power (log-odds/point)",
+            *(() if other is None else (f"verdict, {_MISSING_NAMES[other.missing]}",)),
         ),
         rows=rows,
-        sentences=tuple(a.sentence for a in attributes if a.sentence),
+        sentences=tuple(_sentences(attributes)),
+        effects=_effects_table(attributes),
         # the outcome in the report's config's words (the result's were its own config's)
         forest=Plot(
             "Forest plot", partial(forest_plot, result.model_copy(update={"target_label": label}))
@@ -209,26 +222,102 @@ def analysis_view(
     )
 
 
+_MISSING_NAMES = {
+    MissingRatings.MI: "multiple imputation",
+    MissingRatings.COMPLETE_CASE: "complete cases",
+}
+
+
+def _other_verdict(a: Any) -> str:
+    other = a.other_analysis
+    if other is None:
+        return "–"
+    labels = {r.treatment: r.treatment_label for r in a.by_treatment}
+    named = f" ({', '.join(labels[t] for t in other.deviating)})" if other.deviating else ""
+    return other.verdict + named
+
+
+def _sentences(attributes: Sequence[Any]) -> list[str]:
+    """Each attribute's verdict in words, and where the other analysis disagrees."""
+    out = []
+    for a in attributes:
+        out.append(a.sentence)
+        other = a.other_analysis
+        if other is not None and not a.analyses_agree:
+            out.append(
+                f"With {_MISSING_NAMES[other.missing]} instead, {a.label}: "
+                f"{_other_verdict(a)} (adjusted p = {p_value(other.p_adjusted)}). The two "
+                "treatments of missing ratings disagree here: read this verdict with care."
+            )
+    return out
+
+
+def _effects_table(attributes: Sequence[Any]) -> Table:
+    rows = tuple(
+        (
+            a.label if k == 0 else "",
+            r.treatment_label,
+            f"{number(r.odds_ratio, 2)} ({interval(r.ci_low, r.ci_high, 2)})",
+            f"{number(r.odds_ratio_per_sd, 2)} ({interval(r.ci_low_per_sd, r.ci_high_per_sd, 2)})",
+            f"{number(r.ame, 3)} ({interval(r.ame_ci_low, r.ame_ci_high, 3)})",
+        )
+        for a in attributes
+        for k, r in enumerate(a.by_treatment)
+    )
+    return Table(
+        ("attribute", "treatment", "odds ratio per point", "odds ratio per SD", "AME per point"),
+        rows,
+        caption="Effects by treatment, with 95% CIs: odds ratios per rating point and per "
+        "standard deviation of the rating (pooled within treatments), and the average "
+        "marginal effect on the probability of the outcome per rating point",
+    )
+
+
 def _method_sentence(result: HeterogeneityResult) -> str:
     method = result.method
     covariates = ", ".join(method.covariates) or "no covariates"
+    per = (
+        "standard deviation of the rating (pooled within treatments)"
+        if method.margin_per == MarginScale.SD
+        else "rating point"
+    )
+    if method.imputations:
+        missing = (
+            f"{count(result.n_with_missing_rating)} encounters with a missing rating kept, "
+            f"their missing ratings imputed {method.imputations} times by chained equations "
+            "(each treatment on its own, from the outcome, the session, the other ratings "
+            "and the previous session's) and the fits pooled by Rubin's rules, the joint "
+            "tests by D1; "
+        )
+    elif result.n_excluded_missing_rating:
+        missing = (
+            f"{count(result.n_excluded_missing_rating)} encounters with a missing rating "
+            "left out (complete cases); "
+        )
+    else:
+        missing = ""
     return (
         f"GEE logistic regression with one slope per attribute per treatment, "
-        f"adjusted for treatment and {covariates}; "
+        f"adjusted for treatment and {covariates}; {missing}"
         f"{method.working_correlation} working correlation; clusters: {method.cluster}s; "
         f"{_COV_TYPE_NAMES[method.cov_type]} robust covariance; "
         f"{_TEST_NAMES[method.test]} test of equal slopes ({method.reference_distribution}); "
         f"{_ADJUSTMENT_NAMES[method.adjustment]} adjustment across "
-        f"{len(result.attributes)} attributes at α = {method.alpha}; equivalence: "
-        f"every between-treatment difference's 90% CI within ±{number(method.margin)} "
-        f"log-odds per rating point (odds ratio ×/÷{number(method.margin_odds_ratio, 2)})."
+        f"{len(result.attributes)} attributes at α = {method.alpha}; where a joint test "
+        "rejects, each treatment's deviation from the others' mean is closed-tested, which "
+        "names the treatments that differ with the family-wise error held at α; "
+        f"equivalence: every between-treatment difference's 90% CI within "
+        f"±{number(method.margin)} log-odds per {per} (odds ratio "
+        f"×/÷{number(method.margin_odds_ratio, 2)})."
     )
 
 
 def _power_sentence(result: HeterogeneityResult, detectable: list[dict]) -> str:
     method = result.method
-    margin = method.margin
-    pairs = [r["deviation"] for d in detectable for r in d["by_treatment"]]
+    margins = {a.attribute: a.margin for a in result.attributes}
+    pairs = [
+        (r["deviation"], margins[d["attribute"]]) for d in detectable for r in d["by_treatment"]
+    ]
     smallest = min((d["smallest"] for d in detectable), default=math.nan)
     largest = max((d["largest"] for d in detectable), default=math.nan)
     level = next((d["level"] for d in detectable), None)
@@ -241,8 +330,8 @@ def _power_sentence(result: HeterogeneityResult, detectable: list[dict]) -> str:
         f"deviating from the others' by {number(smallest)} to {number(largest)} log-odds "
         f"per rating point (odds ratio ×{number(_exp(smallest), 2)} to "
         f"×{number(_exp(largest), 2)}), depending on the attribute and the treatment. "
-        f"A deviation as large as the equivalence margin ({number(margin)}) is detected "
-        f"with that power for {sum(bool(d <= margin) for d in pairs)} of {len(pairs)} "
+        f"A deviation as large as the equivalence margin is detected with that power for "
+        f"{sum(bool(d <= margin) for d, margin in pairs)} of {len(pairs)} "
         "attribute–treatment pairs."
     )
 
