@@ -347,3 +347,32 @@ def test_the_explanation_is_a_frame_per_encounter(explanations, encounters, mode
     assert list(explanation.values.columns) == models["gbm"].feature_names
     assert explanation.values.shape == (len(encounters), len(models["gbm"].feature_names))
     assert isinstance(explanation.base_value, float)
+
+
+def test_the_bca_interval_is_scipys_for_the_same_replicates():
+    """Given scipy's own bootstrap replicates of a mean and its jackknife, the BCa
+    interval is scipy's BCa interval."""
+    from scipy.stats import bootstrap
+
+    from engagekit.explain._importance import _bca_interval
+
+    x = np.random.default_rng(3).exponential(size=60)  # skewed: z0 and a matter
+    found = bootstrap(
+        (x,), np.mean, method="BCa", confidence_level=0.9, n_resamples=4000, random_state=5
+    )
+    jackknife = (x.sum() - x) / (len(x) - 1)
+    low, high = _bca_interval(found.bootstrap_distribution, float(x.mean()), jackknife, 0.9)
+    assert (low, high) == pytest.approx(
+        (found.confidence_interval.low, found.confidence_interval.high), rel=1e-9
+    )
+    plain = np.quantile(found.bootstrap_distribution, [0.05, 0.95])
+    assert abs(low - plain[0]) > 1e-3  # the correction moved it
+
+
+def test_rank_agreement_gives_the_bootstrap_distribution_of_tau(explanations, encounters):
+    pairs = rank_agreement(explanations["logistic"], encounters, n_boot=200, seed=1)
+    for pair in pairs:
+        assert pair["interval"] == "BCa"
+        values = [v for v, _ in pair["distribution"]]
+        assert values == sorted(values) and all(-1 <= v <= 1 for v in values)
+        assert sum(share for _, share in pair["distribution"]) == pytest.approx(1.0)
