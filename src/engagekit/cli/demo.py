@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,6 +29,11 @@ def _step(number: int, text: str, started: float) -> None:
     out.rule(f"[bold]{number}. {text}[/bold] [dim](at {elapsed:.0f} s)[/dim]", align="left")
 
 
+#: The deviation the demo plants by default: active listening matters more for
+#: adherence in online CBT (the benchmarks' and the issue's acceptance setting).
+DEFAULT_PLANT = "active_listening:cbt_online:0.5:adherent"
+
+
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's files.")] = Path(
@@ -36,6 +41,15 @@ def demo(
     ),
     patients: Annotated[int, typer.Option(help="Patients to simulate.", min=1)] = 3000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 2026,
+    plant: Annotated[
+        str,
+        typer.Option(
+            help="One deviation planted in the simulated service, as "
+            "ATTRIBUTE:TREATMENT:EXTRA[:OUTCOME] (extra log-odds per rating point), for the "
+            "cross-treatment analysis to find; 'none' for none. The default is left out "
+            "where a config lacks its attribute or treatment.",
+        ),
+    ] = DEFAULT_PLANT,
     config: ConfigOption = None,
 ) -> None:
     """Run the main job end to end on the embedded default data (a simulated service).
@@ -66,7 +80,8 @@ def demo(
     cfg = read_config(config)
     check_writable(out_dir / "report.html", what=f"the demo folder {str(out_dir)!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = simulate_with_progress(patients, seed, cfg)
+    planted = _planted(plant, cfg)
+    data = simulate_with_progress(patients, seed, cfg, [planted] if planted else [])
     encounters_file = write_table(data.encounters, out_dir / "encounters.csv")
     write_table(data.truth, out_dir / "truth.csv")
     data_path = str(encounters_file)
@@ -76,6 +91,8 @@ def demo(
         f"{str(encounters_file)!r} (the simulator's true probabilities in truth.csv)",
         highlight=False,
     )
+    if planted is not None:
+        out.print(_planted_words(planted, cfg), highlight=False)
 
     _step(2, "Validate and summarise", started)
     # read the export back as any service file would be, so the demo checks the file
@@ -120,6 +137,8 @@ def demo(
             err.print(f"[yellow]not analysed:[/yellow] {e}", highlight=False, soft_wrap=True)
         else:
             analyses[target] = result
+            if planted is not None and target in planted.outcomes:
+                out.print(_found_words(planted, result, cfg), highlight=False)
 
     # the demo's database starts afresh, as its models do: a model of another kind has
     # other score columns, which the scores table of the previous demo would refuse
@@ -266,3 +285,44 @@ def _print_summary(summary, cfg: Config) -> None:
     for r in summary.missing_ratings.itertuples(index=False):
         m.add_row(attribute_label(cfg, r.attribute), f"{r.missing:,} ({percent(r.share_missing)})")
     out.print(m)
+
+
+def _planted(spec: str, cfg: Any) -> Any:
+    """The planted deviation, or None (``none``, or the default on a config that lacks
+    its attribute or treatment)."""
+    from ..simulation import parse_heterogeneity
+
+    if spec.strip().lower() == "none":
+        return None
+    if spec == DEFAULT_PLANT:
+        attribute, treatment = spec.split(":")[:2]
+        if attribute not in cfg.attribute_names or treatment not in cfg.treatment_names:
+            return None
+    return parse_heterogeneity(spec, cfg)
+
+
+def _planted_words(planted: Any, cfg: Any) -> str:
+    from .._labels import attribute_label, in_sentence, outcome_label
+
+    labels = {t.name: t.label for t in cfg.treatments}
+    outcomes = " and ".join(in_sentence(outcome_label(cfg, o)) for o in planted.outcomes)
+    return (
+        f"Planted for the analysis to find: the effect of "
+        f"{in_sentence(attribute_label(cfg, planted.attribute))} on {outcomes} is "
+        f"{planted.extra_log_odds:+g} log-odds per rating point in "
+        f"{labels[planted.treatment]} beyond the other treatments."
+    )
+
+
+def _found_words(planted: Any, result_file: Path, cfg: Any) -> str:
+    from ..io import read_heterogeneity_result
+
+    result = read_heterogeneity_result(result_file)
+    attribute = next(a for a in result.attributes if a.attribute == planted.attribute)
+    labels = {t.name: t.label for t in cfg.treatments}
+    named = ", ".join(labels[t] for t in attribute.deviating) or "no treatment"
+    found = attribute.verdict == "differs" and planted.treatment in attribute.deviating
+    return (
+        f"The planted deviation was {'found' if found else 'not found'}: "
+        f"{attribute.label} {attribute.verdict}, the closed tests name {named}."
+    )

@@ -147,12 +147,13 @@ def _posterior_draw(
     rows): sigma^2 = RSS / chi^2(n - p), beta ~ N(beta_hat, sigma^2 (A'A)^-1)."""
     ridged = gram.copy()
     ridged[np.diag_indices_from(ridged)] *= 1 + _RIDGE
-    factor = cho_factor(ridged, lower=False)
-    beta_hat = cho_solve(factor, cross)
+    factor = cho_factor(ridged, lower=False, check_finite=False)
+    beta_hat = cho_solve(factor, cross, check_finite=False)
     rss = max(yy - 2 * beta_hat @ cross + beta_hat @ gram @ beta_hat, 0.0)
     sigma = float(np.sqrt(rss / rng.chisquare(max(n - len(cross), 1))))
     # (A'A)^-1 = U^-1 U^-T for A'A = U'U: U^-1 z has that covariance
-    beta = beta_hat + sigma * solve_triangular(factor[0], rng.standard_normal(len(cross)))
+    draw = solve_triangular(factor[0], rng.standard_normal(len(cross)), check_finite=False)
+    beta = beta_hat + sigma * draw
     return beta, sigma
 
 
