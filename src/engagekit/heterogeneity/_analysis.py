@@ -1045,7 +1045,9 @@ def _attribute_result(
         )
         for d in tested.deviations
     ]
-    deviating = [d for d in records if d.deviates]
+    # the largest deviation first: with one treatment apart, the others deviate a
+    # little from a mean that includes it, and are named after it if at all
+    deviating = sorted((d for d in records if d.deviates), key=lambda d: -abs(d.deviation))
     verdict, sentence = _verdict(
         quality.label,
         setup.target_label,
