@@ -294,7 +294,7 @@ def _independent_logistic(
         )
     root_v = np.sqrt(p * (1.0 - p))
     Z = X * root_v[:, None]
-    e = residual / np.where(root_v > 0, root_v, 1.0)
+    standardised = residual / np.where(root_v > 0, root_v, 1.0)
     with np.errstate(all="ignore"):
         try:
             A_inv = np.linalg.inv(Z.T @ Z)
@@ -302,12 +302,12 @@ def _independent_logistic(
             A_inv = np.full((X.shape[1], X.shape[1]), np.nan)
     codes, blocks = _cluster_blocks(groups)
     U = np.zeros((codes.max() + 1, X.shape[1]))
-    np.add.at(U, codes, Z * e[:, None])
+    np.add.at(U, codes, Z * standardised[:, None])
     robust = A_inv @ (U.T @ U) @ A_inv
     if cov_type is CovarianceType.KAUERMANN_CARROLL:
         middle = np.zeros_like(A_inv)
         for rows in blocks:
-            Zb, eb = Z[rows], e[rows]  # clusters x size x p, clusters x size
+            Zb, eb = Z[rows], standardised[rows]  # clusters x size x p, clusters x size
             H = (Zb @ A_inv) @ Zb.transpose(0, 2, 1)
             values, vectors = np.linalg.eigh(np.eye(rows.shape[1]) - (H + H.transpose(0, 2, 1)) / 2)
             # (I - H)^-1/2 e = V diag(values^-1/2) V' e
