@@ -446,7 +446,11 @@ def test_cli_power_for_a_given_number_of_patients(tmp_path):
     assert saved["n_patients"] == 800 and saved["reps"] == 3
     assert saved["settings"]["treatments"] == ["cbt_online", "listening_visits", "usual_care"]
     assert saved["power_differs"] is not None and saved["power_differs"] >= 2 / 3
-    assert "power to detect the deviation" in result.stdout
+    said = " ".join(result.stdout.split())
+    assert "power to detect the deviation" in said
+    named = round(100 * saved["power_named"])
+    assert f"the treatment named in {named}%" in said
+    assert f"a treatment wrongly named in {round(100 * saved['wrong_name_rate'])}%" in said
 
 
 def test_cli_power_names_an_unknown_treatment(tmp_path):

@@ -298,11 +298,17 @@ def power(
         shown = with_ci(
             detected.value, detected.ci_low, detected.ci_high, fmt=lambda v: percent(v, 0)
         )
+        named = (
+            ""
+            if result.power_named.value is None
+            else f"; the treatment named in {percent(result.power_named.value, 0)}"
+        )
         out.print(
             f"{patients:,} patients, {result.succeeded} simulated studies "
             f"({result.failed} failed to fit): power to detect the deviation "
-            f"{shown}; another quality wrongly flagged in "
-            f"{percent(result.false_flag_rate.value, 0)}; qualities without a deviation shown "
+            f"{shown}{named}; another quality wrongly flagged in "
+            f"{percent(result.false_flag_rate.value, 0)}; a treatment wrongly named in "
+            f"{percent(result.wrong_name_rate.value, 0)}; qualities without a deviation shown "
             f"equivalent in {percent(result.power_equivalence.value, 0)}.",
             highlight=False,
         )
