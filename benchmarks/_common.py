@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import resource
@@ -17,6 +18,24 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def monte_carlo_rate(count: int, total: int) -> dict:
+    """A proportion of simulated replicates with its binomial Monte Carlo SE and Wilson
+    95% CI."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    if total == 0:
+        return {"count": 0, "n": 0, "rate": None, "mc_se": None, "ci95": None}
+    rate = count / total
+    low, high = proportion_confint(count, total, alpha=0.05, method="wilson")
+    return {
+        "count": int(count),
+        "n": int(total),
+        "rate": round(rate, 4),
+        "mc_se": round(math.sqrt(rate * (1 - rate) / total), 4),
+        "ci95": [round(float(low), 4), round(float(high), 4)],
+    }
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:

@@ -39,14 +39,14 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import proportion_confint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import peak_rss_mb, write_result
+from _common import monte_carlo_rate, peak_rss_mb, write_result
 from engagekit import simulate_encounters
 from engagekit.config import load_config
 from engagekit.errors import AnalysisError
-from engagekit.heterogeneity import analysis, heterogeneity_analysis
+from engagekit.heterogeneity import _analysis as analysis
+from engagekit.heterogeneity import heterogeneity_analysis
 from engagekit.heterogeneity._gee import fit_gee, kauermann_carroll_cov
 from engagekit.simulation import parse_heterogeneity
 
@@ -96,6 +96,8 @@ def _null_replicate(n_patients: int, seed: int, target: str, config) -> dict:
         # the steps of heterogeneity_analysis up to its fit, with the plain sandwich so
         # that the three covariances below come from one and the same fit
         rows, _ = analysis._analysis_rows(encounters, target, config, "patient_id")
+        # complete cases: the study compares covariances of one and the same fit
+        rows = rows.dropna(subset=config.attribute_names).reset_index(drop=True)
         present = set(rows["treatment"].astype(str))
         treatments = [t for t in config.treatment_names if t in present]
         analysis._check_estimable(rows, target, treatments)
@@ -109,6 +111,7 @@ def _null_replicate(n_patients: int, seed: int, target: str, config) -> dict:
             groups,
             working_correlation="independence",
             cov_type="robust",
+            keep_model=True,  # the corrected covariances below read statsmodels' model
         )
         # heterogeneity_analysis refuses a near-separated fit: so does the study, so that
         # its rates are those of the analyses the tool would report
@@ -140,7 +143,7 @@ def _null_replicate(n_patients: int, seed: int, target: str, config) -> dict:
                 k = [index[analysis.slope_name(attribute, t)] for t in treatments]
                 R = np.hstack([-np.ones((len(k) - 1, 1)), np.eye(len(k) - 1)])
                 tested = analysis._wald(params[k], cov[np.ix_(k, k)], R)
-                p_values.append(tested["p_value"])
+                p_values.append(tested.p_value)
         except np.linalg.LinAlgError as error:
             p_values = None
             out["covariance_errors"][kind] = f"Wald test: {type(error).__name__}: {error}"
@@ -212,21 +215,6 @@ def _run(function, part: str, n_patients: int, reps: int, seed: int, jobs: int, 
     return results, time.perf_counter() - start
 
 
-def _rate(count: int, total: int) -> dict:
-    """A proportion with its binomial Monte Carlo SE and Wilson 95% CI."""
-    if total == 0:
-        return {"count": 0, "n": 0, "rate": None, "mc_se": None, "ci95": None}
-    rate = count / total
-    low, high = proportion_confint(count, total, alpha=0.05, method="wilson")
-    return {
-        "count": int(count),
-        "n": int(total),
-        "rate": round(rate, 4),
-        "mc_se": round(math.sqrt(rate * (1 - rate) / total), 4),
-        "ci95": [round(float(low), 4), round(float(high), 4)],
-    }
-
-
 def _timing(results: list[dict], wall_s: float, jobs: int) -> dict:
     analysis_s = np.array([r["analysis_s"] for r in results])
     simulate_s = np.array([r["simulate_s"] for r in results])
@@ -258,7 +246,7 @@ def _summarise_type_i(results: list[dict], attributes: list[str]) -> dict:
         p = np.array(usable, dtype=float).reshape(-1, n_attributes)
         rejected = p < ALPHA
         per_replicate = rejected.mean(axis=1)
-        per_test = _rate(int(rejected.sum()), rejected.size)
+        per_test = monte_carlo_rate(int(rejected.sum()), rejected.size)
         # tests of one replicate are correlated: an SE that treats replicates as clusters
         clustered_se = float(per_replicate.std(ddof=1) / math.sqrt(len(p))) if len(p) > 1 else None
         holm_any = [bool(multipletests(row, alpha=ALPHA, method="holm")[0].any()) for row in p]
@@ -275,7 +263,7 @@ def _summarise_type_i(results: list[dict], attributes: list[str]) -> dict:
                     round(per_test["rate"] + 1.96 * clustered_se, 4),
                 ],
             },
-            "familywise_holm": _rate(sum(holm_any), len(holm_any)),
+            "familywise_holm": monte_carlo_rate(sum(holm_any), len(holm_any)),
             # one attribute rejecting more often than the others would point at the
             # simulator's pseudo-true slopes differing, not at the covariance
             "per_attribute_rate": {
@@ -363,17 +351,17 @@ def power(sizes, reps, target, seed, jobs, config):
             ),
             "fit_errors": _error_counts([r for r in results if r["fit_error"]]),
             "cov_type": sorted({r["cov_type"] for r in fitted}),
-            "deviating_attribute_differs": _rate(
+            "deviating_attribute_differs": monte_carlo_rate(
                 sum(r["verdicts"][attribute] == "differs" for r in fitted), len(fitted)
             ),
-            "deviating_attribute_rejected": _rate(
+            "deviating_attribute_rejected": monte_carlo_rate(
                 sum(r["p_adjusted"][attribute] < ALPHA for r in fitted), len(fitted)
             ),
-            "any_other_attribute_differs": _rate(
+            "any_other_attribute_differs": monte_carlo_rate(
                 sum(any(r["verdicts"][a] == "differs" for a in others) for r in fitted),
                 len(fitted),
             ),
-            "deviating_treatment_largest_odds_ratio": _rate(
+            "deviating_treatment_largest_odds_ratio": monte_carlo_rate(
                 sum(r["largest_odds_ratio_treatment"] == treatment for r in fitted),
                 len(fitted),
             ),

@@ -64,11 +64,10 @@ from pathlib import Path
 import numpy as np
 from joblib import Parallel, delayed
 from scipy import optimize, special
-from statsmodels.stats.proportion import proportion_confint
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, peak_rss_mb, write_result
+from _common import RESULTS, monte_carlo_rate, peak_rss_mb, write_result
 from engagekit import simulate_encounters
 from engagekit.config import load_config
 from engagekit.errors import AnalysisError, ContractError
@@ -295,21 +294,6 @@ def run_size(n_patients, reps, settings, config, intercepts, jobs, deadline=None
 
 
 # --------------------------------------------------------------------------- summaries
-def _rate(count: int, total: int) -> dict:
-    """A proportion with its binomial Monte Carlo SE and Wilson 95% CI."""
-    if total == 0:
-        return {"count": 0, "n": 0, "rate": None, "mc_se": None, "ci95": None}
-    rate = count / total
-    low, high = proportion_confint(count, total, alpha=0.05, method="wilson")
-    return {
-        "count": int(count),
-        "n": int(total),
-        "rate": round(rate, 4),
-        "mc_se": round(math.sqrt(rate * (1 - rate) / total), 4),
-        "ci95": [round(float(low), 4), round(float(high), 4)],
-    }
-
-
 def _clustered(per_replicate: np.ndarray) -> float | None:
     """Monte Carlo SE of a pooled rate treating replicates as clusters (the slopes and
     tests of one replicate share its data)."""
@@ -365,19 +349,19 @@ def summarise(analyses: list[dict], truth: np.ndarray, slots: list[str], extra=N
             # the analysis's SEs against the spread of its estimates over replicates
             "mean_se_over_empirical_sd": round(float((se.mean(axis=0) / empirical_sd).mean()), 3),
             "coverage": {
-                **_rate(int(covered.sum()), covered.size),
+                **monte_carlo_rate(int(covered.sum()), covered.size),
                 "mc_se_replicate_clustered": _clustered(covered.mean(axis=1)),
                 "lowest": {
                     "slope": slots[lowest],
-                    **_rate(int(covered[:, lowest].sum()), len(ok)),
+                    **monte_carlo_rate(int(covered[:, lowest].sum()), len(ok)),
                 },
             },
             "type_i": {
                 "per_test": {
-                    **_rate(int(rejected.sum()), rejected.size),
+                    **monte_carlo_rate(int(rejected.sum()), rejected.size),
                     "mc_se_replicate_clustered": _clustered(rejected.mean(axis=1)),
                 },
-                "any_attribute": _rate(int(rejected.any(axis=1).sum()), len(ok)),
+                "any_attribute": monte_carlo_rate(int(rejected.any(axis=1).sum()), len(ok)),
             },
             "per_slope": {
                 s: {
