@@ -781,12 +781,11 @@ class ScoresSource:
                     connection, scope, route, patient_id, action="flag_review", allowed=False
                 )
                 return False
-            record_audit(
+            _audit(
                 connection,
-                username=scope.username,
-                role=scope.role,
+                scope,
+                route,
                 action="flag_review",
-                route=route,
                 patient_id=patient_id,
                 allowed=True,
                 detail=f"status {status}"
@@ -884,12 +883,11 @@ class ScoresSource:
     def audit_caseload(self, scope: Scope, route: str, shown: int) -> None:
         """One audit row for a view of the caseload (many patients, none named)."""
         with self.engine.begin() as connection:
-            record_audit(
+            _audit(
                 connection,
-                username=scope.username,
-                role=scope.role,
+                scope,
+                route,
                 action="view",
-                route=route,
                 patient_id=None,
                 allowed=True,
                 detail=f"caseload of {shown} patient{'s' if shown != 1 else ''}",
@@ -910,15 +908,37 @@ def _audit_patient(
 ) -> None:
     """One audit row for a view (``action="view"``) or a refused review
     (``"flag_review"``) of a patient's data."""
+    _audit(
+        connection,
+        scope,
+        route,
+        action=action,
+        patient_id=patient_id[:128],
+        allowed=allowed,
+        detail=None if allowed else _REFUSED,
+    )
+
+
+def _audit(
+    connection: sa.Connection,
+    scope: Scope,
+    route: str,
+    *,
+    action: str,
+    patient_id: str | None,
+    allowed: bool,
+    detail: str | None,
+) -> None:
+    """One audit row of the scope's user."""
     record_audit(
         connection,
         username=scope.username,
         role=scope.role,
         action=action,
         route=route,
-        patient_id=patient_id[:128],
+        patient_id=patient_id,
         allowed=allowed,
-        detail=None if allowed else _REFUSED,
+        detail=detail,
     )
 
 
