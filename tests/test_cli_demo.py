@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -54,6 +55,26 @@ def test_the_demo_leaves_every_output(demo):
     ]  # fmt: skip
     missing = [name for name in expected if not (folder / name).is_file()]
     assert not missing
+
+
+def test_the_demo_says_what_it_planted_and_whether_the_analysis_found_it(demo):
+    folder, result = demo
+    text = " ".join(result.stdout.split())
+    assert (
+        "Planted for the analysis to find: the effect of active listening on adherence is "
+        "+0.5 log-odds per rating point in Online CBT beyond the other treatments." in text
+    )
+    record = json.loads((folder / "heterogeneity_adherent.json").read_text())
+    attributes = {a["attribute"]: a for a in record["attributes"]}
+    planted = attributes["active_listening"]
+    found = planted["verdict"] == "differs" and planted["deviating"][:1] == ["cbt_online"]
+    said = re.search(r"The planted deviation was (found|not found): (.*?)\. The other", text)
+    assert said is not None, text
+    assert said.group(1) == ("found" if found else "not found")
+    assert f"Active listening {planted['verdict']}, the closed tests name" in said.group(2)
+    others = Counter(a["verdict"] for name, a in attributes.items() if name != "active_listening")
+    listed = ", ".join(f"{n} {v}" for v, n in sorted(others.items()))
+    assert f"The other qualities: {listed}." in text
 
 
 def test_the_data_steps_describe_the_simulated_table(demo):

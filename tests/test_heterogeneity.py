@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from scipy import stats
 from scipy.special import expit
 from statsmodels.stats.multitest import multipletests
 
@@ -24,7 +25,8 @@ from engagekit.heterogeneity import (
     heterogeneity_analysis,
     slope_name,
 )
-from engagekit.heterogeneity._analysis import _design, _verdict
+from engagekit.heterogeneity._analysis import TreatmentDeviation, _design, _rest_equal, _verdict
+from engagekit.heterogeneity._closed import wald_subset_test
 from engagekit.heterogeneity._plot import forest_plot
 from engagekit.simulation import parse_heterogeneity, simulate_encounters
 
@@ -552,3 +554,64 @@ def test_a_differing_effect_is_strongest_in_the_direction_of_the_scale(higher_is
     assert sentence.startswith("The effect of BDI on re-attendance differs by treatment")
     assert "no single treatment stands out" in sentence
     assert sentence.endswith(expected)
+
+
+def test_without_the_treatment_furthest_out_the_others_are_tested_for_equal_slopes():
+    test = wald_subset_test(np.array([0.5, 0.3, 0.0, 0.0, 0.0, 0.0]), np.eye(6) * 0.01)
+    # independent slopes of variance 0.01: the Wald statistic of equal slopes is the sum
+    # of squares about their mean over 0.01, on (number of slopes - 1) df
+    # without the first: 0.3 and four zeros, mean 0.06: (0.24^2 + 4 * 0.06^2) / 0.01 = 7.2
+    assert _rest_equal(test, 6, 0) == pytest.approx(stats.chi2.sf(7.2, 4), rel=1e-9)
+    # without the second: 0.5 and four zeros, mean 0.1: (0.4^2 + 4 * 0.1^2) / 0.01 = 20
+    assert _rest_equal(test, 6, 1) == pytest.approx(stats.chi2.sf(20.0, 4), rel=1e-9)
+    # two treatments: one left, nothing to compare
+    two = wald_subset_test(np.array([0.5, 0.3]), np.eye(2) * 0.01)
+    assert _rest_equal(two, 2, 0) is None
+
+
+def _deviation(treatment: str, value: float) -> TreatmentDeviation:
+    return TreatmentDeviation(
+        treatment=treatment, treatment_label=treatment.upper(), deviation=value,
+        ci_low=value - 0.1, ci_high=value + 0.1, p_value=1e-6, p_closed=1e-5, deviates=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rest_p", "expected"),
+    [
+        (None, "(-0.15 log-odds per point, 95% CI -0.25 to -0.05)."),
+        (0.43, "Without Gamma, the other treatments' effects do not differ from each other "
+         "(p = 0.43): the others named may deviate only because Gamma pulls the mean of the "
+         "treatments they are compared with."),
+        (0.012, "Without Gamma, the other treatments' effects still differ from each other "
+         "(p = 0.012)."),
+    ],
+    ids=["one named", "the rest equal", "the rest differ"],
+)  # fmt: skip
+def test_with_two_named_the_sentence_says_whether_the_rest_differ_without_the_first(
+    rest_p, expected
+):
+    _, sentence = _verdict(
+        "BDI",
+        "Re-attendance",
+        0.001,
+        False,
+        0.05,
+        "holm",
+        _BY_TREATMENT,
+        [],
+        Margin(),
+        math.log(1.25) / 0.8,
+        treatment_labels={"a": "Alpha", "b": "Beta", "c": "Gamma"},
+        deviating=[_deviation("c", 0.45), _deviation("a", -0.15)],
+        rest_equal_p=rest_p,
+    )
+    assert "in Gamma it is stronger than in the others (+0.45" in sentence
+    assert "in Alpha it is weaker than in the others (-0.15" in sentence
+    assert sentence.endswith(expected)
+
+
+def test_the_rest_is_tested_only_where_two_or_more_treatments_are_named(deviating):
+    _, result = deviating
+    for a in result.attributes:
+        assert (a.rest_equal_p is not None) == (len(a.deviating) >= 2), a.attribute

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -39,7 +40,7 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's files.")] = Path(
         "engagekit-demo"
     ),
-    patients: Annotated[int, typer.Option(help="Patients to simulate.", min=1)] = 3000,
+    patients: Annotated[int, typer.Option(help="Patients to simulate.", min=1)] = 8000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 2026,
     plant: Annotated[
         str,
@@ -315,14 +316,25 @@ def _planted_words(planted: Any, cfg: Any) -> str:
 
 
 def _found_words(planted: Any, result_file: Path, cfg: Any) -> str:
+    """Whether the analysis found the planted deviation (the attribute ``differs`` and
+    the closed tests name the planted treatment first, the furthest out), and what it
+    made of the other qualities."""
     from ..io import read_heterogeneity_result
 
     result = read_heterogeneity_result(result_file)
     attribute = next(a for a in result.attributes if a.attribute == planted.attribute)
     labels = {t.name: t.label for t in cfg.treatments}
-    named = ", ".join(labels[t] for t in attribute.deviating) or "no treatment"
-    found = attribute.verdict == "differs" and planted.treatment in attribute.deviating
+    named = [labels[t] for t in attribute.deviating]
+    found = attribute.verdict == "differs" and attribute.deviating[:1] == [planted.treatment]
+    names = ", ".join(named) or "no treatment"
+    rest = ""
+    if attribute.rest_equal_p is not None:
+        still = "still differ" if attribute.rest_equal_p < result.method.alpha else "do not differ"
+        rest = f" (without {named[0]}, the others {still}: p = {attribute.rest_equal_p:.2g})"
+    verdicts = Counter(a.verdict for a in result.attributes if a.attribute != planted.attribute)
+    others = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
     return (
         f"The planted deviation was {'found' if found else 'not found'}: "
-        f"{attribute.label} {attribute.verdict}, the closed tests name {named}."
+        f"{attribute.label} {attribute.verdict}, the closed tests name {names}{rest}. "
+        f"The other qualities: {others}."
     )

@@ -33,6 +33,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from itertools import combinations
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -255,7 +256,14 @@ class AttributeResult(Record):
     deviations : list of TreatmentDeviation
         Each treatment's deviation from the others, closed-tested.
     deviating : list of str
-        The treatments named as differing (empty unless the verdict is ``differs``).
+        The treatments named as differing (empty unless the verdict is ``differs``),
+        the largest deviation first.
+    rest_equal_p : float or None
+        Where two or more treatments are named: the p-value (not adjusted) of equal
+        slopes in every treatment but the first named. One treatment apart moves every
+        other treatment's deviation from the mean of the rest by ``-d / (K - 1)``, which
+        a large study detects; a large p-value here says the other names may be that
+        echo rather than treatments that differ in their own right. None otherwise.
     fraction_missing_information : float or None
         Under multiple imputation, the largest share of information lost to the missing
         ratings among the attribute's slopes.
@@ -281,6 +289,7 @@ class AttributeResult(Record):
     margin_per_sd: float
     deviations: list[TreatmentDeviation]
     deviating: list[str]
+    rest_equal_p: float | None = None
     fraction_missing_information: float | None = None
     other_analysis: OtherAnalysis | None = None
 
@@ -612,6 +621,23 @@ def _marginal_effects(
 
 
 # --------------------------------------------------------------------------- verdict
+def _rest_sentence(first: str, rest_equal_p: float | None, alpha: float) -> str:
+    """What the test of the other treatments without ``first`` (the treatment furthest
+    out) says of the other names ('' when fewer than two are named)."""
+    if rest_equal_p is None:
+        return ""
+    if rest_equal_p < alpha:
+        return (
+            f" Without {first}, the other treatments' effects still differ from each other "
+            f"(p = {rest_equal_p:.2g})."
+        )
+    return (
+        f" Without {first}, the other treatments' effects do not differ from each other "
+        f"(p = {rest_equal_p:.2g}): the others named may deviate only because {first} "
+        "pulls the mean of the treatments they are compared with."
+    )
+
+
 def _verdict(
     label: str,
     outcome: str,
@@ -626,6 +652,7 @@ def _verdict(
     *,
     treatment_labels: dict[str, str],
     deviating: list[TreatmentDeviation],
+    rest_equal_p: float | None = None,
     higher_is_better: bool = True,
 ) -> tuple[Verdict, str]:
     """The verdict and its sentence, in the config's words.
@@ -660,6 +687,7 @@ def _verdict(
             return "differs", (
                 f"The effect of {quality} on {outcome} differs by treatment "
                 f"({Adjustment(adjustment).label}-adjusted p = {p_adjusted:.3g}): {named}."
+                + _rest_sentence(treatment_labels[deviating[0].treatment], rest_equal_p, alpha)
             )
         sign = 1.0 if higher_is_better else -1.0
         high = max(by_treatment, key=lambda r: sign * r.log_odds)
@@ -759,6 +787,8 @@ class _Tested:
     equivalence: Equivalence
     deviations: list[Any]  # _closed.Deviation
     fmi: float | None
+    #: p-value of equal slopes among every treatment but the one at this index
+    rest_equal: Callable[[int], float | None]
 
 
 @dataclass(frozen=True)
@@ -958,7 +988,20 @@ def _test_attribute(attribute: str, slopes: _Slopes, data: _Data, setup: _Setup)
             test=slopes.subset_test,
         ),
         fmi=None if slopes.fmi is None else float(np.max(slopes.fmi)),
+        rest_equal=partial(_rest_equal, slopes.subset_test, k),
     )
+
+
+def _rest_equal(test: SubsetTest, k: int, left_out: int) -> float | None:
+    """The p-value of "the slopes are equal in every treatment but ``left_out``" by
+    ``test`` (None with fewer than two treatments left)."""
+    rest = [t for t in range(k) if t != left_out]
+    if len(rest) < 2:
+        return None
+    constraints = np.zeros((len(rest) - 1, k))
+    for row, t in enumerate(rest[1:]):
+        constraints[row, t], constraints[row, rest[0]] = 1.0, -1.0
+    return float(test(constraints))
 
 
 def _margin_per_point(margin: Margin, rating_sd: float) -> float:
@@ -1048,6 +1091,12 @@ def _attribute_result(
     # the largest deviation first: with one treatment apart, the others deviate a
     # little from a mean that includes it, and are named after it if at all
     deviating = sorted((d for d in records if d.deviates), key=lambda d: -abs(d.deviation))
+    # with two or more named, do the others still differ without the one furthest out?
+    rest_equal_p = (
+        tested.rest_equal(data.treatments.index(deviating[0].treatment))
+        if len(deviating) >= 2
+        else None
+    )
     verdict, sentence = _verdict(
         quality.label,
         setup.target_label,
@@ -1061,6 +1110,7 @@ def _attribute_result(
         margin,
         treatment_labels=setup.treatment_labels,
         deviating=deviating,
+        rest_equal_p=rest_equal_p,
         higher_is_better=quality.higher_is_better,
     )
     return AttributeResult(
@@ -1081,6 +1131,7 @@ def _attribute_result(
         margin_per_sd=margin * sd,
         deviations=records,
         deviating=[d.treatment for d in deviating],
+        rest_equal_p=rest_equal_p,
         fraction_missing_information=tested.fmi,
     )
 
