@@ -40,12 +40,13 @@ import sys
 import time
 from pathlib import Path
 
-from joblib import Parallel, delayed
+from joblib import delayed
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import monte_carlo_rate, write_result
 from engagekit import simulate_encounters
+from engagekit.cluster import replicate_backend, run_replicates
 from engagekit.config import load_config
 from engagekit.errors import AnalysisError, ContractError
 from engagekit.heterogeneity import heterogeneity_analysis
@@ -100,8 +101,9 @@ def _replicate(n_patients: int, seed: int, plant: Heterogeneity, target: str) ->
 def study(n_patients: int, extra: float, reps: int, seed: int, jobs: int, target: str) -> dict:
     plant = Heterogeneity("active_listening", "cbt_online", extra, (target,))
     started = time.perf_counter()
-    runs = Parallel(n_jobs=jobs)(
-        delayed(_replicate)(n_patients, seed + r, plant, target) for r in range(reps)
+    runs = run_replicates(
+        (delayed(_replicate)(n_patients, seed + r, plant, target) for r in range(reps)),
+        n_jobs=jobs,
     )
     ok = [r for r in runs if "failed" not in r]
     failed = [r["failed"] for r in runs if "failed" in r]
@@ -124,14 +126,30 @@ def study(n_patients: int, extra: float, reps: int, seed: int, jobs: int, target
 
 
 def main() -> None:
+    args = _arguments()
+    with replicate_backend(args.scheduler) as where:
+        print(f"replicates run on {where}", flush=True)
+        _study(args)
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[6000, 8000, 10000])
     parser.add_argument("--extra", type=float, nargs="+", default=[0.5])
     parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--scheduler",
+        help="a Dask scheduler's address (tcp://host:8786): run the replicates on its "
+        "workers (default $DASK_SCHEDULER_ADDRESS, else --jobs local processes); the "
+        "results are the same",
+    )
     parser.add_argument("--target", default="adherent")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _study(args: argparse.Namespace) -> None:
     rows = []
     for extra in args.extra:
         for n in args.sizes:

@@ -36,13 +36,14 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import delayed
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import monte_carlo_rate, peak_rss_mb, write_result
 from engagekit import simulate_encounters
+from engagekit.cluster import replicate_backend, run_replicates
 from engagekit.config import load_config
 from engagekit.errors import AnalysisError
 from engagekit.heterogeneity import _analysis as analysis
@@ -200,8 +201,8 @@ def _run(function, part: str, n_patients: int, reps: int, seed: int, jobs: int, 
     batches = [seeds[i : i + size] for i in range(0, reps, size)]
     start = time.perf_counter()
     results, done = [], 0
-    parallel = Parallel(n_jobs=jobs, return_as="generator")
-    for batch in parallel(delayed(_batch)(function, n_patients, b, *args) for b in batches):
+    tasks = (delayed(_batch)(function, n_patients, b, *args) for b in batches)
+    for batch in run_replicates(tasks, n_jobs=jobs, return_as="generator"):
         results.extend(batch)
         done += len(batch)
         elapsed = time.perf_counter() - start
@@ -382,6 +383,13 @@ def power(sizes, reps, target, seed, jobs, config):
 
 
 def main() -> None:
+    args = _arguments()
+    with replicate_backend(args.scheduler) as where:
+        print(f"replicates run on {where}", flush=True)
+        _study(args)
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[120, 500, 2000])
     parser.add_argument("--reps", type=int, default=500, help="type-I replicates per size")
@@ -389,7 +397,16 @@ def main() -> None:
     parser.add_argument("--target", choices=["adherent", "attended_next"], default="adherent")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--jobs", type=int, default=2)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--scheduler",
+        help="a Dask scheduler's address (tcp://host:8786): run the replicates on its "
+        "workers (default $DASK_SCHEDULER_ADDRESS, else --jobs local processes); the "
+        "results are the same",
+    )
+    return parser.parse_args()
+
+
+def _study(args: argparse.Namespace) -> None:
     config = load_config()  # read once: the run is immune to edits of the config file
     start = time.perf_counter()
     type_i_rows = type_i(args.sizes, args.reps, args.target, args.seed, args.jobs, config)

@@ -62,13 +62,14 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import delayed
 from scipy import optimize, special
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, monte_carlo_rate, peak_rss_mb, write_result
 from engagekit import simulate_encounters
+from engagekit.cluster import replicate_backend, run_replicates
 from engagekit.config import load_config
 from engagekit.errors import AnalysisError, ContractError
 from engagekit.heterogeneity import heterogeneity_analysis
@@ -276,9 +277,8 @@ def run_size(n_patients, reps, settings, config, intercepts, jobs, deadline=None
     batches = [list(range(i, min(i + size, reps))) for i in range(0, reps, size)]
     start = time.perf_counter()
     results = []
-    parallel = Parallel(n_jobs=jobs, return_as="generator")
     jobs_ = (delayed(_batch)(n_patients, b, settings, config, intercepts) for b in batches)
-    for batch in parallel(jobs_):
+    for batch in run_replicates(jobs_, n_jobs=jobs, return_as="generator"):
         results.extend(batch)
         elapsed = time.perf_counter() - start
         eta = elapsed / len(results) * (reps - len(results))
@@ -516,6 +516,13 @@ def _verdict(rows) -> dict:
 
 
 def main() -> None:
+    args = _arguments()
+    with replicate_backend(args.scheduler) as where:
+        print(f"replicates run on {where}", flush=True)
+        _study(args)
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000])
     parser.add_argument(
@@ -531,20 +538,30 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument(
+        "--scheduler",
+        help="a Dask scheduler's address (tcp://host:8786): run the replicates on its "
+        "workers (default $DASK_SCHEDULER_ADDRESS, else --jobs local processes); the "
+        "results are the same",
+    )
+    parser.add_argument(
         "--deadline",
         help="UTC time HH:MM (today) after which no further batch is awaited; the "
         "replicates finished by then are reported",
     )
     args = parser.parse_args()
+    if len(args.reps) == 1:
+        args.reps = args.reps * len(args.sizes)
+    if len(args.reps) != len(args.sizes):
+        parser.error("--reps takes one count, or one per size")
+    return args
+
+
+def _study(args: argparse.Namespace) -> None:
     deadline = None
     if args.deadline:
         hour, minute = map(int, args.deadline.split(":"))
         now = datetime.now(UTC)
         deadline = now.replace(hour=hour, minute=minute, second=0, microsecond=0).timestamp()
-    if len(args.reps) == 1:
-        args.reps = args.reps * len(args.sizes)
-    if len(args.reps) != len(args.sizes):
-        parser.error("--reps takes one count, or one per size")
     config = study_config()  # read once: the run is immune to edits of the config file
     settings = {
         "target": args.target,

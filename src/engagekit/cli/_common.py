@@ -110,6 +110,15 @@ BootstrapOption = Annotated[
         min=0,
     ),
 ]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Address of a running Dask scheduler (tcp://host:8786) to run the replicates "
+        "on (needs engagekit[dask]); default $DASK_SCHEDULER_ADDRESS, else this machine. "
+        "The results are the same.",
+        show_default=False,
+    ),
+]
 AllowUnfitOption = Annotated[
     bool,
     typer.Option(

@@ -21,6 +21,7 @@ from ._common import (
     ConfigOption,
     EncodingOption,
     QueryOption,
+    SchedulerOption,
     SepOption,
     Source,
     TableOption,
@@ -248,6 +249,7 @@ def power(
     ] = 0.8,
     reps: Annotated[int, typer.Option(help="Simulated studies per size.", min=1)] = 200,
     jobs: Annotated[int, typer.Option(help="Processes; -1 for all cores.")] = -1,
+    scheduler: SchedulerOption = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     out_file: Annotated[Path | None, typer.Option("--out", help="Result JSON to write.")] = None,
     config: ConfigOption = None,
@@ -284,6 +286,7 @@ def power(
         reps=reps,
         seed=seed,
         n_jobs=jobs,
+        scheduler=scheduler,
     )
     result: PowerResult | PatientsForPowerResult
     if patients is not None:

@@ -17,6 +17,7 @@ from ._common import (
     EscapeFormulasOption,
     ModelConfigOption,
     QueryOption,
+    SchedulerOption,
     SepOption,
     Source,
     TableOption,
@@ -49,6 +50,7 @@ def train(
     ] = ModelChoice.AUTO,
     folds: Annotated[int, typer.Option(help="Patient-grouped CV folds.", min=2)] = 5,
     bootstrap: BootstrapOption = None,
+    scheduler: SchedulerOption = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     temporal_split: Annotated[
         str | None,
@@ -97,19 +99,22 @@ def train(
         require_column(encounters, "encounter_date", "--temporal-split", "a temporal split")
     if rule[0] is FlagRuleKind.PER_PRACTITIONER:
         require_column(encounters, "practitioner_id", "--flag-rule", "per_practitioner flags")
-    result = with_progress(
-        train_model,
-        encounters,
-        target,
-        model,
-        cfg,
-        n_splits=folds,
-        seed=seed,
-        n_boot=bootstrap,
-        n_jobs=-1,
-        temporal_split=temporal_split,
-        flag_rule=rule,
-    )
+    from ..cluster import replicate_backend
+
+    with replicate_backend(scheduler):  # the bootstrap's replicates
+        result = with_progress(
+            train_model,
+            encounters,
+            target,
+            model,
+            cfg,
+            n_splits=folds,
+            seed=seed,
+            n_boot=bootstrap,
+            n_jobs=-1,
+            temporal_split=temporal_split,
+            flag_rule=rule,
+        )
     metrics = result.metrics
     manifest = build_manifest(result, cfg, encounters, source=_training_source(data, table, query))
     save_model(result.model, out_dir, manifest, metrics=metrics, model_card=model_card)
@@ -274,6 +279,7 @@ def evaluate(
     data: Annotated[str, typer.Argument(help="New labelled encounters.")],
     out_file: Annotated[Path, typer.Option("--out", help="metrics JSON to write.")],
     bootstrap: BootstrapOption = None,
+    scheduler: SchedulerOption = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     table: TableOption = None,
     query: QueryOption = None,
@@ -300,12 +306,14 @@ def evaluate(
     if not labelled.any():
         raise ContractError(f"no encounter in {data!r} has {model.target!r} recorded")
     p = model.predict_proba(encounters)[labelled]
+    from ..cluster import replicate_backend
+
+    with replicate_backend(scheduler):  # the bootstrap's replicates
+        evaluated = evaluate_model_predictions(
+            encounters[labelled], model.target, p, cfg, n_boot=bootstrap, seed=seed, n_jobs=-1
+        )
     metrics = ExternalValidation(
-        **dict(
-            evaluate_model_predictions(
-                encounters[labelled], model.target, p, cfg, n_boot=bootstrap, seed=seed, n_jobs=-1
-            )
-        ),
+        **dict(evaluated),
         n_excluded_missing_outcome=int((~labelled).sum()),
         target=model.target,
         model=model.kind,

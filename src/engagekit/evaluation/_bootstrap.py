@@ -13,13 +13,18 @@ import inspect
 import math
 import os
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import delayed
+
+from ..cluster import on_cluster, run_replicates
 
 __all__ = ["cluster_bootstrap"]
+
+#: Bootstrap replicates per task on a Dask cluster.
+_CLUSTER_CHUNK = 25
 
 Statistic = Callable[..., Mapping[str, float]]
 Replicate = Callable[[np.ndarray], Mapping[str, float]]
@@ -204,26 +209,44 @@ def _bootstrap_replicates(
     own work arrays.
     """
     n_jobs = _check_n_jobs(n_jobs)
-    replicates = np.full((n_boot, len(names)), np.nan)
     children = np.random.SeedSequence(seed).spawn(n_boot)
-
-    def run(chunk: range) -> None:
-        replicate = make_replicate()
-        for b in chunk:
-            drawn = np.random.default_rng(children[b]).integers(0, n_groups, size=n_groups)
-            values = replicate(drawn)
-            replicates[b] = [values[name] for name in names]
-
-    chunks = [range(i, n_boot, n_jobs) for i in range(min(n_jobs, n_boot))]
-    if len(chunks) <= 1:
-        for chunk in chunks:
-            run(chunk)
+    # on a Dask cluster, chunks small enough to spread over its workers
+    n_chunks = min(n_boot, max(1, n_boot // _CLUSTER_CHUNK) if on_cluster() else n_jobs)
+    chunks = [range(i, n_boot, n_chunks) for i in range(n_chunks)]
+    replicates = np.full((n_boot, len(names)), np.nan)
+    if len(chunks) <= 1 and not on_cluster():
+        done = [_run_chunk(make_replicate, names, n_groups, [children[b] for b in chunk])
+                for chunk in chunks]  # fmt: skip
     else:
-        # numpy releases the GIL in its loops over the rows, so threads share the work
-        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-            for future in [pool.submit(run, chunk) for chunk in chunks]:
-                future.result()
+        # threads here (numpy releases the GIL in its loops over the rows), or the
+        # cluster's workers
+        done = run_replicates(
+            (
+                delayed(_run_chunk)(make_replicate, names, n_groups, [children[b] for b in chunk])
+                for chunk in chunks
+            ),
+            n_jobs=len(chunks),
+            prefer="threads",
+        )
+    for chunk, values in zip(chunks, done, strict=True):
+        replicates[list(chunk)] = values
     return replicates
+
+
+def _run_chunk(
+    make_replicate: Callable[[], Replicate],
+    names: list[str],
+    n_groups: int,
+    seeds: list[np.random.SeedSequence],
+) -> np.ndarray:
+    """The values ``names`` of the replicates drawn from ``seeds``, one row each."""
+    replicate = make_replicate()
+    out = np.full((len(seeds), len(names)), np.nan)
+    for i, child in enumerate(seeds):
+        drawn = np.random.default_rng(child).integers(0, n_groups, size=n_groups)
+        values = replicate(drawn)
+        out[i] = [values[name] for name in names]
+    return out
 
 
 def _percentile_intervals(replicates: np.ndarray, ci: float) -> list[tuple[float, float, int]]:

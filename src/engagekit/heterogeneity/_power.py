@@ -36,13 +36,14 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Annotated, Any, ClassVar
 
-from joblib import Parallel, delayed
+from joblib import delayed
 from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from .._results import Location, Record, Result
 from .._stats import wilson_interval
 from .._versions import library_versions
+from ..cluster import replicate_backend, run_replicates
 from ..config import Config, HeterogeneitySettings
 from ..errors import AnalysisError, ConfigError, ContractError
 from ..simulation import Heterogeneity, simulate_encounters
@@ -429,6 +430,7 @@ def estimate_power(
     reps: int = 200,
     seed: int = 0,
     n_jobs: int = -1,
+    scheduler: str | None = None,
     progress: Progress | None = None,
     **analysis_options: Any,
 ) -> PowerResult:
@@ -462,6 +464,12 @@ def estimate_power(
         ``n_jobs``.
     n_jobs : int
         Processes (joblib); -1 for all cores, 1 to run in this process.
+    scheduler : str, optional
+        Address of a running ``dask.distributed`` scheduler (``tcp://host:8786``): the
+        replicates run on its workers (every worker thread; ``n_jobs`` is then unused).
+        Default: ``$DASK_SCHEDULER_ADDRESS`` if set, else this machine
+        (:func:`engagekit.cluster.replicate_backend`). The result is the same wherever
+        the replicates run.
     progress : callable, optional
         Called as ``progress(done, total)`` each time a replicate finishes.
     **analysis_options
@@ -532,7 +540,8 @@ def estimate_power(
         target=target,
         effect=effect,
     )
-    outcomes = _run_replicates(replicate, int(seed), int(reps), n_jobs, progress)
+    with replicate_backend(scheduler):
+        outcomes = _run_replicates(replicate, int(seed), int(reps), n_jobs, progress)
     return PowerResult(
         n_patients=int(n_patients),
         reps=int(reps),
@@ -613,8 +622,8 @@ def _run_replicates(
     """
     outcomes: list[Any] = [None] * reps
     tasks = (delayed(replicate)(r, seed=seed + r) for r in range(reps))
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    for done, (index, verdicts, failure) in enumerate(parallel(tasks), start=1):
+    finished = run_replicates(tasks, n_jobs=n_jobs, return_as="generator_unordered")
+    for done, (index, verdicts, failure) in enumerate(finished, start=1):
         outcomes[index] = (verdicts, failure)
         if progress is not None:
             progress(done, reps)
@@ -725,6 +734,7 @@ def patients_for_power(
     reps: int = 200,
     seed: int = 0,
     n_jobs: int = -1,
+    scheduler: str | None = None,
     progress: Callable[[int, int, int], None] | None = None,
     **power_options: Any,
 ) -> PatientsForPowerResult:
@@ -749,7 +759,7 @@ def patients_for_power(
         The smallest and largest number of patients to try; ``20 <= low <= high``.
     tolerance : int
         Precision of the answer in patients, at least 1.
-    reps, seed, n_jobs
+    reps, seed, n_jobs, scheduler
         As in :func:`estimate_power`, for every size tried.
     progress : callable, optional
         Called as ``progress(n_patients, done, total)`` as the replicates of the size
@@ -791,6 +801,7 @@ def patients_for_power(
             reps=reps,
             seed=seed,
             n_jobs=n_jobs,
+            scheduler=scheduler,
             **power_options,
         ),
         progress,

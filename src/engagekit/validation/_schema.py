@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-import pandera.pandas as pa
 
 from ._contract import ContractField, EncounterContract
+from ._pandera import pa
 from ._parse import as_date, as_number, as_text, full_match, not_plain
 
 __all__ = ["ContractSchema", "build_schema"]

@@ -6,12 +6,12 @@ import difflib
 
 import numpy as np
 import pandas as pd
-import pandera.errors as pa_errors
 
 from .._excerpt import EXCERPT_WIDTH, excerpt
 from ..config import Config, load_config
 from ..errors import ContractError, DataReadError
 from ._contract import EncounterContract, encounter_contract
+from ._pandera import pa_errors
 from ._parse import as_date, as_number, as_text, is_not_plain
 from ._report import PROBLEM_COLUMNS, ValidationReport
 from ._schema import ContractSchema, build_schema
