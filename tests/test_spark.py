@@ -1,0 +1,154 @@
+"""Scoring on Spark gives the local engine's numbers, flags and reasons.
+
+Spark needs Java. Where none is found (and ``ENGAGEKIT_REQUIRE_SPARK`` is not set) the
+Spark tests are skipped with one line; ``.ci/run`` installs Java 17, sets
+``PYSPARK_PYTHON`` to the venv's interpreter and sets ``ENGAGEKIT_REQUIRE_SPARK=1``, so
+in CI a missing Java is a failure, not a skip. The tests of the model's bytes need no
+Spark.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _cli import run
+from engagekit import load_config, simulate_encounters
+from engagekit.errors import TamperedModelError
+from engagekit.io import load_model_directory
+from engagekit.scoring import score_encounters
+from engagekit.spark import _executor_model, model_files, spark_schema
+from engagekit.validation import coerce_encounters
+
+REQUIRE = "ENGAGEKIT_REQUIRE_SPARK"
+
+
+def _java() -> str | None:
+    home = os.environ.get("JAVA_HOME")
+    if home and Path(home, "bin", "java").is_file():
+        return str(Path(home, "bin", "java"))
+    return shutil.which("java")
+
+
+def _missing_spark() -> str | None:
+    """Why Spark cannot run here, or None."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "PySpark is not installed (pip install 'engagekit[spark]', in the test extra)"
+    if _java() is None:
+        return (
+            "no Java for Spark (install Java 17, e.g. Debian's openjdk-17-jre-headless; "
+            f".ci/run installs it and sets {REQUIRE}=1, so CI never skips these tests)"
+        )
+    return None
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """A local Spark session of two cores, for this module."""
+    why = _missing_spark()
+    if why is not None:
+        if os.environ.get(REQUIRE):
+            pytest.fail(f"{REQUIRE} is set, but {why}", pytrace=False)
+        pytest.skip(why)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("engagekit-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """A logistic model of re-attendance (top 10% flagged) and a gbm of adherence."""
+    tmp = tmp_path_factory.mktemp("spark_models")
+    made = run("simulate", "--patients", "400", "--seed", "1", "--out", "train.csv", cwd=tmp)
+    assert made.returncode == 0, made.stderr
+    out = {}
+    for kind, target in (("logistic", "attended_next"), ("gbm", "adherent")):
+        trained = run("train", "train.csv", "--target", target, "--model", kind, "--folds", "3",
+                      "--bootstrap", "0", "--out", kind, cwd=tmp)  # fmt: skip
+        assert trained.returncode == 0, trained.stderr
+        out[kind] = tmp / kind
+    return out
+
+
+@pytest.fixture(scope="module")
+def encounters() -> pd.DataFrame:
+    """Other patients than the training ones, typed as the local engine types them."""
+    return coerce_encounters(simulate_encounters(250, seed=2).encounters, load_config())
+
+
+def _local(model_dir: Path, encounters: pd.DataFrame) -> pd.DataFrame:
+    saved = load_model_directory(model_dir)
+    config = saved.manifest.training_config("the model")
+    return score_encounters(saved.model, encounters, config, saved.manifest.flag_rule)
+
+
+@pytest.mark.parametrize("kind", ["logistic", "gbm"])
+def test_spark_scores_equal_the_local_engines(spark, models, encounters, kind):
+    from engagekit.spark import score
+
+    local = _local(models[kind], encounters)
+    remote = score(spark.createDataFrame(encounters), models[kind], buckets=3).toPandas()
+    assert list(remote.columns) == list(local.columns)
+    assert len(remote) == len(local) and remote["encounter_id"].is_unique
+    # (toPandas builds the frame column by column: one copy defragments it)
+    remote = remote.copy().set_index("encounter_id").loc[local["encounter_id"]].reset_index()
+    numbers = [c for c in local.columns if local[c].dtype.kind == "f"]
+    assert any(c.startswith("shap_") for c in numbers)
+    for column in numbers:
+        np.testing.assert_allclose(
+            remote[column].to_numpy(dtype=float), local[column].to_numpy(dtype=float),
+            rtol=0, atol=1e-12, err_msg=column,
+        )  # fmt: skip
+    for column in (c for c in local.columns if c not in numbers):
+        # flags, reasons, identifiers and context: identical
+        assert remote[column].astype(object).where(remote[column].notna(), None).tolist() == (
+            local[column].astype(object).where(local[column].notna(), None).tolist()
+        ), column
+    assert set(local["flag"]) == {"high", "medium", "low"}  # the flags compared are real
+    assert (local["reasons"] != "").any()
+
+
+def test_the_number_of_buckets_does_not_change_the_scores(spark, models, encounters):
+    from engagekit.spark import score
+
+    frame = spark.createDataFrame(encounters)
+    one, seven = (
+        score(frame, models["logistic"], buckets=n).toPandas().sort_values("encounter_id")
+        for n in (1, 7)
+    )
+    pd.testing.assert_frame_equal(one.reset_index(drop=True), seven.reset_index(drop=True))
+
+
+def test_the_executor_checks_the_models_bytes_before_loading_them(models):
+    files = model_files(models["logistic"])
+    assert set(files) == {"integrity.json", "manifest.json", "model.skops", "metrics.json",
+                          "model_card.md"}  # fmt: skip
+    assert _executor_model(files).model.target == "attended_next"
+    tampered = dict(files)
+    tampered["model.skops"] = files["model.skops"][:-1] + bytes([files["model.skops"][-1] ^ 1])
+    with pytest.raises(TamperedModelError, match=r"model\.skops"):
+        _executor_model(tampered)
+
+
+def test_the_schema_types_text_sessions_and_numbers():
+    assert spark_schema(["patient_id", "session_number", "risk", "reasons"]) == (
+        "`patient_id` string, `session_number` bigint, `risk` double, `reasons` string"
+    )
