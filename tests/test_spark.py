@@ -65,7 +65,7 @@ def spark():
         SparkSession.builder.master("local[2]")
         .appName("engagekit-tests")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.shuffle.partitions", "2")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
@@ -152,3 +152,53 @@ def test_the_schema_types_text_sessions_and_numbers():
     assert spark_schema(["patient_id", "session_number", "risk", "reasons"]) == (
         "`patient_id` string, `session_number` bigint, `risk` double, `reasons` string"
     )
+
+
+# --------------------------------------------------------------------------- validation
+def _broken_tables() -> list[tuple[str, pd.DataFrame]]:
+    """The rule cases of ``test_validation`` (one broken cell each), duplicate keys
+    within and across patients, several problems at once, and a valid table."""
+    from _factories import valid_encounter_rows, with_cell
+    from test_validation import RULE_CASES
+
+    tables = []
+    for case in RULE_CASES:  # pytest.param(row, column, value, expected, rule, id=...)
+        row, column, value = case.values[:3]
+        tables.append((case.id, with_cell(valid_encounter_rows(), row, column, value)))
+    several = valid_encounter_rows(4, 3)
+    breaks = [
+        (4, "treatment", "yoga"),
+        (4, "empathy", "9"),
+        (7, "session_number", "0"),
+        (9, "session_number", "2"),
+        (11, "encounter_id", "E001-1"),  # patient 4's rows: another bucket, perhaps
+        (12, "encounter_id", "E001-1"),
+    ]
+    for row, column, value in breaks:
+        several = with_cell(several, row, column, value)
+    tables.append(("several, duplicates across patients", several))
+    tables.append(("valid", valid_encounter_rows(5, 4, seed=3)))
+    return tables
+
+
+def test_spark_validation_finds_what_local_validation_finds(spark, tmp_path):
+    """Every broken table, written as CSV and read by each engine as a user's file is:
+    the same problem table (row numbers, encounter, column, value, check, rule, detail),
+    the same row count and bad rows."""
+    from engagekit import read_encounters, validate_encounters
+    from engagekit.spark import validate
+
+    tables = _broken_tables()
+    assert len(tables) > 30
+    for name, table in tables:
+        path = tmp_path / "broken.csv"
+        table.to_csv(path, index=False)
+        local = validate_encounters(read_encounters(path))
+        remote = validate(spark.read.csv(str(path), header=True), buckets=2)
+        pd.testing.assert_frame_equal(
+            remote.problems.astype(object), local.problems.astype(object), obj=name
+        )
+        assert (remote.n_rows, remote.bad_rows.tolist()) == (
+            local.n_rows, local.bad_rows.tolist()
+        ), name  # fmt: skip
+        assert local.valid == (name == "valid"), name  # each broken table found broken

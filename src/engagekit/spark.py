@@ -31,6 +31,7 @@ Install PySpark with ``pip install 'engagekit[spark]'`` (Spark needs Java 17 or 
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 import threading
 import warnings
@@ -39,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, ContractError
@@ -47,8 +49,16 @@ from .scoring import CONTEXT_COLUMNS, encounter_flag_thresholds, score_columns, 
 if TYPE_CHECKING:
     from .config import Config
     from .io._model_store import SavedModel
+    from .validation import ValidationReport
 
-__all__ = ["BUCKET_COLUMN", "ROW_COLUMN", "model_files", "score", "spark_schema"]
+__all__ = [
+    "BUCKET_COLUMN",
+    "ROW_COLUMN",
+    "model_files",
+    "score",
+    "spark_schema",
+    "validate",
+]
 
 #: Helper columns added to the table while it is scored (not in the output).
 ROW_COLUMN = "_engagekit_row"
@@ -242,3 +252,156 @@ def score(
 
     with _quiet():
         return table.groupBy(BUCKET_COLUMN).applyInPandas(scores, spark_schema(columns))
+
+
+# --------------------------------------------------------------------------- validation
+_ROW_NUMBERS = re.compile(r"\d+")
+
+
+def _numbered(df: Any) -> Any:
+    """``df`` with ``ROW_COLUMN``: each row's 0-based position in the table as read (a
+    file's line order; ``zipWithIndex`` numbers the partitions in order)."""
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    schema = StructType([*df.schema.fields, StructField(ROW_COLUMN, LongType(), False)])
+    rows = df.rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1]))
+    return df.sparkSession.createDataFrame(rows, schema)
+
+
+def _patient_buckets(df: Any, n_buckets: int) -> Any:
+    functions = _pyspark()
+    key = functions.trim(functions.col("patient_id").cast("string"))
+    return df.withColumn(
+        BUCKET_COLUMN, functions.pmod(functions.xxhash64(key), functions.lit(n_buckets))
+    )
+
+
+def _renumbered(problems: pd.DataFrame, rows: Any) -> pd.DataFrame:
+    """``problems`` of a sub-table whose row ``i`` (0-based) is table row ``rows[i]``,
+    in the table's numbers: their ``row`` and the rows their ``detail`` names."""
+    out = problems.copy()
+    out["row"] = rows[out["row"].to_numpy(dtype="int64") - 1] + 1
+
+    def renumber(detail: str) -> str:
+        if not detail:
+            return detail
+        head, _, tail = detail.partition("row(s) ")
+        return head + _ + _ROW_NUMBERS.sub(lambda m: str(rows[int(m.group()) - 1] + 1), tail)
+
+    out["detail"] = out["detail"].astype(object).map(renumber)
+    return out
+
+
+_PROBLEM_SCHEMA = (
+    "`row` bigint, `encounter_id` string, `column` string, `value` string, `check` string, "
+    "`rule` string, `detail` string"
+)
+
+
+def validate(
+    df: Any, config: Config | None = None, *, buckets: int | None = None
+) -> ValidationReport:
+    """Check a Spark DataFrame against the data contract, as
+    :func:`engagekit.validate_encounters` checks a pandas one: the same problems, with
+    the same data row numbers (the table's order as read), checks, rules and details.
+
+    Each bucket of whole patients is checked by the local validator on the executors, so
+    the rules within a patient (one row per session, dates that do not go backwards) see
+    all of a patient's rows. A column that must be unique over the whole table is then
+    checked across buckets: the keys that occur more than once are found by Spark, and
+    only their rows are brought to the driver and checked there.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        The table as read: text cells (a CSV read without a schema) or typed columns.
+    config : Config, optional
+        The attributes, scale and treatments; the defaults if omitted.
+    buckets : int, optional
+        Buckets of whole patients; default four per core of the Spark context.
+
+    Returns
+    -------
+    ValidationReport
+        Its problems table equals the local validator's on the same table.
+
+    Raises
+    ------
+    DataReadError
+        A required column is missing, or a column name repeats.
+    """
+    from .config import load_config
+    from .validation import ValidationReport, validate_encounters
+    from .validation._contract import encounter_contract
+
+    functions = _pyspark()
+    config = config if config is not None else load_config()
+    contract = encounter_contract(config)
+    columns = [str(c) for c in df.columns]
+    # the header's own problems (a required column absent, a name repeated) first
+    header = validate_encounters(
+        pd.DataFrame({c: pd.Series([], dtype=object) for c in columns}), config
+    )
+    spark = df.sparkSession
+    n_buckets = int(buckets or max(1, 4 * spark.sparkContext.defaultParallelism))
+    numbered = _numbered(df)
+    cfg = config
+
+    def check(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.sort_values(ROW_COLUMN, kind="stable")
+        rows = frame[ROW_COLUMN].to_numpy(dtype="int64")
+        table = frame.drop(columns=[ROW_COLUMN, BUCKET_COLUMN]).reset_index(drop=True)
+        report = validate_encounters(table, cfg)
+        found = report.problems[report.problems["check"] != "unique_over_table"]
+        return _renumbered(found, rows)
+
+    with _quiet():
+        problems = [
+            _patient_buckets(numbered, n_buckets)
+            .groupBy(BUCKET_COLUMN)
+            .applyInPandas(check, _PROBLEM_SCHEMA)
+            .toPandas()
+        ]
+        n_rows = numbered.count()
+        for field in contract.fields:
+            if not field.unique or field.name not in columns:
+                continue
+            key = functions.trim(functions.col(field.name).cast("string"))
+            repeated = (
+                numbered.where(functions.col(field.name).isNotNull())
+                .groupBy(key.alias("_key"))
+                .count()
+                .where("count > 1")
+                .select("_key")
+            )
+            rows = (
+                numbered.join(repeated, key == functions.col("_key"), "left_semi")
+                .toPandas()
+                .sort_values(ROW_COLUMN, kind="stable")
+            )
+            if rows.empty:
+                continue
+            numbers = rows[ROW_COLUMN].to_numpy(dtype="int64")
+            report = validate_encounters(
+                rows.drop(columns=[ROW_COLUMN]).reset_index(drop=True), cfg
+            )
+            found = report.problems[
+                (report.problems["check"] == "unique_over_table")
+                & (report.problems["column"] == field.name)
+            ]
+            problems.append(_renumbered(found, numbers))
+    table = pd.concat(problems, ignore_index=True)
+    table["row"] = table["row"].astype("int64")
+    for name in ("encounter_id", "column", "value", "check", "rule", "detail"):
+        # missing as the local report has it: None, not NaN
+        table[name] = table[name].astype(object).where(table[name].notna(), None)
+    order = {name: i for i, name in enumerate(contract.names)}
+    table["_col_order"] = table["column"].map(order).fillna(len(order))
+    table = table.sort_values(["row", "_col_order", "check"], kind="stable")
+    table = table.drop(columns="_col_order").reset_index(drop=True)
+    return ValidationReport(
+        problems=table[header.problems.columns],
+        n_rows=int(n_rows),
+        bad_rows=np.unique(table["row"].to_numpy(dtype="int64") - 1),
+        absent_columns=header.absent_columns,
+    )
