@@ -202,3 +202,46 @@ def test_spark_validation_finds_what_local_validation_finds(spark, tmp_path):
             local.n_rows, local.bad_rows.tolist()
         ), name  # fmt: skip
         assert local.valid == (name == "valid"), name  # each broken table found broken
+
+
+# --------------------------------------------------------------------------- the commands
+def test_engagekit_score_with_the_spark_engine_writes_the_local_scores(spark, models, tmp_path):
+    """``engagekit score --engine spark`` (reusing this module's session) against
+    ``engagekit score`` on the same CSV: the same rows, numbers, flags and reasons."""
+    simulate_encounters(250, seed=4).encounters.to_csv(tmp_path / "new.csv", index=False)
+    model = models["gbm"]
+    local = run("score", model, "new.csv", "--out", "local.parquet", cwd=tmp_path)
+    remote = run("score", model, "new.csv", "--out", "spark_scores", "--engine", "spark",
+                 cwd=tmp_path)  # fmt: skip
+    assert local.returncode == 0 and remote.returncode == 0, local.stderr + remote.stderr
+    assert "encounters scored and explained on Spark" in " ".join(remote.stdout.split())
+    here = pd.read_parquet(tmp_path / "local.parquet")
+    there = pd.read_parquet(tmp_path / "spark_scores").copy()
+    there = there.set_index("encounter_id").loc[here["encounter_id"]].reset_index()
+    assert list(there.columns) == list(here.columns)
+    numbers = [c for c in here.columns if here[c].dtype.kind == "f"]
+    np.testing.assert_allclose(there[numbers].to_numpy(), here[numbers].to_numpy(), rtol=0,
+                               atol=1e-12)  # fmt: skip
+    for column in ("flag", "reasons", "patient_id", "treatment"):
+        assert there[column].tolist() == here[column].tolist(), column
+
+
+def test_engagekit_validate_with_the_spark_engine_prints_the_local_report(spark, tmp_path):
+    from _factories import valid_encounter_rows, with_cell
+
+    table = with_cell(with_cell(valid_encounter_rows(), 4, "empathy", "9"), 7, "encounter_id",
+                      "E001-1")  # fmt: skip
+    table.to_csv(tmp_path / "bad.csv", index=False)
+    local = run("validate", "bad.csv", "--json", cwd=tmp_path)
+    remote = run("validate", "bad.csv", "--json", "--engine", "spark", cwd=tmp_path)
+    assert local.returncode == remote.returncode == 1, local.stderr + remote.stderr
+    assert remote.stdout == local.stdout
+    assert '"row": 7' in remote.stdout  # the duplicate, across patients, is in it
+
+
+def test_the_spark_engine_refuses_local_only_options_with_a_message(tmp_path):
+    table = simulate_encounters(20, seed=1).encounters
+    table.to_csv(tmp_path / "t.csv", index=False)
+    result = run("validate", "t.csv", "--engine", "spark", "--quarantine", "q.csv", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "are for the local engine" in " ".join(result.stderr.split())

@@ -22,9 +22,45 @@ from ._common import (
     read_table,
     simulate_with_progress,
 )
+from ._spark import Engine, EngineOption, MasterOption
 
 
 # --------------------------------------------------------------------------- validate
+def _validate_on_spark(
+    data: str,
+    cfg,
+    local_only: tuple,
+    sep: str | None,
+    encoding: str,
+    master: str | None,
+    as_json: bool,
+    max_problems: int,
+) -> None:
+    """``validate --engine spark``: the same report, from the same rules, on Spark."""
+    from ..errors import ArgumentError
+    from ..spark import validate as spark_validate
+    from ..validation import table_coverage
+    from ._spark import read_spark_table, spark_session
+
+    if any(option is not None for option in local_only):
+        raise ArgumentError(
+            "--table, --query, --quarantine and --good are for the local engine; with "
+            "--engine spark give a CSV or Parquet file"
+        )
+    with err.status("Checking the encounter table on Spark…"):
+        frame = read_spark_table(spark_session(master), data, sep=sep, encoding=encoding)
+        report = spark_validate(frame, cfg)
+    if as_json:
+        payload = report.to_dict()
+        coverage = table_coverage(frame.columns, cfg)
+        payload["cannot_run"] = coverage.blocked()
+        payload["notes"] = coverage.notes()
+        print(json.dumps(payload, indent=2))
+    else:
+        print_validation_report(report, max_problems, cfg, columns=frame.columns)
+    raise typer.Exit(0 if report.valid else 1)
+
+
 @app.command()
 def validate(
     data: Annotated[
@@ -57,6 +93,8 @@ def validate(
         int, typer.Option(help="Problems listed on screen; --json lists all.", min=0)
     ] = 50,
     escape_formulas: EscapeFormulasOption = True,
+    engine: EngineOption = Engine.LOCAL,
+    master: MasterOption = None,
 ) -> None:
     """Check an encounter table against the data contract.
 
@@ -78,6 +116,9 @@ def validate(
         if path is not None:
             check_writable(path)
     cfg = read_config(config)
+    if engine is Engine.SPARK:
+        _validate_on_spark(data, cfg, (table, query, quarantine, good), sep, encoding,
+                           master, as_json, max_problems)  # fmt: skip
     with err.status("Reading and checking the encounter table…"):
         frame = read_table(Source(data, table, query, encoding, sep))
         report = validate_encounters(frame, cfg)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._app import app, out
+from ._app import app, err, out
 from ._common import (
     AllowUnfitOption,
     EncodingOption,
@@ -22,6 +22,7 @@ from ._common import (
     refuse_unfit,
     with_progress,
 )
+from ._spark import Engine, EngineOption, MasterOption
 
 
 @app.command()
@@ -63,6 +64,8 @@ def score(
     sep: SepOption = None,
     config: ModelConfigOption = None,
     allow_unfit_model: AllowUnfitOption = False,
+    engine: EngineOption = Engine.LOCAL,
+    master: MasterOption = None,
 ) -> None:
     """Score, explain and flag every encounter, into a file and a database.
 
@@ -91,9 +94,19 @@ def score(
     already committed, scores the rest and writes the whole file, with no row twice.
     One run writes to a database table at a time: a second run into the same table
     stops at once with a message.
+
+    With --engine spark the table (a CSV or Parquet file, or a folder of Parquet files)
+    is checked and scored on Apache Spark, in buckets of whole patients, with the same
+    numbers, flags and reasons; --out is then a new folder of Parquet files, and no
+    database is written.
     """
     from ..io._scores import check_score_outputs, write_scores
 
+    if engine is Engine.SPARK:
+        local_only = (db, table, query)
+        _score_on_spark(model_dir, data, out_file, config, top_reasons, sep, encoding, master,
+                        allow_unfit_model, local_only)  # fmt: skip
+        return
     suffixes = [s.lower() for s in out_file.suffixes][-2:]
     if not suffixes or (
         suffixes[-1] not in (".csv", ".parquet", ".pq") and suffixes != [".csv", ".gz"]
@@ -141,6 +154,84 @@ def score(
     out.print(
         f"Scores written to {str(run.out)!r} and to table {run.table!r} of {run.database!r} "
         f"(run {run.run_id}{replaced}).",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _score_on_spark(
+    model_dir: Path,
+    data: str,
+    out_dir: Path,
+    config: Path | None,
+    top_reasons: int,
+    sep: str | None,
+    encoding: str,
+    master: str | None,
+    allow_unfit_model: bool,
+    local_only: tuple,
+) -> None:
+    """``score --engine spark``: the same checks and scores, written as a folder of
+    Parquet files."""
+    from ..errors import ArgumentError, ConfigError, OutputError
+    from ..spark import score as spark_score
+    from ..spark import validate as spark_validate
+    from ..validation import table_coverage
+    from ._common import print_validation_report
+    from ._spark import read_spark_table, spark_session
+
+    if any(option is not None for option in local_only):
+        raise ArgumentError(
+            "--db, --table and --query are for the local engine; --engine spark reads a "
+            "CSV or Parquet file and writes a folder of Parquet files (--out)"
+        )
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise OutputError(
+            f"{str(out_dir)!r} exists and is not an empty folder; --engine spark writes a "
+            "new folder of Parquet files: give a new path"
+        )
+    model, manifest, cfg = open_model(model_dir, config)
+    refuse_unfit(manifest, model_dir, allow_unfit_model)
+    session = spark_session(master)
+    frame = read_spark_table(session, data, sep=sep, encoding=encoding)
+    with err.status("Checking the encounter table on Spark…"):
+        report = spark_validate(frame, cfg)
+    if not report.valid:
+        out.print("The encounter table breaks the data contract; nothing was computed or written.")
+        print_validation_report(report, max_problems=50, config=cfg, columns=frame.columns)
+        raise typer.Exit(1)
+    coverage = table_coverage(frame.columns, cfg)
+    if coverage.absent_ratings:
+        raise ConfigError(
+            f"the rating column(s) {', '.join(map(repr, coverage.absent_ratings))} of the "
+            "config are absent from the table; every configured rating is needed here"
+        )
+    from pyspark.sql import functions
+
+    for covariate in coverage.absent_covariates:
+        if any(f.startswith(f"{covariate}=") for f in model.feature_names):
+            err.print(
+                f"[yellow]note:[/yellow] the model uses the covariate {covariate!r}, which is "
+                "absent from the table: every encounter is scored with it unknown.",
+                highlight=False,
+            )
+            frame = frame.withColumn(covariate, functions.lit(None).cast("string"))
+    with err.status("Scoring, explaining and flagging on Spark…"):
+        scores = spark_score(frame, model_dir, config=cfg, top_reasons=top_reasons)
+        where = str(out_dir.resolve())  # the JVM has its own working folder
+        scores.write.parquet(where)
+        counts = {
+            row["flag"]: int(row["count"])
+            for row in session.read.parquet(where).groupBy("flag").count().collect()
+        }
+    total = sum(counts.values())
+    high, medium = counts.get("high", 0), counts.get("medium", 0)
+    rule = manifest.flag_rule
+    out.print(
+        f"{total:,} encounters scored and explained on Spark: {high:,} flagged high "
+        f"({high / max(total, 1):.1%} of encounters; flag rule {rule.rule.value}:"
+        f"{rule.value:g}), {medium:,} medium. Scores written to {str(out_dir)!r} (a folder "
+        "of Parquet files).",
         highlight=False,
         soft_wrap=True,
     )
