@@ -239,6 +239,21 @@ def test_engagekit_validate_with_the_spark_engine_prints_the_local_report(spark,
     assert '"row": 7' in remote.stdout  # the duplicate, across patients, is in it
 
 
+def test_a_parquet_file_written_by_pandas_is_read_with_its_dates(spark, tmp_path):
+    """pandas writes dates as nanosecond timestamps, which Spark 4 refuses by default."""
+    from _factories import valid_encounter_rows
+
+    table = coerce_encounters(valid_encounter_rows(), load_config())
+    assert table["encounter_date"].dtype.kind == "M"
+    table.loc[4, "encounter_date"] = pd.Timestamp("2024-01-01")  # earlier than session 1
+    table.to_parquet(tmp_path / "typed.parquet", index=False)
+    local = run("validate", "typed.parquet", "--json", cwd=tmp_path)
+    remote = run("validate", "typed.parquet", "--json", "--engine", "spark", cwd=tmp_path)
+    assert local.returncode == remote.returncode == 1, local.stderr + remote.stderr
+    assert remote.stdout == local.stdout
+    assert '"column": "encounter_date"' in remote.stdout
+
+
 def test_the_spark_engine_refuses_local_only_options_with_a_message(tmp_path):
     table = simulate_encounters(20, seed=1).encounters
     table.to_csv(tmp_path / "t.csv", index=False)

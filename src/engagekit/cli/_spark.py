@@ -105,6 +105,9 @@ def read_spark_table(session: Any, data: str, *, sep: str | None, encoding: str)
         data = str(path.resolve())
     try:
         if path.is_dir() or (suffixes and suffixes[-1] in _PARQUET):
+            # pandas writes dates as nanosecond timestamps, which Spark refuses by
+            # default (PARQUET_TYPE_ILLEGAL); with this it reads them as timestamps
+            session.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
             return session.read.parquet(data)
         if sep is None:
             from ..io._read import _first_lines, detect_separator
