@@ -181,27 +181,54 @@ def _broken_tables() -> list[tuple[str, pd.DataFrame]]:
     return tables
 
 
+def _missing_as_none(problems: pd.DataFrame) -> pd.DataFrame:
+    """The table with every missing cell None (pandas may hold one as NaN or None)."""
+    out = problems.astype(object)
+    return out.where(out.notna(), None)
+
+
+def _stacked(tables: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    """The tables one below the other, each table's well-formed patient and encounter
+    ids made its own (a broken id, missing, blank or repeated, stays as it is)."""
+    parts = []
+    for k, (_name, table) in enumerate(tables):
+        table = table.copy()
+        for column in ("patient_id", "encounter_id"):
+            text = table[column].astype(object)
+            normal = text.notna() & text.astype(str).str.fullmatch(r"[PE]\d{3}(-\d+)?")
+            table.loc[normal, column] = f"T{k}-" + text[normal].astype(str)
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True)
+
+
 def test_spark_validation_finds_what_local_validation_finds(spark, tmp_path):
-    """Every broken table, written as CSV and read by each engine as a user's file is:
+    """The broken tables, written as CSV and read by each engine as a user's file is:
     the same problem table (row numbers, encounter, column, value, check, rule, detail),
-    the same row count and bad rows."""
+    the same row count and bad rows. The rule cases are checked all at once, stacked
+    into one table (one Spark job each costs about a second), and the table with several
+    problems and the valid one on their own."""
     from engagekit import read_encounters, validate_encounters
     from engagekit.spark import validate
 
-    tables = _broken_tables()
-    assert len(tables) > 30
+    cases = _broken_tables()
+    assert len(cases) > 30
+    corpus = _stacked(cases[:-2])
+    tables = [("the rule cases, stacked", corpus), *cases[-2:]]
     for name, table in tables:
-        path = tmp_path / "broken.csv"
+        path = tmp_path / ("corpus.csv" if table is corpus else "broken.csv")
         table.to_csv(path, index=False)
         local = validate_encounters(read_encounters(path))
         remote = validate(spark.read.csv(str(path), header=True), buckets=2)
         pd.testing.assert_frame_equal(
-            remote.problems.astype(object), local.problems.astype(object), obj=name
+            _missing_as_none(remote.problems), _missing_as_none(local.problems), obj=name
         )
         assert (remote.n_rows, remote.bad_rows.tolist()) == (
             local.n_rows, local.bad_rows.tolist()
         ), name  # fmt: skip
         assert local.valid == (name == "valid"), name  # each broken table found broken
+    # every rule case's broken cell is among the stacked table's problems
+    stacked = validate_encounters(read_encounters(tmp_path / "corpus.csv"))
+    assert len(stacked.bad_rows) >= len(cases) - 2
 
 
 # --------------------------------------------------------------------------- the commands
