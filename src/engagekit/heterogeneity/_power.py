@@ -176,6 +176,10 @@ class PowerResult(Result):
     wrong_name_rate : Share
         A treatment named that does not deviate: another than ``treatment`` for
         ``attribute`` (any, when the deviation is 0), or any for another attribute.
+        Under the null it is the family-wise error of the names. Under a deviation it
+        also counts its echo: every other treatment then deviates from the mean of the
+        rest by ``-deviation / (K - 1)``, which a large study names too (see the
+        attribute's ``rest_equal_p``).
     power_equivalence : Share
         The other attributes called ``equivalent``, averaged over them (its CI counts
         each replicate once).
