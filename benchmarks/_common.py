@@ -20,6 +20,26 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def add_scheduler_option(parser: Any) -> None:
+    """The ``--scheduler`` option of the studies made of replicates."""
+    parser.add_argument(
+        "--scheduler",
+        help="a Dask scheduler's address (tcp://host:8786): run the replicates on its "
+        "workers (default $DASK_SCHEDULER_ADDRESS, else --jobs local processes); the "
+        "results are the same",
+    )
+
+
+def run_on_backend(study: Callable[[Any], None], args: Any) -> None:
+    """Run ``study(args)`` with its replicates where ``args.scheduler`` says (see
+    :func:`engagekit.cluster.replicate_backend`), saying where."""
+    from engagekit.cluster import replicate_backend
+
+    with replicate_backend(args.scheduler) as where:
+        print(f"replicates run on {where}", flush=True)
+        study(args)
+
+
 def monte_carlo_rate(count: int, total: int) -> dict:
     """A proportion of simulated replicates with its binomial Monte Carlo SE and Wilson
     95% CI."""

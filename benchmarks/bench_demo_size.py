@@ -44,9 +44,9 @@ from joblib import delayed
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import monte_carlo_rate, write_result
+from _common import add_scheduler_option, monte_carlo_rate, run_on_backend, write_result
 from engagekit import simulate_encounters
-from engagekit.cluster import replicate_backend, run_replicates
+from engagekit.cluster import run_replicates
 from engagekit.config import load_config
 from engagekit.errors import AnalysisError, ContractError
 from engagekit.heterogeneity import heterogeneity_analysis
@@ -126,10 +126,7 @@ def study(n_patients: int, extra: float, reps: int, seed: int, jobs: int, target
 
 
 def main() -> None:
-    args = _arguments()
-    with replicate_backend(args.scheduler) as where:
-        print(f"replicates run on {where}", flush=True)
-        _study(args)
+    run_on_backend(_study, _arguments())
 
 
 def _arguments() -> argparse.Namespace:
@@ -139,12 +136,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument(
-        "--scheduler",
-        help="a Dask scheduler's address (tcp://host:8786): run the replicates on its "
-        "workers (default $DASK_SCHEDULER_ADDRESS, else --jobs local processes); the "
-        "results are the same",
-    )
+    add_scheduler_option(parser)
     parser.add_argument("--target", default="adherent")
     return parser.parse_args()
 

@@ -41,9 +41,15 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import monte_carlo_rate, peak_rss_mb, write_result
+from _common import (
+    add_scheduler_option,
+    monte_carlo_rate,
+    peak_rss_mb,
+    run_on_backend,
+    write_result,
+)
 from engagekit import simulate_encounters
-from engagekit.cluster import replicate_backend, run_replicates
+from engagekit.cluster import run_replicates
 from engagekit.config import load_config
 from engagekit.errors import AnalysisError
 from engagekit.heterogeneity import _analysis as analysis
@@ -383,10 +389,7 @@ def power(sizes, reps, target, seed, jobs, config):
 
 
 def main() -> None:
-    args = _arguments()
-    with replicate_backend(args.scheduler) as where:
-        print(f"replicates run on {where}", flush=True)
-        _study(args)
+    run_on_backend(_study, _arguments())
 
 
 def _arguments() -> argparse.Namespace:
@@ -397,12 +400,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--target", choices=["adherent", "attended_next"], default="adherent")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument(
-        "--scheduler",
-        help="a Dask scheduler's address (tcp://host:8786): run the replicates on its "
-        "workers (default $DASK_SCHEDULER_ADDRESS, else --jobs local processes); the "
-        "results are the same",
-    )
+    add_scheduler_option(parser)
     return parser.parse_args()
 
 

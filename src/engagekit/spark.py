@@ -144,12 +144,14 @@ def spark_schema(columns: list[str]) -> str:
     return ", ".join(f"`{name}` {types.get(name, 'double')}" for name in columns)
 
 
-def _typed(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
-    """A bucket's rows in the table's order, typed as the local engine types them."""
+def _typed(frame: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, Any]:
+    """A bucket's rows in the table's order, typed as the local engine types them, and
+    their positions in the table."""
     from .validation import coerce_encounters
 
     ordered = frame.sort_values(ROW_COLUMN, kind="stable")
-    return coerce_encounters(ordered.drop(columns=[ROW_COLUMN, BUCKET_COLUMN]), config)
+    typed = coerce_encounters(ordered.drop(columns=[ROW_COLUMN, BUCKET_COLUMN]), config)
+    return typed, ordered[ROW_COLUMN].to_numpy()
 
 
 def score(
@@ -214,14 +216,9 @@ def score(
     per_practitioner = "practitioner_id" in df.columns
 
     def risks(frame: pd.DataFrame) -> pd.DataFrame:
-        typed = _typed(frame, cfg)
+        typed, rows = _typed(frame, cfg)
         saved = _executor_model(files.value)
-        out = pd.DataFrame(
-            {
-                ROW_COLUMN: frame.sort_values(ROW_COLUMN, kind="stable")[ROW_COLUMN].to_numpy(),
-                "risk": 1.0 - saved.model.predict_proba(typed),
-            }
-        )
+        out = pd.DataFrame({ROW_COLUMN: rows, "risk": 1.0 - saved.model.predict_proba(typed)})
         if per_practitioner:
             out["practitioner_id"] = typed["practitioner_id"].to_numpy(dtype=object)
         return out
@@ -246,7 +243,7 @@ def score(
     def scores(frame: pd.DataFrame) -> pd.DataFrame:
         saved = _executor_model(files.value)
         out = score_encounters(
-            saved.model, _typed(frame, cfg), cfg, applied, top_reasons=top_reasons
+            saved.model, _typed(frame, cfg)[0], cfg, applied, top_reasons=top_reasons
         )
         return out[columns]
 

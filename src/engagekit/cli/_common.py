@@ -225,6 +225,27 @@ def read_table(source: Source):
     )
 
 
+def checked_coverage(report, cfg: Config, columns):
+    """What a table read as ``columns`` can feed, once it met the contract: on contract
+    problems the report is printed and the command exits 1; an absent rating column of
+    the config stops it with a ConfigError."""
+    from ..errors import ConfigError
+    from ..validation import table_coverage
+
+    if not report.valid:
+        out.print("The encounter table breaks the data contract; nothing was computed or written.")
+        print_validation_report(report, max_problems=50, config=cfg, columns=columns)
+        raise typer.Exit(1)
+    coverage = table_coverage(columns, cfg)
+    if coverage.absent_ratings:
+        raise ConfigError(
+            f"the rating column(s) {', '.join(map(repr, coverage.absent_ratings))} of the "
+            "config are absent from the table; every configured rating is needed here. "
+            "Give a --config whose attributes are the table's rating columns"
+        )
+    return coverage
+
+
 def read_valid_table(source: Source, cfg: Config, *, model_features: list[str] | None = None):
     """Read and check a table; ``(typed encounters, the config to use)``.
 
@@ -236,10 +257,8 @@ def read_valid_table(source: Source, cfg: Config, *, model_features: list[str] |
     """
     import pandas as pd
 
-    from ..errors import ConfigError
     from ..validation import (
         coerce_encounters,
-        table_coverage,
         validate_encounters,
         without_absent_covariates,
     )
@@ -247,17 +266,7 @@ def read_valid_table(source: Source, cfg: Config, *, model_features: list[str] |
     with err.status("Reading and checking the encounter table…"):
         raw = read_table(source)
         report = validate_encounters(raw, cfg)
-    if not report.valid:
-        out.print("The encounter table breaks the data contract; nothing was computed or written.")
-        print_validation_report(report, max_problems=50, config=cfg, columns=raw.columns)
-        raise typer.Exit(1)
-    coverage = table_coverage(raw.columns, cfg)
-    if coverage.absent_ratings:
-        raise ConfigError(
-            f"the rating column(s) {', '.join(map(repr, coverage.absent_ratings))} of the "
-            "config are absent from the table; every configured rating is needed here. "
-            "Give a --config whose attributes are the table's rating columns"
-        )
+    coverage = checked_coverage(report, cfg, raw.columns)
     encounters = coerce_encounters(raw, cfg)
     cfg, _left_out = without_absent_covariates(cfg, raw.columns)
     used = [

@@ -173,11 +173,10 @@ def _score_on_spark(
 ) -> None:
     """``score --engine spark``: the same checks and scores, written as a folder of
     Parquet files."""
-    from ..errors import ArgumentError, ConfigError, OutputError
+    from ..errors import ArgumentError, OutputError
     from ..spark import score as spark_score
     from ..spark import validate as spark_validate
-    from ..validation import table_coverage
-    from ._common import print_validation_report
+    from ._common import checked_coverage
     from ._spark import read_spark_table, spark_session
 
     if any(option is not None for option in local_only):
@@ -196,16 +195,7 @@ def _score_on_spark(
     frame = read_spark_table(session, data, sep=sep, encoding=encoding)
     with err.status("Checking the encounter table on Spark…"):
         report = spark_validate(frame, cfg)
-    if not report.valid:
-        out.print("The encounter table breaks the data contract; nothing was computed or written.")
-        print_validation_report(report, max_problems=50, config=cfg, columns=frame.columns)
-        raise typer.Exit(1)
-    coverage = table_coverage(frame.columns, cfg)
-    if coverage.absent_ratings:
-        raise ConfigError(
-            f"the rating column(s) {', '.join(map(repr, coverage.absent_ratings))} of the "
-            "config are absent from the table; every configured rating is needed here"
-        )
+    coverage = checked_coverage(report, cfg, frame.columns)
     from pyspark.sql import functions
 
     for covariate in coverage.absent_covariates:
