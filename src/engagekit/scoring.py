@@ -181,7 +181,8 @@ with it, or retrain with another --flag-rule
                 f"practitioner, but 'practitioner_id' is empty in {missing} encounter(s); "
                 "fill it in, or retrain with another --flag-rule"
             )
-        practitioners = practitioners.to_numpy(dtype=object)
+        # only counted: codes, not millions of text objects
+        practitioners = pd.factorize(practitioners)[0]
     return flag_thresholds(flag_rule, risk, practitioners)
 
 

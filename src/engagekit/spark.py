@@ -31,7 +31,6 @@ Install PySpark with ``pip install 'engagekit[spark]'`` (Spark needs Java 17 or 
 from __future__ import annotations
 
 import hashlib
-import re
 import tempfile
 import threading
 import warnings
@@ -40,7 +39,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, ContractError
@@ -252,9 +250,6 @@ def score(
 
 
 # --------------------------------------------------------------------------- validation
-_ROW_NUMBERS = re.compile(r"\d+")
-
-
 def _numbered(df: Any) -> Any:
     """``df`` with ``ROW_COLUMN``: each row's 0-based position in the table as read (a
     file's line order; ``zipWithIndex`` numbers the partitions in order)."""
@@ -271,22 +266,6 @@ def _patient_buckets(df: Any, n_buckets: int) -> Any:
     return df.withColumn(
         BUCKET_COLUMN, functions.pmod(functions.xxhash64(key), functions.lit(n_buckets))
     )
-
-
-def _renumbered(problems: pd.DataFrame, rows: Any) -> pd.DataFrame:
-    """``problems`` of a sub-table whose row ``i`` (0-based) is table row ``rows[i]``,
-    in the table's numbers: their ``row`` and the rows their ``detail`` names."""
-    out = problems.copy()
-    out["row"] = rows[out["row"].to_numpy(dtype="int64") - 1] + 1
-
-    def renumber(detail: str) -> str:
-        if not detail:
-            return detail
-        head, _, tail = detail.partition("row(s) ")
-        return head + _ + _ROW_NUMBERS.sub(lambda m: str(rows[int(m.group()) - 1] + 1), tail)
-
-    out["detail"] = out["detail"].astype(object).map(renumber)
-    return out
 
 
 _PROBLEM_SCHEMA = (
@@ -328,8 +307,9 @@ def validate(
         A required column is missing, or a column name repeats.
     """
     from .config import load_config
-    from .validation import ValidationReport, validate_encounters
+    from .validation import validate_encounters
     from .validation._contract import encounter_contract
+    from .validation._partitioned import UNIQUE_OVER_TABLE, assembled_report, renumbered
 
     functions = _pyspark()
     config = config if config is not None else load_config()
@@ -349,8 +329,8 @@ def validate(
         rows = frame[ROW_COLUMN].to_numpy(dtype="int64")
         table = frame.drop(columns=[ROW_COLUMN, BUCKET_COLUMN]).reset_index(drop=True)
         report = validate_encounters(table, cfg)
-        found = report.problems[report.problems["check"] != "unique_over_table"]
-        return _renumbered(found, rows)
+        found = report.problems[report.problems["check"] != UNIQUE_OVER_TABLE]
+        return renumbered(found, rows)
 
     with _quiet():
         problems = [
@@ -383,22 +363,8 @@ def validate(
                 rows.drop(columns=[ROW_COLUMN]).reset_index(drop=True), cfg
             )
             found = report.problems[
-                (report.problems["check"] == "unique_over_table")
+                (report.problems["check"] == UNIQUE_OVER_TABLE)
                 & (report.problems["column"] == field.name)
             ]
-            problems.append(_renumbered(found, numbers))
-    table = pd.concat(problems, ignore_index=True)
-    table["row"] = table["row"].astype("int64")
-    for name in ("encounter_id", "column", "value", "check", "rule", "detail"):
-        # missing as the local report has it: None, not NaN
-        table[name] = table[name].astype(object).where(table[name].notna(), None)
-    order = {name: i for i, name in enumerate(contract.names)}
-    table["_col_order"] = table["column"].map(order).fillna(len(order))
-    table = table.sort_values(["row", "_col_order", "check"], kind="stable")
-    table = table.drop(columns="_col_order").reset_index(drop=True)
-    return ValidationReport(
-        problems=table[header.problems.columns],
-        n_rows=int(n_rows),
-        bad_rows=np.unique(table["row"].to_numpy(dtype="int64") - 1),
-        absent_columns=header.absent_columns,
-    )
+            problems.append(renumbered(found, numbers))
+    return assembled_report(problems, int(n_rows), header, contract)

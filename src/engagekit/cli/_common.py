@@ -10,6 +10,7 @@ scikit-learn and the rest load inside the helpers that use them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -40,6 +41,7 @@ __all__ = [
     "bad_outcome",
     "check_target",
     "escape_markup",
+    "is_streamed",
     "iso_day",
     "metric_table",
     "open_model",
@@ -52,6 +54,7 @@ __all__ = [
     "refuse_unfit",
     "require_column",
     "simulate_with_progress",
+    "streamed_valid_table",
     "with_progress",
 ]
 
@@ -257,18 +260,52 @@ def read_valid_table(source: Source, cfg: Config, *, model_features: list[str] |
     """
     import pandas as pd
 
-    from ..validation import (
-        coerce_encounters,
-        validate_encounters,
-        without_absent_covariates,
-    )
+    from ..validation import coerce_encounters, validate_encounters
 
     with err.status("Reading and checking the encounter table…"):
         raw = read_table(source)
         report = validate_encounters(raw, cfg)
-    coverage = checked_coverage(report, cfg, raw.columns)
+    checked_coverage(report, cfg, raw.columns)
     encounters = coerce_encounters(raw, cfg)
-    cfg, _left_out = without_absent_covariates(cfg, raw.columns)
+    cfg, unknown = _usable_config(cfg, raw.columns, model_features)
+    for covariate in unknown:
+        encounters[covariate] = pd.Series(pd.NA, index=encounters.index, dtype="string")
+    return encounters, cfg
+
+
+def is_streamed(source: Source) -> bool:
+    """True if ``source`` is a Parquet file, which the local engine reads in row groups
+    and works on in buckets of whole patients (:mod:`engagekit.io._stream`)."""
+    from ..io._stream import is_parquet_file
+
+    return source.table is None and source.query is None and is_parquet_file(source.data)
+
+
+@contextmanager
+def streamed_valid_table(
+    source: Source, cfg: Config, chunk_rows: int, *, model_features: list[str] | None = None
+):
+    """:func:`read_valid_table` for a Parquet file read in row groups: yields
+    ``(EncounterChunks, the config to use)`` and removes the spilled buckets after."""
+    from ..io._stream import EncounterChunks, split_parquet, validate_buckets
+
+    buckets = with_progress(split_parquet, source.data, cfg, chunk_rows)
+    try:
+        report = with_progress(validate_buckets, buckets, cfg)
+        checked_coverage(report, cfg, buckets.columns)
+        used, unknown = _usable_config(cfg, buckets.columns, model_features)
+        yield EncounterChunks(buckets, cfg, tuple(unknown)), used
+    finally:
+        buckets.close()
+
+
+def _usable_config(cfg: Config, columns, model_features: list[str] | None):
+    """``(the config without the covariates the table lacks, the absent covariates the
+    model uses)``, each said in a note: those the model uses are scored as unknown."""
+    from ..validation import table_coverage, without_absent_covariates
+
+    coverage = table_coverage(columns, cfg)
+    usable, _left_out = without_absent_covariates(cfg, columns)
     used = [
         c
         for c in coverage.absent_covariates
@@ -280,11 +317,10 @@ def read_valid_table(source: Source, cfg: Config, *, model_features: list[str] |
             "absent from the table: every encounter is scored with it unknown.",
             highlight=False,
         )
-        encounters[covariate] = pd.Series(pd.NA, index=encounters.index, dtype="string")
     if not used:
         for note in coverage.notes():
             err.print(f"[yellow]note:[/yellow] {note}.", highlight=False)
-    return encounters, cfg
+    return usable, used
 
 
 def require_column(encounters, column: str, option: str, what: str) -> None:

@@ -17,10 +17,12 @@ from ._common import (
     SepOption,
     Source,
     TableOption,
+    is_streamed,
     print_validation_report,
     read_config,
     read_table,
     simulate_with_progress,
+    with_progress,
 )
 from ._spark import Engine, EngineOption, MasterOption
 
@@ -50,14 +52,15 @@ def _validate_on_spark(
     with err.status("Checking the encounter table on Spark…"):
         frame = read_spark_table(spark_session(master), data, sep=sep, encoding=encoding)
         report = spark_validate(frame, cfg)
+    columns = frame.columns
     if as_json:
         payload = report.to_dict()
-        coverage = table_coverage(frame.columns, cfg)
+        coverage = table_coverage(columns, cfg)
         payload["cannot_run"] = coverage.blocked()
         payload["notes"] = coverage.notes()
         print(json.dumps(payload, indent=2))
     else:
-        print_validation_report(report, max_problems, cfg, columns=frame.columns)
+        print_validation_report(report, max_problems, cfg, columns=columns)
     raise typer.Exit(0 if report.valid else 1)
 
 
@@ -107,6 +110,10 @@ def validate(
     many were quarantined; good + quarantined = all rows, always. A CSV written keeps
     the cells as read, except that text a spreadsheet would run as a formula gets a
     leading ' (see --no-escape-formulas).
+
+    A Parquet file is read in row groups and checked in buckets of whole patients (in a
+    temporary folder), with the memory of one bucket whatever the file's size, and the
+    same report; with --good the table is read whole.
     """
     from ..io import write_table
     from ..io._write import check_writable
@@ -119,26 +126,30 @@ def validate(
     if engine is Engine.SPARK:
         _validate_on_spark(data, cfg, (table, query, quarantine, good), sep, encoding,
                            master, as_json, max_problems)  # fmt: skip
-    with err.status("Reading and checking the encounter table…"):
-        frame = read_table(Source(data, table, query, encoding, sep))
-        report = validate_encounters(frame, cfg)
-    bad_frame = None
-    if quarantine is not None or good is not None:
-        good_frame, bad_frame = split_by_validity(frame, report)
-        if quarantine is not None:
-            write_table(bad_frame, quarantine, escape_formulas=escape_formulas)
-        if good is not None:
-            write_table(good_frame, good, escape_formulas=escape_formulas)
+    source = Source(data, table, query, encoding, sep)
+    if good is None and is_streamed(source):
+        columns, report = _validate_streamed(source, cfg, quarantine, escape_formulas)
+    else:
+        with err.status("Reading and checking the encounter table…"):
+            frame = read_table(source)
+            report = validate_encounters(frame, cfg)
+        columns = frame.columns
+        if quarantine is not None or good is not None:
+            good_frame, bad_frame = split_by_validity(frame, report)
+            if quarantine is not None:
+                write_table(bad_frame, quarantine, escape_formulas=escape_formulas)
+            if good is not None:
+                write_table(good_frame, good, escape_formulas=escape_formulas)
     if as_json:
         payload = report.to_dict()
         if quarantine is not None:
             payload["quarantine"] = str(quarantine)
-        coverage = table_coverage(frame.columns, cfg)
+        coverage = table_coverage(columns, cfg)
         payload["cannot_run"] = coverage.blocked()
         payload["notes"] = coverage.notes()
         print(json.dumps(payload, indent=2))
     else:
-        print_validation_report(report, max_problems, cfg, columns=frame.columns)
+        print_validation_report(report, max_problems, cfg, columns=columns)
         if quarantine is not None:
             out.print(
                 f"{report.n_good_rows:,} rows good, {report.n_bad_rows:,} quarantined "
@@ -147,6 +158,33 @@ def validate(
         if good is not None:
             out.print(f"{report.n_good_rows:,} good rows written to {str(good)!r}.")
     raise typer.Exit(0 if report.valid else 1)
+
+
+def _validate_streamed(source: Source, cfg, quarantine: Path | None, escape_formulas: bool):
+    """``(the columns, the report)`` of a Parquet file checked in buckets of whole
+    patients; with ``quarantine``, the offending rows written there as read, in the
+    file's order, with their data row number."""
+    import numpy as np
+    import pandas as pd
+
+    from ..io import write_table
+    from ..io._stream import split_parquet, validate_buckets
+
+    with with_progress(split_parquet, source.data, cfg, 50_000) as buckets:
+        report = with_progress(validate_buckets, buckets, cfg)
+        if quarantine is not None:
+            parts, rows = [], []
+            for k in range(buckets.n_buckets):
+                frame, numbers = buckets.raw(k)
+                bad = np.isin(numbers, report.bad_rows)
+                parts.append(frame[bad])
+                rows.append(numbers[bad])
+            numbers = np.concatenate(rows) if rows else np.array([], dtype="int64")
+            order = np.argsort(numbers, kind="stable")
+            bad_frame = pd.concat(parts, ignore_index=True).iloc[order].reset_index(drop=True)
+            bad_frame.insert(0, "row", numbers[order] + 1)
+            write_table(bad_frame, quarantine, escape_formulas=escape_formulas)
+        return buckets.columns, report
 
 
 @app.command()

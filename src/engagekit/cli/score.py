@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -17,9 +18,11 @@ from ._common import (
     SepOption,
     Source,
     TableOption,
+    is_streamed,
     open_model,
     read_valid_table,
     refuse_unfit,
+    streamed_valid_table,
     with_progress,
 )
 from ._spark import Engine, EngineOption, MasterOption
@@ -89,6 +92,11 @@ def score(
     another model's columns (another outcome or kind) is refused: give each model its
     own --db-table.
 
+    A Parquet file is read in row groups and split into buckets of whole patients of
+    about --chunk-rows encounters (in a temporary folder), so a file of ten million
+    encounters is checked and scored in the memory of one bucket; the scores then come
+    bucket by bucket, each bucket's patients in the file's order.
+
     Works in chunks of whole patients, each committed to the database in one
     transaction. If a run is stopped, run the same command again: it keeps the chunks
     already committed, scores the rest and writes the whole file, with no row twice.
@@ -115,25 +123,29 @@ def score(
     check_score_outputs(out_file, db, db_table)  # in a second, not after the scoring
     model, manifest, cfg = open_model(model_dir, config)
     refuse_unfit(manifest, model_dir, allow_unfit_model)
-    encounters, cfg = read_valid_table(
-        Source(data, table, query, encoding, sep), cfg, model_features=model.feature_names
-    )
-    run = with_progress(
-        write_scores,
-        model,
-        manifest,
-        encounters,
-        cfg,
-        out_file,
-        database=db,
-        table=db_table,
-        chunk_rows=chunk_rows,
-        top_reasons=top_reasons,
-        replace=replace,
-        escape_formulas=escape_formulas,
-        n_jobs=-1,
-        model_name=model_dir.resolve().name,
-    )
+    source = Source(data, table, query, encoding, sep)
+    features = model.feature_names
+    with (
+        streamed_valid_table(source, cfg, chunk_rows, model_features=features)
+        if is_streamed(source)
+        else nullcontext(read_valid_table(source, cfg, model_features=features))
+    ) as (encounters, cfg):
+        run = with_progress(
+            write_scores,
+            model,
+            manifest,
+            encounters,
+            cfg,
+            out_file,
+            database=db,
+            table=db_table,
+            chunk_rows=chunk_rows,
+            top_reasons=top_reasons,
+            replace=replace,
+            escape_formulas=escape_formulas,
+            n_jobs=-1,
+            model_name=model_dir.resolve().name,
+        )
     resumed = (
         f" ({run.chunks_resumed} of {run.n_chunks} chunks were already in the database "
         "from an earlier attempt of this run)"

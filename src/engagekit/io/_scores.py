@@ -95,6 +95,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from .._fingerprint import data_fingerprint
+from ..choices import FlagRuleKind
 from ..db import SCORE_RUNS
 from ..errors import ArgumentError, OutputError
 from ..scoring import (
@@ -115,6 +116,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..flags import AppliedFlagRule, FlagRule
     from ..models import EngagementModel, ModelManifest
+    from ._stream import EncounterChunks
 
 __all__ = [
     "ScoreRun",
@@ -265,7 +267,7 @@ def check_score_outputs(
 def write_scores(
     model: EngagementModel,
     manifest: ModelManifest,
-    encounters: pd.DataFrame,
+    encounters: pd.DataFrame | EncounterChunks,
     config: Config,
     out: str | Path,
     *,
@@ -288,8 +290,10 @@ def write_scores(
         A fitted model, with its :class:`~engagekit.models.ModelManifest` (as read from
         its directory), whose ``flag_rule`` sets the flags and whose ``model_sha256``
         identifies the model.
-    encounters : pandas.DataFrame
-        Typed, valid encounters (see :func:`engagekit.coerce_encounters`).
+    encounters : pandas.DataFrame or EncounterChunks
+        Typed, valid encounters (see :func:`engagekit.coerce_encounters`), or a Parquet
+        file's buckets of whole patients (:mod:`engagekit.io._stream`), each bucket a
+        chunk (``chunk_rows`` then set the buckets' size when they were made).
     config : Config
         The model's config (labels and suggestions for the reasons).
     out : str or Path
@@ -350,8 +354,10 @@ def write_scores(
     check_writable(out)  # in a second, not after the scoring
     check_table_name(table)
     url = database or default_database_url(out)
-    plan = patient_chunks(encounters["patient_id"].to_numpy(), chunk_rows)
-    columns = score_columns(model, encounter_columns=encounters.columns)
+    chunks = (
+        _FrameChunks(encounters, chunk_rows) if isinstance(encounters, pd.DataFrame) else encounters
+    )
+    columns = score_columns(model, encounter_columns=chunks.columns)
     store = _ScoreStore(url, table, columns)  # refuses an unusable URL; creates nothing
     try:
         store.check_writable()
@@ -363,8 +369,7 @@ def write_scores(
     computed = 0
     committed = False
     try:
-        applied = _thresholds_on_the_table(model, encounters, flag_rule, plan, progress)
-        data_sha256 = data_fingerprint(encounters)
+        applied, data_sha256, n_patients = _first_pass(model, chunks, flag_rule, progress)
         run_key = _run_key(manifest, data_sha256, chunk_rows, top_reasons, applied)
         done = store.prepare(  # claims the table, or refuses
             run_key,
@@ -379,8 +384,8 @@ def write_scores(
         )
         committed = bool(done)
         writer = _ScoreFile(out, columns, escape_formulas=escape_formulas)
-        for index, rows in enumerate(plan):
-            chunk = encounters.iloc[rows]
+        for index in range(len(chunks)):
+            chunk = chunks.chunk(index)
             if index in done:
                 frame = store.read_chunk(index, chunk["encounter_id"].to_numpy(dtype=object))
             else:
@@ -394,14 +399,14 @@ def write_scores(
             for level, n in frame["flag"].value_counts().items():
                 counts[str(level)] += int(n)
             if progress is not None:
-                progress("Scoring chunks", index + 1, len(plan))
+                progress("Scoring chunks", index + 1, len(chunks))
         # complete while the table is still this run's (the transaction renews the
         # claim), then rename the file: a run that takes the table over next renames
         # its own file after this one
         replaced = store.complete(
             {
-                "n_encounters": len(encounters),
-                "n_patients": int(encounters["patient_id"].nunique()),
+                "n_encounters": chunks.n_rows,
+                "n_patients": n_patients,
                 "n_high": counts["high"],
                 "n_medium": counts["medium"],
             }
@@ -419,10 +424,10 @@ def write_scores(
         store.dispose()
     assert store.run_id is not None  # set by prepare()
     return ScoreRun(
-        n_rows=len(encounters),
-        n_chunks=len(plan),
+        n_rows=chunks.n_rows,
+        n_chunks=len(chunks),
         chunks_computed=computed,
-        chunks_resumed=len(plan) - computed,
+        chunks_resumed=len(chunks) - computed,
         n_flagged=counts,
         flag_rule=applied,
         out=out,
@@ -434,22 +439,67 @@ def write_scores(
     )
 
 
-def _thresholds_on_the_table(
+class _FrameChunks:
+    """A table held whole, as chunks of whole patients (:func:`patient_chunks`)."""
+
+    def __init__(self, encounters: pd.DataFrame, chunk_rows: int) -> None:
+        self.encounters = encounters
+        self.plan = patient_chunks(encounters["patient_id"].to_numpy(), chunk_rows)
+        self.n_rows = len(encounters)
+        self.columns = list(encounters.columns)
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def chunk(self, index: int) -> pd.DataFrame:
+        return self.encounters.iloc[self.plan[index]]
+
+
+def _first_pass(
     model: EngagementModel,
-    encounters: pd.DataFrame,
+    chunks: _FrameChunks | EncounterChunks,
     flag_rule: FlagRule,
-    plan: list[np.ndarray],
     progress: Callable[[str, int, int], None] | None,
-) -> AppliedFlagRule:
-    """The thresholds the flag rule sets on every encounter of the table, from their
-    risks computed chunk by chunk (which bounds the memory, and costs little next to
-    the explanations)."""
-    risk = np.empty(len(encounters))
-    for index, rows in enumerate(plan):
-        risk[rows] = 1.0 - model.predict_proba(encounters.iloc[rows])
+) -> tuple[AppliedFlagRule, str, int]:
+    """``(the thresholds the flag rule sets on every encounter of the table, the table's
+    fingerprint, its patients)``, from the risks computed chunk by chunk (which bounds
+    the memory, and costs little next to the explanations).
+
+    A table held whole is fingerprinted whole (:func:`data_fingerprint`); a streamed one
+    by the fingerprints of its chunks, in order. Its practitioners are kept as codes:
+    the per-practitioner rule only counts them."""
+    risk = np.empty(chunks.n_rows)
+    practitioners = None
+    codes: dict[Any, int] = {}
+    per_practitioner = flag_rule.rule is FlagRuleKind.PER_PRACTITIONER
+    if per_practitioner and "practitioner_id" in chunks.columns:
+        practitioners = np.empty(chunks.n_rows, dtype="int64")
+    digest = hashlib.sha256()
+    n_patients, at = 0, 0
+    for index in range(len(chunks)):
+        chunk = chunks.chunk(index)
+        span = slice(at, at + len(chunk))
+        risk[span] = 1.0 - model.predict_proba(chunk)
+        if practitioners is not None:
+            local, names = pd.factorize(chunk["practitioner_id"].to_numpy(dtype=object))
+            known = [codes.setdefault(name, len(codes)) for name in names]
+            practitioners[span] = np.array([*known, -1], dtype="int64")[local]  # -1: missing
+        if not isinstance(chunks, _FrameChunks):  # buckets: patients in one bucket only
+            digest.update(data_fingerprint(chunk).encode())
+            n_patients += int(chunk["patient_id"].nunique())
+        at = span.stop
         if progress is not None:
-            progress("Ranking risks", index + 1, len(plan))
-    return encounter_flag_thresholds(flag_rule, risk, encounters)
+            progress("Ranking risks", index + 1, len(chunks))
+    fingerprint = digest.hexdigest()
+    if isinstance(chunks, _FrameChunks):
+        fingerprint = data_fingerprint(chunks.encounters)
+        n_patients = int(chunks.encounters["patient_id"].nunique())
+    # the same checks and messages as on a table held whole
+    table = pd.DataFrame(index=pd.RangeIndex(chunks.n_rows))
+    if practitioners is not None:
+        table["practitioner_id"] = pd.array(practitioners, dtype="Int64")
+        table.loc[practitioners < 0, "practitioner_id"] = pd.NA
+    return encounter_flag_thresholds(flag_rule, risk, table), fingerprint, n_patients
 
 
 def _run_key(

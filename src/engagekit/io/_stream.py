@@ -1,0 +1,353 @@
+"""A Parquet file too large to hold, read in row groups and split into buckets of whole
+patients: checked and scored with flat memory.
+
+A national extract of ten million encounters is several gigabytes once read into
+pandas. :func:`split_parquet` reads the file a batch of rows at a time (Parquet's row
+groups), gives every row its bucket, a hash of its ``patient_id`` (as the validator
+reads it, so that a patient's rows always meet), and appends it, with its position in
+the file, to that bucket's spill file (Arrow IPC, compressed) in a private temporary
+folder. Each bucket then holds every row of each of its patients, in the file's order,
+whatever the file's order of patients: about ``chunk_rows`` rows, so the work on a
+bucket, and the memory it takes, do not grow with the file.
+
+- :func:`validate_buckets` checks each bucket with the local validator, and the columns
+  that must be unique over the whole table across buckets (only the rows whose key's
+  hash occurs twice are gathered and checked together), and reports the problems in the
+  file's row numbers: the report :func:`engagekit.validate_encounters` gives on the
+  whole table (the Spark engine does the same on a cluster; see
+  :mod:`engagekit.validation._partitioned`).
+- :class:`EncounterChunks` gives the typed encounters of each bucket, for
+  :func:`engagekit.io.write_scores` to score chunk by chunk.
+
+What stays in memory for the whole file is 8 bytes per row for the unique-key check,
+and, while scoring, 8 bytes per row for the risks a capacity flag rule is set on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataReadError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ..config import Config
+    from ..validation import ValidationReport
+
+__all__ = [
+    "MAX_BUCKETS",
+    "EncounterChunks",
+    "PatientBuckets",
+    "is_parquet_file",
+    "split_parquet",
+    "validate_buckets",
+]
+
+#: Rows read from the Parquet file at a time.
+BATCH_ROWS = 131_072
+#: The most buckets (open spill files) a file is split into; above
+#: ``MAX_BUCKETS * chunk_rows`` rows, buckets grow with the file.
+MAX_BUCKETS = 512
+ROW_COLUMN = "_engagekit_row"
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+def is_parquet_file(source: str | Path) -> bool:
+    """True if ``source`` is a Parquet file on disk (by its name or its first bytes)."""
+    from ._read import is_database_url
+
+    if isinstance(source, str) and is_database_url(source):
+        return False
+    path = Path(source)
+    if not path.is_file():
+        return False
+    if path.suffix.lower() in _PARQUET_SUFFIXES:
+        return True
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
+def bucket_of(patient_ids: pd.Series, n_buckets: int) -> np.ndarray:
+    """The bucket of each row: a stable hash of its ``patient_id``, as the validator
+    reads the column (text; a missing id is a bucket's like any other).
+
+    >>> import pandas as pd
+    >>> ids = pd.Series(["p1", "p2", "p1", None])
+    >>> b = bucket_of(ids, 8)
+    >>> bool(b[0] == b[2]), b.dtype.name
+    (True, 'int64')
+    """
+    from ..validation._parse import as_text
+
+    return (_key_hash(as_text(patient_ids)) % np.uint64(n_buckets)).astype("int64")
+
+
+def _key_hash(text: pd.Series) -> np.ndarray:
+    """A 64-bit hash of each value of a text column (missing hashed as itself)."""
+    values = text.astype(object).where(text.notna(), None).to_numpy(dtype=object)
+    return pd.util.hash_array(values, categorize=False)
+
+
+def _pandas_schema(schema: pa.Schema) -> tuple[pa.Schema, list[str]]:
+    """The schema the buckets are written with, and the file's data columns: the
+    columns pandas stored its index in are left out (reading the whole file with
+    pandas makes them the index, which the validator drops), with the pandas metadata
+    saying no index, and the row column is added."""
+    import pyarrow as pa
+
+    metadata = dict(schema.metadata or {})
+    index_columns: set[str] = set()
+    if b"pandas" in metadata:
+        pandas_meta = json.loads(metadata[b"pandas"])
+        index_columns = {c for c in pandas_meta.get("index_columns", []) if isinstance(c, str)}
+        pandas_meta["index_columns"] = []
+        pandas_meta["columns"] = [
+            c for c in pandas_meta.get("columns", []) if c.get("field_name") not in index_columns
+        ]
+        metadata[b"pandas"] = json.dumps(pandas_meta).encode()
+    names = [f.name for f in schema if f.name not in index_columns]
+    fields = [schema.field(n) for n in names]
+    spilled = pa.schema([*fields, pa.field(ROW_COLUMN, pa.int64(), nullable=False)], metadata)
+    return spilled, names
+
+
+@dataclass
+class PatientBuckets:
+    """A Parquet file split into buckets of whole patients (see :func:`split_parquet`).
+
+    Attributes
+    ----------
+    name : str
+        The file's name, as messages give it.
+    n_rows : int
+        Rows in the file.
+    columns : list of str
+        The file's data columns, in order.
+    n_buckets : int
+    """
+
+    name: str
+    n_rows: int
+    columns: list[str]
+    n_buckets: int
+    _folder: tempfile.TemporaryDirectory = field(repr=False)
+
+    def _path(self, k: int) -> Path:
+        return Path(self._folder.name) / f"bucket-{k:05d}.arrow"
+
+    def raw(self, k: int) -> tuple[pd.DataFrame, np.ndarray]:
+        """Bucket ``k``'s rows as read (pandas' types for the file's Arrow types), in
+        the file's order, and their 0-based positions in the file."""
+        import pyarrow as pa
+
+        path = self._path(k)
+        if not path.exists():
+            return pd.DataFrame({c: pd.Series([], dtype=object) for c in self.columns}), np.array(
+                [], dtype="int64"
+            )
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_stream(source).read_all()
+        frame = table.to_pandas()
+        rows = frame.pop(ROW_COLUMN).to_numpy(dtype="int64")
+        if len(rows) and np.any(np.diff(rows) < 0):  # appended batch by batch: in order
+            order = np.argsort(rows, kind="stable")
+            frame, rows = frame.iloc[order].reset_index(drop=True), rows[order]
+        return frame, rows
+
+    def close(self) -> None:
+        """Remove the spill files."""
+        self._folder.cleanup()
+
+    def __enter__(self) -> PatientBuckets:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def split_parquet(
+    path: str | Path,
+    config: Config,
+    chunk_rows: int = 50_000,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> PatientBuckets:
+    """Read a Parquet file in batches of rows and split it into buckets of whole
+    patients of about ``chunk_rows`` rows each (see the module's notes).
+
+    Raises
+    ------
+    DataReadError
+        The file cannot be read as Parquet (named, with why), or its columns cannot be
+        checked at all: a name repeats, a required column is absent (the validator's
+        messages for the table's header, given before any row is read).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..validation import validate_encounters
+    from ._read import _detail, _name
+
+    name = _name(Path(path))
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1; found {chunk_rows!r}")
+    try:
+        parquet = pq.ParquetFile(str(path))
+        schema, names = _pandas_schema(parquet.schema_arrow)
+    except Exception as e:  # pyarrow raises many types for a corrupt file
+        raise DataReadError(f"{name} cannot be read as Parquet: {_detail(e)}") from e
+    # the header's problems, before any row is read
+    validate_encounters(pd.DataFrame({c: pd.Series([], dtype=object) for c in names}), config)
+    n_rows = int(parquet.metadata.num_rows)
+    n_buckets = max(1, min(MAX_BUCKETS, math.ceil(n_rows / chunk_rows)))
+    folder = tempfile.TemporaryDirectory(prefix="engagekit-buckets-")
+    buckets = PatientBuckets(name, n_rows, names, n_buckets, folder)
+    writers: dict[int, Any] = {}
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    done = 0
+    try:
+        try:
+            batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=names)
+            for batch in batches:
+                rows = pa.array(np.arange(done, done + batch.num_rows, dtype="int64"))
+                batch = pa.RecordBatch.from_arrays([*batch.columns, rows], schema=schema)
+                bucket = bucket_of(batch.column("patient_id").to_pandas(), n_buckets)
+                order = np.argsort(bucket, kind="stable")
+                sorted_batch = batch.take(pa.array(order))
+                bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1))
+                for k in np.flatnonzero(np.diff(bounds)):
+                    if k not in writers:
+                        writers[k] = pa.ipc.new_stream(
+                            str(buckets._path(int(k))), schema, options=options
+                        )
+                    start, stop = bounds[k], bounds[k + 1]
+                    writers[k].write_batch(sorted_batch.slice(start, stop - start))
+                done += batch.num_rows
+                if progress is not None:
+                    progress("Reading the table in row groups", done, n_rows)
+        except DataReadError:
+            raise
+        except Exception as e:
+            raise DataReadError(
+                f"{name} cannot be read as Parquet (after {done:,} rows): {_detail(e)}"
+            ) from e
+        finally:
+            for writer in writers.values():
+                writer.close()
+    except BaseException:
+        buckets.close()
+        raise
+    return buckets
+
+
+def validate_buckets(
+    buckets: PatientBuckets,
+    config: Config,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ValidationReport:
+    """Check the whole file against the contract, bucket by bucket: the report
+    :func:`engagekit.validate_encounters` gives on the whole table (see the module's
+    notes).
+
+    Raises
+    ------
+    DataReadError
+        A required column is missing (the validator's message).
+    """
+    from ..validation import validate_encounters
+    from ..validation._contract import encounter_contract
+    from ..validation._parse import as_text
+    from ..validation._partitioned import UNIQUE_OVER_TABLE, assembled_report, renumbered
+
+    contract = encounter_contract(config)
+    header = validate_encounters(
+        pd.DataFrame({c: pd.Series([], dtype=object) for c in buckets.columns}), config
+    )
+    unique = [f.name for f in contract.fields if f.unique and f.name in buckets.columns]
+    parts: list[pd.DataFrame] = []
+    hashes: dict[str, list[np.ndarray]] = {name: [] for name in unique}
+    for k in range(buckets.n_buckets):
+        frame, rows = buckets.raw(k)
+        report = validate_encounters(frame, config)
+        found = report.problems[report.problems["check"] != UNIQUE_OVER_TABLE]
+        parts.append(renumbered(found, rows))
+        for name in unique:
+            hashes[name].append(_key_hash(as_text(frame[name])))
+        if progress is not None:
+            progress("Checking the table, bucket by bucket", k + 1, buckets.n_buckets)
+    for name in unique:
+        everything = np.concatenate(hashes[name]) if hashes[name] else np.array([], "uint64")
+        values, counts = np.unique(everything, return_counts=True)
+        repeated = values[counts > 1]
+        del everything, values, counts
+        if not repeated.size:
+            continue
+        gathered, numbers = [], []
+        for k, bucket_hashes in enumerate(hashes[name]):
+            hit = np.isin(bucket_hashes, repeated)
+            if hit.any():
+                frame, rows = buckets.raw(k)
+                gathered.append(frame[hit])
+                numbers.append(rows[hit])
+        rows = np.concatenate(numbers)
+        order = np.argsort(rows, kind="stable")
+        candidates = pd.concat(gathered, ignore_index=True).iloc[order].reset_index(drop=True)
+        report = validate_encounters(candidates, config)
+        found = report.problems[
+            (report.problems["check"] == UNIQUE_OVER_TABLE) & (report.problems["column"] == name)
+        ]
+        parts.append(renumbered(found, rows[order]))
+    return assembled_report(parts, buckets.n_rows, header, contract)
+
+
+@dataclass
+class EncounterChunks:
+    """The typed encounters of a table split into buckets of whole patients, one chunk
+    per bucket, for :func:`engagekit.io.write_scores`.
+
+    ``unknown`` names the covariates a model uses that the table lacks: each chunk gets
+    them as empty columns, as :func:`engagekit.cli` does for a table read whole.
+    """
+
+    buckets: PatientBuckets
+    config: Config
+    unknown: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return self.buckets.n_buckets
+
+    @property
+    def n_rows(self) -> int:
+        return self.buckets.n_rows
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.buckets.columns, *(c for c in self.unknown if c not in self.buckets.columns)]
+
+    def chunk(self, k: int) -> pd.DataFrame:
+        """Bucket ``k``'s encounters, typed (:func:`engagekit.coerce_encounters`)."""
+        from ..validation import coerce_encounters
+
+        frame, _rows = self.buckets.raw(k)
+        typed = coerce_encounters(frame, self.config)
+        for name in self.unknown:
+            typed[name] = pd.Series(pd.NA, index=typed.index, dtype="string")
+        return typed
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        for k in range(len(self)):
+            yield self.chunk(k)
