@@ -77,6 +77,24 @@ def timed_command(cmd: list[str], repeats: int) -> tuple[list[float], int]:
     return times, code
 
 
+def measured_command(cmd: list[str]) -> dict[str, Any]:
+    """Run ``cmd`` once: its wall-clock seconds, its own peak resident memory (``wait4``
+    reports the child's, not this process's) and its exit code; stderr kept on failure."""
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert child.stderr is not None
+    stderr = child.stderr.read()  # drained while it runs: a full pipe would block it
+    _pid, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - start
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # kilobytes on Linux
+        "exit_code": child.returncode,
+        **({"stderr_tail": stderr.decode(errors="replace")[-2000:]} if child.returncode else {}),
+    }
+
+
 def summary(times: list[float]) -> dict[str, Any]:
     return {
         "median_s": round(statistics.median(times), 3),

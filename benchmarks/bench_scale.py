@@ -13,6 +13,15 @@ file twice, each run ending in a Parquet file of the scores:
   in a ``local[2]`` session (``--buckets`` buckets of whole patients), written with
   ``DataFrame.write.parquet``. The session is started before the clock.
 
+**One machine, ten times larger** (``--one-machine 1000000 10000000``): the commands a
+user runs, each in a child process whose own peak resident memory is read (``wait4``):
+``engagekit validate FILE --json`` and ``engagekit score MODEL FILE --out scores.parquet``
+(with its SQLite database) on Parquet files of each size (made of 1M-encounter parts,
+each simulated with its own seed and id prefix, written in row groups of 100,000 rows),
+which both stream by row groups in buckets of whole patients. Baseline, in the same run:
+the same commands on the smallest size written as CSV, which they read whole. The
+scores file is read back and its rows counted.
+
 Reported: wall time (median of ``--repeats``), rows per second, the ratio Spark/local,
 the peak resident memory of this process (the driver; Spark's Python workers are other
 processes), and the **time per bucket**: the local engine's time on one bucket's share
@@ -20,6 +29,7 @@ of the rows, which is what one Spark task spends in engagekit's code. Both outpu
 read back and compared: every probability must agree to 1e-12. ::
 
     python benchmarks/bench_scale.py [--rows 1000000] [--kind gbm] [--buckets 16] [--repeats 1]
+        [--one-machine 1000000 10000000] [--no-spark]
 
 Writes ``benchmarks/results/scale.json``.
 """
@@ -41,7 +51,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import peak_rss_mb, summary, timed, write_result
+from _common import measured_command, peak_rss_mb, summary, timed, write_result
 from bench_explain import CONFIG, TARGET, simulate, training_rows
 from engagekit.flags import choose_flag_rule
 from engagekit.io import load_model_directory
@@ -169,6 +179,85 @@ def one_size(rows: int, kind: str, buckets: int, repeats: int, seed: int, sessio
         shutil.rmtree(folder, ignore_errors=True)
 
 
+PART_ROWS = 1_000_000
+ROW_GROUP_ROWS = 100_000
+
+
+def _parquet_of(rows: int, seed: int, path: Path) -> pd.DataFrame:
+    """Write ``rows`` encounters to ``path`` in parts of 1M (whole files' worth of new
+    patients each: its own seed and id prefix); the first part is returned."""
+    first, writer = None, None
+    try:
+        for k in range(-(-rows // PART_ROWS)):
+            part = simulate(min(PART_ROWS, rows - k * PART_ROWS), seed + k)
+            for column in ("patient_id", "encounter_id"):
+                part[column] = f"S{k}-" + part[column].astype(str)
+            part["encounter_date"] = part["encounter_date"].dt.date
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+            first = part if first is None else first
+    finally:
+        if writer is not None:
+            writer.close()
+    assert first is not None
+    return first
+
+
+def one_machine(sizes: list[int], kind: str, seed: int) -> dict:
+    """``engagekit validate`` and ``engagekit score`` on Parquet files of ``sizes``
+    encounters, and on the smallest as CSV (read whole): time and peak memory."""
+    folder = Path(tempfile.mkdtemp(prefix="engagekit-one-machine-"))
+    exe = [sys.executable, "-m", "engagekit"]
+    try:
+        first = None
+        runs = []
+        for rows in sorted(sizes):
+            data = folder / f"encounters_{rows}.parquet"
+            part = _parquet_of(rows, seed, data)
+            if first is None:
+                first = part
+                model_dir = _model_dir(training_rows(first), kind, folder, seed)
+                csv = folder / f"encounters_{rows}.csv"
+                first.to_csv(csv, index=False)
+                baseline = {
+                    "rows": rows,
+                    "validate": measured_command([*exe, "validate", str(csv), "--json"]),
+                    "score": measured_command([*exe, "score", str(model_dir), str(csv),
+                                               "--out", str(folder / "csv_scores.parquet")]),
+                }  # fmt: skip
+                print({"whole_table_csv": baseline}, flush=True)
+            out = folder / f"scores_{rows}.parquet"
+            result = {
+                "rows": rows,
+                "file_mb": round(data.stat().st_size / 2**20, 1),
+                "validate": measured_command([*exe, "validate", str(data), "--json"]),
+                "score": measured_command([*exe, "score", str(model_dir), str(data),
+                                           "--out", str(out)]),
+            }  # fmt: skip
+            for step in ("validate", "score"):
+                result[step]["rows_per_s"] = round(rows / result[step]["seconds"])
+            result["scores_rows"] = pq.ParquetFile(out).metadata.num_rows if out.exists() else 0
+            print(result, flush=True)
+            runs.append(result)
+            for path in (data, out, out.with_suffix(".sqlite")):
+                path.unlink(missing_ok=True)
+        smallest, largest = runs[0], runs[-1]
+        return {
+            "kind": kind,
+            "row_group_rows": ROW_GROUP_ROWS,
+            "streamed_parquet": runs,
+            "whole_table_csv": baseline,
+            "peak_ratio_largest_to_smallest": {
+                step: round(largest[step]["peak_rss_mb"] / smallest[step]["peak_rss_mb"], 3)
+                for step in ("validate", "score")
+            },
+            "all_rows_scored": all(r["scores_rows"] == r["rows"] for r in runs),
+        }
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
@@ -176,20 +265,26 @@ def main() -> None:
     parser.add_argument("--buckets", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--one-machine", type=int, nargs="*", default=[1_000_000, 10_000_000])
+    parser.add_argument("--no-spark", action="store_true")
     args = parser.parse_args()
-    session = spark_session()
-    try:
-        sizes = [
-            one_size(n, args.kind, args.buckets, args.repeats, args.seed, session)
-            for n in args.rows
-        ]
-    finally:
-        session.stop()
+    sizes = []
+    if not args.no_spark:
+        session = spark_session()
+        try:
+            sizes = [
+                one_size(n, args.kind, args.buckets, args.repeats, args.seed, session)
+                for n in args.rows
+            ]
+        finally:
+            session.stop()
+    machine = one_machine(args.one_machine, args.kind, args.seed) if args.one_machine else None
     path = write_result(
         "scale",
         {
             "command": "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:]),
             "sizes": sizes,
+            "one_machine": machine,
         },
     )
     print(f"wrote {path}")

@@ -526,10 +526,10 @@ def _cut_for_count(risk: np.ndarray, count: int) -> float:
     bit of a double (a matrix product's blocking), and must not cross the threshold.
     """
     cut = _threshold_for_count(risk, count)
-    lower = risk[risk < cut]
-    if lower.size == 0:
+    # the highest risk below the cut, without a copy of the risks (millions, streamed)
+    below = float(np.max(risk, where=risk < cut, initial=-np.inf))
+    if below == -np.inf:
         return 0.0  # every encounter is flagged
-    below = float(lower.max())
     middle = below + (cut - below) / 2.0
     return middle if middle > below else cut
 

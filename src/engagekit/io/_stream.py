@@ -279,39 +279,54 @@ def validate_buckets(
     )
     unique = [f.name for f in contract.fields if f.unique and f.name in buckets.columns]
     parts: list[pd.DataFrame] = []
-    hashes: dict[str, list[np.ndarray]] = {name: [] for name in unique}
+    # each unique column's key hashes, 8 bytes a row: the one array as long as the file
+    hashes = {name: np.empty(buckets.n_rows, dtype="uint64") for name in unique}
+    at = 0
     for k in range(buckets.n_buckets):
         frame, rows = buckets.raw(k)
         report = validate_encounters(frame, config)
         found = report.problems[report.problems["check"] != UNIQUE_OVER_TABLE]
         parts.append(renumbered(found, rows))
         for name in unique:
-            hashes[name].append(_key_hash(as_text(frame[name])))
+            hashes[name][at : at + len(frame)] = _key_hash(as_text(frame[name]))
+        at += len(frame)
         if progress is not None:
             progress("Checking the table, bucket by bucket", k + 1, buckets.n_buckets)
     for name in unique:
-        everything = np.concatenate(hashes[name]) if hashes[name] else np.array([], "uint64")
-        values, counts = np.unique(everything, return_counts=True)
-        repeated = values[counts > 1]
-        del everything, values, counts
-        if not repeated.size:
-            continue
-        gathered, numbers = [], []
-        for k, bucket_hashes in enumerate(hashes[name]):
-            hit = np.isin(bucket_hashes, repeated)
-            if hit.any():
-                frame, rows = buckets.raw(k)
-                gathered.append(frame[hit])
-                numbers.append(rows[hit])
-        rows = np.concatenate(numbers)
-        order = np.argsort(rows, kind="stable")
-        candidates = pd.concat(gathered, ignore_index=True).iloc[order].reset_index(drop=True)
-        report = validate_encounters(candidates, config)
-        found = report.problems[
-            (report.problems["check"] == UNIQUE_OVER_TABLE) & (report.problems["column"] == name)
-        ]
-        parts.append(renumbered(found, rows[order]))
+        everything = hashes.pop(name)
+        everything.sort()  # in place: no second array as long as the file
+        repeated = np.unique(everything[1:][everything[1:] == everything[:-1]])
+        del everything
+        if repeated.size:
+            parts.append(_repeated_rows_problems(buckets, config, name, repeated))
     return assembled_report(parts, buckets.n_rows, header, contract)
+
+
+def _repeated_rows_problems(
+    buckets: PatientBuckets, config: Config, name: str, repeated: np.ndarray
+) -> pd.DataFrame:
+    """The problems of column ``name`` being unique over the table, found on the rows
+    whose key hashes to one of ``repeated`` (every bucket read again), checked together
+    in the file's order: a hash shared by two different keys only adds rows."""
+    from ..validation import validate_encounters
+    from ..validation._parse import as_text
+    from ..validation._partitioned import UNIQUE_OVER_TABLE, renumbered
+
+    gathered, numbers = [], []
+    for k in range(buckets.n_buckets):
+        frame, rows = buckets.raw(k)
+        hit = np.isin(_key_hash(as_text(frame[name])), repeated)
+        if hit.any():
+            gathered.append(frame[hit])
+            numbers.append(rows[hit])
+    rows = np.concatenate(numbers)
+    order = np.argsort(rows, kind="stable")
+    candidates = pd.concat(gathered, ignore_index=True).iloc[order].reset_index(drop=True)
+    report = validate_encounters(candidates, config)
+    found = report.problems[
+        (report.problems["check"] == UNIQUE_OVER_TABLE) & (report.problems["column"] == name)
+    ]
+    return renumbered(found, rows[order])
 
 
 @dataclass
