@@ -79,6 +79,9 @@ _LAZY = {
     "TrainingResult": ".models",
     "build_manifest": ".models",
     "fit_model": ".models",
+    "HeldOutSample": ".models",
+    "patient_sample_mask": ".models",
+    "sample_for_training": ".models",
     "train_model": ".models",
     # evaluating predictions
     "Metrics": ".evaluation",

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..choices import FlagRuleKind, ModelChoice
-from ._app import app, out
+from ._app import app, err, out
 from ._common import (
     AllowUnfitOption,
     BootstrapOption,
@@ -67,6 +67,29 @@ def train(
             "the bad outcomes) or per_practitioner:N.",
         ),
     ] = "top_percent:10",
+    # the defaults are engagekit.models' SAMPLE_ABOVE, SAMPLE_ROWS and VALIDATION_ROWS,
+    # written out so that --help need not import pandas
+    sample_above: Annotated[
+        int,
+        typer.Option(
+            help="Above this many encounters, fit on a random sample of whole patients "
+            "(about --sample-rows encounters) and validate the model also on patients "
+            "outside the sample (about --validation-rows encounters): more rows add almost "
+            "nothing to the model and cost hours and memory. 0: never sample.",
+            min=0,
+        ),
+    ] = 2_000_000,
+    sample_rows: Annotated[
+        int,
+        typer.Option(help="About how many encounters a sample holds.", min=1),
+    ] = 1_000_000,
+    validation_rows: Annotated[
+        int,
+        typer.Option(
+            help="About how many encounters of patients outside a sample to validate on.",
+            min=1,
+        ),
+    ] = 1_000_000,
     table: TableOption = None,
     query: QueryOption = None,
     encoding: EncodingOption = "utf-8",
@@ -80,11 +103,13 @@ def train(
     calibrates inside the training data, and writes the model (secure skops format),
     manifest.json and metrics.json (with patient-bootstrap 95% CIs, per treatment and
     per subgroup), model_card.md and integrity.json (every file's hash; signed when
-    ENGAGEKIT_MODEL_KEY is set) to --out, replacing a previous model there whole.
+    ENGAGEKIT_MODEL_KEY is set) to --out, replacing a previous model there whole. A
+    table of more than --sample-above encounters is trained on as a random sample of its
+    patients, and the model validated on other patients too.
     """
     from ..io._model_store import check_replaceable, save_model
     from ..io._write import check_writable
-    from ..models import build_manifest, train_model
+    from ..models import build_manifest, sample_for_training, train_model
     from ..report import model_card, training_steps_sentences
 
     check_target(target)
@@ -95,6 +120,22 @@ def train(
     check_replaceable(out_dir)
     cfg = read_config(config)
     encounters, cfg = read_valid_table(Source(data, table, query, encoding, sep), cfg)
+    encounters, held_out = sample_for_training(
+        encounters,
+        sample_above=sample_above,
+        sample_rows=sample_rows,
+        validation_rows=validation_rows,
+        seed=seed,
+    )
+    if held_out is not None:
+        err.print(
+            f"[yellow]note:[/yellow] {held_out.n_encounters:,} encounters, more than "
+            f"--sample-above {sample_above:,}: fitting on a random sample of "
+            f"{encounters['patient_id'].nunique():,} patients ({len(encounters):,} "
+            f"encounters), validating also on {held_out.n_validation_encounters:,} "
+            f"encounters of {held_out.n_validation_patients:,} other patients.",
+            highlight=False,
+        )
     if temporal_split is not None:
         require_column(encounters, "encounter_date", "--temporal-split", "a temporal split")
     if rule[0] is FlagRuleKind.PER_PRACTITIONER:
@@ -114,6 +155,7 @@ def train(
             n_jobs=-1,
             temporal_split=temporal_split,
             flag_rule=rule,
+            held_out=held_out,
         )
     metrics = result.metrics
     manifest = build_manifest(result, cfg, encounters, source=_training_source(data, table, query))
@@ -140,6 +182,17 @@ def train(
                 bad_outcome=bad,
             )
         )
+    sample, outside = metrics.training_steps.sample, metrics.outside_sample_validation
+    if sample is not None and outside is not None:
+        out.print(
+            f"Fitted on a random sample of {sample.sample_patients:,} of "
+            f"{sample.table_patients:,} patients ({sample.sample_encounters:,} of "
+            f"{sample.table_encounters:,} encounters; --sample-above {sample_above:,}); "
+            f"validated on {outside.overall.n_encounters:,} encounters with {target} "
+            f"recorded of {outside.overall.n_patients:,} patients outside the sample:",
+            highlight=False,
+        )
+        out.print(metric_table(outside, "validation outside the sample", bad_outcome=bad))
     out.print(_flag_rule_line(flag_rule, result.flag_rule, bad), highlight=False)
     out.print("What training ran:", highlight=False)
     for sentence in training_steps_sentences(metrics.training_steps):

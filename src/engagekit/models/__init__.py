@@ -9,7 +9,9 @@ calibrated inside the training data alike, and ``auto`` chooses among them by
 cross-validated log loss. Each fit keeps a
 :class:`FitRecord` of the steps that actually ran (with few patients, some cannot), and
 a trained model carries the verdict of :func:`judge_fitness`: whether it ranks patients
-better than chance at all.
+better than chance at all. A large table is trained on as a patient-level random sample
+(:func:`sample_for_training`, drawn by :func:`patient_sample_mask`), and the model is
+then also validated on patients outside it (:class:`OutsideSampleValidation`).
 """
 
 from ._calibration import (
@@ -23,12 +25,27 @@ from ._fit_record import (
     EarlyStopping,
     FitnessForUse,
     FitRecord,
+    TrainingSample,
     TuningStatus,
     judge_fitness,
 )
 from ._manifest import MODEL_FORMAT_VERSION, ModelManifest, build_manifest
 from ._model import EngagementModel
-from ._model_metrics import ExternalValidation, KindSelection, ModelMetrics, TemporalValidation
+from ._model_metrics import (
+    ExternalValidation,
+    KindSelection,
+    ModelMetrics,
+    OutsideSampleValidation,
+    TemporalValidation,
+)
+from ._sample import (
+    SAMPLE_ABOVE,
+    SAMPLE_ROWS,
+    VALIDATION_ROWS,
+    HeldOutSample,
+    patient_sample_mask,
+    sample_for_training,
+)
 from ._training import (
     CrossValidation,
     TrainingResult,
@@ -53,6 +70,9 @@ __all__ = [
     "KINDS",
     "MIN_RECALIBRATION_EVENTS",
     "MODEL_FORMAT_VERSION",
+    "SAMPLE_ABOVE",
+    "SAMPLE_ROWS",
+    "VALIDATION_ROWS",
     "CalibrationStatus",
     "ColumnWeights",
     "CrossValidation",
@@ -61,6 +81,7 @@ __all__ = [
     "ExternalValidation",
     "FitRecord",
     "FitnessForUse",
+    "HeldOutSample",
     "KindSelection",
     "LogitRecalibration",
     "ModelChoice",
@@ -68,8 +89,10 @@ __all__ = [
     "ModelKindSpec",
     "ModelManifest",
     "ModelMetrics",
+    "OutsideSampleValidation",
     "TemporalValidation",
     "TrainingResult",
+    "TrainingSample",
     "TrainingSteps",
     "TuningStatus",
     "auto_bootstrap_reps",
@@ -81,5 +104,7 @@ __all__ = [
     "judge_fitness",
     "kind_spec",
     "labelled_rows",
+    "patient_sample_mask",
+    "sample_for_training",
     "train_model",
 ]

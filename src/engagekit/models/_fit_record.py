@@ -7,7 +7,8 @@ few patients it holds none out, and each of those steps falls back or is left ou
 the command line describe only what was done. :class:`FitnessForUse` is the verdict on
 whether the validated model ranks patients better than chance at all, and
 :class:`TrainingSteps` gathers what one training did: the final model's record, each
-fold's, and the verdict.
+fold's, the verdict and, when a large table was sampled, the :class:`TrainingSample`
+the model was fitted on.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "EarlyStopping",
     "FitRecord",
     "FitnessForUse",
+    "TrainingSample",
     "TrainingSteps",
     "TuningStatus",
     "judge_fitness",
@@ -195,9 +197,83 @@ class FitnessForUse:
 
 
 @dataclass(frozen=True)
+class TrainingSample:
+    """The patient-level random sample of a large table a model was fitted on (see
+    :func:`~engagekit.models.sample_for_training`), and the patients outside it that
+    validated it.
+
+    Every count is of encounters with an outcome recorded or not, and of their patients.
+
+    Attributes
+    ----------
+    sample_encounters, sample_patients : int
+        In the sample: everything training did (selection, cross-validation,
+        calibration, the flag rule, the final fit) used these only.
+    table_encounters, table_patients : int
+        In the whole table the sample was drawn from.
+    seed : int
+        The seed of the draws (whether a patient is drawn depends on its id and the
+        seed only).
+    validation_encounters, validation_patients : int
+        Of patients outside the sample, on whose labelled encounters the final model was
+        validated (``outside_sample_validation`` of ``metrics.json``).
+    sample_above : int or None
+        The table size above which a sample is drawn, when a rule drew it.
+
+    Examples
+    --------
+    >>> sample = TrainingSample(sample_encounters=1_000_312, sample_patients=41_203,
+    ...                         table_encounters=10_000_000, table_patients=412_000, seed=0,
+    ...                         validation_encounters=98_000, validation_patients=4_000)
+    >>> TrainingSample.from_dict(sample.to_dict()) == sample
+    True
+    >>> TrainingSample.from_dict({**sample.to_dict(), "sample_patients": 500_000})
+    Traceback (most recent call last):
+    ...
+    ValueError: a sample of 500000 patients cannot be drawn from a table of 412000
+    """
+
+    sample_encounters: int
+    sample_patients: int
+    table_encounters: int
+    table_patients: int
+    seed: int
+    validation_encounters: int
+    validation_patients: int
+    sample_above: int | None = None
+
+    def __post_init__(self) -> None:
+        for what in ("encounters", "patients"):
+            drawn, table = getattr(self, f"sample_{what}"), getattr(self, f"table_{what}")
+            validating = getattr(self, f"validation_{what}")
+            if not 0 <= drawn <= table:
+                raise ValueError(
+                    f"a sample of {drawn} {what} cannot be drawn from a table of {table}"
+                )
+            if not 0 <= validating <= table - drawn:
+                raise ValueError(
+                    f"{validating} {what} outside a sample of {drawn} cannot be drawn from "
+                    f"a table of {table}"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping with a ``format_version``; :meth:`from_dict` reads it."""
+        return {
+            "format_version": _FORMAT_VERSION,
+            **{name: getattr(self, name) for name in self.__dataclass_fields__},
+        }
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> TrainingSample:
+        """The record :meth:`to_dict` wrote."""
+        _check_version(record, "training sample")
+        return cls(**{k: v for k, v in record.items() if k != "format_version"})
+
+
+@dataclass(frozen=True)
 class TrainingSteps:
     """What :func:`~engagekit.models.train_model` did: the steps each model's fit ran,
-    and the verdict.
+    the verdict and, from a large table, the sample it was fitted on.
 
     Attributes
     ----------
@@ -207,6 +283,10 @@ class TrainingSteps:
         The steps of each fold's fit, in fold order.
     fitness : FitnessForUse
         Whether the validated model ranks patients better than chance.
+    sample : TrainingSample or None
+        When training ran on a patient-level random sample of a larger table: its size,
+        the table's and the validation's outside it (None when the table was used whole;
+        ``to_dict`` then writes no ``sample``).
 
     Examples
     --------
@@ -225,16 +305,20 @@ class TrainingSteps:
     final_model: FitRecord
     cross_validation_folds: tuple[FitRecord, ...]
     fitness: FitnessForUse
+    sample: TrainingSample | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping with a ``format_version`` (``metrics.json`` and the
         manifest hold it as ``training_steps``); :meth:`from_dict` reads it."""
-        return {
+        out = {
             "format_version": _FORMAT_VERSION,
             "final_model": self.final_model.to_dict(),
             "cross_validation_folds": [f.to_dict() for f in self.cross_validation_folds],
             "fitness": self.fitness.to_dict(),
         }
+        if self.sample is not None:
+            out["sample"] = self.sample.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> TrainingSteps:
@@ -262,6 +346,9 @@ class TrainingSteps:
                 for k, fold in enumerate(folds)
             ),
             fitness=_part(FitnessForUse, record, "fitness"),
+            sample=(
+                None if record.get("sample") is None else _part(TrainingSample, record, "sample")
+            ),
         )
 
 

@@ -6,8 +6,10 @@ cross-validation and, with a temporal split, on the encounters after it. Its
 training recorded beside them (the kind chosen and why, the flag rule, the fitting steps
 that ran, whether the model is fit for use), and its ``to_dict()`` is the
 ``metrics.json`` that ``engagekit train`` writes beside the model.
-:class:`TemporalValidation` is the pre-split model scored after the split, and
-:class:`ExternalValidation` a saved model scored on new data (``engagekit evaluate``).
+:class:`TemporalValidation` is the pre-split model scored after the split,
+:class:`OutsideSampleValidation` a model fitted on a sample of a large table scored on
+patients outside the sample, and :class:`ExternalValidation` a saved model scored on new
+data (``engagekit evaluate``).
 Nothing here computes, reads or writes.
 """
 
@@ -23,7 +25,13 @@ from ..evaluation._result import Metrics
 from ..flags import FlagRule
 from ._fit_record import TrainingSteps
 
-__all__ = ["ExternalValidation", "KindSelection", "ModelMetrics", "TemporalValidation"]
+__all__ = [
+    "ExternalValidation",
+    "KindSelection",
+    "ModelMetrics",
+    "OutsideSampleValidation",
+    "TemporalValidation",
+]
 
 Count = Annotated[int, Field(ge=0)]
 
@@ -87,6 +95,29 @@ class TemporalValidation(Metrics):
         }
 
 
+class OutsideSampleValidation(Metrics):
+    """A model fitted on a patient-level sample of a large table, scored on patients of
+    the table outside the sample (see :func:`~engagekit.models.sample_for_training`): its
+    :class:`~engagekit.evaluation.Metrics` (``overall.n_encounters`` and
+    ``overall.n_patients`` count the labelled encounters scored), and
+
+    Attributes
+    ----------
+    n_excluded_missing_outcome : int
+        Encounters of those patients with no outcome recorded (scored for their history
+        only).
+
+    The sizes of the sample and of the table are in ``training_steps.sample``.
+    """
+
+    _what: ClassVar[str] = "an outside-sample validation"
+
+    n_excluded_missing_outcome: Count
+
+    def _json(self) -> dict[str, Any]:
+        return {**super()._json(), "n_excluded_missing_outcome": self.n_excluded_missing_outcome}
+
+
 class ExternalValidation(Metrics):
     """A saved model scored on new labelled encounters (``engagekit evaluate``): its
     :class:`~engagekit.evaluation.Metrics`, and
@@ -134,6 +165,9 @@ class ModelMetrics(Metrics):
         The at-risk flag rule, chosen on the out-of-fold predictions.
     temporal_validation : TemporalValidation or None
         With a temporal split, the model scored after it.
+    outside_sample_validation : OutsideSampleValidation or None
+        When the model was fitted on a sample of a larger table, the model scored on
+        patients outside the sample (None otherwise, and not written).
     fit_for_use : bool
     unfit_reason : str or None
         Why the model is not fit for use (None when it is).
@@ -167,6 +201,7 @@ class ModelMetrics(Metrics):
     covariates_left_out: list[str] | None = None
     flag_rule: FlagRule
     temporal_validation: TemporalValidation | None = None
+    outside_sample_validation: OutsideSampleValidation | None = None
     fit_for_use: bool
     unfit_reason: str | None
     training_steps: InstanceOf[TrainingSteps]
@@ -199,6 +234,8 @@ class ModelMetrics(Metrics):
         out["flag_rule"] = self.flag_rule.to_dict()
         if self.temporal_validation is not None:
             out["temporal_validation"] = self.temporal_validation._json()
+        if self.outside_sample_validation is not None:
+            out["outside_sample_validation"] = self.outside_sample_validation._json()
         out.update(
             fit_for_use=self.fit_for_use,
             unfit_reason=self.unfit_reason,
@@ -210,13 +247,22 @@ class ModelMetrics(Metrics):
     @classmethod
     def _fields(cls, data: dict[str, Any]) -> dict[str, Any]:
         out = super()._fields(data)
-        temporal = out.get("temporal_validation")
-        if isinstance(temporal, Mapping):
-            out["temporal_validation"] = TemporalValidation._fields(dict(temporal))
+        for key, validation in _VALIDATIONS.items():
+            block = out.get(key)
+            if isinstance(block, Mapping):
+                out[key] = validation._fields(dict(block))
         return out
 
     @classmethod
     def _json_location(cls, location: Location) -> Location:
-        if location[:1] == ("temporal_validation",) and len(location) > 1:
-            return (location[0], *TemporalValidation._json_location(location[1:]))
+        validation = _VALIDATIONS.get(str(location[0])) if location else None
+        if validation is not None and len(location) > 1:
+            return (location[0], *validation._json_location(location[1:]))
         return super()._json_location(location)
+
+
+# the validations a model's metrics record holds beside the cross-validated metrics
+_VALIDATIONS: dict[str, type[Metrics]] = {
+    "temporal_validation": TemporalValidation,
+    "outside_sample_validation": OutsideSampleValidation,
+}

@@ -23,6 +23,9 @@
 - Optionally, a temporal split: everything above happens on the encounters dated before
   the split date, and the final model is then scored on the encounters from that date
   on (their features still use the patient's earlier sessions, as they would in use).
+- Optionally, a large table is trained on as a patient-level random sample (see
+  :func:`~engagekit.models.sample_for_training`): everything above happens on the
+  sample, and the final model is then also scored on patients outside it.
 """
 
 from __future__ import annotations
@@ -46,9 +49,15 @@ from ..errors import ArgumentError, ContractError
 from ..evaluation._result import Metrics
 from ..features import EncounterFeatures
 from ._calibration import LogitRecalibration, fit_logit_recalibration
-from ._fit_record import FitRecord, TrainingSteps, judge_fitness
+from ._fit_record import FitRecord, TrainingSample, TrainingSteps, judge_fitness
 from ._model import EngagementModel
-from ._model_metrics import KindSelection, ModelMetrics, TemporalValidation
+from ._model_metrics import (
+    KindSelection,
+    ModelMetrics,
+    OutsideSampleValidation,
+    TemporalValidation,
+)
+from ._sample import HeldOutSample
 from .kinds import KINDS, HoldOut, kind_spec
 
 __all__ = [
@@ -469,6 +478,67 @@ def _temporal_metrics(
     )
 
 
+def _training_sample(
+    encounters: pd.DataFrame, held_out: HeldOutSample, target: str
+) -> TrainingSample:
+    """The record of the sample ``encounters`` is, or a clear error if ``held_out`` cannot
+    validate a model fitted on it."""
+    outside = held_out.encounters
+    if "patient_id" not in outside.columns:
+        raise ArgumentError("the held-out encounters have no 'patient_id' column")
+    patients = pd.unique(outside["patient_id"])
+    shared = patients[member_mask(patients, pd.unique(encounters["patient_id"]))]
+    if len(shared):
+        examples = ", ".join(repr(str(p)) for p in shared[:3])
+        raise ArgumentError(
+            f"{len(shared):,} patient(s) of the held-out encounters are also in the training "
+            f"encounters (e.g. {examples}); held-out patients must be outside the sample "
+            "trained on"
+        )
+    if not labelled_rows(outside, target).any():
+        raise ContractError(
+            f"none of the {len(outside):,} held-out encounters has {target!r} recorded, so "
+            "the model cannot be validated outside the sample; draw more patients for it"
+        )
+    try:
+        return TrainingSample(
+            sample_encounters=len(encounters),
+            sample_patients=int(encounters["patient_id"].nunique()),
+            table_encounters=held_out.n_encounters,
+            table_patients=held_out.n_patients,
+            seed=held_out.seed,
+            validation_encounters=len(outside),
+            validation_patients=len(patients),
+            sample_above=held_out.sample_above,
+        )
+    except ValueError as e:
+        raise ArgumentError(f"the held-out sample's table sizes: {e}") from None
+
+
+def _outside_sample_metrics(
+    model: EngagementModel, held_out: HeldOutSample, run: _Training, decision_thresholds: Any
+) -> OutsideSampleValidation:
+    """The final model scored on the labelled encounters of patients outside the sample."""
+    target = model.target
+    outside = held_out.encounters.reset_index(drop=True)
+    labelled = labelled_rows(outside, target)
+    # features need each patient's earlier sessions, so score every row
+    p = model.predict_proba(outside)
+    metrics = evaluate_model_predictions(
+        outside[labelled],
+        target,
+        p[labelled],
+        run.config,
+        n_boot=run.n_boot,
+        seed=run.seed,
+        n_jobs=run.n_jobs,
+        decision_thresholds=decision_thresholds,
+    )
+    return OutsideSampleValidation(
+        **dict(metrics), n_excluded_missing_outcome=int((~labelled).sum())
+    )
+
+
 def _patient_subset(encounters: pd.DataFrame, target: str, rows: int, seed: int) -> pd.DataFrame:
     labelled = labelled_rows(encounters, target)
     share = rows / max(1, labelled.sum())
@@ -491,6 +561,7 @@ def train_model(
     n_jobs: int = 1,
     temporal_split: datetime.date | str | None = None,
     flag_rule: tuple[FlagRuleKind | str, float] = (FlagRuleKind.TOP_PERCENT, 10.0),
+    held_out: HeldOutSample | None = None,
 ) -> TrainingResult:
     """Choose, validate and fit a model of ``target``.
 
@@ -523,6 +594,13 @@ def train_model(
         How at-risk flags are set (see :func:`engagekit.flags.choose_flag_rule`): the
         threshold is chosen on the out-of-fold predictions and kept with the result.
         Default: the 10% of encounters at highest risk.
+    held_out : HeldOutSample, optional
+        When ``encounters`` is a patient-level sample of a larger table (see
+        :func:`~engagekit.models.sample_for_training`): patients of that table outside
+        the sample. Training runs on ``encounters`` as without it; the final model is
+        then also scored on the held-out patients' labelled encounters, whose metrics go
+        under ``metrics.outside_sample_validation``, and ``metrics.training_steps.sample``
+        records the sample (its size, the table's, the seed and the validation's size).
 
     Returns
     -------
@@ -539,10 +617,31 @@ def train_model(
         rule with a value in its range.
     ArgumentError
         ``temporal_split`` is not a day written ``YYYY-MM-DD``, or it leaves no labelled
-        encounters on one side.
+        encounters on one side; or a patient of ``held_out`` is also in ``encounters``,
+        or its table sizes cannot hold the sample and the held-out patients.
     ContractError
-        The outcome cannot be modelled, or there are fewer patients than folds.
-    """
+        The outcome cannot be modelled, or there are fewer patients than folds; or no
+        held-out encounter has the outcome recorded.
+
+    Examples
+    --------
+    >>> from engagekit import simulate_encounters
+    >>> from engagekit.models import sample_for_training
+    >>> table = simulate_encounters(500, seed=3).encounters
+    >>> sample, held_out = sample_for_training(table, sample_above=1000, sample_rows=1500)
+    >>> trained = train_model(sample, "adherent", "logistic", n_splits=2, n_boot=0,
+    ...                       held_out=held_out)
+    >>> outside = trained.metrics.outside_sample_validation
+    >>> record = trained.metrics.training_steps.sample
+    >>> record.sample_patients + record.validation_patients == record.table_patients
+    True
+    >>> outside.overall.n_patients <= record.validation_patients
+    True
+    >>> train_model(table, "adherent", "logistic", n_splits=2, n_boot=0, held_out=held_out)
+    Traceback (most recent call last):
+    ...
+    engagekit.errors.ArgumentError: ... patient(s) of the held-out encounters are also in the training encounters (e.g. ...); held-out patients must be outside the sample trained on
+    """  # noqa: E501
     from ..validation._coverage import without_absent_covariates
 
     requested = _model_choice(model)
@@ -551,6 +650,10 @@ def train_model(
     config, covariates_left_out = without_absent_covariates(config, encounters.columns)
     run = _Training(target, config, n_splits, seed, n_boot, n_jobs, progress)
     encounters = encounters.reset_index(drop=True)
+    # checked before the training, which may take hours
+    outside = None
+    if held_out is not None:
+        outside = (held_out, _training_sample(encounters, held_out, target))
     later = None
     if temporal_split is not None:
         encounters, everything, split_day = _split_by_date(encounters, target, temporal_split)
@@ -563,7 +666,16 @@ def train_model(
         cv = run.cross_validate(encounters, chosen, n_splits, f"validate {chosen}")
     rule, thresholds, metrics = _cross_validated_metrics(run, encounters, cv, flag_rule)
     return _finalise(
-        run, encounters, cv, selection, rule, metrics, thresholds, later, covariates_left_out
+        run,
+        encounters,
+        cv,
+        selection,
+        rule,
+        metrics,
+        thresholds,
+        later,
+        covariates_left_out,
+        outside,
     )
 
 
@@ -679,10 +791,12 @@ def _finalise(
     thresholds: Any,
     later: tuple[pd.DataFrame, datetime.date] | None,
     covariates_left_out: Any,
+    outside: tuple[HeldOutSample, TrainingSample] | None = None,
 ) -> TrainingResult:
     """Fit the chosen kind on every patient, score it after the temporal split if there
-    is one, judge whether it is fit for use, and gather the record of training with the
-    out-of-fold ``metrics``."""
+    is one and on the patients outside the sample if it was fitted on one, judge whether
+    it is fit for use, and gather the record of training with the out-of-fold
+    ``metrics``."""
     if run.progress is not None:
         run.progress("fit final model", 0, 1)
     final = fit_model(encounters, run.target, cv.kind, run.config, seed=run.seed)
@@ -702,11 +816,19 @@ def _finalise(
             run.n_jobs,
             thresholds,
         )
+    outside_sample = None
+    if outside is not None:
+        if run.progress is not None:
+            run.progress("validate outside the sample", 0, 1)
+        outside_sample = _outside_sample_metrics(final, outside[0], run, thresholds)
+        if run.progress is not None:
+            run.progress("validate outside the sample", 1, 1)
     assert final.fit_record is not None, "fit_model records the steps of every fit"
     steps = TrainingSteps(
         final_model=final.fit_record,
         cross_validation_folds=tuple(cv.fit_records),
         fitness=judge_fitness(metrics, temporal),
+        sample=None if outside is None else outside[1],
     )
     record = ModelMetrics(
         **dict(metrics),
@@ -717,6 +839,7 @@ def _finalise(
         covariates_left_out=list(covariates_left_out) if covariates_left_out else None,
         flag_rule=rule,
         temporal_validation=temporal,
+        outside_sample_validation=outside_sample,
         fit_for_use=steps.fitness.fit_for_use,
         unfit_reason=steps.fitness.unfit_reason,
         training_steps=steps,

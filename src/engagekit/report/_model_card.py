@@ -29,6 +29,7 @@ from ._tables import (
     metric_rows,
     operating_point_rows,
     subgroup_rows,
+    training_sample_sentence,
 )
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ def model_card(manifest: ModelManifest, metrics: ModelMetrics) -> str:
     metrics : ModelMetrics
         Its ``metrics.json``: the cross-validated metrics with CIs, per subgroup, the
         selection of the kind and, when trained with a temporal split, the temporal
-        validation.
+        validation; when fitted on a sample of a large table, the validation on patients
+        outside the sample.
 
     Returns
     -------
@@ -135,8 +137,9 @@ def model_card_sections(manifest: ModelManifest, metrics: ModelMetrics) -> list[
 
 
 def training_steps_sentences(training_steps: TrainingSteps) -> tuple[str, ...]:
-    """What training ran, in the card's words: the final model's fitting steps, then
-    those of the cross-validation folds.
+    """What training ran, in the card's words: the sample of a large table it ran on (if
+    one was drawn), the final model's fitting steps, then those of the cross-validation
+    folds.
 
     The ``engagekit train`` summary prints these, so that the screen, the card and
     ``metrics.json`` (which holds ``training_steps``) say the same.
@@ -150,7 +153,9 @@ def training_steps_sentences(training_steps: TrainingSteps) -> tuple[str, ...]:
     -------
     tuple of str
     """
-    sentences = list(fit_steps_sentences(training_steps.final_model))
+    sample = training_steps.sample
+    sentences = [] if sample is None else [training_sample_sentence(sample)]
+    sentences += fit_steps_sentences(training_steps.final_model)
     sentences.append(cross_validation_steps_sentence(training_steps.cross_validation_folds))
     return tuple(sentences)
 
@@ -210,9 +215,17 @@ def _data(manifest: ModelManifest, metrics: ModelMetrics, config: Config) -> Sec
             "The data were simulated by engagekit's simulator, not collected from a service."
         )
     overall = metrics.overall
+    sample = manifest.training_steps.sample
+    if sample is not None:
+        items.append(training_sample_sentence(sample))
     items.append(
         f"{count(overall.n_patients)} patients and {count(overall.n_encounters)} encounters "
-        "with the outcome recorded were used to fit and validate the model."
+        "with the outcome recorded"
+        + (
+            " in the sample were used to fit and cross-validate the model."
+            if sample is not None
+            else " were used to fit and validate the model."
+        )
     )
     items.append(
         f"{count(metrics.n_excluded_missing_outcome)} further encounters had no outcome "
@@ -232,7 +245,8 @@ def _data(manifest: ModelManifest, metrics: ModelMetrics, config: Config) -> Sec
             f"before {temporal.split_date}, and validated on the "
             f"{count(temporal.overall.n_encounters)} from that day on."
         )
-    items.append(f"SHA-256 of the training table: `{manifest.training_data_sha256}`.")
+    trained_on = "training sample" if sample is not None else "training table"
+    items.append(f"SHA-256 of the {trained_on}: `{manifest.training_data_sha256}`.")
     blocks: list = [Bullets(tuple(items))]
     by_treatment = metrics.by_group.get("treatment", {})
     if by_treatment:
@@ -455,7 +469,26 @@ def _validation(
             )
         )
         blocks.append(_metric_table(temporal, bad_outcome))
+    outside = metrics.outside_sample_validation
+    if outside is not None:
+        blocks.append(Paragraph(_outside_sample_sentence(manifest, outside)))
+        blocks.append(_metric_table(outside, bad_outcome))
     return Section("Validation", tuple(blocks))
+
+
+def _outside_sample_sentence(manifest: ModelManifest, outside: Metrics) -> str:
+    sample = manifest.training_steps.sample
+    drawn = (
+        f"{count(sample.sample_patients)} of the table's {count(sample.table_patients)} patients"
+        if sample is not None
+        else "the table's patients"
+    )
+    return (
+        f"Validation outside the sample: the model, fitted on a random sample of {drawn}, "
+        f"scored the {count(outside.overall.n_encounters)} encounters with the outcome "
+        f"recorded of {count(outside.overall.n_patients)} other patients of the table, "
+        "none of whom was in the sample."
+    )
 
 
 def _subgroups(metrics: ModelMetrics, config: Config) -> Section:
@@ -501,7 +534,14 @@ def _limitations(manifest: ModelManifest, metrics: ModelMetrics) -> Section:
             "It was trained on simulated data: its performance shows what the method can "
             "do on the simulator's world, not how it performs in a real service."
         )
-    if metrics.temporal_validation is not None:
+    if metrics.outside_sample_validation is not None:
+        items.append(
+            "Validation is internal: cross-validation within a sample of one data set"
+            + (", a temporal split" if metrics.temporal_validation is not None else "")
+            + " and patients of the same data set outside the sample. No external "
+            "validation in another service is recorded."
+        )
+    elif metrics.temporal_validation is not None:
         items.append(
             "Validation is internal: cross-validation and a temporal split within one data "
             "set. No external validation in another service is recorded."

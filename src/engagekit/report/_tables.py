@@ -12,7 +12,7 @@ from ..models.kinds import find_kind
 if TYPE_CHECKING:
     from ..evaluation import GroupMetrics, Metrics
     from ..flags import AppliedFlagRule, FlagRule
-    from ..models import FitRecord, LogitRecalibration
+    from ..models import FitRecord, LogitRecalibration, TrainingSample
 
 __all__ = [
     "FLAG_SHARE_COLUMNS",
@@ -28,6 +28,7 @@ __all__ = [
     "metric_rows",
     "operating_point_rows",
     "subgroup_rows",
+    "training_sample_sentence",
 ]
 
 #: Reader-facing names of the metrics in ``metrics.json``, in the order they are shown.
@@ -312,6 +313,33 @@ def _calibration_sentence(recalibration: LogitRecalibration) -> str:
             f"by the factor {number(recalibration.shrinkage)})."
         )
     return "Whether calibration was checked is not recorded."
+
+
+def training_sample_sentence(sample: TrainingSample) -> str:
+    """What sampling a large table did, in one sentence, from its record
+    (``training_steps`` → ``sample`` in the manifest and ``metrics.json``).
+
+    >>> from engagekit.models import TrainingSample
+    >>> training_sample_sentence(TrainingSample(
+    ...     sample_encounters=1_000_312, sample_patients=41_203, table_encounters=10_000_000,
+    ...     table_patients=412_000, seed=0, validation_encounters=98_000,
+    ...     validation_patients=4_000, sample_above=2_000_000))
+    "The model was fitted on a random sample of 41,203 of the table's 412,000 patients (1,000,312 of its 10,000,000 encounters), drawn patient by patient with seed 0 because the table has more than 2,000,000 encounters; model choice, cross-validation and calibration used the sample only, and the final model was validated on 98,000 encounters of 4,000 other patients outside the sample."
+    """  # noqa: E501
+    why = (
+        f" because the table has more than {count(sample.sample_above)} encounters"
+        if sample.sample_above
+        else ""
+    )
+    return (
+        f"The model was fitted on a random sample of {count(sample.sample_patients)} of "
+        f"the table's {count(sample.table_patients)} patients "
+        f"({count(sample.sample_encounters)} of its {count(sample.table_encounters)} "
+        f"encounters), drawn patient by patient with seed {sample.seed}{why}; model "
+        "choice, cross-validation and calibration used the sample only, and the final "
+        f"model was validated on {count(sample.validation_encounters)} encounters of "
+        f"{count(sample.validation_patients)} other patients outside the sample."
+    )
 
 
 def cross_validation_steps_sentence(folds: Sequence[FitRecord]) -> str:
