@@ -200,3 +200,52 @@ def test_a_streamed_table_missing_practitioners_is_refused_as_the_whole_table(se
     assert result.returncode == 1, result.stdout + result.stderr
     assert_no_traceback(result)
     assert "'practitioner_id' is empty in 2 encounter(s)" in " ".join(result.stderr.split())
+
+
+def test_a_streamed_table_gives_the_training_sample_of_the_table_held_whole(tmp_path):
+    """The patients drawn for training and for validation outside the sample, drawn
+    bucket by bucket, are those drawn from the table held whole, rows in the file's
+    order; a table not above the size is given back whole."""
+    from engagekit.io._stream import EncounterChunks, sample_chunks
+    from engagekit.models import sample_for_training
+
+    table = simulate_encounters(500, seed=8, config=CONFIG).encounters
+    table = table.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    table.to_parquet(tmp_path / "t.parquet", index=False)
+    whole = coerce_encounters(read_encounters(tmp_path / "t.parquet"), CONFIG)
+    sizes = {"sample_above": 1000, "sample_rows": 900, "validation_rows": 700, "seed": 4}
+    expected_train, expected_held = sample_for_training(whole, **sizes)
+    assert expected_held is not None
+    with split_parquet(tmp_path / "t.parquet", CONFIG, 250) as buckets:
+        chunks = EncounterChunks(buckets, CONFIG)
+        train, held = sample_chunks(chunks, **sizes)
+        everything, none = sample_chunks(chunks, **{**sizes, "sample_above": len(table)})
+    pd.testing.assert_frame_equal(train, expected_train)
+    pd.testing.assert_frame_equal(held.encounters, expected_held.encounters)
+    assert (held.n_encounters, held.n_patients) == (
+        expected_held.n_encounters, expected_held.n_patients
+    )  # fmt: skip
+    assert none is None
+    pd.testing.assert_frame_equal(everything, whole)
+
+
+def test_engagekit_train_on_a_parquet_file_fits_the_csvs_sample(tmp_path):
+    """A Parquet file above --sample-above is checked in buckets and only its sample and
+    held-out patients are gathered: the same model and metrics as from the CSV read
+    whole."""
+    table = simulate_encounters(600, seed=9, config=CONFIG).encounters
+    table = table.sample(frac=1.0, random_state=4).reset_index(drop=True)
+    write_csv(table, tmp_path / "t.csv")
+    read_encounters(tmp_path / "t.csv").to_parquet(tmp_path / "t.parquet", index=False)
+    options = ("--target", "adherent", "--model", "logistic", "--folds", "2", "--bootstrap",
+               "0", "--sample-above", "3000", "--sample-rows", "2000")  # fmt: skip
+    whole = run("train", "t.csv", *options, "--out", "whole", cwd=tmp_path)
+    streamed = run("train", "t.parquet", *options, "--out", "streamed", cwd=tmp_path)
+    assert whole.returncode == streamed.returncode == 0, whole.stderr + streamed.stderr
+    assert "Fitted on a random sample" in " ".join(streamed.stdout.split())
+    assert streamed.stdout.replace("streamed", "whole") == whole.stdout
+    metrics = [json.loads((tmp_path / name / "metrics.json").read_text())
+               for name in ("whole", "streamed")]  # fmt: skip
+    assert metrics[1]["outside_sample_validation"] == metrics[0]["outside_sample_validation"]
+    for key in ("auroc", "brier", "n_encounters", "n_patients", "flag_rule", "training_steps"):
+        assert metrics[1][key] == metrics[0][key], key

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..models import ModelManifest
 
 __all__ = [
+    "STREAM_CHUNK_ROWS",
     "AllowUnfitOption",
     "BootstrapOption",
     "ConfigOption",
@@ -271,6 +272,11 @@ def read_valid_table(source: Source, cfg: Config, *, model_features: list[str] |
     for covariate in unknown:
         encounters[covariate] = pd.Series(pd.NA, index=encounters.index, dtype="string")
     return encounters, cfg
+
+
+#: Rows per bucket of whole patients when a Parquet file is streamed by a command with
+#: no --chunk-rows (validate, train): the memory of checking one bucket.
+STREAM_CHUNK_ROWS = 50_000
 
 
 def is_streamed(source: Source) -> bool:

@@ -10,6 +10,7 @@ import typer
 
 from ._app import app, err, out
 from ._common import (
+    STREAM_CHUNK_ROWS,
     ConfigOption,
     EncodingOption,
     EscapeFormulasOption,
@@ -170,7 +171,7 @@ def _validate_streamed(source: Source, cfg, quarantine: Path | None, escape_form
     from ..io import write_table
     from ..io._stream import split_parquet, validate_buckets
 
-    with with_progress(split_parquet, source.data, cfg, 50_000) as buckets:
+    with with_progress(split_parquet, source.data, cfg, STREAM_CHUNK_ROWS) as buckets:
         report = with_progress(validate_buckets, buckets, cfg)
         if quarantine is not None:
             parts, rows = [], []

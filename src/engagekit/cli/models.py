@@ -10,6 +10,7 @@ import typer
 from ..choices import FlagRuleKind, ModelChoice
 from ._app import app, err, out
 from ._common import (
+    STREAM_CHUNK_ROWS,
     AllowUnfitOption,
     BootstrapOption,
     ConfigOption,
@@ -25,6 +26,7 @@ from ._common import (
     bad_outcome,
     check_target,
     escape_markup,
+    is_streamed,
     iso_day,
     metric_table,
     open_model,
@@ -32,6 +34,7 @@ from ._common import (
     read_valid_table,
     refuse_unfit,
     require_column,
+    streamed_valid_table,
     with_progress,
 )
 
@@ -119,14 +122,18 @@ def train(
     check_writable(out_dir / "metrics.json", what=f"the model directory {str(out_dir)!r}")
     check_replaceable(out_dir)
     cfg = read_config(config)
-    encounters, cfg = read_valid_table(Source(data, table, query, encoding, sep), cfg)
-    encounters, held_out = sample_for_training(
-        encounters,
-        sample_above=sample_above,
-        sample_rows=sample_rows,
-        validation_rows=validation_rows,
-        seed=seed,
-    )
+    source = Source(data, table, query, encoding, sep)
+    sizes = {"sample_above": sample_above, "sample_rows": sample_rows,
+             "validation_rows": validation_rows, "seed": seed}  # fmt: skip
+    if is_streamed(source):
+        # a Parquet file: checked in buckets of whole patients, and only the sample kept
+        from ..io._stream import sample_chunks
+
+        with streamed_valid_table(source, cfg, STREAM_CHUNK_ROWS) as (chunks, cfg):
+            encounters, held_out = with_progress(sample_chunks, chunks, **sizes)
+    else:
+        encounters, cfg = read_valid_table(source, cfg)
+        encounters, held_out = sample_for_training(encounters, **sizes)
     if held_out is not None:
         err.print(
             f"[yellow]note:[/yellow] {held_out.n_encounters:,} encounters, more than "

@@ -148,6 +148,11 @@ class PatientBuckets:
     def _path(self, k: int) -> Path:
         return Path(self._folder.name) / f"bucket-{k:05d}.arrow"
 
+    def _hashes(self, name: str, k: int) -> Path:
+        """Where bucket ``k``'s hashes of column ``name``'s keys are kept (``name``: a
+        contract column's, a plain identifier)."""
+        return Path(self._folder.name) / f"hashes-{name}-{k:05d}.npy"
+
     def raw(self, k: int) -> tuple[pd.DataFrame, np.ndarray]:
         """Bucket ``k``'s rows as read (pandas' types for the file's Arrow types), in
         the file's order, and their 0-based positions in the file."""
@@ -205,7 +210,8 @@ def split_parquet(
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1; found {chunk_rows!r}")
     try:
-        parquet = pq.ParquetFile(str(path))
+        # without pre-buffering: with it, the reader's memory grows with the file
+        parquet = pq.ParquetFile(str(path), pre_buffer=False)
         schema, names = _pandas_schema(parquet.schema_arrow)
     except Exception as e:  # pyarrow raises many types for a corrupt file
         raise DataReadError(f"{name} cannot be read as Parquet: {_detail(e)}") from e
@@ -279,27 +285,44 @@ def validate_buckets(
     )
     unique = [f.name for f in contract.fields if f.unique and f.name in buckets.columns]
     parts: list[pd.DataFrame] = []
-    # each unique column's key hashes, 8 bytes a row: the one array as long as the file
-    hashes = {name: np.empty(buckets.n_rows, dtype="uint64") for name in unique}
-    at = 0
     for k in range(buckets.n_buckets):
         frame, rows = buckets.raw(k)
         report = validate_encounters(frame, config)
         found = report.problems[report.problems["check"] != UNIQUE_OVER_TABLE]
         parts.append(renumbered(found, rows))
-        for name in unique:
-            hashes[name][at : at + len(frame)] = _key_hash(as_text(frame[name]))
-        at += len(frame)
+        for name in unique:  # the keys' hashes, 8 bytes a row, on disk
+            np.save(buckets._hashes(name, k), _key_hash(as_text(frame[name])))
         if progress is not None:
             progress("Checking the table, bucket by bucket", k + 1, buckets.n_buckets)
     for name in unique:
-        everything = hashes.pop(name)
-        everything.sort()  # in place: no second array as long as the file
-        repeated = np.unique(everything[1:][everything[1:] == everything[:-1]])
-        del everything
+        repeated = _repeated_hashes(buckets, name)
         if repeated.size:
             parts.append(_repeated_rows_problems(buckets, config, name, repeated))
     return assembled_report(parts, buckets.n_rows, header, contract)
+
+
+#: Key hashes sorted at a time when looking for repeats: 16 MB.
+_HASHES_AT_A_TIME = 2_000_000
+
+
+def _repeated_hashes(buckets: PatientBuckets, name: str) -> np.ndarray:
+    """The key hashes of column ``name`` found more than once in the file: the hashes
+    the buckets saved, split by value into parts of about 2 million, each part sorted
+    on its own (so the memory does not grow with the file)."""
+    n_parts = max(1, math.ceil(buckets.n_rows / _HASHES_AT_A_TIME))
+    found = []
+    for part in range(n_parts):
+        values = np.concatenate(
+            [
+                h[h % np.uint64(n_parts) == part]
+                for k in range(buckets.n_buckets)
+                if (h := np.load(buckets._hashes(name, k))).size
+            ]
+            or [np.array([], dtype="uint64")]
+        )
+        values.sort()
+        found.append(np.unique(values[1:][values[1:] == values[:-1]]))
+    return np.concatenate(found)
 
 
 def _repeated_rows_problems(
@@ -355,14 +378,89 @@ class EncounterChunks:
 
     def chunk(self, k: int) -> pd.DataFrame:
         """Bucket ``k``'s encounters, typed (:func:`engagekit.coerce_encounters`)."""
+        return self.chunk_with_rows(k)[0]
+
+    def chunk_with_rows(self, k: int) -> tuple[pd.DataFrame, np.ndarray]:
+        """Bucket ``k``'s typed encounters and their 0-based positions in the file."""
         from ..validation import coerce_encounters
 
-        frame, _rows = self.buckets.raw(k)
+        frame, rows = self.buckets.raw(k)
         typed = coerce_encounters(frame, self.config)
         for name in self.unknown:
             typed[name] = pd.Series(pd.NA, index=typed.index, dtype="string")
-        return typed
+        return typed, rows
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         for k in range(len(self)):
             yield self.chunk(k)
+
+
+def sample_chunks(
+    chunks: EncounterChunks,
+    *,
+    sample_above: int,
+    sample_rows: int,
+    validation_rows: int,
+    seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[pd.DataFrame, Any]:
+    """:func:`engagekit.models.sample_for_training` of a streamed table: the same
+    training sample and held-out patients, in the file's order, with only them in
+    memory (a first pass counts the rows outside the sample, a second gathers).
+
+    Returns ``(the whole table, None)`` when the table is not sampled: a table at most
+    ``sample_above`` rows long is read into memory whole, as it would be without
+    streaming.
+    """
+    from ..models._sample import HeldOutSample, _check_size, patient_sample_mask
+    from ..validation._parse import as_text
+
+    _check_size("sample_above", sample_above, minimum=0)
+    _check_size("sample_rows", sample_rows, minimum=1)
+    _check_size("validation_rows", validation_rows, minimum=1)
+    n_rows = chunks.n_rows
+    sampled = not (sample_above == 0 or n_rows <= sample_above or sample_rows >= n_rows)
+    share = sample_rows / n_rows
+    n_outside, n_patients = 0, 0
+    if sampled:
+        for k in range(len(chunks)):
+            raw, _rows = chunks.buckets.raw(k)
+            # the ids as coerce_encounters types them
+            ids = as_text(raw["patient_id"]).astype(object).to_numpy()
+            n_outside += int((~patient_sample_mask(ids, share, seed, salt="sample")).sum())
+            n_patients += int(pd.unique(ids).size)  # a patient is in one bucket only
+            if progress is not None:
+                progress("Drawing the patients of the sample", k + 1, len(chunks))
+    validation_share = min(1.0, validation_rows / max(1, n_outside))
+    kept: dict[str, list[Any]] = {"train": [], "train_rows": [], "held": [], "held_rows": []}
+    for k in range(len(chunks)):
+        typed, rows = chunks.chunk_with_rows(k)
+        if not sampled:
+            kept["train"].append(typed)
+            kept["train_rows"].append(rows)
+            continue
+        ids = typed["patient_id"].to_numpy()
+        in_sample = patient_sample_mask(ids, share, seed, salt="sample")
+        held = ~in_sample & patient_sample_mask(ids, validation_share, seed, salt="validation")
+        kept["train"].append(typed[in_sample])
+        kept["train_rows"].append(rows[in_sample])
+        kept["held"].append(typed[held])
+        kept["held_rows"].append(rows[held])
+        if progress is not None:
+            progress("Gathering the sample", k + 1, len(chunks))
+
+    def in_file_order(frames: list[pd.DataFrame], rows: list[np.ndarray]) -> pd.DataFrame:
+        order = np.argsort(np.concatenate(rows), kind="stable")
+        return pd.concat(frames, ignore_index=True).iloc[order].reset_index(drop=True)
+
+    train = in_file_order(kept["train"], kept["train_rows"])
+    if not sampled:
+        return train, None
+    held_out = HeldOutSample(
+        encounters=in_file_order(kept["held"], kept["held_rows"]),
+        n_encounters=n_rows,
+        n_patients=n_patients,
+        seed=seed,
+        sample_above=sample_above,
+    )
+    return train, held_out
