@@ -74,6 +74,9 @@ MODULES = [
     "engagekit.forecast",
     "engagekit.scoring",
     "engagekit.io._scores",
+    "engagekit.io._stream",
+    "engagekit.validation._partitioned",
+    "engagekit.models._sample",
     "engagekit.explain._shap_values",
     "engagekit.explain._importance",
 ]

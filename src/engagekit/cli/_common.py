@@ -56,6 +56,7 @@ __all__ = [
     "require_column",
     "simulate_with_progress",
     "streamed_valid_table",
+    "usable_config",
     "with_progress",
 ]
 
@@ -268,7 +269,7 @@ def read_valid_table(source: Source, cfg: Config, *, model_features: list[str] |
         report = validate_encounters(raw, cfg)
     checked_coverage(report, cfg, raw.columns)
     encounters = coerce_encounters(raw, cfg)
-    cfg, unknown = _usable_config(cfg, raw.columns, model_features)
+    cfg, unknown = usable_config(cfg, raw.columns, model_features)
     for covariate in unknown:
         encounters[covariate] = pd.Series(pd.NA, index=encounters.index, dtype="string")
     return encounters, cfg
@@ -299,13 +300,13 @@ def streamed_valid_table(
     try:
         report = with_progress(validate_buckets, buckets, cfg)
         checked_coverage(report, cfg, buckets.columns)
-        used, unknown = _usable_config(cfg, buckets.columns, model_features)
+        used, unknown = usable_config(cfg, buckets.columns, model_features)
         yield EncounterChunks(buckets, cfg, tuple(unknown)), used
     finally:
         buckets.close()
 
 
-def _usable_config(cfg: Config, columns, model_features: list[str] | None):
+def usable_config(cfg: Config, columns, model_features: list[str] | None):
     """``(the config without the covariates the table lacks, the absent covariates the
     model uses)``, each said in a note: those the model uses are scored as unknown."""
     from ..validation import table_coverage, without_absent_covariates

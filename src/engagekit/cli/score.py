@@ -188,7 +188,7 @@ def _score_on_spark(
     from ..errors import ArgumentError, OutputError
     from ..spark import score as spark_score
     from ..spark import validate as spark_validate
-    from ._common import checked_coverage
+    from ._common import checked_coverage, usable_config
     from ._spark import read_spark_table, spark_session
 
     if any(option is not None for option in local_only):
@@ -207,17 +207,12 @@ def _score_on_spark(
     frame = read_spark_table(session, data, sep=sep, encoding=encoding)
     with err.status("Checking the encounter table on Spark…"):
         report = spark_validate(frame, cfg)
-    coverage = checked_coverage(report, cfg, frame.columns)
+    checked_coverage(report, cfg, frame.columns)
     from pyspark.sql import functions
 
-    for covariate in coverage.absent_covariates:
-        if any(f.startswith(f"{covariate}=") for f in model.feature_names):
-            err.print(
-                f"[yellow]note:[/yellow] the model uses the covariate {covariate!r}, which is "
-                "absent from the table: every encounter is scored with it unknown.",
-                highlight=False,
-            )
-            frame = frame.withColumn(covariate, functions.lit(None).cast("string"))
+    # the notes of the local engine; a covariate the model uses scored as unknown
+    for covariate in usable_config(cfg, frame.columns, model.feature_names)[1]:
+        frame = frame.withColumn(covariate, functions.lit(None).cast("string"))
     with err.status("Scoring, explaining and flagging on Spark…"):
         scores = spark_score(frame, model_dir, config=cfg, top_reasons=top_reasons)
         where = str(out_dir.resolve())  # the JVM has its own working folder
