@@ -20,7 +20,9 @@ user runs, each in a child process whose own peak resident memory is read (``wai
 each simulated with its own seed and id prefix, written in row groups of 100,000 rows),
 which both stream by row groups in buckets of whole patients. Baseline, in the same run:
 the same commands on the smallest size written as CSV, which they read whole. The
-scores file is read back and its rows counted.
+scores file is read back and its rows counted. On the largest size (above 2M), also
+``engagekit train FILE --target attended_next`` with its defaults: a sample of about 1M
+encounters, validated on about 1M others.
 
 Reported: wall time (median of ``--repeats``), rows per second, the ratio Spark/local,
 the peak resident memory of this process (the driver; Spark's Python workers are other
@@ -37,6 +39,7 @@ Writes ``benchmarks/results/scale.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -238,6 +241,16 @@ def one_machine(sizes: list[int], kind: str, seed: int) -> dict:
             for step in ("validate", "score"):
                 result[step]["rows_per_s"] = round(rows / result[step]["seconds"])
             result["scores_rows"] = pq.ParquetFile(out).metadata.num_rows if out.exists() else 0
+            if rows == max(sizes) and rows > 2_000_000:  # above train's --sample-above
+                result["train"] = measured_command([*exe, "train", str(data), "--target", TARGET,
+                                                    "--out", str(folder / "trained")])  # fmt: skip
+                metrics = folder / "trained" / "metrics.json"
+                if metrics.exists():
+                    recorded = json.loads(metrics.read_text())
+                    result["train"]["sample"] = recorded["training_steps"].get("sample")
+                    outside = recorded.get("outside_sample_validation") or {}
+                    result["train"]["outside_sample_auroc"] = outside.get("auroc")
+                    result["train"]["cv_auroc"] = recorded.get("auroc")
             print(result, flush=True)
             runs.append(result)
             for path in (data, out, out.with_suffix(".sqlite")):

@@ -221,7 +221,7 @@ def test_a_streamed_table_gives_the_training_sample_of_the_table_held_whole(tmp_
         train, held = sample_chunks(chunks, **sizes)
         everything, none = sample_chunks(chunks, **{**sizes, "sample_above": len(table)})
     pd.testing.assert_frame_equal(train, expected_train)
-    pd.testing.assert_frame_equal(held.encounters, expected_held.encounters)
+    pd.testing.assert_frame_equal(held.frame(), expected_held.encounters)
     assert (held.n_encounters, held.n_patients) == (
         expected_held.n_encounters, expected_held.n_patients
     )  # fmt: skip

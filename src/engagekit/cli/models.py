@@ -135,14 +135,16 @@ def train(
         encounters, cfg = read_valid_table(source, cfg)
         encounters, held_out = sample_for_training(encounters, **sizes)
     if held_out is not None:
+        validating = held_out.frame()  # read once (a streamed table's is kept on disk)
         err.print(
             f"[yellow]note:[/yellow] {held_out.n_encounters:,} encounters, more than "
             f"--sample-above {sample_above:,}: fitting on a random sample of "
             f"{encounters['patient_id'].nunique():,} patients ({len(encounters):,} "
-            f"encounters), validating also on {held_out.n_validation_encounters:,} "
-            f"encounters of {held_out.n_validation_patients:,} other patients.",
+            f"encounters), validating also on {len(validating):,} encounters of "
+            f"{validating['patient_id'].nunique():,} other patients.",
             highlight=False,
         )
+        del validating
     if temporal_split is not None:
         require_column(encounters, "encounter_date", "--temporal-split", "a temporal split")
     if rule[0] is FlagRuleKind.PER_PRACTITIONER:

@@ -457,10 +457,30 @@ def sample_chunks(
     if not sampled:
         return train, None
     held_out = HeldOutSample(
-        encounters=in_file_order(kept["held"], kept["held_rows"]),
+        encounters=None,
+        load=_Stored(in_file_order(kept["held"], kept["held_rows"])),
         n_encounters=n_rows,
         n_patients=n_patients,
         seed=seed,
         sample_above=sample_above,
     )
     return train, held_out
+
+
+class _Stored:
+    """A frame kept in a private temporary folder (removed with this object), read back
+    exactly at each call (a pickle this process wrote), so that it takes no memory
+    until then."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        import shutil
+        import weakref
+
+        folder = tempfile.mkdtemp(prefix="engagekit-held-out-")
+        # removed when this object goes, or at the latest when Python exits
+        weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+        self.path = Path(folder) / "held_out.pkl"
+        frame.to_pickle(self.path)
+
+    def __call__(self) -> pd.DataFrame:
+        return pd.read_pickle(self.path)  # written by this process, in its own folder

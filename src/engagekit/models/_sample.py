@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,9 +134,11 @@ class HeldOutSample:
 
     Attributes
     ----------
-    encounters : pandas.DataFrame
+    encounters : pandas.DataFrame or None
         Typed encounters of patients outside the training sample (all of them, or a
-        random set of them), each patient with all its rows.
+        random set of them), each patient with all its rows; or None, and ``load``
+        reads them when they are needed (a streamed table's, kept on disk while the
+        model trains: see :meth:`frame`).
     n_encounters, n_patients : int
         Encounters and patients of the whole table the sample was drawn from.
     seed : int
@@ -144,21 +147,31 @@ class HeldOutSample:
         The table size above which the sample was drawn, when a rule drew it.
     """
 
-    encounters: pd.DataFrame
+    encounters: pd.DataFrame | None
     n_encounters: int
     n_patients: int
     seed: int = 0
     sample_above: int | None = None
+    load: Callable[[], pd.DataFrame] | None = None
+
+    def frame(self) -> pd.DataFrame:
+        """The held-out encounters: ``encounters``, or read by ``load`` afresh at each
+        call (so that they take no memory while the model trains)."""
+        if self.encounters is not None:
+            return self.encounters
+        if self.load is None:
+            raise ArgumentError("a held-out sample needs its encounters or a way to load them")
+        return self.load()
 
     @property
     def n_validation_encounters(self) -> int:
         """Encounters held out for validation (with an outcome recorded or not)."""
-        return len(self.encounters)
+        return len(self.frame())
 
     @property
     def n_validation_patients(self) -> int:
         """Patients held out for validation."""
-        return int(self.encounters["patient_id"].nunique())
+        return int(self.frame()["patient_id"].nunique())
 
 
 def sample_for_training(

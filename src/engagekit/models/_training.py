@@ -483,7 +483,7 @@ def _training_sample(
 ) -> TrainingSample:
     """The record of the sample ``encounters`` is, or a clear error if ``held_out`` cannot
     validate a model fitted on it."""
-    outside = held_out.encounters
+    outside = held_out.frame()
     if "patient_id" not in outside.columns:
         raise ArgumentError("the held-out encounters have no 'patient_id' column")
     patients = pd.unique(outside["patient_id"])
@@ -520,7 +520,7 @@ def _outside_sample_metrics(
 ) -> OutsideSampleValidation:
     """The final model scored on the labelled encounters of patients outside the sample."""
     target = model.target
-    outside = held_out.encounters.reset_index(drop=True)
+    outside = held_out.frame().reset_index(drop=True)
     labelled = labelled_rows(outside, target)
     # features need each patient's earlier sessions, so score every row
     p = model.predict_proba(outside)
