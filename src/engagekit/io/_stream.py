@@ -153,24 +153,33 @@ class PatientBuckets:
         contract column's, a plain identifier)."""
         return Path(self._folder.name) / f"hashes-{name}-{k:05d}.npy"
 
-    def raw(self, k: int) -> tuple[pd.DataFrame, np.ndarray]:
-        """Bucket ``k``'s rows as read (pandas' types for the file's Arrow types), in
-        the file's order, and their 0-based positions in the file."""
+    def table(self, k: int) -> pa.Table | None:
+        """Bucket ``k``'s rows as Arrow holds them, with the row column (None: empty)."""
         import pyarrow as pa
 
         path = self._path(k)
         if not path.exists():
-            return pd.DataFrame({c: pd.Series([], dtype=object) for c in self.columns}), np.array(
-                [], dtype="int64"
-            )
+            return None
         with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_stream(source).read_all()
+            return pa.ipc.open_stream(source).read_all()
+
+    def frame_of(self, table: pa.Table | None) -> tuple[pd.DataFrame, np.ndarray]:
+        """Rows of the file as Arrow holds them (with the row column) as read: pandas'
+        types for the file's Arrow types, in the file's order, and their 0-based
+        positions in the file."""
+        if table is None:
+            empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in self.columns})
+            return empty, np.array([], dtype="int64")
         frame = table.to_pandas()
         rows = frame.pop(ROW_COLUMN).to_numpy(dtype="int64")
         if len(rows) and np.any(np.diff(rows) < 0):  # appended batch by batch: in order
             order = np.argsort(rows, kind="stable")
             frame, rows = frame.iloc[order].reset_index(drop=True), rows[order]
         return frame, rows
+
+    def raw(self, k: int) -> tuple[pd.DataFrame, np.ndarray]:
+        """Bucket ``k``'s rows as read (:meth:`frame_of`)."""
+        return self.frame_of(self.table(k))
 
     def close(self) -> None:
         """Remove the spill files."""
@@ -382,13 +391,18 @@ class EncounterChunks:
 
     def chunk_with_rows(self, k: int) -> tuple[pd.DataFrame, np.ndarray]:
         """Bucket ``k``'s typed encounters and their 0-based positions in the file."""
-        from ..validation import coerce_encounters
 
         frame, rows = self.buckets.raw(k)
+        return self.typed(frame), rows
+
+    def typed(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Rows as read, typed as a chunk's (the unknown covariates added, empty)."""
+        from ..validation import coerce_encounters
+
         typed = coerce_encounters(frame, self.config)
         for name in self.unknown:
             typed[name] = pd.Series(pd.NA, index=typed.index, dtype="string")
-        return typed, rows
+        return typed
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         for k in range(len(self)):
@@ -412,6 +426,8 @@ def sample_chunks(
     ``sample_above`` rows long is read into memory whole, as it would be without
     streaming.
     """
+    import pyarrow as pa
+
     from ..models._sample import HeldOutSample, _check_size, patient_sample_mask
     from ..validation._parse import as_text
 
@@ -424,63 +440,101 @@ def sample_chunks(
     n_outside, n_patients = 0, 0
     if sampled:
         for k in range(len(chunks)):
-            raw, _rows = chunks.buckets.raw(k)
+            table = chunks.buckets.table(k)
+            if table is None:
+                continue
             # the ids as coerce_encounters types them
-            ids = as_text(raw["patient_id"]).astype(object).to_numpy()
+            ids = as_text(table.column("patient_id").to_pandas()).astype(object).to_numpy()
             n_outside += int((~patient_sample_mask(ids, share, seed, salt="sample")).sum())
             n_patients += int(pd.unique(ids).size)  # a patient is in one bucket only
             if progress is not None:
                 progress("Drawing the patients of the sample", k + 1, len(chunks))
     validation_share = min(1.0, validation_rows / max(1, n_outside))
-    kept: dict[str, list[Any]] = {"train": [], "train_rows": [], "held": [], "held_rows": []}
+    # the rows kept stay in Arrow until they are all in: typed in one go at the end, a
+    # million rows' text is not scattered among the garbage of ten million
+    train_parts, held_parts = [], []
     for k in range(len(chunks)):
-        typed, rows = chunks.chunk_with_rows(k)
-        if not sampled:
-            kept["train"].append(typed)
-            kept["train_rows"].append(rows)
+        table = chunks.buckets.table(k)
+        if table is None:
             continue
-        ids = typed["patient_id"].to_numpy()
+        if not sampled:
+            train_parts.append(table)
+            continue
+        ids = as_text(table.column("patient_id").to_pandas()).astype(object).to_numpy()
         in_sample = patient_sample_mask(ids, share, seed, salt="sample")
         held = ~in_sample & patient_sample_mask(ids, validation_share, seed, salt="validation")
-        kept["train"].append(typed[in_sample])
-        kept["train_rows"].append(rows[in_sample])
-        kept["held"].append(typed[held])
-        kept["held_rows"].append(rows[held])
+        train_parts.append(table.filter(pa.array(in_sample)))
+        held_parts.append(table.filter(pa.array(held)))
         if progress is not None:
             progress("Gathering the sample", k + 1, len(chunks))
-
-    def in_file_order(frames: list[pd.DataFrame], rows: list[np.ndarray]) -> pd.DataFrame:
-        order = np.argsort(np.concatenate(rows), kind="stable")
-        return pd.concat(frames, ignore_index=True).iloc[order].reset_index(drop=True)
-
-    train = in_file_order(kept["train"], kept["train_rows"])
-    if not sampled:
-        return train, None
-    held_out = HeldOutSample(
-        encounters=None,
-        load=_Stored(in_file_order(kept["held"], kept["held_rows"])),
-        n_encounters=n_rows,
-        n_patients=n_patients,
-        seed=seed,
-        sample_above=sample_above,
-    )
+    train = _typed_in_file_order(chunks, train_parts)
+    held_out = None
+    if sampled:
+        held_out = HeldOutSample(
+            encounters=None,
+            load=_Stored(chunks, held_parts),
+            n_encounters=n_rows,
+            n_patients=n_patients,
+            seed=seed,
+            sample_above=sample_above,
+        )
+    del train_parts, held_parts
+    _return_free_memory()  # the training that follows needs it
     return train, held_out
 
 
-class _Stored:
-    """A frame kept in a private temporary folder (removed with this object), read back
-    exactly at each call (a pickle this process wrote), so that it takes no memory
-    until then."""
+def _return_free_memory() -> None:
+    """Give back to the operating system the memory freed by reading the buckets:
+    Arrow's allocator and glibc's keep freed memory for reuse, and after ten million rows
+    read that is a gigabyte the next step (training) could not otherwise count on."""
+    import ctypes
+    import ctypes.util
+    import gc
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    libc = ctypes.util.find_library("c")
+    if libc is not None:
+        trim = getattr(ctypes.CDLL(libc), "malloc_trim", None)  # glibc only
+        if trim is not None:
+            trim(0)
+
+
+def _typed_in_file_order(chunks: EncounterChunks, parts: list[pa.Table]) -> pd.DataFrame:
+    import pyarrow as pa
+
+    table = pa.concat_tables(parts) if parts else None
+    return chunks.typed(chunks.buckets.frame_of(table)[0])
+
+
+class _Stored:
+    """Rows of a streamed table kept in a private temporary folder (removed with this
+    object) as Arrow, typed at each call, so that they take no memory until then."""
+
+    def __init__(self, chunks: EncounterChunks, parts: list[pa.Table]) -> None:
         import shutil
         import weakref
+
+        import pyarrow as pa
 
         folder = tempfile.mkdtemp(prefix="engagekit-held-out-")
         # removed when this object goes, or at the latest when Python exits
         weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
-        self.path = Path(folder) / "held_out.pkl"
-        frame.to_pickle(self.path)
+        self.path = Path(folder) / "held_out.arrow"
+        self.chunks = EncounterChunks(chunks.buckets, chunks.config, chunks.unknown)
+        self.empty = not parts
+        if parts:
+            table = pa.concat_tables(parts)
+            with pa.ipc.new_file(str(self.path), table.schema) as writer:
+                writer.write_table(table)
 
     def __call__(self) -> pd.DataFrame:
-        return pd.read_pickle(self.path)  # written by this process, in its own folder
+        import pyarrow as pa
+
+        table = None
+        if not self.empty:
+            with pa.memory_map(str(self.path)) as source:
+                table = pa.ipc.open_file(source).read_all()
+        return self.chunks.typed(self.chunks.buckets.frame_of(table)[0])
