@@ -324,7 +324,7 @@ def test_train_above_the_size_fits_on_a_sample_and_validates_outside_it(service)
     assert_no_traceback(result)
     raw = pd.read_csv(service / "table.csv", dtype={"patient_id": str})
     # the draw as documented: a share of 2,000 over the table's encounters, and every
-    # other patient validates (fewer than --validation-rows' 1,000,000)
+    # other patient validates (fewer than --validation-rows' 500,000)
     drawn = patient_sample_mask(raw["patient_id"], 2000 / len(raw), seed=0, salt="sample")
     labelled = raw["adherent"].notna().to_numpy()
     metrics = json.loads((service / "sampled" / "metrics.json").read_text())

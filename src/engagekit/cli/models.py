@@ -92,7 +92,7 @@ def train(
             help="About how many encounters of patients outside a sample to validate on.",
             min=1,
         ),
-    ] = 1_000_000,
+    ] = 500_000,
     table: TableOption = None,
     query: QueryOption = None,
     encoding: EncodingOption = "utf-8",

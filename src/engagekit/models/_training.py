@@ -515,6 +515,11 @@ def _training_sample(
         raise ArgumentError(f"the held-out sample's table sizes: {e}") from None
 
 
+#: Encounters whose probabilities are computed at a time when validating outside the
+#: sample.
+_PREDICT_CHUNK_ROWS = 50_000
+
+
 def _outside_sample_metrics(
     model: EngagementModel, held_out: HeldOutSample, run: _Training, decision_thresholds: Any
 ) -> OutsideSampleValidation:
@@ -522,8 +527,13 @@ def _outside_sample_metrics(
     target = model.target
     outside = held_out.frame().reset_index(drop=True)
     labelled = labelled_rows(outside, target)
-    # features need each patient's earlier sessions, so score every row
-    p = model.predict_proba(outside)
+    from ..scoring import patient_chunks
+
+    # features need each patient's earlier sessions, so score every row; in chunks of
+    # whole patients, which bounds the memory of the features (the same probabilities)
+    p = np.empty(len(outside))
+    for rows in patient_chunks(outside["patient_id"].to_numpy(), _PREDICT_CHUNK_ROWS):
+        p[rows] = model.predict_proba(outside.iloc[rows])
     metrics = evaluate_model_predictions(
         outside[labelled],
         target,
