@@ -18,9 +18,14 @@ bucket, and the memory it takes, do not grow with the file.
   :mod:`engagekit.validation._partitioned`).
 - :class:`EncounterChunks` gives the typed encounters of each bucket, for
   :func:`engagekit.io.write_scores` to score chunk by chunk.
+- :func:`sample_chunks` gathers a training sample of patients and the patients held
+  out to validate on (:func:`engagekit.models.sample_for_training`'s, drawn bucket by
+  bucket), for ``engagekit train`` on a table too large to train on whole.
 
-What stays in memory for the whole file is 8 bytes per row for the unique-key check,
-and, while scoring, 8 bytes per row for the risks a capacity flag rule is set on.
+What grows with the file is on disk (the buckets, and the hashes of the keys that must
+be unique, 8 bytes a row, searched for repeats 2 million at a time), except, while
+scoring, 8 bytes per row for the risks a capacity flag rule is set on. The file is read
+without Arrow's pre-buffering, whose memory grows with the file read.
 """
 
 from __future__ import annotations
