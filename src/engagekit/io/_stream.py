@@ -248,10 +248,10 @@ def split_parquet(
                 order = np.argsort(bucket, kind="stable")
                 sorted_batch = batch.take(pa.array(order))
                 bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1))
-                for k in np.flatnonzero(np.diff(bounds)):
+                for k in map(int, np.flatnonzero(np.diff(bounds))):
                     if k not in writers:
                         writers[k] = pa.ipc.new_stream(
-                            str(buckets._path(int(k))), schema, options=options
+                            str(buckets._path(k)), schema, options=options
                         )
                     start, stop = bounds[k], bounds[k + 1]
                     writers[k].write_batch(sorted_batch.slice(start, stop - start))
