@@ -144,7 +144,7 @@ def test_write_scores_refuses_an_unwritable_file_before_ranking_risks(tmp_path, 
     def reached(*args, **kwargs):
         raise AssertionError("the risks were ranked before the output was tried")
 
-    monkeypatch.setattr(scores_module, "_thresholds_on_the_table", reached)
+    monkeypatch.setattr(scores_module, "_first_pass", reached)
     (tmp_path / "blocker").write_text("x")
     manifest = manifest.model_copy(update={"model_sha256": "c" * 64})
     for out, database in [
