@@ -15,6 +15,7 @@ too.
 
 from ._bootstrap import cluster_bootstrap
 from ._curves import calibration_curve, decision_curve, decision_thresholds, roc_curve
+from ._fairness import Miscalibration, expected_by_chance, miscalibrated_groups
 from ._metrics import evaluate_predictions, point_metrics, undefined_metrics
 from ._result import (
     ESTIMATE_NAMES,
@@ -37,12 +38,15 @@ __all__ = [
     "Estimate",
     "GroupMetrics",
     "Metrics",
+    "Miscalibration",
     "RocPoint",
     "calibration_curve",
     "cluster_bootstrap",
     "decision_curve",
     "decision_thresholds",
     "evaluate_predictions",
+    "expected_by_chance",
+    "miscalibrated_groups",
     "point_metrics",
     "roc_curve",
     "undefined_metrics",

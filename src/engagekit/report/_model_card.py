@@ -24,9 +24,11 @@ from ._tables import (
     OPERATING_POINT_DEFINITIONS,
     SUBGROUP_COLUMNS,
     cross_validation_steps_sentence,
+    fair_calibration_sentences,
     fit_steps_sentences,
     flag_rule_sentence,
     metric_rows,
+    miscalibration_sentences,
     operating_point_rows,
     subgroup_rows,
     training_sample_sentence,
@@ -131,7 +133,7 @@ def model_card_sections(manifest: ModelManifest, metrics: ModelMetrics) -> list[
         _validation(manifest, metrics, bad),
         _subgroups(metrics, config),
         _flag_rule(manifest, config),
-        _limitations(manifest, metrics),
+        _limitations(manifest, metrics, config),
         _versions(manifest),
     ]
 
@@ -504,6 +506,15 @@ def _subgroups(metrics: ModelMetrics, config: Config) -> Section:
         blocks.append(Table(SUBGROUP_COLUMNS, subgroup_rows(levels, labels), caption=caption))
     if not metrics.by_group:
         blocks.append(Paragraph("No subgroup metrics are recorded."))
+    fair = fair_calibration_sentences(metrics, {t.name: t.label for t in config.treatments})
+    if fair:
+        blocks.append(
+            Paragraph(
+                "Fair calibration: subgroups whose 95% interval of calibration in the large "
+                "excludes 0, or of the calibration slope excludes 1:"
+            )
+        )
+        blocks.append(Bullets(tuple(f"{line}." for line in fair)))
     return Section("Performance by subgroup", tuple(blocks))
 
 
@@ -527,7 +538,7 @@ def _flag_rule(manifest: ModelManifest, config: Config) -> Section:
     )
 
 
-def _limitations(manifest: ModelManifest, metrics: ModelMetrics) -> Section:
+def _limitations(manifest: ModelManifest, metrics: ModelMetrics, config: Config) -> Section:
     items = []
     if manifest.training_data.simulated is True:
         items.append(
@@ -565,6 +576,13 @@ def _limitations(manifest: ModelManifest, metrics: ModelMetrics) -> Section:
                 f"The {METRIC_LABELS[name].lower()}'s 95% CI ({interval(low, high)}) excludes "
                 f"its ideal value {ideal:g}: the probabilities are miscalibrated."
             )
+    off = miscalibration_sentences(metrics, {t.name: t.label for t in config.treatments})
+    if off:
+        items.append(
+            "Calibration is off in some subgroups (see Performance by subgroup): "
+            + "; ".join(off)
+            + ". Their risks, and so their flags, are biased."
+        )
     skipped = [
         f"{column} {level}"
         for column, levels in metrics.by_group.items()

@@ -21,11 +21,13 @@ __all__ = [
     "OPERATING_POINT_DEFINITIONS",
     "SUBGROUP_COLUMNS",
     "cross_validation_steps_sentence",
+    "fair_calibration_sentences",
     "fit_steps_sentences",
     "flag_rule_sentence",
     "flag_share_rows",
     "flagged_auprc_label",
     "metric_rows",
+    "miscalibration_sentences",
     "operating_point_rows",
     "subgroup_rows",
     "training_sample_sentence",
@@ -382,3 +384,39 @@ def _of(n: int, k: int) -> str:
     if n == 0:
         return "none of the folds"
     return f"all {k} folds" if n == k else f"{n} of the {k} folds"
+
+
+def fair_calibration_sentences(
+    metrics: Metrics, treatment_labels: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """The subgroup levels whose calibration is off, each in words (treatments by their
+    ``treatment_labels``), and how many such namings chance alone would give; empty when
+    no subgroup has an interval."""
+    from ..evaluation import expected_by_chance
+
+    chance = expected_by_chance(metrics)
+    if chance == 0:
+        return ()
+    named = miscalibration_sentences(metrics, treatment_labels)
+    if not named:
+        named = ["every subgroup's 95% intervals include perfect calibration"]
+    return (
+        *named,
+        f"with {round(chance / 0.05):,} intervals checked, about {chance:.1f} would exclude "
+        "perfect calibration by chance alone",
+    )
+
+
+def miscalibration_sentences(
+    metrics: Metrics, treatment_labels: Mapping[str, str] | None = None
+) -> list[str]:
+    """Each subgroup level whose calibration interval excludes perfect calibration
+    (:func:`engagekit.evaluation.miscalibrated_groups`), in words, treatments by their
+    labels."""
+    from ..evaluation import miscalibrated_groups
+
+    labels = treatment_labels or {}
+    return [
+        m.sentence(labels.get(m.level) if m.column == "treatment" else None)
+        for m in miscalibrated_groups(metrics)
+    ]

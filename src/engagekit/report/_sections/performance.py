@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 from ..._format import DASH, count, is_number, number, percent
 from ..._labels import outcome_label
 from .._document import Table
-from .._tables import METRIC_LABELS, SUBGROUP_COLUMNS, metric_rows, subgroup_rows
+from .._tables import (
+    METRIC_LABELS,
+    SUBGROUP_COLUMNS,
+    fair_calibration_sentences,
+    metric_rows,
+    subgroup_rows,
+)
 from ._common import Plot, bad_outcome, treatment_labels
 
 if TYPE_CHECKING:
@@ -18,7 +24,13 @@ if TYPE_CHECKING:
     from ...evaluation import Metrics
     from ...models import ModelManifest, ModelMetrics
 
-__all__ = ["MetricCell", "PerformanceView", "TemporalView", "build", "metric_cells"]
+__all__ = [
+    "MetricCell",
+    "PerformanceView",
+    "TemporalView",
+    "build",
+    "metric_cells",
+]
 
 #: Why a model is unfit when its manifest does not say.
 _UNFIT = "its validation showed no better than chance"
@@ -78,6 +90,10 @@ class PerformanceView:
     roc, calibration, decision_curve : Plot
     subgroups : tuple of Table
         One per grouping column, captioned.
+    fair_calibration : tuple of str
+        The subgroup levels whose calibration interval excludes perfect calibration,
+        each in words (:func:`engagekit.evaluation.miscalibrated_groups`); the last item
+        says how many would be named by chance.
     temporal : TemporalView or None
     threshold_marked : str or None
         The flag threshold the decision curve marks, when it draws it.
@@ -100,6 +116,7 @@ class PerformanceView:
     calibration: Plot
     decision_curve: Plot
     subgroups: tuple[Table, ...]
+    fair_calibration: tuple[str, ...]
     temporal: TemporalView | None
     threshold_marked: str | None
 
@@ -183,6 +200,7 @@ def build(
             )
             for column, levels in metrics.by_group.items()
         ),
+        fair_calibration=fair_calibration_sentences(metrics, labels),
         temporal=(
             None
             if temporal is None
