@@ -212,6 +212,18 @@ def simulate(
             "unless OUTCOME is given). Repeatable.",
         ),
     ] = None,
+    intercept_shift: Annotated[
+        float,
+        typer.Option(
+            help="A new service: add this to every true log-odds (after --slope-shift).",
+        ),
+    ] = 0.0,
+    slope_shift: Annotated[
+        float,
+        typer.Option(
+            help="A new service: multiply every true log-odds by this (1: as configured).",
+        ),
+    ] = 1.0,
     config: ConfigOption = None,
 ) -> None:
     """Simulate a service's encounter data with known ground truth.
@@ -220,14 +232,28 @@ def simulate(
     over time and by practitioner, missing ratings, re-attendance and adherence drawn from
     probabilities that depend on the ratings, the treatment, the session number and the
     change in ratings. An episode ends after a missed session, at its planned end or at
-    the data cut-off; then the last encounter's attended_next is empty.
+    the data cut-off; then the last encounter's attended_next is empty. With
+    --intercept-shift or --slope-shift, a new service whose true log-odds are
+    INTERCEPT + SLOPE * the configured ones (to try engagekit update on).
     """
     from ..io import write_table
-    from ..simulation import parse_heterogeneity
+    from ..simulation import parse_heterogeneity, simulate_encounters
 
     cfg = read_config(config)
     effects = [parse_heterogeneity(spec, cfg) for spec in heterogeneity or []]
-    data = simulate_with_progress(patients, seed, cfg, effects)
+    if (intercept_shift, slope_shift) == (0.0, 1.0):
+        data = simulate_with_progress(patients, seed, cfg, effects)
+    else:
+        data = with_progress(
+            lambda *, progress: simulate_encounters(
+                patients,
+                seed=seed,
+                config=cfg,
+                heterogeneity=effects,
+                progress=lambda done, total: progress("Simulating", done, total),
+                service_shift=(intercept_shift, slope_shift),
+            )
+        )
     write_table(data.encounters, out_file)
     if truth is not None:
         write_table(data.truth, truth)

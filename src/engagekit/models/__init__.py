@@ -11,7 +11,10 @@ cross-validated log loss. Each fit keeps a
 a trained model carries the verdict of :func:`judge_fitness`: whether it ranks patients
 better than chance at all. A large table is trained on as a patient-level random sample
 (:func:`sample_for_training`, drawn by :func:`patient_sample_mask`), and the model is
-then also validated on patients outside it (:class:`OutsideSampleValidation`).
+then also validated on patients outside it (:class:`OutsideSampleValidation`). A model
+carried to a new service is updated there by :func:`update_model`, up the
+model-updating ladder (recalibration in the large, logistic recalibration, refit) no
+further than the new service's data need.
 """
 
 from ._calibration import (
@@ -57,6 +60,13 @@ from ._training import (
     labelled_rows,
     train_model,
 )
+from ._updating import (
+    ModelUpdate,
+    UpdateMethod,
+    UpdateStep,
+    build_update_manifest,
+    update_model,
+)
 from .kinds import KINDS, ModelChoice, ModelKind, ModelKindSpec, kind_spec
 
 # A saved model file (skops) names each class it holds by module and name, and the model
@@ -89,14 +99,18 @@ __all__ = [
     "ModelKindSpec",
     "ModelManifest",
     "ModelMetrics",
+    "ModelUpdate",
     "OutsideSampleValidation",
     "TemporalValidation",
     "TrainingResult",
     "TrainingSample",
     "TrainingSteps",
     "TuningStatus",
+    "UpdateMethod",
+    "UpdateStep",
     "auto_bootstrap_reps",
     "build_manifest",
+    "build_update_manifest",
     "cross_validate",
     "evaluate_model_predictions",
     "fit_logit_recalibration",
@@ -107,4 +121,5 @@ __all__ = [
     "patient_sample_mask",
     "sample_for_training",
     "train_model",
+    "update_model",
 ]

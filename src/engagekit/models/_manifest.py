@@ -22,6 +22,7 @@ from .._fingerprint import data_fingerprint
 from .._results import Record, Result
 from ..config import Config, config_from_dict
 from ..errors import ConfigError
+from ..evaluation._result import Estimate
 from ..flags import FlagRule
 from ._calibration import LogitRecalibration
 from ._fit_record import TrainingSteps
@@ -34,6 +35,9 @@ __all__ = [
     "EstimatorRecord",
     "ModelManifest",
     "TrainingData",
+    "UpdatePerformance",
+    "UpdateRecord",
+    "UpdateTest",
     "build_manifest",
 ]
 
@@ -89,6 +93,100 @@ class EstimatorRecord(Record):
         return self.model_dump(by_alias=True)
 
 
+class UpdateTest(Record):
+    """One rung of the model-updating ladder, tested on the new service's data.
+
+    Attributes
+    ----------
+    step : str
+        The step tested (``intercept``, ``logistic``, ``refit``).
+    against : str
+        The simpler step it is tested against (``none``, ``intercept``, ``logistic``).
+    test : str
+        The test that decides (see :mod:`engagekit.models._updating`).
+    lr_statistic : float or None
+        ``2 * (loglik(step) - loglik(against))`` on the updating patients' encounters,
+        for the record: encounters of a patient are not independent, so it is not the
+        test that decides.
+    df : int
+        Its degrees of freedom (parameters added by the step).
+    lr_p_value : float or None
+        Its chi-squared p-value.
+    statistic, p_value : float or None
+        The deciding test's statistic and p-value.
+    rejected : bool
+        Whether the deciding test rejects the simpler step at ``alpha``.
+    """
+
+    step: str
+    against: str
+    test: str
+    lr_statistic: float | None
+    df: Count
+    lr_p_value: float | None
+    statistic: float | None
+    p_value: float | None
+    rejected: bool
+
+
+class UpdatePerformance(Record):
+    """A model's performance on the new service's validation patients.
+
+    Attributes
+    ----------
+    calibration_intercept, calibration_slope, auroc, net_benefit : Estimate
+        With patient-bootstrap 95% CIs; ``net_benefit`` is that of flagging the bad
+        outcome at risk ``net_benefit_threshold`` or more.
+    net_benefit_threshold : float
+    """
+
+    calibration_intercept: Estimate
+    calibration_slope: Estimate
+    auroc: Estimate
+    net_benefit: Estimate
+    net_benefit_threshold: float
+
+
+class UpdateRecord(Record):
+    """How a model was updated for a new service (``update`` in its manifest).
+
+    Attributes
+    ----------
+    parent_model, parent_model_sha256 : str or None
+        The model updated: its directory and the SHA-256 of its model file.
+    requested, method : str
+        The method asked for (``auto``, ``intercept``, ``logistic``, ``refit``) and the
+        one applied (also ``none``).
+    alpha : float
+        Level of the ladder's tests.
+    intercept, slope : float or None
+        The recalibration ``logit p_new = intercept + slope * LP`` of the parent's
+        log-odds ``LP`` (None for ``refit``; 0 and 1 for ``none``).
+    updating_patients, updating_encounters, validation_patients, validation_encounters
+        The new service's labelled data, split by patient: fitted on, validated on.
+    seed : int
+    tests : list of UpdateTest
+    before, after : UpdatePerformance
+        The parent and the updated model on the validation patients.
+    """
+
+    parent_model: str | None
+    parent_model_sha256: str | None
+    requested: str
+    method: str
+    alpha: float
+    intercept: float | None
+    slope: float | None
+    updating_patients: Count
+    updating_encounters: Count
+    validation_patients: Count
+    validation_encounters: Count
+    seed: int
+    tests: list[UpdateTest]
+    before: UpdatePerformance
+    after: UpdatePerformance
+
+
 class ModelManifest(Result):
     """The manifest of a trained model (``manifest.json``).
 
@@ -122,6 +220,9 @@ class ModelManifest(Result):
     metrics : dict of str to number, str, bool or None
         The headline values of ``metrics.json`` (every entry that is not a list or a
         mapping).
+    update : UpdateRecord or None
+        For a model made by ``engagekit update``: its parent, the method and the tests
+        (absent from a trained model's manifest).
     created, versions, model_file, model_sha256
         Stamped by :func:`~engagekit.io._model_store.save_model`: the creation time, the
         library versions, the model file's name and its SHA-256; None until saved.
@@ -163,6 +264,7 @@ class ModelManifest(Result):
     unfit_reason: str | None
     training_steps: InstanceOf[TrainingSteps]
     metrics: dict[str, float | int | str | bool | None]
+    update: UpdateRecord | None = None
     created: str | None = None
     versions: dict[str, str] | None = None
     model_file: str | None = None
@@ -233,7 +335,8 @@ class ModelManifest(Result):
         return all(getattr(self, name) is not None for name in _STAMPS)
 
     def _json(self) -> dict[str, Any]:
-        out = self.model_dump(exclude={n for n in _STAMPS if getattr(self, n) is None})
+        absent = {n for n in (*_STAMPS, "update") if getattr(self, n) is None}
+        out = self.model_dump(exclude=absent)
         out["training_data"] = self.training_data._json()
         out["estimator"] = self.estimator._json()
         return out

@@ -182,6 +182,7 @@ def simulate_encounters(
     config: Config | None = None,
     heterogeneity: Sequence[Heterogeneity] = (),
     progress: Callable[[int, int], None] | None = None,
+    service_shift: tuple[float, float] = (0.0, 1.0),
 ) -> SimulatedData:
     """Simulate the encounters of ``n_patients`` episodes and the truth behind them.
 
@@ -205,6 +206,13 @@ def simulate_encounters(
     progress : callable, optional
         Called as ``progress(done, total)`` after each session step and once more when
         the tables are built, for a progress bar.
+    service_shift : (float, float), default (0.0, 1.0)
+        ``(intercept_delta, slope_factor)``: a new service whose truth differs from the
+        config's, each outcome's true log-odds becoming ``intercept_delta + slope_factor
+        * logit p_o`` (the miscalibration a model carried to another service shows,
+        Steyerberg, *Clinical Prediction Models*, 2nd ed. 2019, ch. 20). The default
+        leaves the service as configured; the ratings and uniform draws are the same
+        whatever the shift (common random numbers).
 
     Returns
     -------
@@ -257,6 +265,7 @@ def simulate_encounters(
     ):
         raise ConfigError(f"n_patients must be a whole number >= 1, found {n_patients!r}")
     n_patients = int(n_patients)
+    shift = _service_shift(service_shift)
     cfg = load_config() if config is None else config
     if isinstance(heterogeneity, str):
         raise ConfigError(
@@ -273,11 +282,24 @@ def simulate_encounters(
     patients = _draw_patients(n_patients, model, cfg, rng_people)
     n_steps = int(model.planned_high.max())
     total = n_steps + 1
-    steps = _run_sessions(patients, model, cfg, rng_ratings, rng_visits, n_steps, progress)
+    steps = _run_sessions(patients, model, cfg, rng_ratings, rng_visits, n_steps, progress, shift)
     data = _assemble(patients, steps, model)
     if progress is not None:
         progress(total, total)
     return data
+
+
+def _service_shift(shift: object) -> tuple[float, float]:
+    """``(intercept_delta, slope_factor)`` as two finite floats, or a ConfigError."""
+    try:
+        delta, factor = (float(v) for v in shift)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"service_shift must be two numbers (intercept_delta, slope_factor), found {shift!r}"
+        ) from None
+    if not (math.isfinite(delta) and math.isfinite(factor)):
+        raise ConfigError(f"service_shift must be finite numbers, found {shift!r}")
+    return delta, factor
 
 
 def _build_model(cfg: Config, heterogeneity: Sequence[Heterogeneity]) -> _Model:
@@ -461,6 +483,7 @@ def _run_sessions(
     rng_visits: np.random.Generator,
     n_steps: int,
     progress: Callable[[int, int], None] | None,
+    shift: tuple[float, float] = (0.0, 1.0),
 ) -> list[_Step]:
     sim, rs = cfg.simulation, cfg.simulation.rating
     n, n_attr = patients.treatment.size, len(model.attribute_names)
@@ -529,7 +552,7 @@ def _run_sessions(
                     + model.age_effect[o, patients.age_band[i]]
                     + patients.frailty[i]
                 )
-                p.append(expit(logit))
+                p.append(expit(shift[0] + shift[1] * logit))
             p_attend, p_adhere = p
 
             last = patients.planned[i] == t

@@ -1,0 +1,156 @@
+"""``update``: a trained model updated for a new service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._app import app, out
+from ._common import (
+    BootstrapOption,
+    EncodingOption,
+    ModelConfigOption,
+    QueryOption,
+    SepOption,
+    Source,
+    TableOption,
+    open_model,
+    read_valid_table,
+)
+
+
+@app.command()
+def update(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory written by train.")],
+    data: Annotated[str, typer.Argument(help="Labelled encounters of the new service.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
+    # a str checked against UpdateMethod in the command: the enum's module loads pandas,
+    # which --help must not
+    method: Annotated[
+        str,
+        typer.Option(
+            help="auto (the simplest step the tests at --alpha support), intercept "
+            "(recalibration in the large), logistic (logistic recalibration) or refit.",
+            metavar="auto|intercept|logistic|refit",
+        ),
+    ] = "auto",
+    alpha: Annotated[
+        float, typer.Option(help="Level of the tests of auto.", min=0.0001, max=0.5)
+    ] = 0.05,
+    validation_share: Annotated[
+        float,
+        typer.Option(
+            help="Share of the new service's patients kept out of the update, to "
+            "validate the parent and the updated model on.",
+            min=0.1,
+            max=0.9,
+        ),
+    ] = 0.5,
+    bootstrap: BootstrapOption = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    table: TableOption = None,
+    query: QueryOption = None,
+    encoding: EncodingOption = "utf-8",
+    sep: SepOption = None,
+    config: ModelConfigOption = None,
+) -> None:
+    """Update a model for a new service: recalibrate it, or refit it, as the data need.
+
+    Splits the new service's patients into updating and validation patients, chooses
+    (auto) and fits the update on the first, and reports the parent and the updated
+    model on the second: calibration intercept and slope, AUROC and net benefit at the
+    flag threshold, with patient-bootstrap 95% CIs. The new model directory records its
+    parent, the method and the tests in its manifest, and is scored like any other.
+    """
+    from rich.table import Table
+
+    from ..io._model_store import check_replaceable, save_model
+    from ..io._write import check_writable
+    from ..models import UpdateMethod, build_update_manifest, update_model
+
+    try:
+        chosen = UpdateMethod(method)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{method!r}: choose auto, intercept, logistic or refit", param_hint="--method"
+        ) from None
+    check_writable(out_dir / "manifest.json", what=f"the model directory {str(out_dir)!r}")
+    check_replaceable(out_dir)
+    parent, manifest, cfg = open_model(model_dir, config)
+    encounters, cfg = read_valid_table(
+        Source(data, table, query, encoding, sep), cfg, model_features=parent.feature_names
+    )
+    result = update_model(
+        parent,
+        encounters,
+        chosen,
+        cfg,
+        flag_rule=manifest.flag_rule,
+        alpha=alpha,
+        validation_share=validation_share,
+        seed=seed,
+        n_boot=bootstrap,
+        n_jobs=-1,
+    )
+    new_manifest = build_update_manifest(
+        manifest, result, encounters, parent_model=str(model_dir), source=data
+    )
+    save_model(result.model, out_dir, new_manifest)
+    record = result.record
+    tests = Table(title="the model-updating ladder (on the updating patients)")
+    for column in ("step", "against", "statistic", "p", "LR chi2 (df)", "rejected"):
+        tests.add_column(column)
+    for t in record.tests:
+        tests.add_row(
+            t.step,
+            t.against,
+            _number(t.statistic),
+            _number(t.p_value, 4),
+            f"{_number(t.lr_statistic, 1)} ({t.df})",
+            "yes" if t.rejected else "no",
+        )
+    out.print(tests)
+    shown = (
+        f" (logit p = {record.intercept:.3f} + {record.slope:.3f} × the parent's log-odds)"
+        if record.intercept is not None and record.slope is not None
+        else ""
+    )
+    out.print(f"Method: [bold]{record.method}[/bold]{shown}.", highlight=False)
+    performance = Table(
+        title=f"on {record.validation_patients:,} validation patients "
+        f"({record.validation_encounters:,} encounters)"
+    )
+    for column in ("", "calibration intercept", "calibration slope", "AUROC", "net benefit"):
+        performance.add_column(column)
+    for name, perf in (("before (parent)", record.before), ("after", record.after)):
+        performance.add_row(
+            name,
+            *(
+                _estimate(e)
+                for e in (
+                    perf.calibration_intercept,
+                    perf.calibration_slope,
+                    perf.auroc,
+                    perf.net_benefit,
+                )
+            ),
+        )
+    out.print(performance)
+    out.print(
+        f"Net benefit of flagging at a risk of {record.after.net_benefit_threshold:.3f} or "
+        f"more. Updated model written to {str(out_dir)!r}.",
+        highlight=False,
+    )
+
+
+def _number(value: float | None, decimals: int = 2) -> str:
+    return "–" if value is None else f"{value:.{decimals}f}"
+
+
+def _estimate(estimate) -> str:
+    value = _number(estimate.value, 3)
+    if estimate.ci_low is None or estimate.ci_high is None:
+        return value
+    return f"{value} ({estimate.ci_low:.3f} to {estimate.ci_high:.3f})"

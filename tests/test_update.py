@@ -1,0 +1,164 @@
+"""Updating a model for a new service (engagekit.models._updating, ``engagekit update``).
+
+The truth is the simulator's: a new service whose true log-odds are
+``intercept_delta + slope_factor * logit p`` of the base service's. A parent trained on
+3,000 base patients is updated on 5,000 new patients (seed 4, split 50/50); the test
+checks the step ``auto`` picks and the calibration on the held-out new patients.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.special import logit
+
+from engagekit import simulate_encounters
+from engagekit.errors import ConfigError
+from engagekit.io import load_model_directory
+from engagekit.models import (
+    ModelManifest,
+    UpdateStep,
+    build_manifest,
+    train_model,
+    update_model,
+)
+
+from ._cli import run
+
+NEW_PATIENTS, NEW_SEED = 5000, 4
+
+
+@pytest.fixture(scope="module")
+def parent():
+    base = simulate_encounters(3000, seed=1).encounters
+    return train_model(base, "attended_next", "logistic", n_splits=2, n_boot=0)
+
+
+def _new_service(shift):
+    return simulate_encounters(NEW_PATIENTS, seed=NEW_SEED, service_shift=shift).encounters
+
+
+@pytest.mark.parametrize(
+    ("shift", "expected"),
+    [
+        ((-0.5, 0.6), UpdateStep.LOGISTIC),
+        ((-0.5, 1.0), UpdateStep.INTERCEPT),
+        ((0.0, 1.0), UpdateStep.NONE),
+    ],
+)
+def test_auto_chooses_the_step_the_shift_needs(parent, shift, expected):
+    update = update_model(
+        parent.model, _new_service(shift), "auto", flag_rule=parent.flag_rule, n_boot=0
+    )
+    assert update.record.method == expected
+    tested = {t.step: t.rejected for t in update.record.tests}
+    assert tested["refit"] is False
+
+
+def test_logistic_recalibration_restores_calibration_on_held_out_patients(parent):
+    update = update_model(
+        parent.model, _new_service((-0.5, 0.6)), "auto", flag_rule=parent.flag_rule, n_boot=50
+    )
+    before, after = update.record.before, update.record.after
+    assert update.record.method == "logistic"
+    # the parent is far off on the new service...
+    assert before.calibration_intercept.value < -1 and before.calibration_slope.value < 0.8
+    # ...and the update brings it back, on patients it was not fitted on
+    assert abs(after.calibration_intercept.value) <= 0.05
+    assert 0.9 <= after.calibration_slope.value <= 1.1
+    # a recalibration keeps the ranking and (the threshold is a risk) gains net benefit
+    assert after.auroc.value == pytest.approx(before.auroc.value)
+    assert after.net_benefit.value > before.net_benefit.value
+    assert after.net_benefit.ci_low <= after.net_benefit.value <= after.net_benefit.ci_high
+    record = update.record
+    assert record.updating_patients + record.validation_patients <= NEW_PATIENTS
+    assert record.slope == pytest.approx(0.6, abs=0.15)
+
+
+def test_refit_uses_the_training_code(parent):
+    update = update_model(
+        parent.model, _new_service((-0.5, 0.6)), "refit", flag_rule=parent.flag_rule, n_boot=0
+    )
+    assert update.record.method == "refit" and update.record.intercept is None
+    assert update.model is not parent.model and update.model.fit_record is not None
+    assert update.model.fit_record.n_patients == update.record.updating_patients
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"method": "shrink"}, ValueError, "unknown update method 'shrink'"),
+        ({"alpha": 1.5}, ValueError, "alpha must lie strictly between 0 and 1"),
+        ({"validation_share": 0.0}, ValueError, "validation_share must lie"),
+    ],
+)
+def test_update_refuses_bad_arguments(parent, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        update_model(parent.model, _new_service((0.0, 1.0)).head(10), **kwargs)
+
+
+def test_service_shift_moves_the_true_log_odds():
+    plain = simulate_encounters(300, seed=5)
+    shifted = simulate_encounters(300, seed=5, service_shift=(-0.5, 0.6))
+    first = plain.encounters["session_number"].eq(1).to_numpy()
+    first_shifted = shifted.encounters["session_number"].eq(1).to_numpy()
+    # first sessions share every draw (common random numbers); only the truth moves
+    for outcome in ("p_attended_next", "p_adherent"):
+        old = plain.truth.loc[first, outcome].to_numpy()
+        new = shifted.truth.loc[first_shifted, outcome].to_numpy()
+        np.testing.assert_allclose(logit(new), -0.5 + 0.6 * logit(old), atol=1e-9)
+
+
+@pytest.mark.parametrize("shift", [(1.0,), ("a", 1.0), (float("nan"), 1.0)])
+def test_service_shift_is_refused_unless_two_finite_numbers(shift):
+    with pytest.raises(ConfigError, match="service_shift must be"):
+        simulate_encounters(10, seed=1, service_shift=shift)
+
+
+def test_a_manifest_without_update_still_loads(parent):
+    from engagekit.config import load_config
+
+    base = simulate_encounters(50, seed=1).encounters
+    record = build_manifest(parent, load_config(), base).to_dict()
+    assert "update" not in record
+    assert ModelManifest.from_dict(record).update is None
+
+
+def test_cli_update_writes_a_scorable_model_recording_its_parent(tmp_path):
+    base = simulate_encounters(3000, seed=1).encounters
+    new = _new_service((-0.5, 0.6))
+    base.to_csv(tmp_path / "base.csv", index=False)
+    new.to_csv(tmp_path / "new.csv", index=False)
+    trained = run(
+        "train", "base.csv", "--target", "attended_next", "--model", "logistic",
+        "--bootstrap", "0", "--folds", "2", "--out", "parent", cwd=tmp_path,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    done = run("update", "parent", "new.csv", "--out", "updated", "--bootstrap", "20", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Method: logistic" in done.stdout
+    parent_manifest = json.loads((tmp_path / "parent" / "manifest.json").read_text())
+    loaded = load_model_directory(tmp_path / "updated")
+    update = loaded.manifest.update
+    assert update is not None and update.method == "logistic"
+    assert update.parent_model_sha256 == parent_manifest["model_sha256"]
+    assert update.parent_model == "parent"
+    assert [t.step for t in update.tests] == ["intercept", "logistic", "refit"]
+    scored = run("score", "updated", "new.csv", "--out", "scores.csv", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--method", "shrink"), "choose auto, intercept, logistic or refit"),
+        (("--alpha", "2"), "--alpha"),
+    ],
+)
+def test_cli_update_refuses_bad_options(tmp_path, args, message):
+    done = run("update", "parent", "new.csv", "--out", "updated", *args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
