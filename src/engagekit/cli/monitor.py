@@ -1,0 +1,291 @@
+"""``monitor``: a model's score history, window by window: performance on the patients
+whose flags were not acted on and on all, rating drift, case mix and control limits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ..monitoring._windows import MonitorWindow
+from ._app import app, err, out
+from ._common import (
+    EncodingOption,
+    ModelConfigOption,
+    SepOption,
+    Source,
+    open_model,
+    read_valid_table,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..monitoring._result import MonitorResult
+
+
+def _read_history(url: str, table: str, model_sha256: str, target: str):
+    """``(scores of the complete runs of this model in ``table``, flag_reviews rows)``.
+
+    The one database read of the command. It belongs with the score writer in
+    :mod:`engagekit.io._scores`; it lives here until that module takes it.
+    """
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from ..db import FLAG_REVIEWS, SCORE_RUNS
+    from ..errors import DataReadError
+
+    shown = sa.make_url(url).render_as_string(hide_password=True)
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).is_file():
+            raise DataReadError(f"there is no SQLite database at {parsed.database!r} ({shown})")
+    engine = sa.create_engine(parsed)
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            if not inspector.has_table(SCORE_RUNS.name) or not inspector.has_table(table):
+                raise DataReadError(
+                    f"{shown!r} has no scores table {table!r} written by engagekit score; "
+                    "name the table with --db-table"
+                )
+            runs = (
+                conn.execute(
+                    sa.select(SCORE_RUNS.c.run_id).where(
+                        SCORE_RUNS.c.scores_table == table,
+                        SCORE_RUNS.c.status == "complete",
+                        SCORE_RUNS.c.model_sha256 == model_sha256,
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not runs:
+                raise DataReadError(
+                    f"table {table!r} of {shown!r} holds no complete run of this model "
+                    "(its model_sha256); monitor the model that scored it"
+                )
+            scores_table = sa.Table(table, sa.MetaData(), autoload_with=conn)
+            wanted = [
+                "run_id",
+                "encounter_id",
+                "patient_id",
+                "treatment",
+                "session_number",
+                "encounter_date",
+                f"p_{target}",
+                "flag",
+            ]
+            columns = [
+                c for c in scores_table.columns if c.name in wanted or c.name.startswith("rating_")
+            ]
+            result = conn.execute(sa.select(*columns).where(scores_table.c.run_id.in_(runs)))
+            scores = pd.DataFrame(result.fetchall(), columns=[c.name for c in columns])
+            reviews = pd.DataFrame(
+                conn.execute(
+                    sa.select(
+                        FLAG_REVIEWS.c.patient_id,
+                        FLAG_REVIEWS.c.encounter_id,
+                        FLAG_REVIEWS.c.status,
+                        FLAG_REVIEWS.c.reviewed_at,
+                    )
+                ).fetchall(),
+                columns=["patient_id", "encounter_id", "status", "reviewed_at"],
+            )
+    except sa.exc.SQLAlchemyError as e:
+        raise DataReadError(f"cannot read the score history from {shown!r}: {e}") from e
+    finally:
+        engine.dispose()
+    for name in scores.columns:
+        if name.startswith(("p_", "rating_")):
+            scores[name] = pd.to_numeric(scores[name], errors="coerce").astype("float64")
+    return scores, reviews
+
+
+def _estimate(e) -> str:
+    if e.value is None:
+        return "–"
+    interval = "" if e.ci_low is None else f" [{e.ci_low:.2f}, {e.ci_high:.2f}]"
+    return f"{e.value:.2f}{interval}"
+
+
+def _o_minus_e(point) -> str:
+    if point.observed_minus_expected is None:
+        return "–"
+    mark = (
+        " ALERT"
+        if not point.lower_limit <= point.observed_minus_expected <= point.upper_limit
+        else ""
+    )
+    return f"{point.observed_minus_expected:+.3f} (±{point.upper_limit:.3f}){mark}"
+
+
+def _print_tables(result: MonitorResult) -> None:
+    from rich.table import Table
+
+    from ..monitoring._psi import psi_level
+
+    performance = Table(
+        title=f"Performance of the {result.target} model by {result.window.value}: "
+        "not acted on | all patients (calibration intercept > 0: more "
+        f"{result.target} than predicted)",
+        title_justify="left",
+    )
+    for name in (
+        "Window",
+        "Encounters",
+        "Acted on",
+        "N",
+        "AUROC",
+        "Cal. intercept",
+        "Cal. slope",
+        "O − E (3σ)",
+        "N all",
+        "Cal. intercept all",
+        "O − E all (3σ)",
+    ):
+        performance.add_column(name, justify="left" if name == "Window" else "right")
+    for w in result.windows:
+        mine, every = w.not_acted_on, w.all_patients
+        performance.add_row(
+            w.window,
+            f"{w.n_encounters:,}",
+            f"{w.n_acted_on:,}",
+            f"{mine.n_encounters:,}",
+            _estimate(mine.auroc),
+            _estimate(mine.calibration_intercept),
+            _estimate(mine.calibration_slope),
+            _o_minus_e(mine),
+            f"{every.n_encounters:,}",
+            _estimate(every.calibration_intercept),
+            _o_minus_e(every),
+        )
+    out.print(performance)
+    ratings = sorted({name for w in result.windows for name in w.psi})
+    treatments = sorted({name for w in result.windows for name in w.case_mix})
+    drift = Table(
+        title=f"Drift: PSI of each rating against {result.psi_reference} (warn ≥ "
+        f"{result.psi_warn:g}, alert ≥ {result.psi_alert:g}); treatment shares",
+        title_justify="left",
+    )
+    drift.add_column("Window")
+    for name in ratings:
+        drift.add_column(name.removeprefix("rating_"), justify="right")
+    for name in treatments:
+        drift.add_column(f"% {name}", justify="right")
+    for w in result.windows:
+        cells = []
+        for name in ratings:
+            value = w.psi.get(name)
+            level = psi_level(value)
+            cells.append(
+                "ref"
+                if value is None
+                else f"{value:.3f}" + ("" if level == "stable" else f" {level}")
+            )
+        cells += [f"{w.case_mix.get(name, 0.0):.0%}" for name in treatments]
+        drift.add_row(w.window, *cells)
+    out.print(drift)
+    if result.alerts:
+        out.print(f"{len(result.alerts)} alert(s):", highlight=False)
+        for alert in result.alerts:
+            out.print(f"  ALERT {alert.message}", highlight=False, soft_wrap=True)
+    else:
+        out.print("No alert: every figure is within its limits.", highlight=False)
+
+
+@app.command()
+def monitor(
+    model_dir: Annotated[Path, typer.Argument(help="The model directory that scored the history.")],
+    db: Annotated[
+        str,
+        typer.Option(help="SQLAlchemy URL of the database engagekit score wrote to."),
+    ],
+    outcomes: Annotated[
+        str,
+        typer.Option(
+            help="Encounter table (CSV, Parquet or database URL) exported after the scored "
+            "encounters, whose outcome columns say what happened; joined on encounter_id."
+        ),
+    ],
+    window: Annotated[
+        MonitorWindow, typer.Option(help="Windows of the encounter date.")
+    ] = MonitorWindow.MONTH,
+    db_table: Annotated[str, typer.Option(help="Table of scores in the database.")] = "scores",
+    n_boot: Annotated[
+        int, typer.Option(help="Patient-bootstrap replicates for the 95% CIs.", min=0)
+    ] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the full result as JSON on stdout.")
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Draw the control charts to this PNG (or .svg, .pdf) file."),
+    ] = None,
+    encoding: EncodingOption = "utf-8",
+    sep: SepOption = None,
+    config: ModelConfigOption = None,
+) -> None:
+    """Monitor a model's score history by window of encounter date.
+
+    Reads the complete runs of this model (its model_sha256) in the scores table, and
+    uses each encounter's earliest score: the one the service acted on. The outcomes come
+    from --outcomes, a later export of the encounter table (checked against the data
+    contract like any input), since the scores table holds predictions only; an encounter
+    whose outcome is not known yet counts in the drift, not in the performance.
+
+    Per window: AUROC, calibration intercept (in the large) and slope with patient-
+    bootstrap 95% CIs on the encounters whose flags were not acted on (no 'reviewed'
+    row in flag_reviews for the encounter, nor for the patient between the encounter and
+    their next one), beside the calibration of all encounters: a gap between the two is
+    the effect of the contacts on the outcome. The observed-minus-expected rate is
+    charted with 3-sigma limits from the window's size; each rating's PSI is measured
+    against the first window (0.1 warn, 0.25 alert), and the treatment shares are
+    listed. Every figure outside its limits is an alert, named with its window.
+    """
+    from ..monitoring._monitor import monitor as monitor_scores
+
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise typer.BadParameter("use a .png, .svg or .pdf file", param_hint="--plot")
+    model, manifest, cfg = open_model(model_dir, config)
+    target = model.target
+    scores, reviews = _read_history(db, db_table, manifest.model_sha256 or "", target)
+    encounters, _ = read_valid_table(Source(outcomes, None, None, encoding, sep), cfg)
+    if target not in encounters.columns:
+        raise typer.BadParameter(
+            f"the outcome table lacks the column {target!r} the model predicts",
+            param_hint="--outcomes",
+        )
+    with err.status("Monitoring the score history…"):
+        result = monitor_scores(
+            scores,
+            _outcome_rows(encounters, target),
+            reviews,
+            target=target,
+            window=window,
+            n_boot=n_boot,
+            seed=seed,
+        )
+    if plot is not None:
+        from ..errors import OutputError
+        from ..monitoring._plot import control_chart
+
+        try:
+            plot.parent.mkdir(parents=True, exist_ok=True)
+            control_chart(result).savefig(plot)
+        except OSError as e:
+            raise OutputError(f"cannot write {str(plot)!r}: {e.strerror or e}") from e
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+        return
+    _print_tables(result)
+    if plot is not None:
+        out.print(f"Control charts drawn to {str(plot)!r}.", highlight=False, soft_wrap=True)
+
+
+def _outcome_rows(encounters: pd.DataFrame, target: str) -> pd.DataFrame:
+    return encounters[["encounter_id", target]].astype({"encounter_id": str})
