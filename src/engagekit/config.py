@@ -318,6 +318,23 @@ class HeterogeneitySettings(_Strict):
     cov_type: CovarianceType = CovarianceType.KAUERMANN_CARROLL
 
 
+#: An absolute URI, as FHIR requires of an identifier's system: a scheme, then no spaces.
+_ABSOLUTE_URI = r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$"
+
+
+class FhirSettings(_Strict):
+    """How ``engagekit score --fhir`` identifies patients and encounters in FHIR.
+
+    Each patient and encounter is referred to by a logical reference: an identifier
+    whose ``system`` is the URI below and whose ``value`` is the ``patient_id`` or
+    ``encounter_id``. A service gives the URIs its electronic record uses for those
+    identifiers, so that a FHIR server matches them to its own Patient and Encounter.
+    """
+
+    patient_system: Annotated[str, Field(pattern=_ABSOLUTE_URI)] = "urn:engagekit:patient"
+    encounter_system: Annotated[str, Field(pattern=_ABSOLUTE_URI)] = "urn:engagekit:encounter"
+
+
 class Config(_Strict):
     """A validated engagekit configuration.
 
@@ -333,6 +350,7 @@ class Config(_Strict):
     subgroups: list[str] = Field(default_factory=list)
     simulation: SimulationSettings = Field(default_factory=SimulationSettings)
     heterogeneity: HeterogeneitySettings = Field(default_factory=HeterogeneitySettings)
+    fhir: FhirSettings = Field(default_factory=FhirSettings)
 
     @field_validator("covariates", "subgroups")
     @classmethod

@@ -22,9 +22,11 @@ from . import (  # noqa: F401  (registers them)
     demo,
     forecast,
     models,
+    monitor,
     report,
     score,
     serve,
+    update,
     users,
 )
 from ._app import EXIT_INTERRUPTED, app, err

@@ -61,6 +61,14 @@ def score(
         ),
     ] = False,
     escape_formulas: EscapeFormulasOption = True,
+    fhir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also export each patient's latest encounter as FHIR R4 resources to this "
+            "NDJSON file, when the run completes: a RiskAssessment per patient, a Flag per "
+            "patient flagged high (identifier systems: the config's fhir block).",
+        ),
+    ] = None,
     table: TableOption = None,
     query: QueryOption = None,
     encoding: EncodingOption = "utf-8",
@@ -107,10 +115,24 @@ def score(
     is checked and scored on Apache Spark, in buckets of whole patients, with the same
     numbers, flags and reasons; --out is then a new folder of Parquet files, and no
     database is written.
+
+    With --fhir OUT.ndjson, each patient's latest encounter (by session_number, then
+    encounter_date) is also exported as FHIR R4 resources, one per line, once the run
+    completes: a RiskAssessment (the risk of the bad outcome, the flag as qualitative
+    risk, the model as method, the reasons as mitigation) and, for a high flag, a Flag.
+    Patients and encounters are referred to by identifier, under the systems of the
+    config's fhir block. The file holds the patients' identifiers: keep it as the scores.
     """
-    from ..io._scores import check_score_outputs, write_scores
+    from ..errors import ArgumentError
+    from ..io._scores import check_score_outputs, default_database_url, write_scores
+    from ..io._write import check_writable
 
     if engine is Engine.SPARK:
+        if fhir is not None:
+            raise ArgumentError(
+                "--fhir is for the local engine; with --engine spark, score to Parquet and "
+                "export with the local engine (engagekit score ... --fhir OUT.ndjson)"
+            )
         local_only = (db, table, query)
         _score_on_spark(model_dir, data, out_file, config, top_reasons, sep, encoding, master,
                         allow_unfit_model, local_only)  # fmt: skip
@@ -121,6 +143,10 @@ def score(
     ):
         raise typer.BadParameter("use a .csv, .csv.gz or .parquet file", param_hint="--out")
     check_score_outputs(out_file, db, db_table)  # in a second, not after the scoring
+    if fhir is not None:
+        if fhir.resolve() == out_file.resolve():
+            raise ArgumentError("--fhir must be another file than --out")
+        check_writable(fhir, what=f"the FHIR export {str(fhir)!r}")
     model, manifest, cfg = open_model(model_dir, config)
     refuse_unfit(manifest, model_dir, allow_unfit_model)
     source = Source(data, table, query, encoding, sep)
@@ -169,6 +195,25 @@ def score(
         highlight=False,
         soft_wrap=True,
     )
+    if fhir is not None:
+        from ..io._fhir import fhir_resources, latest_encounters, read_score_run, write_fhir
+
+        with err.status("Exporting each patient's latest encounter as FHIR R4…"):
+            latest = latest_encounters(
+                read_score_run(
+                    db or default_database_url(out_file), db_table, run.run_id,
+                    chunk_rows=chunk_rows,
+                )
+            )  # fmt: skip
+            export = write_fhir(fhir, fhir_resources(latest, manifest, cfg))
+        # counts only: the identifiers go into the file, never into a message
+        out.print(
+            f"FHIR R4 export written to {str(export.path)!r}: {export.n_risk_assessments:,} "
+            f"RiskAssessment (one per patient, its latest encounter) and {export.n_flags:,} "
+            "Flag (patients flagged high).",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _score_on_spark(
