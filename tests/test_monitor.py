@@ -310,3 +310,28 @@ def test_the_result_round_trips(by_month):
     assert [a.subject for a in by_month.alerts if a.figure is not MonitorFigure.PSI] == [
         a.subject for a in by_month.alerts if a.subject in {g.value for g in PatientGroup}
     ]
+
+
+def test_a_treatment_attending_more_than_predicted_is_named_for_its_calibration():
+    """Fair calibration over the period, on the encounters not acted on: every score
+    says 0.6, and patients of online CBT adhere with 0.85; online CBT is named by its
+    calibration in the large, and the reviewed encounters are left out."""
+    from engagekit import simulate_encounters
+    from engagekit.monitoring import monitor
+
+    encounters = simulate_encounters(1500, seed=11).encounters
+    rng = np.random.default_rng(5)
+    online = (encounters["treatment"] == "cbt_online").to_numpy()
+    chance = np.where(online, 0.85, 0.6)
+    outcomes = encounters.assign(
+        adherent=pd.array((rng.uniform(size=len(encounters)) < chance).astype(int), dtype="Int8")
+    )
+    scores = encounters.assign(p_adherent=0.6, rating_empathy=encounters["empathy"])
+    result = monitor(scores, outcomes, target="adherent", window="quarter", n_boot=200)
+    named = {(m.column, m.level, m.measure) for m in result.miscalibrated}
+    assert ("treatment", "cbt_online", "calibration_intercept") in named
+    online_cbt = next(m for m in result.miscalibrated if m.level == "cbt_online")
+    assert online_cbt.ci_low > 0 and "more frequent than predicted" in online_cbt.sentence
+    assert online_cbt.n_encounters == int(online.sum())
+    assert type(result).from_dict(result.to_dict()).miscalibrated == result.miscalibrated
+    assert monitor(scores, outcomes, target="adherent", n_boot=0).miscalibrated == []

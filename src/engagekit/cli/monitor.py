@@ -195,6 +195,14 @@ def _print_tables(result: MonitorResult) -> None:
             out.print(f"  ALERT {alert.message}", highlight=False, soft_wrap=True)
     else:
         out.print("No alert: every figure is within its limits.", highlight=False)
+    if result.miscalibrated:
+        out.print(
+            "Fair calibration, over the whole period, on the encounters not acted on: "
+            "calibration is off in",
+            highlight=False,
+        )
+        for group in result.miscalibrated:
+            out.print(f"  {group.sentence}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -18,7 +18,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ from ._result import (
     MonitorFigure,
     MonitorResult,
     PatientGroup,
+    SubgroupCalibration,
     WindowPerformance,
     WindowResult,
 )
@@ -147,6 +148,7 @@ def monitor(
     n_boot: int = 200,
     seed: int = 0,
     ci: float = 0.95,
+    subgroups: Sequence[str] = ("treatment", "age_band", "gender"),
 ) -> MonitorResult:
     """Monitor a model's scores window by window.
 
@@ -173,6 +175,10 @@ def monitor(
         first window's scores when omitted.
     n_boot, seed, ci
         The patient bootstrap of the performance's intervals.
+    subgroups : sequence of str
+        The columns (of the scores, else of the outcomes) whose levels' calibration over
+        the whole period is checked, on the encounters not acted on (fair calibration);
+        those absent from both are skipped.
 
     Returns
     -------
@@ -299,6 +305,10 @@ def monitor(
                 case_mix=case_mix,
             )
         )
+    not_acted = ~np.isnan(y) & ~acted
+    miscalibrated = _miscalibrated(
+        scores, outcomes, subgroups, not_acted, y, p, patients, n_boot, seed, ci
+    )
     return MonitorResult(
         target=target,
         window=window,
@@ -310,4 +320,50 @@ def monitor(
         ci_level=ci,
         windows=windows,
         alerts=alerts,
+        miscalibrated=miscalibrated,
     )
+
+
+def _miscalibrated(
+    scores: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    subgroups: Sequence[str],
+    rows: np.ndarray,
+    y: np.ndarray,
+    p: np.ndarray,
+    patients: np.ndarray,
+    n_boot: int,
+    seed: int,
+    ci: float,
+) -> list[SubgroupCalibration]:
+    """The subgroup levels whose calibration over ``rows`` (those not acted on, with an
+    outcome) excludes perfect calibration."""
+    from ..evaluation import evaluate_predictions, miscalibrated_groups
+
+    by = {}
+    for column in subgroups:
+        if column in scores.columns:
+            by[column] = scores[column].to_numpy(dtype=object)
+        elif column in outcomes.columns:
+            found = outcomes.drop_duplicates("encounter_id").set_index("encounter_id")[column]
+            by[column] = scores["encounter_id"].map(found).to_numpy(dtype=object)
+    if not by or n_boot == 0 or not rows.any():
+        return []
+    frame = pd.DataFrame(by).loc[rows].astype(str).reset_index(drop=True)
+    metrics = evaluate_predictions(
+        y[rows].astype(int), p[rows], patients[rows], by=frame, n_boot=n_boot, seed=seed, ci=ci
+    )
+    return [
+        SubgroupCalibration(
+            column=m.column,
+            level=m.level,
+            measure=m.measure,
+            value=m.value,
+            ci_low=m.ci_low,
+            ci_high=m.ci_high,
+            n_encounters=m.n_encounters,
+            n_patients=m.n_patients,
+            sentence=m.sentence(),
+        )
+        for m in miscalibrated_groups(metrics)
+    ]

@@ -20,6 +20,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from .._results import Choice, Record, Result
 from ..evaluation import Estimate
 from ._windows import MonitorWindow
@@ -54,6 +56,33 @@ class MonitorFigure(StrEnum):
     OBSERVED_MINUS_EXPECTED = "observed_minus_expected"
     #: the population stability index of a rating
     PSI = "psi"
+
+
+class SubgroupCalibration(Record):
+    """A subgroup level whose calibration over the whole period monitored, on the
+    encounters not acted on, excludes perfect calibration
+    (:func:`engagekit.evaluation.miscalibrated_groups`).
+
+    Attributes
+    ----------
+    column, level : str
+    measure : str
+        ``calibration_intercept`` or ``calibration_slope``.
+    value, ci_low, ci_high : float
+    n_encounters, n_patients : int
+    sentence : str
+        What is off, in words.
+    """
+
+    column: str
+    level: str
+    measure: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n_encounters: int
+    n_patients: int
+    sentence: str
 
 
 class Alert(Record):
@@ -173,6 +202,10 @@ class MonitorResult(Result):
         In time order.
     alerts : list of Alert
         Every figure outside its limits, in window order.
+    miscalibrated : list of SubgroupCalibration
+        Fair calibration: the subgroup levels (treatment, age band, gender …) whose
+        calibration interval over the whole period, on the encounters not acted on,
+        excludes perfect calibration.
     """
 
     _what: ClassVar[str] = "a monitoring result"
@@ -188,6 +221,7 @@ class MonitorResult(Result):
     ci_level: float
     windows: list[WindowResult]
     alerts: list[Alert]
+    miscalibrated: list[SubgroupCalibration] = Field(default_factory=list)
 
     def _json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
