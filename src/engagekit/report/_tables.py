@@ -399,7 +399,7 @@ def fair_calibration_sentences(
         return ()
     named = miscalibration_sentences(metrics, treatment_labels)
     if not named:
-        named = ["every subgroup's 95% intervals include perfect calibration"]
+        named = ["none: every subgroup's 95% intervals include perfect calibration"]
     return (
         *named,
         f"with {round(chance / 0.05):,} intervals checked, about {chance:.1f} would exclude "
