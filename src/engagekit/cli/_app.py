@@ -44,6 +44,8 @@ WORKFLOW = (
     "score",
     "predict",
     "forecast",
+    "monitor",
+    "update",
     "heterogeneity",
     "power",
     "report",
