@@ -26,85 +26,6 @@ if TYPE_CHECKING:
     from ..monitoring._result import MonitorResult
 
 
-def _read_history(url: str, table: str, model_sha256: str, target: str):
-    """``(scores of the complete runs of this model in ``table``, flag_reviews rows)``.
-
-    The one database read of the command. It belongs with the score writer in
-    :mod:`engagekit.io._scores`; it lives here until that module takes it.
-    """
-    import pandas as pd
-    import sqlalchemy as sa
-
-    from ..db import FLAG_REVIEWS, SCORE_RUNS
-    from ..errors import DataReadError
-
-    shown = sa.make_url(url).render_as_string(hide_password=True)
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        if not Path(parsed.database).is_file():
-            raise DataReadError(f"there is no SQLite database at {parsed.database!r} ({shown})")
-    engine = sa.create_engine(parsed)
-    try:
-        with engine.connect() as conn:
-            inspector = sa.inspect(conn)
-            if not inspector.has_table(SCORE_RUNS.name) or not inspector.has_table(table):
-                raise DataReadError(
-                    f"{shown!r} has no scores table {table!r} written by engagekit score; "
-                    "name the table with --db-table"
-                )
-            runs = (
-                conn.execute(
-                    sa.select(SCORE_RUNS.c.run_id).where(
-                        SCORE_RUNS.c.scores_table == table,
-                        SCORE_RUNS.c.status == "complete",
-                        SCORE_RUNS.c.model_sha256 == model_sha256,
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            if not runs:
-                raise DataReadError(
-                    f"table {table!r} of {shown!r} holds no complete run of this model "
-                    "(its model_sha256); monitor the model that scored it"
-                )
-            scores_table = sa.Table(table, sa.MetaData(), autoload_with=conn)
-            wanted = [
-                "run_id",
-                "encounter_id",
-                "patient_id",
-                "treatment",
-                "session_number",
-                "encounter_date",
-                f"p_{target}",
-                "flag",
-            ]
-            columns = [
-                c for c in scores_table.columns if c.name in wanted or c.name.startswith("rating_")
-            ]
-            result = conn.execute(sa.select(*columns).where(scores_table.c.run_id.in_(runs)))
-            scores = pd.DataFrame(result.fetchall(), columns=[c.name for c in columns])
-            reviews = pd.DataFrame(
-                conn.execute(
-                    sa.select(
-                        FLAG_REVIEWS.c.patient_id,
-                        FLAG_REVIEWS.c.encounter_id,
-                        FLAG_REVIEWS.c.status,
-                        FLAG_REVIEWS.c.reviewed_at,
-                    )
-                ).fetchall(),
-                columns=["patient_id", "encounter_id", "status", "reviewed_at"],
-            )
-    except sa.exc.SQLAlchemyError as e:
-        raise DataReadError(f"cannot read the score history from {shown!r}: {e}") from e
-    finally:
-        engine.dispose()
-    for name in scores.columns:
-        if name.startswith(("p_", "rating_")):
-            scores[name] = pd.to_numeric(scores[name], errors="coerce").astype("float64")
-    return scores, reviews
-
-
 def _estimate(e) -> str:
     if e.value is None:
         return "–"
@@ -261,7 +182,9 @@ def monitor(
         raise typer.BadParameter("use a .png, .svg or .pdf file", param_hint="--plot")
     model, manifest, cfg = open_model(model_dir, config)
     target = model.target
-    scores, reviews = _read_history(db, db_table, manifest.model_sha256 or "", target)
+    from ..io._scores import read_score_history
+
+    scores, reviews = read_score_history(db, db_table, manifest.model_sha256 or "", target)
     encounters, _ = read_valid_table(Source(outcomes, None, None, encoding, sep), cfg)
     if target not in encounters.columns:
         raise typer.BadParameter(

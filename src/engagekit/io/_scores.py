@@ -122,6 +122,7 @@ __all__ = [
     "ScoreRun",
     "check_score_outputs",
     "default_database_url",
+    "read_score_history",
     "scores_table",
     "write_scores",
 ]
@@ -1238,3 +1239,87 @@ class _ScoreFile:
         finally:
             self._delete_partial()
             _remove_empty(self.created_folders)
+
+
+def read_score_history(
+    url: str, table: str, model_sha256: str, target: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(the scores of the complete runs of the model ``model_sha256`` in ``table``, the
+    flag_reviews rows)``: the history ``engagekit monitor`` reads, through a connection
+    that cannot write (a SQLite file is opened read-only, never created).
+
+    Raises
+    ------
+    DataReadError
+        No such SQLite file, no scores table written by engagekit score, no complete run
+        of this model, or the database cannot be read.
+    """
+    from ..db import FLAG_REVIEWS
+    from ..errors import DataReadError
+    from ._read import _read_only_engine
+
+    parsed = sa.make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).is_file():
+            raise DataReadError(f"there is no SQLite database at {parsed.database!r} ({shown})")
+    engine = _read_only_engine(url, repr(shown))
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            if not inspector.has_table(SCORE_RUNS.name) or not inspector.has_table(table):
+                raise DataReadError(
+                    f"{shown!r} has no scores table {table!r} written by engagekit score; "
+                    "name the table with --db-table"
+                )
+            runs = (
+                conn.execute(
+                    sa.select(SCORE_RUNS.c.run_id).where(
+                        SCORE_RUNS.c.scores_table == table,
+                        SCORE_RUNS.c.status == "complete",
+                        SCORE_RUNS.c.model_sha256 == model_sha256,
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not runs:
+                raise DataReadError(
+                    f"table {table!r} of {shown!r} holds no complete run of this model "
+                    "(its model_sha256); monitor the model that scored it"
+                )
+            scores_table = sa.Table(table, sa.MetaData(), autoload_with=conn)
+            wanted = [
+                "run_id",
+                "encounter_id",
+                "patient_id",
+                "treatment",
+                "session_number",
+                "encounter_date",
+                f"p_{target}",
+                "flag",
+            ]
+            columns = [
+                c for c in scores_table.columns if c.name in wanted or c.name.startswith("rating_")
+            ]
+            result = conn.execute(sa.select(*columns).where(scores_table.c.run_id.in_(runs)))
+            scores = pd.DataFrame(result.fetchall(), columns=[c.name for c in columns])
+            reviews = pd.DataFrame(
+                conn.execute(
+                    sa.select(
+                        FLAG_REVIEWS.c.patient_id,
+                        FLAG_REVIEWS.c.encounter_id,
+                        FLAG_REVIEWS.c.status,
+                        FLAG_REVIEWS.c.reviewed_at,
+                    )
+                ).fetchall(),
+                columns=["patient_id", "encounter_id", "status", "reviewed_at"],
+            )
+    except sa.exc.SQLAlchemyError as e:
+        raise DataReadError(f"cannot read the score history from {shown!r}: {e}") from e
+    finally:
+        engine.dispose()
+    for name in scores.columns:
+        if name.startswith(("p_", "rating_")):
+            scores[name] = pd.to_numeric(scores[name], errors="coerce").astype("float64")
+    return scores, reviews
