@@ -57,7 +57,6 @@ from ..config import Config, load_config
 from ..errors import ArgumentError, ContractError
 from ..evaluation._result import Estimate, Metrics
 from ..flags import FlagRule
-from ._calibration import LogitRecalibration
 from ._fit_record import TrainingSteps, judge_fitness
 from ._manifest import (
     ModelManifest,
@@ -482,18 +481,9 @@ def _choose(tests: list[UpdateTest]) -> UpdateStep:
 def _recalibrated(parent: EngagementModel, a: float, b: float) -> EngagementModel:
     """``parent`` with ``a + b * LP`` composed into its recalibration of the margin."""
     old = parent.recalibration
-    recalibration = LogitRecalibration(
-        intercept=a + b * old.intercept,
-        slope=b * old.slope,
-        applied=True,
-        p_value=old.p_value,
-        n=old.n,
-        status=old.status,
-        n_events=old.n_events,
-        min_events=old.min_events,
-        raw_intercept=old.raw_intercept,
-        raw_slope=old.raw_slope,
-        shrinkage=old.shrinkage,
+    # two maps of the log-odds compose into one; the record of the first fit is kept
+    recalibration = dataclasses.replace(
+        old, intercept=a + b * old.intercept, slope=b * old.slope, applied=True
     )
     return dataclasses.replace(parent, recalibration=recalibration)
 

@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 
@@ -354,16 +355,6 @@ def _miscalibrated(
         y[rows].astype(int), p[rows], patients[rows], by=frame, n_boot=n_boot, seed=seed, ci=ci
     )
     return [
-        SubgroupCalibration(
-            column=m.column,
-            level=m.level,
-            measure=m.measure,
-            value=m.value,
-            ci_low=m.ci_low,
-            ci_high=m.ci_high,
-            n_encounters=m.n_encounters,
-            n_patients=m.n_patients,
-            sentence=m.sentence(),
-        )
+        SubgroupCalibration(**dataclasses.asdict(m), sentence=m.sentence())
         for m in miscalibrated_groups(metrics)
     ]
