@@ -153,8 +153,10 @@ def test_cli_update_writes_a_scorable_model_recording_its_parent(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--method", "shrink"), "choose auto, intercept, logistic or refit"),
+        (("--method", "shrink"), "choose auto, intercept, logistic, refit or subgroup"),
         (("--alpha", "2"), "--alpha"),
+        (("--method", "subgroup-intercept"), "--subgroup"),
+        (("--subgroup", "gender"), "--subgroup"),
     ],
 )
 def test_cli_update_refuses_bad_options(tmp_path, args, message):
@@ -162,3 +164,180 @@ def test_cli_update_refuses_bad_options(tmp_path, args, message):
     assert done.returncode == 2
     assert message in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+# --------------------------------------------------------------- per-subgroup intercepts
+YOUNG = "18-29"
+
+
+def _service_where_the_young_attend_less():
+    """A new service whose 18-29-year-olds miss sessions far more often than the base
+    service's (age effect -1.3 against -0.3 there): a model carried over is calibrated
+    overall but not in that band."""
+    from engagekit.config import load_config
+
+    settings = load_config().model_dump()
+    settings["simulation"]["age_band"]["effect"]["attended_next"][YOUNG] = -1.3
+    config = type(load_config()).model_validate(settings)
+    return simulate_encounters(NEW_PATIENTS, seed=NEW_SEED, config=config).encounters
+
+
+@pytest.fixture(scope="module")
+def young_update(parent):
+    return update_model(
+        parent.model,
+        _service_where_the_young_attend_less(),
+        "subgroup-intercept",
+        flag_rule=parent.flag_rule,
+        subgroup="age_band",
+        n_boot=200,
+    )
+
+
+def test_subgroup_intercepts_restore_the_miscalibrated_band(young_update):
+    record = young_update.record
+    assert record.method == "subgroup-intercept" and record.subgroup is not None
+    levels = {level.level: level for level in record.subgroup.levels}
+    young = levels[YOUNG]
+    # the parent predicts too much attendance in the band, on patients not fitted on...
+    assert young.calibration_before.ci_high < 0
+    # ...and the band's own offset brings it back within its interval
+    assert young.calibration_after.ci_low <= 0 <= young.calibration_after.ci_high
+    assert young.offset == pytest.approx(-1.0, abs=0.3)
+    # the truth moved only the young: the other bands keep small offsets
+    assert all(abs(level.offset) < 0.35 for name, level in levels.items() if name != YOUNG)
+    assert record.subgroup.heterogeneity_p < 1e-6 and record.subgroup.tau2 > 0
+    # what it changes: more of the young are flagged, fewer of the others
+    assert young.flagged_after > 2 * young.flagged_before
+    assert levels["60+"].flagged_after < levels["60+"].flagged_before
+
+
+def test_subgroup_intercepts_are_part_of_every_prediction_and_explanation(young_update):
+    from engagekit.explain import explain_predictions
+
+    model = young_update.model
+    (intercepts,) = model.subgroup_intercepts
+    encounters = _service_where_the_young_attend_less().head(400)
+    offsets = intercepts(encounters)
+    np.testing.assert_allclose(
+        model.logit(encounters),
+        young_update.model.recalibration(model.margin(encounters)) + offsets,
+    )
+    explanation = explain_predictions(model, encounters)
+    assert explanation.check_local_accuracy(1e-9) <= 1e-9
+    np.testing.assert_allclose(explanation.base_values - explanation.base_value, offsets)
+
+
+def test_a_later_recalibration_scales_the_subgroup_offsets(young_update):
+    from engagekit.models._updating import _recalibrated
+
+    model = young_update.model
+    encounters = _service_where_the_young_attend_less().head(300)
+    recalibrated = _recalibrated(model, 0.3, 0.7)
+    np.testing.assert_allclose(
+        recalibrated.logit(encounters), 0.3 + 0.7 * model.logit(encounters), atol=1e-12
+    )
+
+
+def test_subgroup_offsets_shrink_toward_the_pooled_value_when_levels_agree(parent):
+    update = update_model(
+        parent.model,
+        _new_service((0.0, 1.0)),
+        "subgroup-intercept",
+        flag_rule=parent.flag_rule,
+        subgroup="gender",
+        n_boot=0,
+    )
+    subgroup = update.record.subgroup
+    spread = max(level.offset for level in subgroup.levels) - min(
+        level.offset for level in subgroup.levels
+    )
+    raw = [level.raw_offset for level in subgroup.levels if level.raw_offset is not None]
+    # no gender effect anywhere: the offsets are pulled together, more than the raw ones
+    assert spread <= max(raw) - min(raw)
+    assert all(abs(level.offset) < 0.2 for level in subgroup.levels)
+    # a level too small for its own intercept gets the pooled one
+    rare = [level for level in subgroup.levels if level.raw_offset is None]
+    assert rare and all(level.offset == subgroup.pooled for level in rare)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"method": "subgroup-intercept"}, "needs the subgroup column"),
+        ({"method": "subgroup-intercept", "subgroup": "postcode"}, "not a subgroup"),
+        ({"method": "logistic", "subgroup": "gender"}, "subgroup-intercept method only"),
+    ],
+)
+def test_subgroup_intercepts_refuse_a_missing_or_unknown_subgroup(parent, kwargs, match):
+    from engagekit.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match=match):
+        update_model(parent.model, _new_service((0.0, 1.0)).head(50), **kwargs)
+
+
+def test_cli_subgroup_intercept_writes_its_record_metrics_and_card(tmp_path):
+    from engagekit.scoring import SHAP_PREFIX
+
+    base = simulate_encounters(3000, seed=1).encounters
+    base.to_csv(tmp_path / "base.csv", index=False)
+    new = _service_where_the_young_attend_less()
+    new.to_csv(tmp_path / "new.csv", index=False)
+    trained = run(
+        "train", "base.csv", "--target", "attended_next", "--model", "logistic",
+        "--bootstrap", "0", "--folds", "2", "--out", "parent", cwd=tmp_path,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    done = run(
+        "update", "parent", "new.csv", "--out", "updated", "--method", "subgroup-intercept",
+        "--subgroup", "age_band", "--bootstrap", "50", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "per-age_band intercepts" in done.stdout and YOUNG in done.stdout
+    loaded = load_model_directory(tmp_path / "updated")
+    assert loaded.model.subgroup_intercepts[0].column == "age_band"
+    metrics = json.loads((tmp_path / "updated" / "metrics.json").read_text())
+    assert metrics["update"]["method"] == "subgroup-intercept"
+    assert metrics["update"]["subgroup"]["column"] == "age_band"
+    assert metrics["n_patients"] == loaded.manifest.update.validation_patients
+    card = (tmp_path / "updated" / "model_card.md").read_text()
+    assert "## Update for a new service" in card and "Per-`age_band` intercepts" in card
+    assert f"| {YOUNG} |" in card and "On the new service's" in card
+    scored = run("score", "updated", "new.csv", "--out", "scores.csv", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    import pandas as pd
+    from scipy.special import logit as log_odds
+
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    shap = scores.filter(like=SHAP_PREFIX)
+    np.testing.assert_allclose(shap.sum(axis=1), log_odds(scores["p_attended_next"]), atol=1e-9)
+    young = scores["encounter_id"].isin(new.loc[new["age_band"] == YOUNG, "encounter_id"])
+    assert shap.loc[young, f"{SHAP_PREFIX}base_value"].nunique() == 1
+    assert (
+        shap.loc[young, f"{SHAP_PREFIX}base_value"].iloc[0]
+        < shap.loc[~young, f"{SHAP_PREFIX}base_value"].min()
+    )
+
+
+def test_cli_update_card_of_a_recalibrated_model_names_its_parent(tmp_path):
+    from engagekit.report import model_card
+
+    base = simulate_encounters(3000, seed=1).encounters
+    base.to_csv(tmp_path / "base.csv", index=False)
+    _new_service((-0.5, 0.6)).to_csv(tmp_path / "new.csv", index=False)
+    trained = run(
+        "train", "base.csv", "--target", "attended_next", "--model", "logistic",
+        "--bootstrap", "0", "--folds", "2", "--out", "parent", cwd=tmp_path,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    done = run(
+        "update", "parent", "new.csv", "--out", "updated", "--method", "logistic",
+        "--bootstrap", "0", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loaded = load_model_directory(tmp_path / "updated")
+    card = (tmp_path / "updated" / "model_card.md").read_text()
+    assert card == model_card(loaded.manifest, loaded.metrics)
+    assert "`parent`" in card and loaded.manifest.update.parent_model_sha256 in card
+    assert "logistic recalibration" in card and "The map fitted: logit p =" in card
+    assert loaded.metrics.update == loaded.manifest.update

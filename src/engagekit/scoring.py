@@ -14,7 +14,8 @@ One row per encounter, the unit every output of engagekit's bulk scoring is made
   qualities that raise this patient's risk most, each with the config's suggestion
   (empty for ``low``);
 - ``shap_base_value`` and ``shap_<feature>`` for every model feature, on the log-odds
-  scale, with ``shap_base_value + sum(shap_<feature>) == logit(p_<target>)``;
+  scale, with ``shap_base_value + sum(shap_<feature>) == logit(p_<target>)`` (a model
+  with per-subgroup intercepts holds each encounter's offset in its base value);
 - ``grouped_<name>``: the same contributions summed by what they describe (each
   attribute, ``treatment``, ``session``, ``missingness``, each covariate);
 - ``rating_<attribute>``: the encounter's rating of each rated quality, as a float
@@ -281,7 +282,7 @@ def score_encounters(
         "risk": risk,
         "flag": flags.astype(object),
         "reasons": np.asarray(reasons, dtype=object),
-        f"{SHAP_PREFIX}base_value": np.full(n, explanation.base_value),
+        f"{SHAP_PREFIX}base_value": explanation.base_values,
     }
     values = explanation.values.to_numpy()
     for j, name in enumerate(explanation.values.columns):

@@ -16,7 +16,7 @@ from ._common import (
     SepOption,
     Source,
     TableOption,
-    open_model,
+    open_model_directory,
     read_valid_table,
 )
 
@@ -32,10 +32,19 @@ def update(
         str,
         typer.Option(
             help="auto (the simplest step the tests at --alpha support), intercept "
-            "(recalibration in the large), logistic (logistic recalibration) or refit.",
-            metavar="auto|intercept|logistic|refit",
+            "(recalibration in the large), logistic (logistic recalibration), refit, or "
+            "subgroup-intercept (an intercept per level of --subgroup; never chosen by "
+            "auto).",
+            metavar="auto|intercept|logistic|refit|subgroup-intercept",
         ),
     ] = "auto",
+    subgroup: Annotated[
+        str | None,
+        typer.Option(
+            help="The column of --method subgroup-intercept: treatment or a subgroup of "
+            "the config (age_band, gender, …).",
+        ),
+    ] = None,
     alpha: Annotated[
         float, typer.Option(help="Level of the tests of auto.", min=0.0001, max=0.5)
     ] = 0.05,
@@ -62,23 +71,43 @@ def update(
     (auto) and fits the update on the first, and reports the parent and the updated
     model on the second: calibration intercept and slope, AUROC and net benefit at the
     flag threshold, with patient-bootstrap 95% CIs. The new model directory records its
-    parent, the method and the tests in its manifest, and is scored like any other.
+    parent, the method and the tests in its manifest, metrics.json and model card, and is
+    scored like any other.
+
+    With --method subgroup-intercept --subgroup COLUMN each level of the column gets its
+    own intercept on the parent's log-odds, shrunk toward their mean (empirical Bayes),
+    and the command reports, per level, the offset and what it changes on the
+    validation patients: calibration in the large and the share flagged. The model then
+    needs the column to score.
     """
     from rich.table import Table
 
     from ..io._model_store import check_replaceable, save_model
     from ..io._write import check_writable
-    from ..models import UpdateMethod, build_update_manifest, update_model
+    from ..models import (
+        UpdateMethod,
+        build_update_manifest,
+        build_update_metrics,
+        update_model,
+    )
+    from ..report import model_card
 
     try:
         chosen = UpdateMethod(method)
     except ValueError:
         raise typer.BadParameter(
-            f"{method!r}: choose auto, intercept, logistic or refit", param_hint="--method"
+            f"{method!r}: choose auto, intercept, logistic, refit or subgroup-intercept",
+            param_hint="--method",
         ) from None
+    if (subgroup is None) != (chosen is not UpdateMethod.SUBGROUP_INTERCEPT):
+        raise typer.BadParameter(
+            "--subgroup names the column of --method subgroup-intercept, and only of it",
+            param_hint="--subgroup",
+        )
     check_writable(out_dir / "manifest.json", what=f"the model directory {str(out_dir)!r}")
     check_replaceable(out_dir)
-    parent, manifest, cfg = open_model(model_dir, config)
+    loaded, cfg = open_model_directory(model_dir, config)
+    parent, manifest = loaded.model, loaded.manifest
     encounters, cfg = read_valid_table(
         Source(data, table, query, encoding, sep), cfg, model_features=parent.feature_names
     )
@@ -88,6 +117,7 @@ def update(
         chosen,
         cfg,
         flag_rule=manifest.flag_rule,
+        subgroup=subgroup,
         alpha=alpha,
         validation_share=validation_share,
         seed=seed,
@@ -97,7 +127,11 @@ def update(
     new_manifest = build_update_manifest(
         manifest, result, encounters, parent_model=str(model_dir), source=data
     )
-    save_model(result.model, out_dir, new_manifest)
+    if loaded.metrics is None:
+        save_model(result.model, out_dir, new_manifest)
+    else:
+        metrics = build_update_metrics(loaded.metrics, new_manifest, result, encounters)
+        save_model(result.model, out_dir, new_manifest, metrics=metrics, model_card=model_card)
     record = result.record
     tests = Table(title="the model-updating ladder (on the updating patients)")
     for column in ("step", "against", "statistic", "p", "LR chi2 (df)", "rejected"):
@@ -138,6 +172,8 @@ def update(
             ),
         )
     out.print(performance)
+    if record.subgroup is not None:
+        _print_subgroup(record.subgroup)
     out.print(
         f"Net benefit of flagging at a risk of {record.after.net_benefit_threshold:.3f} or "
         f"more. Updated model written to {str(out_dir)!r}.",
@@ -154,3 +190,51 @@ def _estimate(estimate) -> str:
     if estimate.ci_low is None or estimate.ci_high is None:
         return value
     return f"{value} ({estimate.ci_low:.3f} to {estimate.ci_high:.3f})"
+
+
+def _print_subgroup(subgroup) -> None:
+    """Per level: the offset, and what it changed on the validation patients."""
+    from rich.table import Table
+
+    q = (
+        "–"
+        if subgroup.heterogeneity_p is None
+        else f"Q = {subgroup.heterogeneity_q:.1f} on {subgroup.heterogeneity_df} df, "
+        f"p = {subgroup.heterogeneity_p:.4f}"
+    )
+    table = Table(
+        title=f"per-{subgroup.column} intercepts (pooled {subgroup.pooled:+.3f}, between-level "
+        f"variance {subgroup.tau2:.3f}; levels differ: {q}); calibration in the large and "
+        "share flagged on the validation patients, before → after",
+        title_justify="left",
+    )
+    for column in (
+        "level",
+        "updating encounters",
+        "own intercept",
+        "offset applied",
+        "calibration before",
+        "calibration after",
+        "flagged before → after",
+    ):
+        table.add_column(column, justify="left" if column == "level" else "right")
+    for level in subgroup.levels:
+        own = (
+            f"fewer than {subgroup.min_events} of an outcome"
+            if level.raw_offset is None
+            else f"{level.raw_offset:+.3f} (SE {level.standard_error:.3f})"
+        )
+        table.add_row(
+            level.level,
+            f"{level.updating_encounters:,}",
+            own,
+            f"{level.offset:+.3f}",
+            _estimate(level.calibration_before),
+            _estimate(level.calibration_after),
+            f"{_share(level.flagged_before)} → {_share(level.flagged_after)}",
+        )
+    out.print(table)
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"

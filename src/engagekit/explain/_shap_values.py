@@ -16,7 +16,10 @@ Each model kind explains its own margin exactly (its ``explain``, see
   (:mod:`engagekit.models.kinds._tree_shap`).
 
 A recalibration ``logit = a + b * margin`` keeps the explanation additive: each
-contribution is multiplied by ``b`` and the base value is ``a + b * base``.
+contribution is multiplied by ``b`` and the base value is ``a + b * base``. A model's
+per-subgroup intercepts (``engagekit update --method subgroup-intercept``) are no
+feature's contribution: they shift the base value of each encounter by its subgroup's
+offset (``offset``; ``base_values`` is the sum), so the explanation still adds up.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AnalysisError, ContractError
+from ..models._calibration import subgroup_offsets
 from ..models.kinds import CHUNK_ROWS, KINDS, find_kind, kind_spec
 
 if TYPE_CHECKING:
@@ -62,6 +66,9 @@ class Explanation:
     method : str
         How the kind computed them: ``"linear"`` (exact linear SHAP) or
         ``"tree_path_dependent"`` (TreeSHAP).
+    offset : numpy.ndarray or None
+        Each encounter's per-subgroup intercept (the model's ``subgroup_intercepts``),
+        added to its base value; None for a model without them.
     """
 
     base_value: float
@@ -70,6 +77,13 @@ class Explanation:
     grouped: pd.DataFrame
     attributes: tuple[str, ...]
     method: str
+    offset: np.ndarray | None = None
+
+    @property
+    def base_values(self) -> np.ndarray:
+        """Each encounter's base value: ``base_value`` plus its subgroup's offset."""
+        base = np.full(len(self.values), self.base_value)
+        return base if self.offset is None else base + self.offset
 
     def check_local_accuracy(self, tol: float = 1e-6) -> float:
         """Largest gap between ``base_value + values.sum(axis=1)`` and ``logit``.
@@ -92,7 +106,7 @@ class Explanation:
         """
         if self.logit.size == 0:
             return 0.0
-        total = self.base_value + self.values.to_numpy().sum(axis=1)
+        total = self.base_values + self.values.to_numpy().sum(axis=1)
         gap = np.abs(total - self.logit)
         worst = float(gap.max())
         if not worst <= tol:
@@ -172,11 +186,15 @@ trained on (the same config)
     if recalibration.slope != 1.0:
         phi *= recalibration.slope
     base = float(recalibration(np.array([margin_shap.base_value]))[0])
+    offset = None
+    if model.subgroup_intercepts:
+        offset = subgroup_offsets(model.subgroup_intercepts, encounters)
+        logit = logit + offset
     values = pd.DataFrame(phi, index=encounters.index, columns=model.feature_names, copy=False)
     groups, indicator = _group_indicator(model)
     grouped = pd.DataFrame(phi @ indicator, index=encounters.index, columns=groups)
     attributes = tuple(model.features.attributes)
-    return Explanation(base, values, logit, grouped, attributes, method)
+    return Explanation(base, values, logit, grouped, attributes, method, offset)
 
 
 def _check_model(model: Any) -> None:

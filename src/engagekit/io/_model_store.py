@@ -99,6 +99,7 @@ TRUSTED_TYPES = [
     "builtins.tuple",
     "engagekit.features.EncounterFeatures",
     "engagekit.models.LogitRecalibration",
+    "engagekit.models.SubgroupIntercepts",
     "engagekit.models.FitRecord",
     "engagekit.models.EngagementModel",
     "numpy.dtype",
@@ -409,7 +410,7 @@ def _trusted_types() -> set[str]:
 
 def _model_problem(model: Any) -> str | None:
     """What makes a loaded object unusable as an engagekit model, if anything."""
-    from ..models._calibration import LogitRecalibration
+    from ..models._calibration import LogitRecalibration, SubgroupIntercepts
     from ..models._model import EngagementModel
 
     if not isinstance(model, EngagementModel):
@@ -422,6 +423,10 @@ def _model_problem(model: Any) -> str | None:
         return "its features or estimator are not fitted transformers"
     if not isinstance(model.recalibration, LogitRecalibration):
         return "its recalibration is not a LogitRecalibration"
+    if not isinstance(model.subgroup_intercepts, tuple) or not all(
+        isinstance(s, SubgroupIntercepts) for s in model.subgroup_intercepts
+    ):
+        return "its per-subgroup intercepts are not SubgroupIntercepts"
     try:
         names = model.feature_names
     except (AttributeError, TypeError) as e:

@@ -21,6 +21,7 @@ from ._calibration import (
     MIN_RECALIBRATION_EVENTS,
     CalibrationStatus,
     LogitRecalibration,
+    SubgroupIntercepts,
     fit_logit_recalibration,
 )
 from ._estimators import ColumnWeights
@@ -65,6 +66,7 @@ from ._updating import (
     UpdateMethod,
     UpdateStep,
     build_update_manifest,
+    build_update_metrics,
     update_model,
 )
 from .kinds import KINDS, ModelChoice, ModelKind, ModelKindSpec, kind_spec
@@ -72,7 +74,7 @@ from .kinds import KINDS, ModelChoice, ModelKind, ModelKindSpec, kind_spec
 # A saved model file (skops) names each class it holds by module and name, and the model
 # store trusts exactly those names. Naming the classes by their public package keeps the
 # files valid when an implementation module moves or is renamed.
-for _cls in (ColumnWeights, EngagementModel, FitRecord, LogitRecalibration):
+for _cls in (ColumnWeights, EngagementModel, FitRecord, LogitRecalibration, SubgroupIntercepts):
     _cls.__module__ = __name__
 del _cls
 
@@ -101,6 +103,7 @@ __all__ = [
     "ModelMetrics",
     "ModelUpdate",
     "OutsideSampleValidation",
+    "SubgroupIntercepts",
     "TemporalValidation",
     "TrainingResult",
     "TrainingSample",
@@ -111,6 +114,7 @@ __all__ = [
     "auto_bootstrap_reps",
     "build_manifest",
     "build_update_manifest",
+    "build_update_metrics",
     "cross_validate",
     "evaluate_model_predictions",
     "fit_logit_recalibration",

@@ -40,9 +40,12 @@ from scipy.special import expit
 
 __all__ = [
     "MIN_RECALIBRATION_EVENTS",
+    "MISSING_LEVEL",
     "CalibrationStatus",
     "LogitRecalibration",
+    "SubgroupIntercepts",
     "fit_logit_recalibration",
+    "subgroup_offsets",
 ]
 
 #: Fewest held-out encounters of each outcome (0 and 1) on which calibration is judged
@@ -263,3 +266,90 @@ def fit_logit_recalibration(
         **record,
         **fitted,
     )
+
+
+#: The level of a subgroup column's empty cells, as the subgroup metrics name it.
+MISSING_LEVEL = "(missing)"
+
+
+@dataclass(frozen=True)
+class SubgroupIntercepts:
+    """Per-subgroup intercepts added to a model's calibrated log-odds.
+
+    ``logit p = model's log-odds + offsets[level]`` with ``level`` the encounter's value of
+    ``column`` as text (``"(missing)"`` when empty, as the subgroup metrics name it). A
+    level without an offset of its own (unseen when the offsets were fitted, or too few
+    of an outcome) gets ``default``. Made by ``engagekit update --method
+    subgroup-intercept`` (:func:`~engagekit.models.update_model`).
+
+    Attributes
+    ----------
+    column : str
+        The subgroup column (``treatment``, ``age_band``, ``gender`` or a configured
+        subgroup).
+    levels, offsets : tuple
+        Each level with an offset of its own, and the offset (log-odds).
+    default : float
+        The offset of every other level.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> shift = SubgroupIntercepts("gender", ("female", "male"), (0.1, -0.4), default=0.0)
+    >>> shift(pd.DataFrame({"gender": ["male", "female", None, "non_binary"]}))
+    array([-0.4,  0.1,  0. ,  0. ])
+    >>> shift(pd.DataFrame({"age_band": ["60+"]}))
+    Traceback (most recent call last):
+    ...
+    engagekit.errors.ContractError: the encounter table lacks the column 'gender', which \
+the model's per-subgroup intercepts need; score a table with the model's subgroup column
+    """
+
+    column: str
+    levels: tuple[str, ...]
+    offsets: tuple[float, ...]
+    default: float = 0.0
+
+    def __post_init__(self) -> None:
+        # kept as builtins: the saved model may hold only trusted types
+        object.__setattr__(self, "levels", tuple(str(v) for v in self.levels))
+        object.__setattr__(self, "offsets", tuple(float(v) for v in self.offsets))
+        object.__setattr__(self, "default", float(self.default))
+        if len(self.levels) != len(self.offsets):
+            raise ValueError(
+                f"{len(self.levels)} levels but {len(self.offsets)} offsets; give one "
+                "offset per level"
+            )
+
+    def __call__(self, encounters: Any) -> np.ndarray:
+        """The offset of every row of ``encounters`` (a DataFrame with ``column``)."""
+        import pandas as pd
+
+        from ..errors import ContractError
+
+        if self.column not in encounters.columns:
+            raise ContractError(
+                f"the encounter table lacks the column {self.column!r}, which the model's "
+                "per-subgroup intercepts need; score a table with the model's subgroup "
+                "column"
+            )
+        text = encounters[self.column].astype("string").fillna(MISSING_LEVEL)
+        offsets = pd.Series(self.offsets, index=pd.Index(self.levels, dtype="string"))
+        return text.map(offsets).astype("float64").fillna(self.default).to_numpy(dtype="float64")
+
+    def scaled(self, factor: float) -> SubgroupIntercepts:
+        """The offsets multiplied by ``factor`` (a later recalibration's slope)."""
+        return SubgroupIntercepts(
+            self.column,
+            self.levels,
+            tuple(factor * v for v in self.offsets),
+            factor * self.default,
+        )
+
+
+def subgroup_offsets(intercepts: tuple[SubgroupIntercepts, ...], encounters: Any) -> np.ndarray:
+    """The summed offsets of ``intercepts`` for every row of ``encounters`` (0 without)."""
+    total = np.zeros(len(encounters))
+    for shift in intercepts:
+        total += shift(encounters)
+    return total

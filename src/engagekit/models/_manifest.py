@@ -34,6 +34,8 @@ __all__ = [
     "MODEL_FORMAT_VERSION",
     "EstimatorRecord",
     "ModelManifest",
+    "SubgroupLevelUpdate",
+    "SubgroupUpdate",
     "TrainingData",
     "UpdatePerformance",
     "UpdateRecord",
@@ -147,6 +149,74 @@ class UpdatePerformance(Record):
     net_benefit_threshold: float
 
 
+class SubgroupLevelUpdate(Record):
+    """One level of a per-subgroup intercept update, and what the update changed for it.
+
+    Attributes
+    ----------
+    level : str
+    updating_encounters, updating_patients : int
+        The level's labelled encounters and patients the offset was fitted on.
+    raw_offset, standard_error : float or None
+        The level's own intercept on the parent's log-odds (cluster-robust SE); None when
+        the level had fewer than the events needed to fit one.
+    offset : float
+        The offset applied: the raw one shrunk toward the pooled intercept (the pooled
+        intercept when there is no raw one).
+    calibration_before, calibration_after : Estimate
+        The level's calibration in the large on the validation patients, parent and
+        updated model (0 is perfect).
+    flagged_before, flagged_after : float or None
+        The share of the level's validation encounters at or above the flag threshold,
+        parent (its threshold) and updated model (the threshold chosen again).
+    """
+
+    level: str
+    updating_encounters: Count
+    updating_patients: Count
+    raw_offset: float | None
+    standard_error: float | None
+    offset: float
+    calibration_before: Estimate
+    calibration_after: Estimate
+    flagged_before: float | None
+    flagged_after: float | None
+
+
+class SubgroupUpdate(Record):
+    """A per-subgroup intercept recalibration (``update`` method ``subgroup-intercept``).
+
+    Each level's intercept ``a_g`` of ``logit p = a_g + LP`` (the parent's log-odds
+    ``LP`` an offset) is fitted on the updating patients with a cluster-robust SE, and
+    shrunk toward the precision-weighted mean ``pooled`` by the empirical-Bayes factor
+    ``tau2 / (tau2 + se_g**2)``, ``tau2`` the DerSimonian-Laird between-level variance:
+    a level whose intercept is estimated poorly, or levels that do not differ, keep
+    (nearly) the pooled intercept.
+
+    Attributes
+    ----------
+    column : str
+    min_events : int
+        Fewest encounters of each outcome a level needed for an intercept of its own.
+    pooled : float
+        The precision-weighted mean intercept, applied to every level without its own.
+    tau2 : float
+        The between-level variance of the intercepts (0: no level differs beyond chance).
+    heterogeneity_q, heterogeneity_df, heterogeneity_p : float, int, float or None
+        Cochran's Q test that the levels' intercepts are equal (None with < 2 levels).
+    levels : list of SubgroupLevelUpdate
+    """
+
+    column: str
+    min_events: Count
+    pooled: float
+    tau2: float
+    heterogeneity_q: float | None
+    heterogeneity_df: Count
+    heterogeneity_p: float | None
+    levels: list[SubgroupLevelUpdate]
+
+
 class UpdateRecord(Record):
     """How a model was updated for a new service (``update`` in its manifest).
 
@@ -168,6 +238,9 @@ class UpdateRecord(Record):
     tests : list of UpdateTest
     before, after : UpdatePerformance
         The parent and the updated model on the validation patients.
+    subgroup : SubgroupUpdate or None
+        The per-subgroup intercepts and what they changed (method
+        ``subgroup-intercept``); None otherwise.
     """
 
     parent_model: str | None
@@ -185,6 +258,7 @@ class UpdateRecord(Record):
     tests: list[UpdateTest]
     before: UpdatePerformance
     after: UpdatePerformance
+    subgroup: SubgroupUpdate | None = None
 
 
 class ModelManifest(Result):

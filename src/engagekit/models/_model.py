@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from ._calibration import LogitRecalibration
+from ._calibration import LogitRecalibration, SubgroupIntercepts, subgroup_offsets
 from ._estimators import add_interactions
 from ._fit_record import FitRecord
 from .kinds import kind_spec
@@ -34,6 +34,9 @@ class EngagementModel:
         Fitted on the feature matrix.
     recalibration : LogitRecalibration
         Applied to the estimator's log-odds margin.
+    subgroup_intercepts : tuple of SubgroupIntercepts
+        Per-subgroup intercepts added to the recalibrated log-odds (``engagekit update
+        --method subgroup-intercept``); empty for most models.
     interaction_attributes, interaction_treatments : tuple of str
         Attribute × treatment terms added to the design matrix (empty for a kind
         without them, see ``ModelKindSpec.interaction_terms``).
@@ -54,6 +57,8 @@ class EngagementModel:
     interaction_treatments: tuple[str, ...] = ()
     tuning: dict[str, Any] = field(default_factory=dict)
     fit_record: FitRecord | None = None
+    # last, with a class-level default: a model saved before it existed loads without it
+    subgroup_intercepts: tuple[SubgroupIntercepts, ...] = ()
 
     def design(self, encounters: pd.DataFrame) -> pd.DataFrame:
         """The feature matrix the estimator sees, one row per encounter."""
@@ -79,8 +84,11 @@ class EngagementModel:
         return self.estimator.decision_function(self.design(encounters).to_numpy())
 
     def logit(self, encounters: pd.DataFrame) -> np.ndarray:
-        """Calibrated log-odds that the target is 1."""
-        return self.recalibration(self.margin(encounters))
+        """Calibrated log-odds that the target is 1 (per-subgroup intercepts included)."""
+        logit = self.recalibration(self.margin(encounters))
+        if self.subgroup_intercepts:
+            logit += subgroup_offsets(self.subgroup_intercepts, encounters)
+        return logit
 
     def predict_proba(self, encounters: pd.DataFrame) -> np.ndarray:
         """Calibrated probability that the target is 1, for every row of ``encounters``.

@@ -24,6 +24,7 @@ from .._results import Location, Record
 from ..evaluation._result import Metrics
 from ..flags import FlagRule
 from ._fit_record import TrainingSteps
+from ._manifest import UpdateRecord
 
 __all__ = [
     "ExternalValidation",
@@ -175,6 +176,11 @@ class ModelMetrics(Metrics):
         Which fitting steps ran, in the final model and in every fold, and the verdict.
     selection : KindSelection
         How the kind was chosen.
+    update : UpdateRecord or None
+        For a model updated for a new service (``engagekit update``): the parent, the
+        method, the tests and the before/after performance. The metrics above are then
+        the updated model's on the new service's validation patients, kept out of the
+        update, and ``cv_folds`` and ``selection`` are the parent's.
 
     Examples
     --------
@@ -206,6 +212,7 @@ class ModelMetrics(Metrics):
     unfit_reason: str | None
     training_steps: InstanceOf[TrainingSteps]
     selection: KindSelection
+    update: UpdateRecord | None = None
 
     @field_validator("flag_rule", mode="before")
     @classmethod
@@ -242,6 +249,8 @@ class ModelMetrics(Metrics):
             training_steps=self.training_steps.to_dict(),
             selection=self.selection._json(),
         )
+        if self.update is not None:
+            out["update"] = self.update.model_dump(mode="json")
         return out
 
     @classmethod

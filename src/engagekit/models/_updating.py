@@ -33,6 +33,18 @@ of statsmodels' binomial GLM (the LR statistics are recorded beside them):
 
 ``auto`` takes the highest step whose test rejects (``refit`` before ``logistic``
 before ``intercept``), and ``none`` when none does: the parent is kept unchanged.
+
+**Per-subgroup intercepts** (``subgroup-intercept``, never chosen by ``auto``): the
+fairness step of an NHS Talking Therapies repository, for a model calibrated overall but
+not in one age band, gender or treatment. Each level ``g`` of the ``subgroup`` column
+gets ``logit p_new = a_g + LP``, ``a_g`` fitted with a cluster-robust SE on the level's
+updating encounters (when it has at least ``MIN_SUBGROUP_EVENTS`` of each outcome) and
+shrunk toward the precision-weighted mean by the empirical-Bayes factor
+``tau2 / (tau2 + se_g**2)`` (DerSimonian-Laird ``tau2``); the record says, per level,
+the offset and what it changed on the validation patients: calibration in the large
+and the share flagged. The offsets travel in the model
+(:class:`~engagekit.models.SubgroupIntercepts`), so the model then needs the subgroup
+column to score.
 A recalibration is stored by composing it with the parent's own
 :class:`~engagekit.models.LogitRecalibration` (two maps of the log-odds margin compose
 into one), so the updated model is an ordinary :class:`~engagekit.models.EngagementModel`
@@ -60,6 +72,8 @@ from ..flags import FlagRule
 from ._fit_record import TrainingSteps, judge_fitness
 from ._manifest import (
     ModelManifest,
+    SubgroupLevelUpdate,
+    SubgroupUpdate,
     UpdatePerformance,
     UpdateRecord,
     UpdateTest,
@@ -67,13 +81,16 @@ from ._manifest import (
     _training_data,
 )
 from ._model import EngagementModel
+from ._model_metrics import ModelMetrics
 from ._training import auto_bootstrap_reps, evaluate_model_predictions, fit_model, labelled_rows
 
 __all__ = [
+    "MIN_SUBGROUP_EVENTS",
     "ModelUpdate",
     "UpdateMethod",
     "UpdateStep",
     "build_update_manifest",
+    "build_update_metrics",
     "update_model",
 ]
 
@@ -92,6 +109,8 @@ class UpdateMethod(StrEnum):
     LOGISTIC = "logistic"
     #: the model refitted on the new service
     REFIT = "refit"
+    #: an intercept per level of a subgroup column: ``a_g + LP``
+    SUBGROUP_INTERCEPT = "subgroup-intercept"
 
 
 class UpdateStep(StrEnum):
@@ -101,6 +120,12 @@ class UpdateStep(StrEnum):
     INTERCEPT = "intercept"
     LOGISTIC = "logistic"
     REFIT = "refit"
+    SUBGROUP_INTERCEPT = "subgroup-intercept"
+
+
+#: Fewest labelled encounters of each outcome a subgroup level needs for an intercept
+#: of its own; a level with fewer gets the pooled intercept.
+MIN_SUBGROUP_EVENTS = 20
 
 
 @dataclass(frozen=True)
@@ -134,6 +159,7 @@ def update_model(
     config: Config | None = None,
     *,
     flag_rule: FlagRule | None = None,
+    subgroup: str | None = None,
     alpha: float = 0.05,
     validation_share: float = 0.5,
     seed: int = 0,
@@ -149,13 +175,17 @@ def update_model(
         Typed, valid encounters of the new service; rows whose outcome is empty give
         their history only.
     method : UpdateMethod or str
-        ``auto`` (the tests decide), ``intercept``, ``logistic`` or ``refit``.
+        ``auto`` (the tests decide), ``intercept``, ``logistic``, ``refit`` or
+        ``subgroup-intercept``.
     config : Config, optional
         The parent's config (used to refit and for the subgroups of the metrics).
     flag_rule : FlagRule, optional
         The parent's flag rule: its rule and value are kept and its thresholds chosen
         again; its high threshold is the risk at which net benefit is reported. Default:
         the 10% at highest risk.
+    subgroup : str, optional
+        The column of ``subgroup-intercept`` (and only of it): ``treatment`` or one of
+        the config's ``subgroups``.
     alpha : float
         Level of the ladder's tests.
     validation_share : float
@@ -177,6 +207,9 @@ def update_model(
     ValueError
         ``method`` is not an update method, or ``alpha`` or ``validation_share`` is not
         in (0, 1).
+    ArgumentError
+        ``subgroup`` is missing for ``subgroup-intercept``, given for another method,
+        or not a subgroup column of the config and the table.
     ContractError
         The new data have no ``parent.target`` recorded, or too few patients of either
         outcome to split.
@@ -186,13 +219,15 @@ def update_model(
     >>> update_model(None, None, method="shrink")
     Traceback (most recent call last):
     ...
-    ValueError: unknown update method 'shrink'; expected auto, intercept, logistic or refit
+    ValueError: unknown update method 'shrink'; expected auto, intercept, logistic, refit \
+or subgroup-intercept
     """
     requested = _update_method(method)
     for name, value in (("alpha", alpha), ("validation_share", validation_share)):
         if not 0 < value < 1:
             raise ValueError(f"{name} must lie strictly between 0 and 1, found {value!r}")
     config = config if config is not None else load_config()
+    _check_subgroup(requested, subgroup, config, encounters)
     target = parent.target
     encounters = encounters.reset_index(drop=True)
     updating, validation = _split_patients(encounters, target, validation_share, seed)
@@ -226,7 +261,12 @@ def update_model(
     else:
         chosen = UpdateStep(requested.value)
 
-    if chosen is UpdateStep.REFIT:
+    fitted_levels: _FittedLevels | None = None
+    if chosen is UpdateStep.SUBGROUP_INTERCEPT:
+        assert subgroup is not None
+        fitted_levels = _fit_subgroup_intercepts(updating.loc[lab_u, subgroup], y_u, lp_u, groups_u)
+        model, a, b = _with_intercepts(parent, fitted_levels), None, None
+    elif chosen is UpdateStep.REFIT:
         assert refit is not None
         model, a, b = refit, None, None
     elif chosen is UpdateStep.NONE:
@@ -251,6 +291,15 @@ def update_model(
         )
         for p in (y_before, y_after)
     )
+    subgroup_record = None
+    if fitted_levels is not None:
+        subgroup_record = fitted_levels.record(
+            before,
+            after,
+            rows_v[fitted_levels.column],
+            (1.0 - y_before, _parent_threshold(flag_rule, threshold)),
+            (1.0 - y_after, threshold),
+        )
     record = UpdateRecord(
         parent_model=None,
         parent_model_sha256=None,
@@ -267,6 +316,7 @@ def update_model(
         tests=tests,
         before=_performance(before, parent, validation, lab_v, threshold, n_boot, seed),
         after=_performance(after, model, validation, lab_v, threshold, n_boot, seed),
+        subgroup=subgroup_record,
     )
     return ModelUpdate(model=model, record=record, before=before, after=after, flag_rule=rule)
 
@@ -338,6 +388,44 @@ def build_update_manifest(
             "model_file": None,
             "model_sha256": None,
         }
+    )
+
+
+def build_update_metrics(
+    parent: ModelMetrics, manifest: ModelManifest, update: ModelUpdate, encounters: pd.DataFrame
+) -> ModelMetrics:
+    """The ``metrics.json`` of an updated model: its metrics on the new service's
+    validation patients, with the update's record.
+
+    Parameters
+    ----------
+    parent : ModelMetrics
+        The parent model's metrics (its ``cv_folds`` and kind selection are kept).
+    manifest : ModelManifest
+        The updated model's manifest (:func:`build_update_manifest`).
+    update : ModelUpdate
+    encounters : pandas.DataFrame
+        The new service's table (its encounters without an outcome are counted).
+
+    Returns
+    -------
+    ModelMetrics
+    """
+    target = update.model.target
+    unlabelled = int((~labelled_rows(encounters, target)).sum())
+    return ModelMetrics(
+        **dict(update.after),
+        n_excluded_missing_outcome=unlabelled,
+        cv_folds=parent.cv_folds,
+        model=str(update.model.kind),
+        target=target,
+        covariates_left_out=parent.covariates_left_out,
+        flag_rule=update.flag_rule,
+        fit_for_use=manifest.fit_for_use,
+        unfit_reason=manifest.unfit_reason,
+        training_steps=manifest.training_steps,
+        selection=parent.selection,
+        update=manifest.update,
     )
 
 
@@ -470,6 +558,183 @@ def _row_loglik(eta: np.ndarray, y: np.ndarray) -> np.ndarray:
     return y * eta - np.logaddexp(0.0, eta)
 
 
+def _check_subgroup(
+    method: UpdateMethod, subgroup: str | None, config: Config, encounters: pd.DataFrame
+) -> None:
+    """Refuse a subgroup the method cannot use, or a method without the subgroup it needs."""
+    allowed = ["treatment", *config.subgroups]
+    listed = ", ".join(repr(c) for c in allowed)
+    if method is not UpdateMethod.SUBGROUP_INTERCEPT:
+        if subgroup is not None:
+            raise ArgumentError(
+                f"a subgroup ({subgroup!r}) is the column of the subgroup-intercept method "
+                f"only; the method {method.value!r} updates every patient alike"
+            )
+        return
+    if subgroup is None:
+        raise ArgumentError(
+            f"the subgroup-intercept method needs the subgroup column to recalibrate: one "
+            f"of {listed}"
+        )
+    if subgroup not in allowed:
+        raise ArgumentError(
+            f"{subgroup!r} is not a subgroup of the config: choose one of {listed} (a "
+            "column is made a subgroup under 'subgroups' in the config)"
+        )
+    if subgroup not in encounters.columns:
+        raise ArgumentError(f"the new service's table has no column {subgroup!r} to recalibrate by")
+
+
+def _as_levels(values: pd.Series) -> np.ndarray:
+    """A subgroup column as its levels' text, as the subgroup metrics name them."""
+    from ._calibration import MISSING_LEVEL
+
+    return values.astype("string").fillna(MISSING_LEVEL).to_numpy(dtype=object)
+
+
+@dataclass(frozen=True)
+class _FittedLevels:
+    """The per-level intercepts fitted on the updating patients, before validation."""
+
+    column: str
+    levels: tuple[str, ...]
+    n_encounters: tuple[int, ...]
+    n_patients: tuple[int, ...]
+    raw: tuple[float | None, ...]
+    se: tuple[float | None, ...]
+    offsets: tuple[float, ...]
+    pooled: float
+    tau2: float
+    q: float | None
+    q_df: int
+
+    def intercepts(self):
+        from ._calibration import SubgroupIntercepts
+
+        return SubgroupIntercepts(self.column, self.levels, self.offsets, default=self.pooled)
+
+    def record(
+        self,
+        before: Metrics,
+        after: Metrics,
+        validation_levels: pd.Series,
+        risk_before: tuple[np.ndarray, float],
+        risk_after: tuple[np.ndarray, float],
+    ) -> SubgroupUpdate:
+        """The record, with what the update changed on the validation patients."""
+        levels_v = _as_levels(validation_levels)
+
+        def flagged(level: str, risk: tuple[np.ndarray, float]) -> float | None:
+            rows = levels_v == level
+            return float(np.mean(risk[0][rows] >= risk[1])) if rows.any() else None
+
+        def calibration(metrics: Metrics, level: str) -> Estimate:
+            block = metrics.by_group.get(self.column, {}).get(level)
+            if block is None:
+                return Estimate(value=None, ci_low=None, ci_high=None, n_boot=0)
+            return block.estimate("calibration_intercept")
+
+        return SubgroupUpdate(
+            column=self.column,
+            min_events=MIN_SUBGROUP_EVENTS,
+            pooled=self.pooled,
+            tau2=self.tau2,
+            heterogeneity_q=self.q,
+            heterogeneity_df=self.q_df,
+            heterogeneity_p=None if self.q is None else float(stats.chi2.sf(self.q, self.q_df)),
+            levels=[
+                SubgroupLevelUpdate(
+                    level=level,
+                    updating_encounters=self.n_encounters[i],
+                    updating_patients=self.n_patients[i],
+                    raw_offset=self.raw[i],
+                    standard_error=self.se[i],
+                    offset=self.offsets[i],
+                    calibration_before=calibration(before, level),
+                    calibration_after=calibration(after, level),
+                    flagged_before=flagged(level, risk_before),
+                    flagged_after=flagged(level, risk_after),
+                )
+                for i, level in enumerate(self.levels)
+            ],
+        )
+
+
+def _fit_subgroup_intercepts(
+    column: pd.Series, y: np.ndarray, lp: np.ndarray, groups: np.ndarray
+) -> _FittedLevels:
+    """Each level's intercept on ``lp``, shrunk toward their weighted mean (the module)."""
+    levels_of_rows = _as_levels(column)
+    levels = tuple(sorted(pd.unique(levels_of_rows), key=str))
+    n_enc: list[int] = []
+    n_pat: list[int] = []
+    raw: list[float | None] = []
+    se: list[float | None] = []
+    for level in levels:
+        rows = levels_of_rows == level
+        n_enc.append(int(rows.sum()))
+        n_pat.append(int(pd.unique(groups[rows]).size))
+        events = int(min(y[rows].sum(), rows.sum() - y[rows].sum()))
+        if events < MIN_SUBGROUP_EVENTS:
+            raw.append(None)
+            se.append(None)
+            continue
+        fit = _glm(y[rows], None, lp[rows], groups[rows])
+        raw.append(float(fit.params[0]))
+        se.append(float(fit.bse[0]))
+    estimated = [i for i, a in enumerate(raw) if a is not None]
+    if not estimated:
+        # no level has the events for an intercept of its own: one intercept for all
+        fit = _glm(y, None, lp, groups)
+        pooled, tau2, q, q_df = float(fit.params[0]), 0.0, None, 0
+    else:
+        a = np.array([raw[i] for i in estimated], dtype=float)
+        v = np.array([se[i] for i in estimated], dtype=float) ** 2
+        w = 1.0 / v
+        pooled = float(np.sum(w * a) / np.sum(w))
+        q_df = len(estimated) - 1
+        q = float(np.sum(w * (a - pooled) ** 2)) if q_df > 0 else None
+        # DerSimonian-Laird between-level variance
+        denominator = float(np.sum(w) - np.sum(w**2) / np.sum(w))
+        tau2 = max(0.0, (q - q_df) / denominator) if q is not None and denominator > 0 else 0.0
+        if tau2 > 0:
+            # the weighted mean the random-effects model shrinks toward
+            w_re = 1.0 / (v + tau2)
+            pooled = float(np.sum(w_re * a) / np.sum(w_re))
+    offsets = []
+    for a_g, se_g in zip(raw, se, strict=True):
+        if a_g is None or se_g is None:
+            offsets.append(pooled)
+        else:
+            weight = tau2 / (tau2 + se_g**2) if tau2 > 0 else 0.0
+            offsets.append(pooled + weight * (a_g - pooled))
+    return _FittedLevels(
+        column=str(column.name),
+        levels=levels,
+        n_encounters=tuple(n_enc),
+        n_patients=tuple(n_pat),
+        raw=tuple(raw),
+        se=tuple(se),
+        offsets=tuple(offsets),
+        pooled=pooled,
+        tau2=tau2,
+        q=q,
+        q_df=max(q_df, 0),
+    )
+
+
+def _with_intercepts(parent: EngagementModel, fitted: _FittedLevels) -> EngagementModel:
+    """``parent`` with the fitted per-level intercepts added to its log-odds."""
+    return dataclasses.replace(
+        parent, subgroup_intercepts=(*parent.subgroup_intercepts, fitted.intercepts())
+    )
+
+
+def _parent_threshold(rule: FlagRule | None, rechosen: float) -> float:
+    """The parent's flag threshold (the rechosen one when the parent has no rule)."""
+    return rechosen if rule is None else float(rule.threshold)
+
+
 def _choose(tests: list[UpdateTest]) -> UpdateStep:
     """The highest step whose test rejects; none when none does."""
     for step in (UpdateStep.REFIT, UpdateStep.LOGISTIC, UpdateStep.INTERCEPT):
@@ -485,7 +750,9 @@ def _recalibrated(parent: EngagementModel, a: float, b: float) -> EngagementMode
     recalibration = dataclasses.replace(
         old, intercept=a + b * old.intercept, slope=b * old.slope, applied=True
     )
-    return dataclasses.replace(parent, recalibration=recalibration)
+    # a + b * (old(margin) + offsets): the parent's subgroup offsets are scaled by b too
+    intercepts = tuple(shift.scaled(b) for shift in parent.subgroup_intercepts)
+    return dataclasses.replace(parent, recalibration=recalibration, subgroup_intercepts=intercepts)
 
 
 def _rechosen_rule(

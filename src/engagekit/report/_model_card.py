@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._format import DASH, count, interval, is_number, number, percent, plain
+from .._format import DASH, count, interval, is_number, number, p_value, percent, plain
 from ..config import Config, config_from_dict
 from ..models.kinds import find_kind
 from ._document import Bullets, Paragraph, Section, Table, to_markdown
@@ -131,6 +131,7 @@ def model_card_sections(manifest: ModelManifest, metrics: ModelMetrics) -> list[
         _missing_data(metrics, config),
         _model_and_tuning(manifest, metrics),
         _validation(manifest, metrics, bad),
+        *_update(manifest),
         _subgroups(metrics, config),
         _flag_rule(manifest, config),
         _limitations(manifest, metrics, config),
@@ -435,12 +436,20 @@ def _validation(
     n_boot = metrics.n_boot
     folds = manifest.training_steps.cross_validation_folds
     fold_steps = " " + cross_validation_steps_sentence(folds)
+    update = manifest.update
+    how = (
+        f"Patient-grouped {metrics.cv_folds}-fold"
+        + " cross-validation: each encounter was scored by a model fitted without any "
+        "of its patient's encounters." + fold_steps
+        if update is None
+        else f"On the new service's {count(update.validation_patients)} validation patients "
+        f"({count(update.validation_encounters)} encounters), kept out of the update "
+        "(see Update for a new service): the parent was cross-validated on its own "
+        "service, and its card holds those figures."
+    )
     blocks: list = [
         Paragraph(
-            f"Patient-grouped {metrics.cv_folds}-fold"
-            + " cross-validation: each encounter was scored by a model fitted without any "
-            "of its patient's encounters."
-            + fold_steps
+            how
             + " Confidence intervals "
             + (
                 f"come from {count(n_boot)} patient-bootstrap replicates (patients "
@@ -476,6 +485,156 @@ def _validation(
         blocks.append(Paragraph(_outside_sample_sentence(manifest, outside)))
         blocks.append(_metric_table(outside, bad_outcome))
     return Section("Validation", tuple(blocks))
+
+
+_UPDATE_METHODS = {
+    "none": "no update: no step of the ladder was supported by the new service's data, "
+    "so the parent model is kept unchanged",
+    "intercept": "recalibration in the large (logit p = a + the parent's log-odds)",
+    "logistic": "logistic recalibration (logit p = a + b × the parent's log-odds)",
+    "refit": "a refit: the same kind of model fitted afresh on the new service",
+    "subgroup-intercept": "an intercept per subgroup level (logit p = a_level + the "
+    "parent's log-odds)",
+}
+
+
+def _update(manifest: ModelManifest) -> list[Section]:
+    """How the model was updated for a new service, when it was."""
+    update = manifest.update
+    if update is None:
+        return []
+    parent = f"`{update.parent_model}`" if update.parent_model else "a model"
+    sha = update.parent_model_sha256 or "not recorded"
+    fitted = (
+        f" The map fitted: logit p = {number(update.intercept)} + {number(update.slope)} × "
+        "the parent's log-odds."
+        if update.intercept is not None
+        and update.slope is not None
+        and update.method in ("intercept", "logistic")
+        else ""
+    )
+    blocks: list = [
+        Paragraph(
+            f"This model is {parent} (model file SHA-256 `{sha}`) updated for a new service "
+            f"by `engagekit update` (method asked: `{update.requested}`; applied: "
+            f"{_UPDATE_METHODS.get(update.method, update.method)}).{fitted} The new "
+            f"service's labelled patients were split at random (seed {update.seed}): "
+            f"{count(update.updating_patients)} updating patients "
+            f"({count(update.updating_encounters)} encounters) chose and fitted the update; "
+            f"{count(update.validation_patients)} validation patients "
+            f"({count(update.validation_encounters)} encounters) were kept out to judge it."
+        ),
+    ]
+    if update.tests:
+        blocks.append(
+            Paragraph(
+                f"The model-updating ladder (Steyerberg), tested on the updating patients at "
+                f"α = {number(update.alpha)}:"
+            )
+        )
+        blocks.append(
+            Table(
+                ("step", "against", "test", "statistic", "p", "rejected"),
+                tuple(
+                    (
+                        t.step,
+                        t.against,
+                        t.test,
+                        number(t.statistic),
+                        p_value(t.p_value),
+                        "yes" if t.rejected else "no",
+                    )
+                    for t in update.tests
+                ),
+            )
+        )
+    rows = []
+    for name, perf in (("parent, before", update.before), ("updated, after", update.after)):
+        rows.append(
+            (
+                name,
+                *(
+                    _with_interval(e)
+                    for e in (
+                        perf.calibration_intercept,
+                        perf.calibration_slope,
+                        perf.auroc,
+                        perf.net_benefit,
+                    )
+                ),
+            )
+        )
+    blocks.append(
+        Paragraph(
+            "On the validation patients, before and after (95% patient-bootstrap CIs; net "
+            f"benefit of flagging at a risk of {number(update.after.net_benefit_threshold)} "
+            "or more):"
+        )
+    )
+    blocks.append(
+        Table(
+            ("model", "calibration intercept", "calibration slope", "AUROC", "net benefit"),
+            tuple(rows),
+        )
+    )
+    subgroup = update.subgroup
+    if subgroup is not None:
+        differ = (
+            ""
+            if subgroup.heterogeneity_p is None
+            else f"; Cochran's Q that the levels' intercepts are equal: "
+            f"{number(subgroup.heterogeneity_q)} on {subgroup.heterogeneity_df} df, "
+            f"p = {p_value(subgroup.heterogeneity_p)}"
+        )
+        blocks.append(
+            Paragraph(
+                f"Per-`{subgroup.column}` intercepts: each level's own intercept on the "
+                "parent's log-odds (cluster-robust SE), shrunk toward their pooled value "
+                f"{number(subgroup.pooled)} by empirical Bayes (between-level variance "
+                f"{number(subgroup.tau2)}{differ}). A level with fewer than "
+                f"{count(subgroup.min_events)} encounters of an outcome gets the pooled "
+                "value. What the offsets change, on the validation patients: each level's "
+                "calibration in the large (0 is perfect) and the share of its encounters "
+                "flagged. The model needs the column to score."
+            )
+        )
+        blocks.append(
+            Table(
+                (
+                    "level",
+                    "updating encounters",
+                    "own intercept (SE)",
+                    "offset applied",
+                    "calibration before",
+                    "calibration after",
+                    "flagged before",
+                    "flagged after",
+                ),
+                tuple(
+                    (
+                        level.level,
+                        count(level.updating_encounters),
+                        DASH
+                        if level.raw_offset is None
+                        else f"{number(level.raw_offset)} ({number(level.standard_error)})",
+                        number(level.offset),
+                        _with_interval(level.calibration_before),
+                        _with_interval(level.calibration_after),
+                        DASH if level.flagged_before is None else percent(level.flagged_before),
+                        DASH if level.flagged_after is None else percent(level.flagged_after),
+                    )
+                    for level in subgroup.levels
+                ),
+            )
+        )
+    return [Section("Update for a new service", tuple(blocks))]
+
+
+def _with_interval(estimate: Any) -> str:
+    value = number(estimate.value)
+    if estimate.ci_low is None or estimate.ci_high is None:
+        return value
+    return f"{value} ({interval(estimate.ci_low, estimate.ci_high)})"
 
 
 def _outside_sample_sentence(manifest: ModelManifest, outside: Metrics) -> str:
