@@ -51,10 +51,40 @@ def test_the_demo_leaves_every_output(demo):
         *(f"heterogeneity_{t}.json" for t in TARGETS),
         *(f"forest_{t}.png" for t in TARGETS),
         *(f"scores_{t}.parquet" for t in TARGETS),
+        *(f"fhir_{t}.ndjson" for t in TARGETS),
         *(f"model_card_{t}.md" for t in TARGETS),
     ]  # fmt: skip
     missing = [name for name in expected if not (folder / name).is_file()]
     assert not missing
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_fhir_resource_of_the_scored_demo_validates(demo, target):
+    """The FHIR export of the whole scored demo: every resource validates against
+    fhir.resources' models (R4B: RiskAssessment and Flag have R4's elements; see
+    test_fhir), one RiskAssessment per patient at its latest encounter, a Flag for each
+    high flag."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    folder, _result = demo
+    lines = (folder / f"fhir_{target}.ndjson").read_text(encoding="utf-8").splitlines()
+    resources = [json.loads(line) for line in lines]
+    for resource in resources:
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    kinds = Counter(r["resourceType"] for r in resources)
+    assert set(kinds) <= {"RiskAssessment", "Flag"}
+    scores = pd.read_parquet(folder / f"scores_{target}.parquet")
+    latest = scores.sort_values("session_number").groupby("patient_id").tail(1)
+    assert kinds["RiskAssessment"] == scores["patient_id"].nunique() == int(PATIENTS)
+    assert kinds["Flag"] == int((latest["flag"] == "high").sum()) > 0
+    column = f"p_{target}"
+    expected = dict(zip(latest["encounter_id"], 1.0 - latest[column], strict=True))
+    for r in resources:
+        if r["resourceType"] == "RiskAssessment":
+            encounter = r["basis"][0]["identifier"]["value"]
+            assert r["prediction"][0]["probabilityDecimal"] == pytest.approx(
+                expected[encounter], abs=1e-9
+            )
 
 
 def test_the_demo_says_what_it_planted_and_whether_the_analysis_found_it(demo):

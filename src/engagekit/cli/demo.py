@@ -61,7 +61,8 @@ def demo(
     (models/<outcome>/, with metrics.json and a model card; both metrics also in
     metrics.json); the cross-treatment analysis of each outcome
     (heterogeneity_<outcome>.json and a forest plot); score, explain and flag every
-    encounter (scores_<outcome>.parquet and the scores.sqlite database); forecast
+    encounter (scores_<outcome>.parquet and the scores.sqlite database), with each
+    patient's latest risk as FHIR R4 resources (fhir_<outcome>.ndjson); forecast
     missed next sessions per treatment (forecast.csv); and the report (report.html).
     """
     from .._labels import in_sentence, outcome_label
@@ -155,6 +156,7 @@ def demo(
             db=f"sqlite:///{database}",
             db_table=f"scores_{target}",
             allow_unfit_model=True,  # a model unfit for use is shown as such in the report
+            fhir=out_dir / f"fhir_{target}.ndjson",
         )
 
     _step(6, "Forecast who will miss their next session", started)
