@@ -72,6 +72,9 @@ def test_logistic_recalibration_restores_calibration_on_held_out_patients(parent
     assert after.auroc.value == pytest.approx(before.auroc.value)
     assert after.net_benefit.value > before.net_benefit.value
     assert after.net_benefit.ci_low <= after.net_benefit.value <= after.net_benefit.ci_high
+    # the decision curve: the recalibrated model gains net benefit over most of it
+    gains = [p.after - p.before for p in update.record.decision_curve]
+    assert sum(g > 0 for g in gains) > len(gains) / 2
     record = update.record
     assert record.updating_patients + record.validation_patients <= NEW_PATIENTS
     assert record.slope == pytest.approx(0.6, abs=0.15)
@@ -340,4 +343,7 @@ def test_cli_update_card_of_a_recalibrated_model_names_its_parent(tmp_path):
     assert card == model_card(loaded.manifest, loaded.metrics)
     assert "`parent`" in card and loaded.manifest.update.parent_model_sha256 in card
     assert "logistic recalibration" in card and "The map fitted: logit p =" in card
+    curve = loaded.manifest.update.decision_curve
+    assert [round(p.threshold, 2) for p in curve] == [round(0.01 * k, 2) for k in range(1, 51)]
+    assert "Decision curves on the validation patients" in card and "| 50% |" in card
     assert loaded.metrics.update == loaded.manifest.update

@@ -37,6 +37,7 @@ __all__ = [
     "SubgroupLevelUpdate",
     "SubgroupUpdate",
     "TrainingData",
+    "UpdateCurvePoint",
     "UpdatePerformance",
     "UpdateRecord",
     "UpdateTest",
@@ -149,6 +150,25 @@ class UpdatePerformance(Record):
     net_benefit_threshold: float
 
 
+class UpdateCurvePoint(Record):
+    """The decision curve of the parent and the updated model at one risk threshold, on
+    the validation patients: net benefit of flagging at or above it (Vickers & Elkin).
+
+    Attributes
+    ----------
+    threshold : float
+    before, after : float
+        The parent's and the updated model's net benefit.
+    flag_all : float
+        Flagging every encounter's.
+    """
+
+    threshold: float
+    before: float
+    after: float
+    flag_all: float
+
+
 class SubgroupLevelUpdate(Record):
     """One level of a per-subgroup intercept update, and what the update changed for it.
 
@@ -241,6 +261,9 @@ class UpdateRecord(Record):
     subgroup : SubgroupUpdate or None
         The per-subgroup intercepts and what they changed (method
         ``subgroup-intercept``); None otherwise.
+    decision_curve : list of UpdateCurvePoint
+        Both models' decision curves on the validation patients (the CI is that of
+        ``net_benefit`` at the flag threshold, in ``before`` and ``after``).
     """
 
     parent_model: str | None
@@ -259,6 +282,7 @@ class UpdateRecord(Record):
     before: UpdatePerformance
     after: UpdatePerformance
     subgroup: SubgroupUpdate | None = None
+    decision_curve: list[UpdateCurvePoint] = Field(default_factory=list)
 
 
 class ModelManifest(Result):

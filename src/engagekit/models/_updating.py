@@ -74,6 +74,7 @@ from ._manifest import (
     ModelManifest,
     SubgroupLevelUpdate,
     SubgroupUpdate,
+    UpdateCurvePoint,
     UpdatePerformance,
     UpdateRecord,
     UpdateTest,
@@ -317,6 +318,15 @@ or subgroup-intercept
         before=_performance(before, parent, validation, lab_v, threshold, n_boot, seed),
         after=_performance(after, model, validation, lab_v, threshold, n_boot, seed),
         subgroup=subgroup_record,
+        decision_curve=[
+            UpdateCurvePoint(
+                threshold=b.threshold,
+                before=b.net_benefit_model,
+                after=a.net_benefit_model,
+                flag_all=b.net_benefit_all,
+            )
+            for b, a in zip(before.decision_curve, after.decision_curve, strict=True)
+        ],
     )
     return ModelUpdate(model=model, record=record, before=before, after=after, flag_rule=rule)
 

@@ -577,6 +577,29 @@ def _update(manifest: ModelManifest) -> list[Section]:
             tuple(rows),
         )
     )
+    curve = [point for point in update.decision_curve if round(100 * point.threshold) % 5 == 0]
+    if curve:
+        blocks.append(
+            Paragraph(
+                "Decision curves on the validation patients: the net benefit of flagging "
+                "encounters at or above each risk, parent and updated model, beside "
+                "flagging every encounter (Vickers & Elkin)."
+            )
+        )
+        blocks.append(
+            Table(
+                ("risk threshold", "parent", "updated", "flag everyone"),
+                tuple(
+                    (
+                        percent(point.threshold, 0),
+                        number(point.before, 4),
+                        number(point.after, 4),
+                        number(point.flag_all, 4),
+                    )
+                    for point in curve
+                ),
+            )
+        )
     subgroup = update.subgroup
     if subgroup is not None:
         differ = (
