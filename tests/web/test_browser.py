@@ -5,9 +5,11 @@ headless Chromium through Playwright.
 One flow follows a clinician from the sign-in form through their caseload to a flagged
 patient's review, signs out, and then an admin finds it all in the audit log. A second
 test checks the caseload and a patient's page with axe-core against WCAG 2.2 AA (see
-``_axe``). The ``browser`` fixture (``tests/conftest.py``) skips these tests with one line
-where no Chromium is found, unless ``ENGAGEKIT_REQUIRE_BROWSER=1``; the axe test skips
-likewise without axe-core, unless ``ENGAGEKIT_REQUIRE_AXE=1``.
+``_axe``), and a third the analyst's service page with a recorded monitoring result
+(its tables and inline SVG control charts). The ``browser`` fixture
+(``tests/conftest.py``) skips these tests with one line where no Chromium is found,
+unless ``ENGAGEKIT_REQUIRE_BROWSER=1``; the axe test skips likewise without axe-core,
+unless ``ENGAGEKIT_REQUIRE_AXE=1``.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ import uvicorn
 
 from _axe import axe_required, axe_violations, describe, find_axe, missing_axe_message
 from _browser import _ARGS
+from _monitor_results import SILENT_MONTH, monitor_result_with_alerts
 from engagekit.cli.serve import server_config
 from engagekit.db import SCORE_RUNS
+from engagekit.io._monitor_store import record_monitor_result
 from engagekit.web import create_app
 from web._web import PASSWORD, SCORES, SECRET, USERS, build_service_database
 
@@ -49,6 +53,9 @@ def served(tmp_path_factory) -> Iterator[Served]:
     a free loopback port (the socket is bound here, so no other process can take it)."""
     path = tmp_path_factory.mktemp("browser") / "engagekit.db"
     engine = build_service_database(f"sqlite:///{path}")
+    record_monitor_result(
+        engine, monitor_result_with_alerts(), model_sha256="0" * 64, scores_table="scores"
+    )
     app = create_app(engine, secret_key=SECRET, secure_cookies=False)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -225,3 +232,14 @@ def test_the_caseload_and_a_patients_page_pass_axe(axe_js, tab):
     found["patient, reviewed"] = axe_violations(page, axe_js)
     failures = {name: describe(v) for name, v in found.items() if v}
     assert not failures, "\n".join(f"{name}:\n{text}" for name, text in failures.items())
+
+
+def test_the_service_page_with_monitoring_passes_axe(axe_js, tab):
+    page = tab
+    sign_in(page, "kim")
+    assert page.url.endswith("/service")
+    charts = page.get_by_role("img", name="Control chart", exact=False)
+    assert charts.count() == 2  # not acted on, all patients: named for screen readers
+    assert SILENT_MONTH in page.locator("ul.alerts").inner_text()
+    violations = axe_violations(page, axe_js)
+    assert not violations, describe(violations)

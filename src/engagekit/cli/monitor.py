@@ -1,5 +1,6 @@
 """``monitor``: a model's score history, window by window: performance on the patients
-whose flags were not acted on and on all, rating drift, case mix and control limits."""
+whose flags were not acted on and on all, rating drift, case mix and control limits;
+the result recorded in the database it was read from, for the analyst's service page."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ._common import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    import sqlalchemy as sa
 
     from ..monitoring._result import MonitorResult
 
@@ -155,11 +157,28 @@ def monitor(
         Path | None,
         typer.Option(help="Draw the control charts to this PNG (or .svg, .pdf) file."),
     ] = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write the result JSON (as --json prints it) to this file, e.g. for "
+            "engagekit report --monitoring.",
+        ),
+    ] = None,
+    record: Annotated[
+        bool,
+        typer.Option(
+            help="Record the result in the --db database (engagekit's monitor_results "
+            "table, created or upgraded first), where the analyst's service page of "
+            "engagekit serve shows it; --no-record writes nothing there (a user who may "
+            "only read the database)."
+        ),
+    ] = True,
     encoding: EncodingOption = "utf-8",
     sep: SepOption = None,
     config: ModelConfigOption = None,
 ) -> None:
-    """Monitor a model's score history by window of encounter date.
+    """Monitor a model's score history by window of encounter date, and record the result.
 
     Reads the complete runs of this model (its model_sha256) in the scores table, and
     uses each encounter's earliest score: the one the service acted on. The outcomes come
@@ -175,32 +194,61 @@ def monitor(
     charted with 3-sigma limits from the window's size; each rating's PSI is measured
     against the first window (0.1 warn, 0.25 alert), and the treatment shares are
     listed. Every figure outside its limits is an alert, named with its window.
+
+    The result is recorded in the --db database (a new row of engagekit's
+    monitor_results table: the model's model_sha256, the scores table, outcome, window,
+    time and the result JSON), where the service page of engagekit serve shows the
+    latest to analysts. The history is read through a read-only connection; recording
+    is a separate write, skipped with --no-record.
     """
     from ..monitoring._monitor import monitor as monitor_scores
 
     if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise typer.BadParameter("use a .png, .svg or .pdf file", param_hint="--plot")
+    if out_file is not None:
+        from ..io._write import check_writable
+
+        check_writable(out_file)
     model, manifest, cfg = open_model(model_dir, config)
     target = model.target
+    model_sha256 = manifest.model_sha256 or ""
     from ..io._scores import read_score_history
 
-    scores, reviews = read_score_history(db, db_table, manifest.model_sha256 or "", target)
+    scores, reviews = read_score_history(db, db_table, model_sha256, target)
     encounters, _ = read_valid_table(Source(outcomes, None, None, encoding, sep), cfg)
     if target not in encounters.columns:
         raise typer.BadParameter(
             f"the outcome table lacks the column {target!r} the model predicts",
             param_hint="--outcomes",
         )
-    with err.status("Monitoring the score history…"):
-        result = monitor_scores(
-            scores,
-            _outcome_rows(encounters, target),
-            reviews,
-            target=target,
-            window=window,
-            n_boot=n_boot,
-            seed=seed,
-        )
+    # the database is made ready for the record before minutes of computing, so that a
+    # user who may not write to it learns so at once
+    engine = _open_record(db) if record else None
+    try:
+        with err.status("Monitoring the score history…"):
+            result = monitor_scores(
+                scores,
+                _outcome_rows(encounters, target),
+                reviews,
+                target=target,
+                window=window,
+                n_boot=n_boot,
+                seed=seed,
+            )
+        recorded = None
+        if engine is not None:
+            from ..io._monitor_store import record_monitor_result
+
+            recorded = record_monitor_result(
+                engine, result, model_sha256=model_sha256, scores_table=db_table
+            )
+    finally:
+        if engine is not None:
+            engine.dispose()
+    if out_file is not None:
+        from ..io._write import write_json
+
+        write_json(result.to_dict(), out_file)
     if plot is not None:
         from ..errors import OutputError
         from ..monitoring._plot import control_chart
@@ -210,12 +258,38 @@ def monitor(
             control_chart(result).savefig(plot)
         except OSError as e:
             raise OutputError(f"cannot write {str(plot)!r}: {e.strerror or e}") from e
+    said = []
+    if recorded is not None:
+        said.append(
+            f"Recorded as monitoring result {recorded.monitor_id} in the database "
+            "(monitor_results), for the service page."
+        )
+    if out_file is not None:
+        said.append(f"Result written to {str(out_file)!r}.")
+    if plot is not None:
+        said.append(f"Control charts drawn to {str(plot)!r}.")
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
+        for line in said:  # stdout holds the JSON only
+            err.print(line, highlight=False, soft_wrap=True)
         return
     _print_tables(result)
-    if plot is not None:
-        out.print(f"Control charts drawn to {str(plot)!r}.", highlight=False, soft_wrap=True)
+    for line in said:
+        out.print(line, highlight=False, soft_wrap=True)
+
+
+def _open_record(db: str) -> sa.Engine:
+    """The database made ready to record a result, or a message saying how to do without."""
+    from ..errors import OutputError
+    from ..io._monitor_store import open_monitor_database
+
+    try:
+        return open_monitor_database(db)
+    except OutputError as e:
+        raise OutputError(
+            f"cannot record the monitoring result: {e}; to monitor without recording it, "
+            "pass --no-record"
+        ) from e
 
 
 def _outcome_rows(encounters: pd.DataFrame, target: str) -> pd.DataFrame:

@@ -49,6 +49,14 @@ def report(
     power: Annotated[
         Path | None, typer.Option("--power", help="A result JSON of engagekit power.")
     ] = None,
+    monitoring: Annotated[
+        Path | None,
+        typer.Option(
+            "--monitoring",
+            help="A result JSON of engagekit monitor (its --out file, or what --json "
+            "prints): adds a Monitoring section with its tables, alerts and control charts.",
+        ),
+    ] = None,
     title: Annotated[str, typer.Option(help="The report's title.")] = "engagekit report",
     bootstrap: Annotated[
         int,
@@ -66,14 +74,19 @@ def report(
     The report (plots and styles inside the file; it opens offline) holds the data
     summary, each model's cross-validated performance with 95% CIs (ROC, calibration and
     decision curves, tables per treatment and subgroup), the cross-treatment analysis
-    with its power, the explanations, the at-risk flag rule, the forecast and the model
-    cards. Each model card is also written as model_card_<outcome>.md beside the report.
-    DATA is checked against the contract first; models whose file was altered are
+    with its power, the explanations, the at-risk flag rule, the forecast, the
+    monitoring of a deployed model when --monitoring is given, and the model cards.
+    Each model card is also written as model_card_<outcome>.md beside the report. DATA
+    is checked against the contract first; models whose file was altered are
     refused. Without --config, the first model's config is used.
     """
     from ..errors import DataReadError
     from ..io._model_store import METRICS_FILE
-    from ..io._results import read_heterogeneity_result, read_power_result
+    from ..io._results import (
+        read_heterogeneity_result,
+        read_monitor_result,
+        read_power_result,
+    )
     from ..io._write import check_writable, write_text
     from ..report import ReportModel, build_report
 
@@ -121,6 +134,7 @@ def report(
     simulated = None
     if power is not None:
         simulated = read_power_result(power)
+    monitored = None if monitoring is None else read_monitor_result(monitoring)
     cfg = read_config(config) if config is not None else model_configs[0]
     features = [f for m in models for f in m.model.feature_names]
     encounters, cfg = read_valid_table(
@@ -133,6 +147,7 @@ def report(
         cfg,
         heterogeneity=analyses,
         power=simulated,
+        monitoring=monitored,
         title=title,
         data_source=data if "://" not in data else None,
         rank_agreement_boot=bootstrap,

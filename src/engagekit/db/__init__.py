@@ -1,7 +1,7 @@
-"""engagekit's tables in a service's database: score runs, and the users, sessions,
-audit log and flag reviews of ``engagekit serve``, created and upgraded by Alembic
-migrations (:func:`upgrade_database`). SQLite is the embedded default; PostgreSQL is
-supported and tested."""
+"""engagekit's tables in a service's database: score runs, the results of ``engagekit
+monitor``, and the users, sessions, audit log and flag reviews of ``engagekit serve``,
+created and upgraded by Alembic migrations (:func:`upgrade_database`). SQLite is the
+embedded default; PostgreSQL is supported and tested."""
 
 from ._migrate import HEAD, database_revision, upgrade_database
 from ._schema import (
@@ -9,6 +9,7 @@ from ._schema import (
     FLAG_REVIEWS,
     LOGIN_FAILURES,
     METADATA,
+    MONITOR_RESULTS,
     ROLES,
     SCORE_RUNS,
     TEAM_PRACTITIONERS,
@@ -24,6 +25,7 @@ __all__ = [
     "HEAD",
     "LOGIN_FAILURES",
     "METADATA",
+    "MONITOR_RESULTS",
     "ROLES",
     "SCORE_RUNS",
     "TEAM_PRACTITIONERS",

@@ -13,7 +13,7 @@ from ._schema import VERSION_TABLE
 __all__ = ["HEAD", "database_revision", "upgrade_database"]
 
 #: The newest revision of engagekit's tables (``migrations/versions``).
-HEAD = "0001"
+HEAD = "0002"
 
 
 def _alembic_config(connection: sa.Connection) -> Any:
@@ -35,11 +35,11 @@ def upgrade_database(engine: sa.Engine) -> str:
     >>> import sqlalchemy as sa
     >>> engine = sa.create_engine("sqlite://")
     >>> upgrade_database(engine)
-    '0001'
+    '0002'
     >>> sorted(sa.inspect(engine).get_table_names())[:3]
     ['audit_log', 'engagekit_schema_version', 'flag_reviews']
     >>> upgrade_database(engine)  # already there: nothing to do
-    '0001'
+    '0002'
     """
     from alembic import command
 

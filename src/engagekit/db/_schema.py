@@ -17,6 +17,10 @@ of its rows names its run in :data:`score_runs`.
 - ``audit_log``: every view of a patient's data, every flag review and every user
   change. Append-only: the migrations add triggers that refuse an UPDATE or DELETE.
 - ``flag_reviews``: a clinician's review of a flag, or a "do not contact until".
+- ``monitor_results``: each result ``engagekit monitor`` recorded: the model (its
+  ``model_sha256``) and the scores table it monitored, the outcome, the window, when, and
+  the result's JSON (:meth:`engagekit.monitoring.MonitorResult.to_dict`), which the
+  analyst's service page shows.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ __all__ = [
     "FLAG_REVIEWS",
     "LOGIN_FAILURES",
     "METADATA",
+    "MONITOR_RESULTS",
     "ROLES",
     "SCORE_RUNS",
     "TEAM_PRACTITIONERS",
@@ -156,4 +161,16 @@ FLAG_REVIEWS = sa.Table(
     sa.Column("reviewed_by", sa.String(64), nullable=False),
     sa.Column("reviewed_at", sa.String(_WHEN), nullable=False),
     sa.CheckConstraint("status IN ('reviewed', 'do_not_contact')", name="ck_reviews_status"),
+)
+
+MONITOR_RESULTS = sa.Table(
+    "monitor_results",
+    METADATA,
+    sa.Column("monitor_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("scores_table", sa.String(128), nullable=False),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("window", sa.String(16), nullable=False),  # week | month | quarter
+    sa.Column("created_at", sa.String(_WHEN), nullable=False),
+    sa.Column("result", sa.Text, nullable=False),  # JSON of the MonitorResult
 )

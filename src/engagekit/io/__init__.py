@@ -20,6 +20,7 @@ _LAZY = {
     "read_metrics": "._model_store",
     "save_model": "._model_store",
     "read_heterogeneity_result": "._results",
+    "read_monitor_result": "._results",
     "read_power_result": "._results",
     "read_result": "._results",
     "ScoreRun": "._scores",

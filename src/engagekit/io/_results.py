@@ -3,7 +3,8 @@
 A result read back is the typed object that wrote it: :func:`read_heterogeneity_result`
 gives a :class:`~engagekit.heterogeneity.HeterogeneityResult` and
 :func:`read_power_result` a :class:`~engagekit.heterogeneity.PowerResult` or
-:class:`~engagekit.heterogeneity.PatientsForPowerResult`, each checked field by field
+:class:`~engagekit.heterogeneity.PatientsForPowerResult`, and :func:`read_monitor_result`
+a :class:`~engagekit.monitoring.MonitorResult`, each checked field by field
 (with its JSON type) by the type's ``from_dict``, so that a result edited by hand, cut
 short, written by something else or by another format version is refused with a message
 naming the file and the fields, not met halfway through building a report.
@@ -20,8 +21,14 @@ from ..errors import DataReadError, ResultFormatError
 
 if TYPE_CHECKING:
     from ..heterogeneity import HeterogeneityResult, PatientsForPowerResult, PowerResult
+    from ..monitoring import MonitorResult
 
-__all__ = ["read_heterogeneity_result", "read_power_result", "read_result"]
+__all__ = [
+    "read_heterogeneity_result",
+    "read_monitor_result",
+    "read_power_result",
+    "read_result",
+]
 
 #: The most a result file may be, in bytes; a larger one (or a device) is refused unread.
 RESULT_SIZE_LIMIT = 64 << 20
@@ -133,3 +140,31 @@ def read_power_result(path: str | Path) -> PowerResult | PatientsForPowerResult:
         )
     kind = PatientsForPowerResult if "target_power" in record else PowerResult
     return _read_as(kind, record, Path(path), what)
+
+
+def read_monitor_result(path: str | Path) -> MonitorResult:
+    """A result of ``engagekit monitor`` (``--out FILE.json`` or ``--json``), read back as
+    the type that wrote it.
+
+    Raises
+    ------
+    DataReadError
+        The file is missing, not JSON, not an object, lacks the keys of a monitoring
+        result, is of another format version, or a field is missing, unknown or of the
+        wrong type; the message names the file and the fields.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "monitoring.json"
+    >>> _ = path.write_text('{"target": "adherent", "attributes": [], "method": {}}')
+    >>> read_monitor_result(path)
+    Traceback (most recent call last):
+    ...
+    engagekit.errors.DataReadError: '.../monitoring.json' is not a result of engagekit monitor: it lacks 'window', 'windows', 'alerts'
+    """  # noqa: E501
+    from ..monitoring import MonitorResult
+
+    what = "a result of engagekit monitor"
+    record = read_result(path, what, required=("target", "window", "windows", "alerts"))
+    return _read_as(MonitorResult, record, Path(path), what)

@@ -15,7 +15,9 @@ calendar window (week, month or quarter of the encounter date):
   limits from each window's size, and the PSI thresholds; every figure outside its
   limits is an :class:`Alert` naming the window and the figure.
 
-:func:`monitor` computes a :class:`MonitorResult`; :func:`control_chart` draws it.
+:func:`monitor` computes a :class:`MonitorResult`; :func:`control_chart` draws it, and
+:func:`monitor_view` puts it in the words and tables the report and the service page
+show.
 Nothing here reads or writes: ``engagekit monitor`` does.
 """
 
@@ -33,6 +35,7 @@ _LAZY = {
     "ControlPoint": "._spc",
     "MonitorFigure": "._result",
     "MonitorResult": "._result",
+    "MonitorView": "._view",
     "PatientGroup": "._result",
     "SubgroupCalibration": "._result",
     "WindowPerformance": "._result",
@@ -40,6 +43,7 @@ _LAZY = {
     "acted_on": "._acted_on",
     "control_chart": "._plot",
     "monitor": "._monitor",
+    "monitor_view": "._view",
     "observed_minus_expected": "._spc",
     "population_stability_index": "._psi",
     "prospective_scores": "._monitor",
@@ -56,6 +60,7 @@ __all__ = [
     "ControlPoint",
     "MonitorFigure",
     "MonitorResult",
+    "MonitorView",
     "MonitorWindow",
     "PatientGroup",
     "SubgroupCalibration",
@@ -64,6 +69,7 @@ __all__ = [
     "acted_on",
     "control_chart",
     "monitor",
+    "monitor_view",
     "observed_minus_expected",
     "population_stability_index",
     "prospective_scores",

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..heterogeneity import HeterogeneityResult, PatientsForPowerResult, PowerResult
     from ..models import EngagementModel, ModelManifest, ModelMetrics
+    from ..monitoring import MonitorResult
 
 __all__ = ["Report", "ReportModel", "build_report"]
 
@@ -132,6 +133,7 @@ def build_report(
     *,
     heterogeneity: Iterable[HeterogeneityResult] = (),
     power: PowerResult | PatientsForPowerResult | None = None,
+    monitoring: MonitorResult | None = None,
     forecast: Mapping[str, pd.DataFrame] | None = None,
     title: str = "engagekit report",
     data_source: str | None = None,
@@ -163,6 +165,10 @@ def build_report(
         A result of :func:`~engagekit.heterogeneity.estimate_power` or
         :func:`~engagekit.heterogeneity.patients_for_power` (``engagekit power`` JSON,
         read with :func:`~engagekit.io._results.read_power_result`).
+    monitoring : MonitorResult, optional
+        A result of :func:`~engagekit.monitoring.monitor` (``engagekit monitor --out``
+        JSON, read with :func:`~engagekit.io._results.read_monitor_result`): the report
+        gains a monitoring section, with its tables, alerts and control charts.
     forecast : mapping of str to pandas.DataFrame, optional
         Per target, a forecast table of :func:`~engagekit.forecast.forecast_dropout`.
         Otherwise each model forecasts, per treatment, each patient's latest encounter
@@ -188,8 +194,8 @@ def build_report(
     Raises
     ------
     ValueError
-        No model, two models or two analyses for one outcome, or an analysis for an
-        outcome no model predicts.
+        No model, two models or two analyses for one outcome, an analysis for an
+        outcome no model predicts, or a ``monitoring`` that is not a MonitorResult.
     ConfigError
         A model was trained with other attributes or treatments than ``config``.
     ContractError
@@ -215,6 +221,7 @@ def build_report(
     started = time.perf_counter()
     models = list(models)
     config = _check_inputs(encounters, models, config)
+    _check_monitoring(monitoring)
     targets = [m.target for m in models]
     given = _given_analyses(heterogeneity, targets)
     steps = ["summary", *(f"{t}: cross-treatment analysis" for t in targets if t not in given)]
@@ -259,6 +266,7 @@ def build_report(
         failures,
         config,
         power=power,
+        monitoring_result=monitoring,
         title=title,
         created=datetime.now(UTC),
         versions=library_versions(_LIBRARIES, missing=DASH),
@@ -313,6 +321,16 @@ def _check_inputs(
                 f"{m.source or m.target!r} predicts"
             )
     return config
+
+
+def _check_monitoring(monitoring: Any) -> None:
+    from ..monitoring import MonitorResult
+
+    if monitoring is not None and not isinstance(monitoring, MonitorResult):
+        raise ValueError(
+            "a monitoring result must be the MonitorResult monitor returns (or "
+            f"read_monitor_result reads), not a {type(monitoring).__name__}"
+        )
 
 
 def _model_config(model: ReportModel) -> Config:

@@ -62,6 +62,7 @@ from ._data import (
     risk_axis_top,
     sparkline_points,
 )
+from ._monitoring import monitoring_panel
 from ._scope import Scope, scope_of
 from ._security import CookieSigner, new_token, same_token, security_headers
 from ._sessions import (
@@ -598,8 +599,13 @@ def team_page(request: Request, scope: ScopeDep) -> Response:
 @_pages.get("/service")
 def service_page(request: Request, scope: ScopeDep) -> Response:
     _allow(scope, "service")
+    service = _server(request).source.service()
+    monitoring = None if service.monitoring is None else monitoring_panel(service.monitoring)
     return _render(
-        request, "service.html.j2", {"service": _server(request).source.service()}, scope=scope
+        request,
+        "service.html.j2",
+        {"service": service, "monitoring": monitoring},
+        scope=scope,
     )
 
 
@@ -644,7 +650,9 @@ def api_team(request: Request, scope: ScopeDep) -> Team:
 
 @_api.get("/service", response_model=Service)
 def api_service(request: Request, scope: ScopeDep) -> Service:
-    """Flag rates per treatment and runs by status (analyst): no identifiers."""
+    """Flag rates per treatment, runs by status and the latest monitoring result recorded
+    for the run's model (analyst; ``monitoring`` is null when none was): no
+    identifiers."""
     _allow(scope, "service")
     return _server(request).source.service()
 

@@ -36,6 +36,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
 from ..db import AUDIT_LOG, FLAG_REVIEWS, SCORE_RUNS
+from ..errors import DataReadError
+from ..io._monitor_store import RecordedMonitorResult, latest_monitor_result
 from ._audit import now, record_audit
 from ._scope import Scope
 
@@ -111,6 +113,8 @@ class RunInfo(_Frozen):
     high_threshold: float | None
     medium_threshold: float | None
     newest_encounter_date: str | None = None
+    #: The model that scored the run (its monitoring results are recorded under it).
+    model_sha256: str | None = None
 
 
 class Review(_Frozen):
@@ -232,11 +236,18 @@ class TreatmentRates(_Frozen):
 
 
 class Service(_Frozen):
-    """The service as an analyst sees it: aggregates only."""
+    """The service as an analyst sees it: aggregates only.
+
+    ``monitoring`` is the latest result ``engagekit monitor`` recorded for the model of
+    the run shown (and its scores table), None when none was; ``monitoring_note`` says
+    why a recorded result cannot be shown (one recorded by another engagekit version).
+    """
 
     run: RunInfo | None
     treatments: list[TreatmentRates]
     runs_by_status: dict[str, int]
+    monitoring: RecordedMonitorResult | None = None
+    monitoring_note: str | None = None
 
 
 class AuditEntry(_Frozen):
@@ -420,6 +431,7 @@ class ScoresSource:
             high_threshold=high,
             medium_threshold=medium,
             newest_encounter_date=None if newest is None else _day(newest),
+            model_sha256=run.model_sha256,
         )
         return info
 
@@ -825,7 +837,8 @@ class ScoresSource:
         return Team(team=scope.team, run=run, rows=rows)
 
     def service(self) -> Service:
-        """Current flag rates per treatment and the runs by status: no identifiers."""
+        """Current flag rates per treatment, the runs by status and the latest monitoring
+        result of the run's model: no identifiers."""
         with self.engine.connect() as connection:
             runs = {
                 status: int(n)
@@ -842,7 +855,29 @@ class ScoresSource:
             treatments = self._service_rates.get(run.run_id)
             if treatments is None:
                 treatments = self._service_rates[run.run_id] = self._rates(connection, run, table)
-        return Service(run=run, treatments=treatments, runs_by_status=runs)
+            # not kept in memory: a new result may be recorded at any time
+            monitoring, note = self._monitoring(connection, run)
+        return Service(
+            run=run,
+            treatments=treatments,
+            runs_by_status=runs,
+            monitoring=monitoring,
+            monitoring_note=note,
+        )
+
+    def _monitoring(
+        self, connection: sa.Connection, run: RunInfo
+    ) -> tuple[RecordedMonitorResult | None, str | None]:
+        """The latest monitoring result of the run's model, or why it cannot be shown."""
+        if run.model_sha256 is None:
+            return None, None
+        try:
+            found = latest_monitor_result(
+                connection, model_sha256=run.model_sha256, scores_table=self.table_name
+            )
+        except DataReadError as e:
+            return None, str(e)
+        return found, None
 
     def _rates(
         self, connection: sa.Connection, run: RunInfo, table: sa.Table

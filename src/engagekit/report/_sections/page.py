@@ -14,6 +14,7 @@ from . import (
     flags,
     forecast,
     model_cards,
+    monitoring,
     performance,
     provenance,
 )
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ...config import Config
     from ...heterogeneity import HeterogeneityResult, PatientsForPowerResult, PowerResult
     from ...models import ModelManifest, ModelMetrics
+    from ...monitoring import MonitorResult
     from ...summary import EncounterSummary
     from .._compute import ModelFindings
 
@@ -33,7 +35,8 @@ __all__ = ["Page", "build_page"]
 @dataclass(frozen=True)
 class Page:
     """What the report says, section by section; the per-model sections hold one view
-    per model, in the order the models were given."""
+    per model, in the order the models were given. ``monitoring`` is None unless the
+    report was given a monitoring result."""
 
     provenance: provenance.ProvenanceView
     data: data.DataView
@@ -43,6 +46,7 @@ class Page:
     flags: tuple[flags.FlagsView, ...]
     forecast: tuple[forecast.ForecastView, ...]
     model_cards: tuple[model_cards.ModelCardView, ...]
+    monitoring: monitoring.MonitoringView | None = None
 
 
 def build_page(
@@ -55,6 +59,7 @@ def build_page(
     config: Config,
     *,
     power: PowerResult | PatientsForPowerResult | None = None,
+    monitoring_result: MonitorResult | None = None,
     title: str,
     created: datetime,
     versions: Mapping[str, str],
@@ -78,6 +83,8 @@ def build_page(
         Why the analysis of an outcome without one could not be done.
     config : Config
     power : PowerResult or PatientsForPowerResult, optional
+    monitoring_result : MonitorResult, optional
+        A result of ``engagekit monitor``: the monitoring section shows it.
     title : str
     created : datetime
         When the report is built.
@@ -109,4 +116,5 @@ def build_page(
         ),
         forecast=tuple(forecast.build(f.target, f.forecast, config) for f in findings),
         model_cards=tuple(model_cards.build(m, metrics) for m, metrics, _ in models),
+        monitoring=None if monitoring_result is None else monitoring.build(monitoring_result),
     )
