@@ -143,3 +143,63 @@ def test_too_little_information_gives_the_identity(y):
     recal = fit_logit_recalibration(np.linspace(-2, 2, len(y)), y)
     assert not recal.applied
     assert recal(np.array([1.5]))[0] == 1.5
+
+
+def test_the_test_by_patient_does_not_count_a_patients_repeats_as_new_evidence():
+    """Each patient's encounters repeated five times: the likelihood-ratio test takes
+    the repeats as five times the evidence and 'corrects' a calibration the patients do
+    not show to be off; the cluster-robust test by patient sees the patients' evidence."""
+    rng = np.random.default_rng(11)
+    truth = rng.normal(-1.0, 1.0, size=400)
+    y_once = _outcomes(truth, seed=12)
+    margin_once = 1.3 * truth  # overconfident, but not significantly so on 400 patients
+    once = fit_logit_recalibration(margin_once, y_once, min_events=0)
+    assert once.status == CalibrationStatus.NOT_NEEDED and once.test == "likelihood-ratio"
+    margin, y = np.repeat(margin_once, 5), np.repeat(y_once, 5)
+    patients = np.repeat(np.arange(400), 5)
+    naive = fit_logit_recalibration(margin, y, min_events=0)
+    by_patient = fit_logit_recalibration(margin, y, min_events=0, groups=patients)
+    assert naive.status == CalibrationStatus.CORRECTED and naive.p_value < 0.01
+    assert by_patient.status == CalibrationStatus.NOT_NEEDED
+    assert by_patient.test == "cluster-robust Wald"
+    # the same fit, and about the evidence of the 400 patients
+    assert by_patient.raw_slope == pytest.approx(naive.raw_slope)
+    assert by_patient.p_value == pytest.approx(once.p_value, abs=0.05)
+
+
+def test_the_robust_wald_statistic_is_statsmodels_cluster_covariance(true_logit):
+    y = _outcomes(true_logit, seed=5)
+    margin = 1.3 * true_logit - 0.1
+    patients = np.arange(len(y)) // 4
+    recal = fit_logit_recalibration(margin, y, groups=patients)
+    glm = sm.GLM(y, sm.add_constant(margin), family=sm.families.Binomial()).fit(
+        cov_type="cluster", cov_kwds={"groups": patients, "use_correction": False}
+    )
+    delta = glm.params - np.array([0.0, 1.0])
+    n_groups = len(np.unique(patients))
+    wald = delta @ np.linalg.solve(glm.cov_params() * n_groups / (n_groups - 1), delta)
+    from scipy import stats
+
+    assert recal.p_value == pytest.approx(float(stats.chi2.sf(wald, 2)), rel=1e-6)
+
+
+def test_a_correction_the_out_of_fold_margins_confirm_is_kept(true_logit):
+    from engagekit.models._calibration import confirmed_by_cross_validation
+
+    y = _outcomes(true_logit, seed=8)
+    patients = np.arange(len(y)) // 4
+    margin = 2.0 * true_logit  # overconfident everywhere: the hold-out and the folds agree
+    held_out = fit_logit_recalibration(margin[:6000], y[:6000], groups=patients[:6000])
+    assert held_out.applied
+    kept = confirmed_by_cross_validation(held_out, margin, y, patients)
+    assert kept.status == CalibrationStatus.CORRECTED and kept.applied
+    assert (kept.intercept, kept.slope) == (held_out.intercept, held_out.slope)
+    assert kept.out_of_fold_p_value < 0.01 and kept.out_of_fold_n == len(y)
+    # a calibrated out-of-fold margin does not confirm the same held-out correction
+    dropped = confirmed_by_cross_validation(held_out, true_logit, y, patients)
+    assert dropped.status == CalibrationStatus.NOT_CONFIRMED and not dropped.applied
+    assert (dropped.intercept, dropped.slope) == (0.0, 1.0)
+    assert dropped.raw_slope == held_out.raw_slope  # what the hold-out found is kept
+    # nothing to confirm: returned as it is
+    calibrated = fit_logit_recalibration(true_logit, y, groups=patients)
+    assert confirmed_by_cross_validation(calibrated, margin, y, patients) is calibrated

@@ -102,8 +102,14 @@ def fit_record(kind: str = "logistic", status: str = "corrected", held_out: int 
         "raw_intercept": 0.1456 if status != "too_few_events" else None,
         "raw_slope": 0.8543 if status != "too_few_events" else None,
         "shrinkage": 0.8475 if status == "corrected" else None,
-        "p_value": {"corrected": 0.00042, "not_needed": 0.3456}.get(status),
+        "p_value": {"corrected": 0.00042, "not_needed": 0.3456, "not_confirmed": 0.0021}.get(
+            status
+        ),
     }
+    if status == "not_confirmed":
+        recalibration.update(
+            test="cluster-robust Wald", out_of_fold_p_value=0.9334, out_of_fold_n=35819
+        )
     return {
         "format_version": 1,
         "kind": kind,
@@ -380,6 +386,15 @@ _DELETE = object()
         ),
         (
             "manifest.training_steps.final_model",
+            fit_record(status="not_confirmed"),
+            "Calibration was checked on 1,817 held-out encounters, which found it off "
+            "(cluster-robust Wald test by patient p = 0.0021: fitted 0.146 + 0.854 × "
+            "margin), but the 35,819 out-of-fold encounters of the cross-validation "
+            "(p = 0.933) did not confirm it, so no correction was applied.",
+            "log-odds = 0.123",
+        ),
+        (
+            "manifest.training_steps.final_model",
             fit_record(status="too_few_events"),
             "Calibration was not checked: the 1,817 held-out encounters held 41 of the rarer "
             "outcome, fewer than the 100 of each outcome needed to judge it",
@@ -591,6 +606,15 @@ CLAIMS = {
     ),
     rf"^Calibration was checked on {_NUMBER} held-out encounters and corrected": (
         lambda m, g: _recalibration(m)["status"] == "corrected" and m["recalibration"]["applied"]
+    ),
+    rf"^Calibration was checked on {_NUMBER} held-out encounters, which found it off \(.*\), "
+    rf"but the {_NUMBER} out-of-fold encounters of the cross-validation \(p = [^)]*\) did "
+    r"not confirm it, so no correction was applied\.$": (
+        lambda m, g: (
+            _recalibration(m)["status"] == "not_confirmed"
+            and _n(g[1]) == _recalibration(m)["out_of_fold_n"]
+            and not m["recalibration"]["applied"]
+        )
     ),
     r"^The logistic model was then refitted on every training patient": (
         lambda m, g: _final(m)["refit_on_all_patients"]

@@ -6,9 +6,12 @@
 - Calibration is corrected inside each training set only: a random 15% of its patients
   is held out, the model is fitted on the rest (the trees stop early on the held-out
   patients), and a logistic recalibration of the margin is fitted on the held-out
-  patients if they hold enough of each outcome and a likelihood-ratio test finds the
+  patients if they hold enough of each outcome and a cluster-robust test finds the
   calibration off (see :mod:`engagekit.models._calibration`). The logistic model is
-  then refitted on all patients (the trees keep their early-stopped fit). The same
+  then refitted on all patients (the trees keep their early-stopped fit). The final
+  model of :func:`train_model` keeps a correction only if the pooled out-of-fold margins
+  of its cross-validation (every patient, scored by a model that never saw them; about
+  six times the events of one hold-out) confirm it. The same
   held-out patients choose the logistic model's penalty (see
   :mod:`engagekit.models.kinds.logistic`), so tuning never sees a test fold. What each
   kind does on the held-out split is its own (:mod:`engagekit.models.kinds`); this
@@ -30,6 +33,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 from collections.abc import Callable
@@ -48,7 +52,7 @@ from ..config import Config, load_config
 from ..errors import ArgumentError, ContractError
 from ..evaluation._result import Metrics
 from ..features import EncounterFeatures
-from ._calibration import LogitRecalibration, fit_logit_recalibration
+from ._calibration import LogitRecalibration, confirmed_by_cross_validation, fit_logit_recalibration
 from ._fit_record import FitRecord, TrainingSample, TrainingSteps, judge_fitness
 from ._model import EngagementModel
 from ._model_metrics import (
@@ -222,7 +226,9 @@ def _check_calibration(
     if not rows.any_held_out:
         return LogitRecalibration()
     margin = estimator.decision_function(X[rows.held_out_rows])
-    return fit_logit_recalibration(margin, y[rows.held_out_rows])
+    return fit_logit_recalibration(
+        margin, y[rows.held_out_rows], groups=rows.patients[rows.held_out_rows]
+    )
 
 
 @dataclass
@@ -242,6 +248,10 @@ class CrossValidation:
         :meth:`FitRecord.to_dict` of the fold's model (which steps ran).
     fit_records : list of FitRecord
         The fold models' records, in fold order.
+    margins : pandas.Series or None
+        Each labelled row's out-of-fold log-odds margin before its fold model's
+        recalibration, indexed like ``predictions`` (the final model's calibration is
+        judged on them).
     """
 
     kind: ModelKind
@@ -250,6 +260,7 @@ class CrossValidation:
     folds: int
     details: list[dict[str, Any]] = field(default_factory=list)
     fit_records: list[FitRecord] = field(default_factory=list)
+    margins: pd.Series | None = None
 
 
 def cross_validate(
@@ -278,6 +289,7 @@ def cross_validate(
         )
     splitter = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     oof = np.full(len(encounters), np.nan)
+    oof_margin = np.full(len(encounters), np.nan)
     details = []
     records: list[FitRecord] = []
     # integer codes: scikit-learn's shuffled GroupKFold runs np.isin on the groups, which
@@ -289,9 +301,11 @@ def cross_validate(
         model = fit_model(train, target, kind, config, seed=seed + fold)
         fit = model.fit_record
         assert fit is not None, "fit_model records the steps of every fit"
+        margin = model.margin(test)
         p = model.predict_proba(test)
         test_labelled = labelled[test_idx]
         oof[test_idx[test_labelled]] = p[test_labelled]
+        oof_margin[test_idx[test_labelled]] = margin[test_labelled]
         details.append(
             {
                 "fold": fold,
@@ -314,6 +328,7 @@ def cross_validate(
         folds=n_splits,
         details=details,
         fit_records=records,
+        margins=pd.Series(oof_margin[labelled], index=predictions.index, name="margin"),
     )
 
 
@@ -791,6 +806,24 @@ def _cross_validated_metrics(
     return rule, thresholds, metrics
 
 
+def _calibrate_out_of_fold(
+    final: EngagementModel, encounters: pd.DataFrame, cv: CrossValidation
+) -> None:
+    """Keep the final model's correction only if the cross-validation's out-of-fold
+    margins confirm it (see :mod:`engagekit.models._calibration`, guard 4)."""
+    if cv.margins is None or final.fit_record is None or not final.recalibration.applied:
+        return
+    rows = cv.margins.index
+    recalibration = confirmed_by_cross_validation(
+        final.recalibration,
+        cv.margins.to_numpy(),
+        encounters.loc[rows, final.target].to_numpy(dtype="float64"),
+        encounters.loc[rows, "patient_id"].to_numpy(),
+    )
+    final.recalibration = recalibration
+    final.fit_record = dataclasses.replace(final.fit_record, recalibration=recalibration)
+
+
 def _finalise(
     run: _Training,
     encounters: pd.DataFrame,
@@ -810,6 +843,7 @@ def _finalise(
     if run.progress is not None:
         run.progress("fit final model", 0, 1)
     final = fit_model(encounters, run.target, cv.kind, run.config, seed=run.seed)
+    _calibrate_out_of_fold(final, encounters, cv)
     if run.progress is not None:
         run.progress("fit final model", 1, 1)
     temporal = None

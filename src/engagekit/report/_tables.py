@@ -300,19 +300,36 @@ def _calibration_sentence(recalibration: LogitRecalibration) -> str:
         )
     # p_value, raw_intercept, raw_slope and shrinkage may be None (not run, not fitted):
     # the formatters write a dash for None as for a non-finite number
-    test = f"likelihood-ratio test p = {p_value(recalibration.p_value)}"
+    name = recalibration.test or "likelihood-ratio"
+    by = " by patient" if name == "cluster-robust Wald" else ""
+    test = f"{name} test{by} p = {p_value(recalibration.p_value)}"
+    out_of_fold = (
+        f"the {count(recalibration.out_of_fold_n)} out-of-fold encounters of the "
+        "cross-validation (p = "
+        f"{p_value(recalibration.out_of_fold_p_value)})"
+    )
     if status == "not_needed":
         return (
             f"Calibration was checked on {n} held-out encounters and needed no correction ({test})."
         )
+    if status == "not_confirmed":
+        return (
+            f"Calibration was checked on {n} held-out encounters, which found it off "
+            f"({test}: fitted {number(recalibration.raw_intercept)} + "
+            f"{number(recalibration.raw_slope)} × margin), but {out_of_fold} did not "
+            "confirm it, so no correction was applied."
+        )
     if status == "corrected":
+        confirmed = (
+            "" if recalibration.out_of_fold_p_value is None else f" Confirmed on {out_of_fold}."
+        )
         return (
             f"Calibration was checked on {n} held-out encounters and corrected ({test}): "
             f"log-odds = {number(recalibration.intercept)} + "
             f"{number(recalibration.slope)} × the model's margin (the fitted "
             f"{number(recalibration.raw_intercept)} + "
             f"{number(recalibration.raw_slope)} × margin, shrunk toward no change "
-            f"by the factor {number(recalibration.shrinkage)})."
+            f"by the factor {number(recalibration.shrinkage)}).{confirmed}"
         )
     return "Whether calibration was checked is not recorded."
 
