@@ -33,6 +33,7 @@ JSON_FILES = (
     "models/attended_next/metrics.json",
     "models/adherent/manifest.json",
     "models/adherent/metrics.json",
+    "monitoring_attended_next.json",
 )
 TEXT_FILES = ("model_card_attended_next.md", "model_card_adherent.md")
 #: keys whose values differ between two runs of the same code (or name the code itself)

@@ -35,7 +35,7 @@ def test_the_demo_runs_every_step_and_says_where_the_report_is(demo):
     assert result.returncode == 0, result.stdout + result.stderr
     assert_no_traceback(result)
     steps = re.findall(r"^(\d)\. ", result.stdout, flags=re.MULTILINE)
-    assert steps == ["1", "2", "3", "3", "4", "4", "5", "5", "6", "7", "8"]
+    assert steps == ["1", "2", "3", "3", "4", "4", "5", "5", "6", "7", "8", "9"]
     assert f"Open the report: {(folder / 'report.html').resolve().as_uri()}" in " ".join(
         result.stdout.split()
     )
@@ -53,6 +53,7 @@ def test_the_demo_leaves_every_output(demo):
         *(f"scores_{t}.parquet" for t in TARGETS),
         *(f"fhir_{t}.ndjson" for t in TARGETS),
         *(f"model_card_{t}.md" for t in TARGETS),
+        "monitoring_attended_next.json",
     ]  # fmt: skip
     missing = [name for name in expected if not (folder / name).is_file()]
     assert not missing
@@ -151,6 +152,27 @@ def test_every_encounter_is_scored_once_in_the_file_and_the_database(demo):
                 f"SELECT count(*), count(DISTINCT encounter_id) FROM scores_{target}"
             ).fetchone()
             assert rows == distinct == n
+
+
+def test_the_demo_monitors_its_score_history_for_the_report_and_the_service_page(demo):
+    """The re-attendance model's score history, monitored by month: the result file is
+    the one recorded in the database for the service page, and the report shows it."""
+    from engagekit.io._results import read_monitor_result
+
+    folder, result = demo
+    written = read_monitor_result(folder / "monitoring_attended_next.json")
+    n_windows = len(written.windows)
+    assert n_windows >= 12 and written.target == "attended_next"
+    said = " ".join(result.stdout.split())
+    assert f"{n_windows} months of scores monitored:" in said
+    with sqlite3.connect(folder / "scores.sqlite") as conn:
+        rows = conn.execute("SELECT scores_table, target, result FROM monitor_results").fetchall()
+    assert [(table, target) for table, target, _ in rows] == [
+        ("scores_attended_next", "attended_next")
+    ]
+    assert json.loads(rows[0][2]) == written.to_dict()
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert 'id="monitoring"' in page and written.windows[0].window in page
 
 
 def test_the_heterogeneity_results_are_the_ones_in_the_report(demo):

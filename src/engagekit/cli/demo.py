@@ -12,6 +12,7 @@ import typer
 from ._app import app, err, out
 from ._common import (
     ConfigOption,
+    Source,
     percent,
     print_validation_report,
     read_config,
@@ -62,7 +63,9 @@ def demo(
     metrics.json); the cross-treatment analysis of each outcome
     (heterogeneity_<outcome>.json and a forest plot); score, explain and flag every
     encounter (scores_<outcome>.parquet and the scores.sqlite database), with each
-    patient's latest risk as FHIR R4 resources (fhir_<outcome>.ndjson); forecast
+    patient's latest risk as FHIR R4 resources (fhir_<outcome>.ndjson); monitor the
+    re-attendance model's score history by month (monitoring_attended_next.json, also
+    recorded in the database for the service page); forecast
     missed next sessions per treatment (forecast.csv); and the report (report.html).
     """
     from .._labels import in_sentence, outcome_label
@@ -75,6 +78,7 @@ def demo(
     from .analysis import heterogeneity
     from .forecast import forecast
     from .models import train
+    from .monitor import monitor_and_record
     from .report import report as write_report
     from .score import score
 
@@ -159,7 +163,19 @@ def demo(
             fhir=out_dir / f"fhir_{target}.ndjson",
         )
 
-    _step(6, "Forecast who will miss their next session", started)
+    _step(6, "Monitor the re-attendance model's score history", started)
+    monitoring = out_dir / "monitoring_attended_next.json"
+    monitored, _recorded = monitor_and_record(
+        models["attended_next"],
+        f"sqlite:///{database}",
+        Source(str(data_path)),
+        db_table="scores_attended_next",
+        seed=seed,
+        out_file=monitoring,
+    )
+    out.print(_monitoring_words(monitored), highlight=False, soft_wrap=True)
+
+    _step(7, "Forecast who will miss their next session", started)
     forecast(
         models["attended_next"],
         data_path,
@@ -167,18 +183,19 @@ def demo(
         allow_unfit_model=True,
     )
 
-    _step(7, "Report", started)
+    _step(8, "Report", started)
     report_file = out_dir / "report.html"
     write_report(
         data_path,
         list(models.values()),
         report_file,
         heterogeneity=list(analyses.values()),
+        monitoring=monitoring,
         title="engagekit demo: a simulated primary-care service",
         seed=seed,
         config=config,
     )
-    _step(8, "Sign-ins for the clinicians' page", started)
+    _step(9, "Sign-ins for the clinicians' page", started)
     _demo_users(database, data.encounters, "scores_attended_next")
 
     out.rule()
@@ -187,6 +204,22 @@ def demo(
         f"[bold]{report_file.resolve().as_uri()}[/bold]",
         highlight=False,
         soft_wrap=True,
+    )
+
+
+def _monitoring_words(result: Any) -> str:
+    """What monitoring the score history found, in a sentence or two."""
+    alerts = len(result.alerts)
+    off = len(result.miscalibrated)
+    return (
+        f"{len(result.windows)} {result.window.value}s of scores monitored: "
+        + (f"{alerts} alert(s), " if alerts else "no alert, ")
+        + (
+            f"{off} subgroup calibration measure(s) off"
+            if off
+            else "no subgroup whose calibration is off"
+        )
+        + ". Recorded for the service page of engagekit serve, and in the report."
     )
 
 

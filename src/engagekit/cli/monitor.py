@@ -201,10 +201,67 @@ def monitor(
     latest to analysts. The history is read through a read-only connection; recording
     is a separate write, skipped with --no-record.
     """
-    from ..monitoring._monitor import monitor as monitor_scores
-
     if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise typer.BadParameter("use a .png, .svg or .pdf file", param_hint="--plot")
+    result, recorded = monitor_and_record(
+        model_dir,
+        db,
+        Source(outcomes, None, None, encoding, sep),
+        window=window,
+        db_table=db_table,
+        n_boot=n_boot,
+        seed=seed,
+        out_file=out_file,
+        record=record,
+        config=config,
+    )
+    if plot is not None:
+        from ..errors import OutputError
+        from ..monitoring._plot import control_chart
+
+        try:
+            plot.parent.mkdir(parents=True, exist_ok=True)
+            control_chart(result).savefig(plot)
+        except OSError as e:
+            raise OutputError(f"cannot write {str(plot)!r}: {e.strerror or e}") from e
+    said = []
+    if recorded is not None:
+        said.append(
+            f"Recorded as monitoring result {recorded.monitor_id} in the database "
+            "(monitor_results), for the service page."
+        )
+    if out_file is not None:
+        said.append(f"Result written to {str(out_file)!r}.")
+    if plot is not None:
+        said.append(f"Control charts drawn to {str(plot)!r}.")
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+        for line in said:  # stdout holds the JSON only
+            err.print(line, highlight=False, soft_wrap=True)
+        return
+    _print_tables(result)
+    for line in said:
+        out.print(line, highlight=False, soft_wrap=True)
+
+
+def monitor_and_record(
+    model_dir: Path,
+    db: str,
+    outcomes: Source,
+    *,
+    window: MonitorWindow = MonitorWindow.MONTH,
+    db_table: str = "scores",
+    n_boot: int = 200,
+    seed: int = 0,
+    out_file: Path | None = None,
+    record: bool = True,
+    config: Path | None = None,
+):
+    """``(MonitorResult, the recorded row or None)``: the work of ``monitor`` without its
+    printing (the demo monitors with it too)."""
+    from ..io._scores import read_score_history
+    from ..monitoring._monitor import monitor as monitor_scores
+
     if out_file is not None:
         from ..io._write import check_writable
 
@@ -212,10 +269,8 @@ def monitor(
     model, manifest, cfg = open_model(model_dir, config)
     target = model.target
     model_sha256 = manifest.model_sha256 or ""
-    from ..io._scores import read_score_history
-
     scores, reviews = read_score_history(db, db_table, model_sha256, target)
-    encounters, _ = read_valid_table(Source(outcomes, None, None, encoding, sep), cfg)
+    encounters, _ = read_valid_table(outcomes, cfg)
     if target not in encounters.columns:
         raise typer.BadParameter(
             f"the outcome table lacks the column {target!r} the model predicts",
@@ -249,33 +304,7 @@ def monitor(
         from ..io._write import write_json
 
         write_json(result.to_dict(), out_file)
-    if plot is not None:
-        from ..errors import OutputError
-        from ..monitoring._plot import control_chart
-
-        try:
-            plot.parent.mkdir(parents=True, exist_ok=True)
-            control_chart(result).savefig(plot)
-        except OSError as e:
-            raise OutputError(f"cannot write {str(plot)!r}: {e.strerror or e}") from e
-    said = []
-    if recorded is not None:
-        said.append(
-            f"Recorded as monitoring result {recorded.monitor_id} in the database "
-            "(monitor_results), for the service page."
-        )
-    if out_file is not None:
-        said.append(f"Result written to {str(out_file)!r}.")
-    if plot is not None:
-        said.append(f"Control charts drawn to {str(plot)!r}.")
-    if as_json:
-        out.print_json(json.dumps(result.to_dict()))
-        for line in said:  # stdout holds the JSON only
-            err.print(line, highlight=False, soft_wrap=True)
-        return
-    _print_tables(result)
-    for line in said:
-        out.print(line, highlight=False, soft_wrap=True)
+    return result, recorded
 
 
 def _open_record(db: str) -> sa.Engine:
