@@ -107,6 +107,9 @@ def _psi_panel(axes: Axes, result: MonitorResult) -> None:
     axes.set_ylabel("PSI")
     axes.set_xlabel(f"Window ({result.window.value}); PSI against {result.psi_reference}")
     if names:
+        # headroom above the alert line, so that the legend never sits on it
+        low, high = axes.get_ylim()
+        axes.set_ylim(low, max(high, result.psi_alert) * 1.45)
         axes.legend(loc="upper left", fontsize=8, frameon=False, ncols=3)
 
 
