@@ -334,4 +334,22 @@ def test_a_treatment_attending_more_than_predicted_is_named_for_its_calibration(
     assert online_cbt.ci_low > 0 and "more frequent than predicted" in online_cbt.sentence
     assert online_cbt.n_encounters == int(online.sum())
     assert type(result).from_dict(result.to_dict()).miscalibrated == result.miscalibrated
-    assert monitor(scores, outcomes, target="adherent", n_boot=0).miscalibrated == []
+    # every score is 0.6, so the calibration slope has no interval: one intercept per
+    # level of treatment (6), age band (5) and gender (3) is checked
+    levels = sum(encounters[c].nunique() for c in ("treatment", "age_band", "gender"))
+    assert result.calibration_intervals == levels
+    assert result.chance_sentence == (
+        f"With {levels} intervals checked, about {levels * 0.05:.1f} would exclude perfect "
+        "calibration by chance alone."
+    )
+    unmeasured = monitor(scores, outcomes, target="adherent", n_boot=0)
+    assert unmeasured.miscalibrated == [] and unmeasured.chance_sentence is None
+
+
+def test_the_command_checks_the_calibration_of_the_configs_subgroups_too(service, by_month):
+    """Fair calibration from the command: treatment from the scores, and the config's
+    subgroups (age band, gender) from the outcome table."""
+    outcomes = pd.read_csv(service / "outcomes.csv")
+    levels = sum(outcomes[c].nunique() for c in ("treatment", "age_band", "gender"))
+    # each level's intercept and slope, less those too small for an interval
+    assert levels < by_month.calibration_intervals <= 2 * levels

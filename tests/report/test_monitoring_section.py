@@ -158,3 +158,15 @@ def test_report_adds_the_section_from_a_monitor_result_file(service, tmp_path, r
     section = section_of((tmp_path / "report.html").read_text(encoding="utf-8"))
     assert "Monitoring of the adherent model, by month" in text_of(section)
     assert f"{SILENT_MONTH}: observed minus expected" in text_of(section)
+
+
+def test_the_section_says_how_many_subgroup_intervals_chance_alone_would_exclude(result):
+    counted = result.model_copy(update={"calibration_intervals": 28})
+    view = monitoring.build(counted).view
+    assert view.chance == (
+        "With 28 intervals checked, about 1.4 would exclude perfect calibration by chance alone."
+    )
+    # a result recorded before the intervals were counted says nothing of chance
+    assert (
+        monitoring.build(result.model_copy(update={"calibration_intervals": 0})).view.chance is None
+    )

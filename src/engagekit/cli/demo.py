@@ -219,6 +219,12 @@ def _monitoring_words(result: Any) -> str:
             if off
             else "no subgroup whose calibration is off"
         )
+        + (
+            f" (of {result.calibration_intervals} checked; about "
+            f"{result.calibration_intervals * (1 - result.ci_level):.1f} would be by chance)"
+            if result.calibration_intervals
+            else ""
+        )
         + ". Recorded for the service page of engagekit serve, and in the report."
     )
 

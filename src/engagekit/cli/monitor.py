@@ -126,6 +126,8 @@ def _print_tables(result: MonitorResult) -> None:
         )
         for group in result.miscalibrated:
             out.print(f"  {group.sentence}", highlight=False, markup=False, soft_wrap=True)
+    if result.chance_sentence:
+        out.print(result.chance_sentence, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -280,15 +282,17 @@ def monitor_and_record(
     # user who may not write to it learns so at once
     engine = _open_record(db) if record else None
     try:
+        subgroups = ("treatment", *(c for c in cfg.subgroups if c != "treatment"))
         with err.status("Monitoring the score history…"):
             result = monitor_scores(
                 scores,
-                _outcome_rows(encounters, target),
+                _outcome_rows(encounters, target, subgroups),
                 reviews,
                 target=target,
                 window=window,
                 n_boot=n_boot,
                 seed=seed,
+                subgroups=subgroups,
             )
         recorded = None
         if engine is not None:
@@ -321,5 +325,10 @@ def _open_record(db: str) -> sa.Engine:
         ) from e
 
 
-def _outcome_rows(encounters: pd.DataFrame, target: str) -> pd.DataFrame:
-    return encounters[["encounter_id", target]].astype({"encounter_id": str})
+def _outcome_rows(
+    encounters: pd.DataFrame, target: str, subgroups: tuple[str, ...]
+) -> pd.DataFrame:
+    """The outcome of each encounter, and its subgroup columns the scores lack (age band,
+    gender, configured subgroups) for the fair-calibration check."""
+    kept = [c for c in subgroups if c in encounters.columns and c != "treatment"]
+    return encounters[["encounter_id", target, *kept]].astype({"encounter_id": str})

@@ -307,7 +307,7 @@ def monitor(
             )
         )
     not_acted = ~np.isnan(y) & ~acted
-    miscalibrated = _miscalibrated(
+    miscalibrated, intervals = _miscalibrated(
         scores, outcomes, subgroups, not_acted, y, p, patients, n_boot, seed, ci
     )
     return MonitorResult(
@@ -322,6 +322,7 @@ def monitor(
         windows=windows,
         alerts=alerts,
         miscalibrated=miscalibrated,
+        calibration_intervals=intervals,
     )
 
 
@@ -336,10 +337,10 @@ def _miscalibrated(
     n_boot: int,
     seed: int,
     ci: float,
-) -> list[SubgroupCalibration]:
+) -> tuple[list[SubgroupCalibration], int]:
     """The subgroup levels whose calibration over ``rows`` (those not acted on, with an
-    outcome) excludes perfect calibration."""
-    from ..evaluation import evaluate_predictions, miscalibrated_groups
+    outcome) excludes perfect calibration, and how many intervals were checked."""
+    from ..evaluation import evaluate_predictions, expected_by_chance, miscalibrated_groups
 
     by = {}
     for column in subgroups:
@@ -349,12 +350,13 @@ def _miscalibrated(
             found = outcomes.drop_duplicates("encounter_id").set_index("encounter_id")[column]
             by[column] = scores["encounter_id"].map(found).to_numpy(dtype=object)
     if not by or n_boot == 0 or not rows.any():
-        return []
+        return [], 0
     frame = pd.DataFrame(by).loc[rows].astype(str).reset_index(drop=True)
     metrics = evaluate_predictions(
         y[rows].astype(int), p[rows], patients[rows], by=frame, n_boot=n_boot, seed=seed, ci=ci
     )
-    return [
+    named = [
         SubgroupCalibration(**dataclasses.asdict(m), sentence=m.sentence())
         for m in miscalibrated_groups(metrics)
     ]
+    return named, round(expected_by_chance(metrics, ci) / (1 - ci))

@@ -206,6 +206,10 @@ class MonitorResult(Result):
         Fair calibration: the subgroup levels (treatment, age band, gender …) whose
         calibration interval over the whole period, on the encounters not acted on,
         excludes perfect calibration.
+    calibration_intervals : int
+        How many subgroup calibration intervals were checked (each level's intercept
+        and slope with an interval); ``(1 - ci_level)`` of them would exclude perfect
+        calibration by chance alone. 0 in a result recorded before it was counted.
     """
 
     _what: ClassVar[str] = "a monitoring result"
@@ -222,6 +226,19 @@ class MonitorResult(Result):
     windows: list[WindowResult]
     alerts: list[Alert]
     miscalibrated: list[SubgroupCalibration] = Field(default_factory=list)
+    calibration_intervals: int = 0
+
+    @property
+    def chance_sentence(self) -> str | None:
+        """How many of the subgroup intervals would exclude perfect calibration by chance
+        alone; None when none was checked."""
+        if self.calibration_intervals == 0:
+            return None
+        expected = self.calibration_intervals * (1 - self.ci_level)
+        return (
+            f"With {self.calibration_intervals:,} intervals checked, about {expected:.1f} "
+            "would exclude perfect calibration by chance alone."
+        )
 
     def _json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

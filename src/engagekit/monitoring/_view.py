@@ -118,6 +118,8 @@ class MonitorView:
         Every alert in words, each naming its window.
     miscalibrated : tuple of str
         Each subgroup whose calibration over the period is off, in a sentence.
+    chance : str or None
+        How many of the intervals checked would be off by chance alone.
     charts : tuple of ControlSeries
         The observed-minus-expected charts: not acted on, then all patients.
     sigma_limits : float
@@ -136,6 +138,7 @@ class MonitorView:
     drift_rows: tuple[tuple[str, ...], ...]
     alerts: tuple[str, ...]
     miscalibrated: tuple[str, ...]
+    chance: str | None
     charts: tuple[ControlSeries, ...]
     sigma_limits: float
 
@@ -239,6 +242,7 @@ def monitor_view(result: MonitorResult) -> MonitorView:
         drift_rows=drift_rows if ratings else (),
         alerts=tuple(alert.message for alert in result.alerts),
         miscalibrated=tuple(group.sentence for group in result.miscalibrated),
+        chance=result.chance_sentence,
         charts=tuple(_series(result, group) for group in CHARTED),
         sigma_limits=result.sigma_limits,
     )
