@@ -129,16 +129,29 @@ def test_a_manifest_without_update_still_loads(parent):
     assert ModelManifest.from_dict(record).update is None
 
 
-def test_cli_update_writes_a_scorable_model_recording_its_parent(tmp_path):
-    base = simulate_encounters(3000, seed=1).encounters
-    new = _new_service((-0.5, 0.6))
-    base.to_csv(tmp_path / "base.csv", index=False)
-    new.to_csv(tmp_path / "new.csv", index=False)
+@pytest.fixture(scope="module")
+def cli_parent(tmp_path_factory):
+    """A parent trained by ``engagekit train`` on 3,000 base patients (seed 1)."""
+    folder = tmp_path_factory.mktemp("cli-parent")
+    simulate_encounters(3000, seed=1).encounters.to_csv(folder / "base.csv", index=False)
     trained = run(
         "train", "base.csv", "--target", "attended_next", "--model", "logistic",
-        "--bootstrap", "0", "--folds", "2", "--out", "parent", cwd=tmp_path,
+        "--bootstrap", "0", "--folds", "2", "--out", "parent", cwd=folder,
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
+    return folder / "parent"
+
+
+def _cli_service(folder, cli_parent, new) -> None:
+    """``folder`` holds a copy of the parent (as ``parent``) and ``new`` (as ``new.csv``)."""
+    import shutil
+
+    shutil.copytree(cli_parent, folder / "parent")
+    new.to_csv(folder / "new.csv", index=False)
+
+
+def test_cli_update_writes_a_scorable_model_recording_its_parent(tmp_path, cli_parent):
+    _cli_service(tmp_path, cli_parent, _new_service((-0.5, 0.6)))
     done = run("update", "parent", "new.csv", "--out", "updated", "--bootstrap", "20", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Method: logistic" in done.stdout
@@ -279,18 +292,11 @@ def test_subgroup_intercepts_refuse_a_missing_or_unknown_subgroup(parent, kwargs
         update_model(parent.model, _new_service((0.0, 1.0)).head(50), **kwargs)
 
 
-def test_cli_subgroup_intercept_writes_its_record_metrics_and_card(tmp_path):
+def test_cli_subgroup_intercept_writes_its_record_metrics_and_card(tmp_path, cli_parent):
     from engagekit.scoring import SHAP_PREFIX
 
-    base = simulate_encounters(3000, seed=1).encounters
-    base.to_csv(tmp_path / "base.csv", index=False)
     new = _service_where_the_young_attend_less()
-    new.to_csv(tmp_path / "new.csv", index=False)
-    trained = run(
-        "train", "base.csv", "--target", "attended_next", "--model", "logistic",
-        "--bootstrap", "0", "--folds", "2", "--out", "parent", cwd=tmp_path,
-    )  # fmt: skip
-    assert trained.returncode == 0, trained.stderr
+    _cli_service(tmp_path, cli_parent, new)
     done = run(
         "update", "parent", "new.csv", "--out", "updated", "--method", "subgroup-intercept",
         "--subgroup", "age_band", "--bootstrap", "50", cwd=tmp_path,
@@ -322,17 +328,10 @@ def test_cli_subgroup_intercept_writes_its_record_metrics_and_card(tmp_path):
     )
 
 
-def test_cli_update_card_of_a_recalibrated_model_names_its_parent(tmp_path):
+def test_cli_update_card_of_a_recalibrated_model_names_its_parent(tmp_path, cli_parent):
     from engagekit.report import model_card
 
-    base = simulate_encounters(3000, seed=1).encounters
-    base.to_csv(tmp_path / "base.csv", index=False)
-    _new_service((-0.5, 0.6)).to_csv(tmp_path / "new.csv", index=False)
-    trained = run(
-        "train", "base.csv", "--target", "attended_next", "--model", "logistic",
-        "--bootstrap", "0", "--folds", "2", "--out", "parent", cwd=tmp_path,
-    )  # fmt: skip
-    assert trained.returncode == 0, trained.stderr
+    _cli_service(tmp_path, cli_parent, _new_service((-0.5, 0.6)))
     done = run(
         "update", "parent", "new.csv", "--out", "updated", "--method", "logistic",
         "--bootstrap", "0", cwd=tmp_path,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from .._format import estimate, number
 from ._app import app, out
 from ._common import (
     BootstrapOption,
@@ -140,9 +141,9 @@ def update(
         tests.add_row(
             t.step,
             t.against,
-            _number(t.statistic),
-            _number(t.p_value, 4),
-            f"{_number(t.lr_statistic, 1)} ({t.df})",
+            number(t.statistic, 2),
+            number(t.p_value, 4),
+            f"{number(t.lr_statistic, 1)} ({t.df})",
             "yes" if t.rejected else "no",
         )
     out.print(tests)
@@ -162,7 +163,7 @@ def update(
         performance.add_row(
             name,
             *(
-                _estimate(e)
+                estimate(e)
                 for e in (
                     perf.calibration_intercept,
                     perf.calibration_slope,
@@ -179,17 +180,6 @@ def update(
         f"more. Updated model written to {str(out_dir)!r}.",
         highlight=False,
     )
-
-
-def _number(value: float | None, decimals: int = 2) -> str:
-    return "–" if value is None else f"{value:.{decimals}f}"
-
-
-def _estimate(estimate) -> str:
-    value = _number(estimate.value, 3)
-    if estimate.ci_low is None or estimate.ci_high is None:
-        return value
-    return f"{value} ({estimate.ci_low:.3f} to {estimate.ci_high:.3f})"
 
 
 def _print_subgroup(subgroup) -> None:
@@ -229,8 +219,8 @@ def _print_subgroup(subgroup) -> None:
             f"{level.updating_encounters:,}",
             own,
             f"{level.offset:+.3f}",
-            _estimate(level.calibration_before),
-            _estimate(level.calibration_after),
+            estimate(level.calibration_before),
+            estimate(level.calibration_after),
             f"{_share(level.flagged_before)} → {_share(level.flagged_after)}",
         )
     out.print(table)

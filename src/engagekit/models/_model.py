@@ -85,7 +85,12 @@ class EngagementModel:
 
     def logit(self, encounters: pd.DataFrame) -> np.ndarray:
         """Calibrated log-odds that the target is 1 (per-subgroup intercepts included)."""
-        logit = self.recalibration(self.margin(encounters))
+        return self.calibrated(self.margin(encounters), encounters)
+
+    def calibrated(self, margin: np.ndarray, encounters: pd.DataFrame) -> np.ndarray:
+        """The calibrated log-odds of ``margin``, this model's margin of ``encounters``
+        (for a caller that needs both, without building the features twice)."""
+        logit = self.recalibration(margin)
         if self.subgroup_intercepts:
             logit += subgroup_offsets(self.subgroup_intercepts, encounters)
         return logit

@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.metrics import log_loss
 from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
@@ -302,7 +303,7 @@ def cross_validate(
         fit = model.fit_record
         assert fit is not None, "fit_model records the steps of every fit"
         margin = model.margin(test)
-        p = model.predict_proba(test)
+        p = expit(model.calibrated(margin, test))
         test_labelled = labelled[test_idx]
         oof[test_idx[test_labelled]] = p[test_labelled]
         oof_margin[test_idx[test_labelled]] = margin[test_labelled]

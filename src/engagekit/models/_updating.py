@@ -235,7 +235,8 @@ or subgroup-intercept
     lab_u = labelled_rows(updating, target)
     y_u = updating.loc[lab_u, target].to_numpy(dtype="float64")
     groups_u = updating.loc[lab_u, "patient_id"].to_numpy()
-    lp_u = parent.logit(updating)[lab_u]
+    lp_all = parent.logit(updating)
+    lp_u = lp_all[lab_u]
 
     intercept_fit = _glm(y_u, None, lp_u, groups_u)
     logistic_fit = _glm(y_u, lp_u, None, groups_u)
@@ -255,7 +256,7 @@ or subgroup-intercept
         refit = fit_model(updating, target, parent.kind, config, seed=seed)
         if requested is UpdateMethod.AUTO:
             tests.append(
-                _refit_test(parent, refit, updating, config, logistic_fit.llf, alpha, seed)
+                _refit_test(parent, refit, updating, lp_all, config, logistic_fit.llf, alpha, seed)
             )
     if requested is UpdateMethod.AUTO:
         chosen = _choose(tests)
@@ -315,8 +316,8 @@ or subgroup-intercept
         validation_encounters=int(lab_v.sum()),
         seed=seed,
         tests=tests,
-        before=_performance(before, parent, validation, lab_v, threshold, n_boot, seed),
-        after=_performance(after, model, validation, lab_v, threshold, n_boot, seed),
+        before=_performance(before, rows_v, target, y_before, threshold, n_boot, seed),
+        after=_performance(after, rows_v, target, y_after, threshold, n_boot, seed),
         subgroup=subgroup_record,
         decision_curve=[
             UpdateCurvePoint(
@@ -520,12 +521,14 @@ def _refit_test(
     parent: EngagementModel,
     refit: EngagementModel,
     updating: pd.DataFrame,
+    lp: np.ndarray,
     config: Config,
     ll_logistic: float,
     alpha: float,
     seed: int,
 ) -> UpdateTest:
-    """Refit against logistic recalibration, on held-out updating patients."""
+    """Refit against logistic recalibration, on held-out updating patients (``lp``: the
+    parent's log-odds of every updating row)."""
     target = parent.target
     labelled = labelled_rows(updating, target)
     y = updating[target].to_numpy(dtype="float64", na_value=np.nan)
@@ -534,7 +537,6 @@ def _refit_test(
     folds = np.random.default_rng(seed).permutation(len(unique)) % _REFIT_FOLDS
     # -1: a patient with no outcome recorded, whose rows are in no fold
     fold = pd.Series(folds, index=unique).reindex(patients).fillna(-1).to_numpy(dtype=int)
-    lp = parent.logit(updating)
     diff = np.zeros(len(updating))
     for k in range(_REFIT_FOLDS):
         train, test = (fold != k) & (fold >= 0), (fold == k) & labelled
@@ -795,18 +797,19 @@ def _rechosen_rule(
 
 def _performance(
     metrics: Metrics,
-    model: EngagementModel,
-    validation: pd.DataFrame,
-    labelled: np.ndarray,
+    rows: pd.DataFrame,
+    target: str,
+    p: np.ndarray,
     threshold: float,
     n_boot: int,
     seed: int,
 ) -> UpdatePerformance:
-    """Calibration, AUROC and net benefit at ``threshold``, with patient-bootstrap CIs."""
+    """Calibration, AUROC and net benefit at ``threshold``, with patient-bootstrap CIs,
+    of the probabilities ``p`` of the labelled validation ``rows``."""
     from ..evaluation import cluster_bootstrap
 
-    y = validation.loc[labelled, model.target].to_numpy(dtype="float64")
-    risk = 1.0 - model.predict_proba(validation)[labelled]
+    y = rows[target].to_numpy(dtype="float64")
+    risk = 1.0 - p
 
     def net_benefit(bad: np.ndarray, r: np.ndarray, sample_weight=None) -> dict[str, float]:
         w = np.ones_like(bad) if sample_weight is None else sample_weight
@@ -819,7 +822,7 @@ def _performance(
     out = cluster_bootstrap(
         1.0 - y,
         risk,
-        validation.loc[labelled, "patient_id"].to_numpy(),
+        rows["patient_id"].to_numpy(),
         net_benefit,
         n_boot=n_boot,
         seed=seed,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._format import DASH, count, interval, is_number, number, p_value, percent, plain
+from .._format import DASH, count, estimate, interval, is_number, number, p_value, percent, plain
 from ..config import Config, config_from_dict
 from ..models.kinds import find_kind
 from ._document import Bullets, Paragraph, Section, Table, to_markdown
@@ -554,7 +554,7 @@ def _update(manifest: ModelManifest) -> list[Section]:
             (
                 name,
                 *(
-                    _with_interval(e)
+                    estimate(e)
                     for e in (
                         perf.calibration_intercept,
                         perf.calibration_slope,
@@ -641,8 +641,8 @@ def _update(manifest: ModelManifest) -> list[Section]:
                         if level.raw_offset is None
                         else f"{number(level.raw_offset)} ({number(level.standard_error)})",
                         number(level.offset),
-                        _with_interval(level.calibration_before),
-                        _with_interval(level.calibration_after),
+                        estimate(level.calibration_before),
+                        estimate(level.calibration_after),
                         DASH if level.flagged_before is None else percent(level.flagged_before),
                         DASH if level.flagged_after is None else percent(level.flagged_after),
                     )
@@ -651,13 +651,6 @@ def _update(manifest: ModelManifest) -> list[Section]:
             )
         )
     return [Section("Update for a new service", tuple(blocks))]
-
-
-def _with_interval(estimate: Any) -> str:
-    value = number(estimate.value)
-    if estimate.ci_low is None or estimate.ci_high is None:
-        return value
-    return f"{value} ({interval(estimate.ci_low, estimate.ci_high)})"
 
 
 def _outside_sample_sentence(manifest: ModelManifest, outside: Metrics) -> str:
@@ -751,8 +744,8 @@ def _limitations(manifest: ModelManifest, metrics: ModelMetrics, config: Config)
             f"{_SETTLED_PATIENTS:,} patients tend to overstate their performance."
         )
     for name, ideal in (("calibration_slope", 1.0), ("calibration_intercept", 0.0)):
-        estimate = metrics.overall.estimate(name)
-        low, high = estimate.ci_low, estimate.ci_high
+        calibration = metrics.overall.estimate(name)
+        low, high = calibration.ci_low, calibration.ci_high
         if is_number(low) and is_number(high) and not low <= ideal <= high:
             items.append(
                 f"The {METRIC_LABELS[name].lower()}'s 95% CI ({interval(low, high)}) excludes "
