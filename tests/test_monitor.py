@@ -353,3 +353,23 @@ def test_the_command_checks_the_calibration_of_the_configs_subgroups_too(service
     levels = sum(outcomes[c].nunique() for c in ("treatment", "age_band", "gender"))
     # each level's intercept and slope, less those too small for an interval
     assert levels < by_month.calibration_intervals <= 2 * levels
+
+
+def test_the_result_does_not_depend_on_the_order_of_the_rows(service):
+    """A database returns a run's rows in the order its writers' chunks landed; the
+    intervals are drawn from the patients, so their order must not matter."""
+    from engagekit.io._model_store import read_manifest
+    from engagekit.io._scores import read_score_history
+    from engagekit.monitoring import monitor
+
+    sha = read_manifest(service / "model").model_sha256
+    scores, reviews = read_score_history(
+        f"sqlite:///{service / 'scores.sqlite'}", "scores", sha, "attended_next"
+    )
+    outcomes = pd.read_csv(service / "outcomes.csv", dtype={"encounter_id": str})
+    outcomes = outcomes[["encounter_id", "attended_next", "age_band"]]
+    results = [
+        monitor(rows, outcomes, reviews, target="attended_next", n_boot=50, seed=3)
+        for rows in (scores, scores.sample(frac=1.0, random_state=8))
+    ]
+    assert results[0] == results[1]

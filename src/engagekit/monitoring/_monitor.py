@@ -216,6 +216,10 @@ def monitor(
             "the scores hold an encounter more than once; give one row per encounter, or "
             "a 'run_id' column to keep each encounter's earliest score"
         )
+    # in encounter order, whatever order the rows came in (a database returns them in
+    # the order its writers' chunks landed): the bootstrap draws patients in the order
+    # they appear, so the intervals would otherwise depend on it
+    scores = scores.sort_values("encounter_id", kind="stable", key=_as_text)
     scores = scores.reset_index(drop=True)
     dates = pd.to_datetime(scores["encounter_date"])
     labels = window_labels(dates, window).to_numpy()
@@ -324,6 +328,10 @@ def monitor(
         miscalibrated=miscalibrated,
         calibration_intervals=intervals,
     )
+
+
+def _as_text(ids: pd.Series) -> pd.Series:
+    return ids.astype(str)
 
 
 def _miscalibrated(
